@@ -1,0 +1,107 @@
+"""Spec loading (YAML) and the validation rules, loaded from the template's pre-gen hook."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+import generator
+
+HOOK_RELPATH = Path("hooks") / "pre_gen_project.py"
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; ``messages`` holds one line per problem."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+def template_dir() -> Path:
+    """The cookiecutter template: packaged in the wheel, else the source checkout's template/."""
+    packaged = Path(generator.__file__).resolve().parent / "template"
+    if (packaged / "cookiecutter.json").is_file():
+        return packaged
+    return Path(generator.__file__).resolve().parent.parent / "template"
+
+
+@functools.cache
+def rules() -> ModuleType:
+    """The pre-gen hook module (the one copy of the rules), imported by file path."""
+    path = template_dir() / HOOK_RELPATH
+    name = "_msal_webapp_rules"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - missing package data
+        raise ImportError(f"cannot load the validation rules from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses/typing need the module registered while executing
+    spec.loader.exec_module(module)
+    return module
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_spec(text: str, source: str = "<spec>") -> dict[str, Any]:
+    """Parse YAML text into a mapping; SpecError with file:line:column on bad YAML."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise SpecError([f"{where}: invalid YAML: {problem}"]) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{source}: invalid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError([f"{source}:1: the spec must be a YAML mapping of settings "
+                         f"(project_name: ..., framework: ...), but it is {kind}"])
+    return data
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{path}: cannot read the spec: {exc}"]) from exc
+    return parse_spec(text, str(path))
+
+
+def validate_spec(spec: dict[str, Any]) -> list[str]:
+    messages: list[str] = rules().validate_spec(spec)
+    return messages
+
+
+def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
+    """Validate, then map to the cookiecutter context; SpecError lists every problem."""
+    messages = validate_spec(spec)
+    if messages:
+        raise SpecError(messages)
+    context: dict[str, Any] = rules().spec_to_context(spec)
+    return context
+
+
+def context_for_file(path: Path) -> dict[str, Any]:
+    return spec_to_context(load_spec(path))

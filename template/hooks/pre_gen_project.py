@@ -1,0 +1,694 @@
+"""Pre-generation hook: THE single copy of the spec validation rules (stdlib only).
+
+Cookiecutter renders this file with Jinja and runs it as a separate process before any project
+file is written. The only Jinja in this file is the raw string below; everything else is plain
+Python, so `generator/` imports this module by path and the tests unit-test it unrendered.
+Never write a Jinja delimiter (two braces, brace-percent, brace-hash) anywhere else in this file.
+
+Public API (used by `generator/`):
+    validate_spec(spec) -> list[str]      one message per problem, "<field path>: <problem>"
+    spec_to_context(spec) -> dict         valid spec -> cookiecutter context (defaults filled in)
+    context_to_spec(ctx) -> dict          cookiecutter context -> spec; raises SpecError
+    context_problems(ctx) -> list[str]    everything wrong with a context, in its own key names
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import keyword
+import re
+import sys
+import unicodedata
+from typing import Any
+from urllib.parse import urlsplit
+
+CONTEXT_JSON = r'''{{ cookiecutter | tojson }}'''
+
+# --- choices: the one list of each (cookiecutter.json mirrors them; a test keeps them equal) ---
+FRAMEWORKS: tuple[str, ...] = ("flask",)
+AUTHORITY_KINDS: tuple[str, ...] = ("entra", "oidc")
+CREDENTIAL_KINDS: tuple[str, ...] = ("secret",)
+CACHE_BACKENDS: tuple[str, ...] = ("memory", "filesystem")
+
+DEFAULT_INSTANCE = "https://login.microsoftonline.com"
+DEFAULT_TENANT = "organizations"
+DEFAULT_REDIRECT_PATH = "/getAToken"
+GRAPH = "graph"
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+DEFAULT_GRAPH_SCOPES: tuple[str, ...] = ("User.Read",)
+RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
+TENANT_KEYWORDS: tuple[str, ...] = ("organizations", "common", "consumers")
+APP_ROUTES: tuple[str, ...] = ("/", "/login", "/logout", "/profile", "/api", "/static")
+APP_ROUTE_PREFIXES: tuple[str, ...] = ("/api/", "/static/")
+# Top-level imports the generated app and its tests need; a package with one of these names
+# would shadow it. Standard-library module names are refused as well (sys.stdlib_module_names).
+SHADOWED_IMPORTS = frozenset({
+    "flask", "msal", "requests", "jwt", "tests", "devprovider", "cachelib", "filelock",
+    "cachetools", "dotenv", "werkzeug", "jinja2", "itsdangerous", "flask_session",
+    "cryptography", "trustme", "pytest", "conftest", "cookiecutter", "generator",
+})
+
+TOP_KEYS: tuple[str, ...] = (
+    "project_name", "project_slug", "package_name", "framework", "authority", "client_id",
+    "credential", "cache", "downstream_apis", "sign_in_api", "redirect_path",
+)
+REQUIRED_TOP_KEYS: tuple[str, ...] = (
+    "project_name", "framework", "authority", "credential", "cache", "downstream_apis",
+)
+AUTHORITY_KEYS: dict[str, tuple[str, ...]] = {
+    "entra": ("kind", "tenant", "instance"),
+    "oidc": ("kind", "issuer"),
+}
+API_KEYS: tuple[str, ...] = ("base_url", "scopes")
+
+# Keys of template/cookiecutter.json (a test keeps them equal).
+CONTEXT_KEYS: tuple[str, ...] = (
+    "project_name", "project_slug", "package_name", "framework", "authority_kind",
+    "entra_instance", "entra_tenant", "oidc_issuer", "client_id", "credential_kind",
+    "cache_backend", "call_graph", "graph_scopes", "downstream_apis", "sign_in_api",
+    "redirect_path",
+)
+# Spec field path -> cookiecutter variable, to word messages for people running cookiecutter.
+SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
+    ("authority.kind", "authority_kind"),
+    ("authority.tenant", "entra_tenant"),
+    ("authority.instance", "entra_instance"),
+    ("authority.issuer", "oidc_issuer"),
+    ("credential.kind", "credential_kind"),
+    ("cache.backend", "cache_backend"),
+    ("downstream_apis.graph.scopes", "graph_scopes"),
+)
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$"
+)
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+API_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+REDIRECT_RE = re.compile(r"^/[A-Za-z0-9._~/-]+$")
+# Cookiecutter renders every string of the context as a Jinja template: refuse delimiters.
+JINJA_MARKERS: tuple[str, ...] = ("{" + "{", "{" + "%", "{" + "#")
+# `cookiecutter ... downstream_apis='{...}'` passes the dict as TEXT. The hook parses and checks it,
+# but the project templates iterate a mapping and cannot use text: until they can (e.g. through a
+# fromjson filter in `_extensions`), a well-formed JSON string is refused with a clear fix.
+JSON_STRING_RENDERS = False
+JSON_STRING_FIX = ("downstream_apis: given as text (cookiecutter passes key=value from the "
+                   "command line as a string), which the template cannot use; give it as a "
+                   "mapping instead: "
+                   "answer the prompt interactively, put it under default_context in a "
+                   "--config-file YAML, or use `msal-webapp new SPEC.yaml`")
+TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+class SpecError(ValueError):
+    """Raised with every problem found (``messages``) when a context cannot become a spec."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "list",
+            dict: "mapping"}.get(type(value), type(value).__name__)
+
+
+def _choices(options: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(repr(o) for o in options)
+
+
+def _unknown_key(path: str, key: Any, allowed: tuple[str, ...] | list[str]) -> str:
+    where = f"{path}.{key}" if path else str(key)
+    msg = f"{where}: unknown key {_show(key)}"
+    close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+    if close:
+        msg += f" (did you mean {close[0]!r}?)"
+    return msg + f"; allowed keys: {_choices(allowed)}"
+
+
+def _check_keys(path: str, mapping: dict[str, Any], allowed: tuple[str, ...],
+                errors: list[str]) -> None:
+    for key in mapping:
+        if key not in allowed:
+            errors.append(_unknown_key(path, key, allowed))
+
+
+def _require_str(path: str, value: Any, errors: list[str], hint: str) -> bool:
+    if isinstance(value, str):
+        return True
+    errors.append(f"{path}: expected a string, got {_type_name(value)} {_show(value)}; {hint}")
+    return False
+
+
+def _require_mapping(path: str, value: Any, errors: list[str], hint: str) -> bool:
+    if isinstance(value, dict):
+        return True
+    errors.append(f"{path}: expected a mapping, got {_type_name(value)} {_show(value)}; {hint}")
+    return False
+
+
+def _check_choice(path: str, value: Any, options: tuple[str, ...], errors: list[str]) -> bool:
+    if isinstance(value, str) and value in options:
+        return True
+    errors.append(f"{path}: {_show(value)} is not a supported choice; allowed: {_choices(options)}")
+    return False
+
+
+def slugify(text: str) -> str:
+    """ASCII slug: lower-case letters, digits and single '-' (close to cookiecutter's slugify)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def is_guid(value: str) -> bool:
+    return bool(GUID_RE.match(value))
+
+
+def _is_local_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_problem(value: str, *, allow_local_http: bool) -> str | None:
+    """Return what is wrong with an absolute http(s) URL, or None."""
+    if not value or value != value.strip() or any(c.isspace() for c in value):
+        return "must be an absolute URL without spaces"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("https", "http"):
+        return "must start with https://"
+    if not host:
+        return "has no host name"
+    if parts.scheme == "http" and not (allow_local_http and _is_local_host(host)):
+        return "must use https:// (http:// is allowed only for localhost and 127.0.0.1)"
+    if parts.fragment or value.endswith("#"):
+        return "must not have a #fragment"
+    if parts.username or parts.password:
+        return "must not contain user:password@"
+    return None
+
+
+# ------------------------------------------------------------------------------------ scopes
+def scope_resource(scope: str) -> str | None:
+    """The resource a scope belongs to, normalised for comparison; None if malformed.
+
+    ``api://x/Todo.Read`` -> ``api://x``; ``https://graph.microsoft.com/User.Read`` ->
+    ``https://graph.microsoft.com``; a short name such as ``User.Read`` means Microsoft Graph;
+    ``<app-id GUID>/Scope`` -> that GUID (the Graph app id means Graph).
+    """
+    if "/" not in scope:
+        return GRAPH_RESOURCE
+    if "://" in scope:
+        scheme, rest = scope.split("://", 1)
+        if not scheme or "/" not in rest:
+            return None
+        resource, name = scope.rsplit("/", 1)
+        host = rest.split("/", 1)[0]
+        if not name or not host:
+            return None
+        resource = resource.rstrip("/").lower()
+        return GRAPH_RESOURCE if resource == GRAPH_RESOURCE else resource
+    resource, name = scope.rsplit("/", 1)
+    if not name or not is_guid(resource):
+        return None
+    resource = resource.lower()
+    return GRAPH_RESOURCE if resource == GRAPH_APP_ID else resource
+
+
+def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
+    full_form = "'api://<app-id>/<Scope>' or 'https://<host>/<Scope>'"
+    if not isinstance(scopes, list):
+        errors.append(f"{path}: expected a list of scope strings, got {_type_name(scopes)} "
+                      f"{_show(scopes)}; e.g. [{full_form if api != GRAPH else 'User.Read'}]")
+        return
+    if not scopes:
+        errors.append(f"{path}: an API needs at least one scope; e.g. "
+                      f"[{'User.Read' if api == GRAPH else 'api://<app-id>/.default'}]")
+        return
+    resources: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for i, scope in enumerate(scopes):
+        p = f"{path}[{i}]"
+        if not isinstance(scope, str):
+            errors.append(f"{p}: expected a string, got {_type_name(scope)} {_show(scope)}")
+            continue
+        if not scope or any(c.isspace() for c in scope):
+            errors.append(f"{p}: {_show(scope)} is not a scope; a scope is one non-empty word "
+                          "without spaces (list each scope separately)")
+            continue
+        if scope.lower() in RESERVED_SCOPES:
+            errors.append(f"{p}: {_show(scope)} is reserved (MSAL refuses it); remove it - "
+                          "openid, profile and offline_access are added automatically")
+            continue
+        if scope.lower() in seen:
+            errors.append(f"{p}: {_show(scope)} is listed twice; list each scope once")
+            continue
+        seen.add(scope.lower())
+        resource = scope_resource(scope)
+        if resource is None:
+            errors.append(f"{p}: {_show(scope)} is not a valid scope; use {full_form}"
+                          + (" or a Graph short name like 'User.Read'" if api == GRAPH else ""))
+            continue
+        if api != GRAPH and "/" not in scope:
+            errors.append(f"{p}: short scope {_show(scope)} means Microsoft Graph and is only "
+                          f"valid for the 'graph' API; for API {api!r} use the full form "
+                          f"{full_form}, e.g. 'api://<app-id>/{scope}'")
+            continue
+        if api == GRAPH and resource != GRAPH_RESOURCE:
+            errors.append(f"{p}: {_show(scope)} is not a Microsoft Graph scope; the 'graph' API "
+                          "takes Graph scopes such as 'User.Read' or "
+                          "'https://graph.microsoft.com/User.Read' (put other resources in "
+                          "their own API)")
+            continue
+        resources.setdefault(resource, []).append(scope)
+    if len(resources) > 1:
+        listed = "; ".join(f"{r}: {', '.join(s)}" for r, s in resources.items())
+        errors.append(f"{path}: scopes of one API must belong to one resource (a token covers "
+                      f"one resource), found {len(resources)}: {listed}; split them into "
+                      "separate APIs")
+    for resource, group in resources.items():
+        defaults = [s for s in group if s.rsplit("/", 1)[-1].lower() == ".default"]
+        if defaults and len(group) > 1:
+            errors.append(f"{path}: {_show(defaults[0])} cannot be combined with other scopes "
+                          f"of {resource} ({', '.join(s for s in group if s not in defaults)}); "
+                          "use either '.default' alone or the individual scopes")
+
+
+# ------------------------------------------------------------------------------- validation
+def _check_project(spec: dict[str, Any], errors: list[str]) -> None:
+    name = spec.get("project_name")
+    name_ok = False
+    if "project_name" in spec and _require_str(
+            "project_name", name, errors, 'quote it, e.g. project_name: "Contoso Portal"'):
+        assert isinstance(name, str)
+        if not name.strip():
+            errors.append("project_name: must not be empty; e.g. 'Contoso Portal'")
+        elif len(name) > 80:
+            errors.append(f"project_name: {_show(name)} is {len(name)} characters; "
+                          "allowed: at most 80")
+        elif not any(c.isalpha() for c in name):
+            errors.append(f"project_name: {_show(name)} must contain at least one letter")
+        elif any(unicodedata.category(c).startswith("C") for c in name):
+            errors.append(f"project_name: {_show(name)} contains a control character "
+                          "(newline, tab, ...); use one line of plain text")
+        else:
+            name_ok = True
+
+    slug: Any = spec.get("project_slug")
+    if "project_slug" in spec:
+        if _require_str("project_slug", slug, errors, "e.g. contoso-portal"):
+            if not SLUG_RE.match(slug) or len(slug) > 50:
+                errors.append(f"project_slug: {_show(slug)} is not allowed; use at most 50 "
+                              "lower-case letters, digits and '-', starting with a letter "
+                              "(e.g. 'contoso-portal')")
+            slug = slug if SLUG_RE.match(slug) else None
+        else:
+            slug = None
+    elif name_ok:
+        slug = slugify(name)
+        if not SLUG_RE.match(slug) or len(slug) > 50:
+            errors.append(f"project_slug: the default derived from project_name, {_show(slug)}, "
+                          "is not allowed (it must start with a letter and have at most 50 "
+                          "lower-case letters, digits and '-'); set project_slug explicitly, "
+                          "e.g. project_slug: my-portal")
+            slug = None
+
+    if "package_name" in spec:
+        pkg = spec["package_name"]
+        if _require_str("package_name", pkg, errors, "e.g. contoso_portal"):
+            _check_package(pkg, "package_name", errors)
+    elif isinstance(slug, str):
+        _check_package(slug.replace("-", "_"), "package_name (default from project_slug)", errors)
+
+
+def _check_package(pkg: str, path: str, errors: list[str]) -> None:
+    fix = "set package_name to another name, e.g. 'contoso_portal' or '<name>_app'"
+    if not PACKAGE_RE.match(pkg):
+        errors.append(f"{path}: {_show(pkg)} is not allowed; use lower-case letters, digits and "
+                      "'_', not starting with a digit (e.g. 'contoso_portal')")
+    elif keyword.iskeyword(pkg) or keyword.issoftkeyword(pkg):
+        errors.append(f"{path}: {_show(pkg)} is a Python keyword; {fix}")
+    elif pkg in SHADOWED_IMPORTS or pkg in sys.stdlib_module_names:
+        errors.append(f"{path}: {_show(pkg)} would shadow the module {pkg!r} that the app or "
+                      f"Python needs; {fix}")
+
+
+def _check_authority(spec: dict[str, Any], errors: list[str]) -> str | None:
+    auth = spec["authority"]
+    if not _require_mapping("authority", auth, errors,
+                            "e.g. authority: {kind: entra, tenant: organizations}"):
+        return None
+    if "kind" not in auth:
+        errors.append(f"authority.kind: missing; allowed: {_choices(AUTHORITY_KINDS)}")
+        _check_keys("authority", auth, tuple({k for ks in AUTHORITY_KEYS.values() for k in ks}),
+                    errors)
+        return None
+    kind = auth["kind"]
+    if not _check_choice("authority.kind", kind, AUTHORITY_KINDS, errors):
+        return None
+    allowed = AUTHORITY_KEYS[kind]
+    for key in auth:
+        if key in allowed:
+            continue
+        other = [k for k, ks in AUTHORITY_KEYS.items() if key in ks]
+        if other:
+            errors.append(f"authority.{key}: only used when authority.kind is {other[0]!r}, "
+                          f"not {kind!r}; remove it (allowed keys for {kind!r}: "
+                          f"{_choices(allowed)})")
+        else:
+            errors.append(_unknown_key("authority", key, allowed))
+    if kind == "entra":
+        if "tenant" in auth and _require_str("authority.tenant", auth["tenant"], errors,
+                                             "e.g. tenant: organizations"):
+            tenant = auth["tenant"]
+            if not (is_guid(tenant) or tenant in TENANT_KEYWORDS or DOMAIN_RE.match(tenant)):
+                errors.append(f"authority.tenant: {_show(tenant)} is not a tenant; allowed: a "
+                              f"tenant id (GUID), {_choices(TENANT_KEYWORDS)}, or a domain "
+                              "such as 'contoso.onmicrosoft.com'")
+        if "instance" in auth and _require_str("authority.instance", auth["instance"], errors,
+                                               f"e.g. {DEFAULT_INSTANCE}"):
+            inst = auth["instance"]
+            problem = _url_problem(inst, allow_local_http=False)
+            if problem is None:
+                parts = urlsplit(inst)
+                if parts.path not in ("", "/") or parts.query or inst.endswith("?"):
+                    problem = "must be just https://<host> (no path or query)"
+            if problem:
+                errors.append(f"authority.instance: {_show(inst)} {problem}; e.g. "
+                              f"{DEFAULT_INSTANCE}")
+    else:
+        if "issuer" not in auth:
+            errors.append("authority.issuer: missing (required when kind is 'oidc'); e.g. "
+                          "https://id.example.com/realms/acme")
+        elif _require_str("authority.issuer", auth["issuer"], errors,
+                          "e.g. https://id.example.com/realms/acme"):
+            iss = auth["issuer"]
+            problem = _url_problem(iss, allow_local_http=False)
+            if problem is None:
+                parts = urlsplit(iss)
+                if parts.query or iss.endswith("?"):
+                    problem = "must not have a ?query"
+                elif iss.endswith("/"):
+                    problem = "must not end with '/' (it breaks OpenID discovery in MSAL)"
+                elif parts.path.strip("/") == "":
+                    problem = ("needs at least one path segment (MSAL rejects an authority "
+                               "without one)")
+            if problem:
+                errors.append(f"authority.issuer: {_show(iss)} {problem}; e.g. "
+                              "https://id.example.com/realms/acme")
+    return kind
+
+
+def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
+    apis = spec["downstream_apis"]
+    if not _require_mapping("downstream_apis", apis, errors,
+                            "use {} for none, or name: {base_url: ..., scopes: [...]}"):
+        return []
+    names: list[str] = []
+    for name, api in apis.items():
+        path = f"downstream_apis.{name}"
+        if not isinstance(name, str) or not API_NAME_RE.match(name):
+            errors.append(f"{path}: API name {_show(name)} is not allowed; use 1-32 lower-case "
+                          "letters, digits and '_', starting with a letter (it becomes a URL "
+                          "segment and API_<NAME>_BASE_URL)")
+            continue
+        names.append(name)
+        if not _require_mapping(path, api, errors, "e.g. {base_url: https://..., scopes: [...]}"):
+            continue
+        _check_keys(path, api, API_KEYS, errors)
+        if "base_url" in api:
+            url = api["base_url"]
+            if _require_str(f"{path}.base_url", url, errors, "e.g. https://api.contoso.com/"):
+                problem = _url_problem(url, allow_local_http=True)
+                if problem:
+                    errors.append(f"{path}.base_url: {_show(url)} {problem}")
+                elif name == GRAPH and url.rstrip("/") != GRAPH_BASE_URL:
+                    errors.append(f"{path}.base_url: {_show(url)} is not supported for 'graph'; "
+                                  f"allowed: {GRAPH_BASE_URL} (or omit it); to call another URL "
+                                  "configure it as an API with another name")
+        elif name != GRAPH:
+            errors.append(f"{path}.base_url: missing; e.g. base_url: https://api.contoso.com/")
+        if "scopes" in api:
+            _check_scopes(f"{path}.scopes", name, api["scopes"], errors)
+        elif name != GRAPH:
+            errors.append(f"{path}.scopes: missing; e.g. scopes: ['api://<app-id>/.default']")
+    return names
+
+
+def _check_jinja(path: str, value: Any, errors: list[str]) -> None:
+    if isinstance(value, str):
+        if any(m in value for m in JINJA_MARKERS):
+            errors.append(f"{path}: {_show(value)} contains a Jinja delimiter, which cookiecutter "
+                          "would evaluate; remove the brace sequence")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_jinja(f"{path}.{k}" if path else str(k), v, errors)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_jinja(f"{path}[{i}]", v, errors)
+
+
+def validate_spec(spec: Any) -> list[str]:
+    """Every problem of a spec, one message each: '<field path>: <what is wrong; the fix>'."""
+    if not isinstance(spec, dict):
+        return [f"(top level): expected a mapping of settings, got {_type_name(spec)}"]
+    errors: list[str] = []
+    _check_keys("", spec, TOP_KEYS, errors)
+    for key in REQUIRED_TOP_KEYS:
+        if key not in spec:
+            errors.append(f"{key}: missing (required)")
+    _check_jinja("", spec, errors)
+    _check_project(spec, errors)
+    if "framework" in spec:
+        _check_choice("framework", spec["framework"], FRAMEWORKS, errors)
+    kind = _check_authority(spec, errors) if "authority" in spec else None
+    if spec.get("client_id") not in (None, ""):
+        cid = spec["client_id"]
+        if _require_str("client_id", cid, errors, "quote it"):
+            if kind == "entra" and not is_guid(cid):
+                errors.append(f"client_id: {_show(cid)} is not an Entra application (client) id; "
+                              "allowed: a GUID like 00000000-0000-0000-0000-000000000000, or "
+                              "leave it out and set CLIENT_ID in .env later")
+            elif not cid or any(c.isspace() for c in cid):
+                errors.append(f"client_id: {_show(cid)} must be non-empty without whitespace")
+    for section, field, options in (("credential", "kind", CREDENTIAL_KINDS),
+                                    ("cache", "backend", CACHE_BACKENDS)):
+        if section not in spec:
+            continue
+        value = spec[section]
+        example = f"e.g. {section}: " + "{" + f"{field}: {options[0]}" + "}"
+        if not _require_mapping(section, value, errors, example):
+            continue
+        _check_keys(section, value, (field,), errors)
+        if field not in value:
+            errors.append(f"{section}.{field}: missing; allowed: {_choices(options)}")
+        else:
+            _check_choice(f"{section}.{field}", value[field], options, errors)
+    names = _check_apis(spec, errors) if "downstream_apis" in spec else None
+    if "sign_in_api" in spec:
+        sia = spec["sign_in_api"]
+        if _require_str("sign_in_api", sia, errors, 'use "" for none or the name of an API'):
+            if sia and names is not None and sia not in names:
+                errors.append(f"sign_in_api: {_show(sia)} is not a configured API; allowed: "
+                              f"{_choices(['', *names])} ('' = sign in with openid/profile only)")
+    if "redirect_path" in spec:
+        rp = spec["redirect_path"]
+        if _require_str("redirect_path", rp, errors, "e.g. /getAToken"):
+            bare = rp.rstrip("/") or "/"
+            if not REDIRECT_RE.match(rp) or "//" in rp or "/./" in rp + "/" or "/../" in rp + "/":
+                errors.append(f"redirect_path: {_show(rp)} is not allowed; use a path starting "
+                              "with '/' made of letters, digits and . _ ~ - / (e.g. /getAToken)")
+            elif bare in APP_ROUTES or any((bare + "/").startswith(p) for p in APP_ROUTE_PREFIXES):
+                errors.append(f"redirect_path: {_show(rp)} clashes with the app's own routes "
+                              f"({', '.join(APP_ROUTES)} and anything under /api/ or /static/); "
+                              "choose another path, e.g. /getAToken")
+    return errors
+
+
+# --------------------------------------------------------------------------------- mappings
+def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
+    """Cookiecutter context (keys of cookiecutter.json) for a spec that validate_spec accepted."""
+    auth = spec["authority"]
+    kind = auth["kind"]
+    slug = spec.get("project_slug") or slugify(spec["project_name"])
+    apis = spec["downstream_apis"]
+    graph = apis.get(GRAPH)
+    graph_scopes = list((graph or {}).get("scopes") or DEFAULT_GRAPH_SCOPES)
+    others = {
+        name: {"base_url": api["base_url"], "scopes": list(api["scopes"])}
+        for name, api in apis.items() if name != GRAPH
+    }
+    sign_in_api = spec.get("sign_in_api")
+    if sign_in_api is None:
+        sign_in_api = GRAPH if graph is not None else ""
+    instance = auth.get("instance", DEFAULT_INSTANCE) if kind == "entra" else DEFAULT_INSTANCE
+    if instance.endswith("/"):
+        instance = instance[:-1]
+    return {
+        "project_name": spec["project_name"],
+        "project_slug": slug,
+        "package_name": spec.get("package_name") or slug.replace("-", "_"),
+        "framework": spec["framework"],
+        "authority_kind": kind,
+        "entra_instance": instance,
+        "entra_tenant": auth.get("tenant", DEFAULT_TENANT) if kind == "entra" else DEFAULT_TENANT,
+        "oidc_issuer": auth["issuer"] if kind == "oidc" else "",
+        "client_id": spec.get("client_id") or "",
+        "credential_kind": spec["credential"]["kind"],
+        "cache_backend": spec["cache"]["backend"],
+        "call_graph": graph is not None,
+        "graph_scopes": " ".join(graph_scopes),
+        "downstream_apis": others,
+        "sign_in_api": sign_in_api,
+        "redirect_path": spec.get("redirect_path") or DEFAULT_REDIRECT_PATH,
+    }
+
+
+def _to_bool(key: str, value: Any, problems: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    problems.append(f"{key}: {_show(value)} is not a yes/no value; allowed: yes, no, true, false")
+    return False
+
+
+def _scopes_from_context(value: Any) -> Any:
+    return value.split() if isinstance(value, str) else value
+
+
+def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Spec for a cookiecutter context (keys starting with '_' are cookiecutter's own).
+
+    Handles cookiecutter's quirks: booleans as yes/no strings, downstream_apis as a JSON string
+    (from `key=value` on the command line), scopes as a space-separated string. Raises SpecError
+    when the context cannot be read as a spec at all; the spec itself is checked by validate_spec.
+    """
+    problems: list[str] = []
+    for key in ctx:
+        if not key.startswith("_") and key not in CONTEXT_KEYS:
+            problems.append(_unknown_key("", key, CONTEXT_KEYS))
+    kind = ctx.get("authority_kind", "entra")
+    authority: dict[str, Any] = {"kind": kind}
+    tenant = ctx.get("entra_tenant", DEFAULT_TENANT)
+    instance = ctx.get("entra_instance", DEFAULT_INSTANCE)
+    issuer = ctx.get("oidc_issuer", "")
+    if kind == "oidc":
+        if issuer not in ("", None):
+            authority["issuer"] = issuer
+        if tenant not in ("", DEFAULT_TENANT):
+            authority["tenant"] = tenant
+        if instance not in ("", DEFAULT_INSTANCE):
+            authority["instance"] = instance
+    else:
+        authority["tenant"] = tenant
+        authority["instance"] = instance
+        if issuer not in ("", None):
+            authority["issuer"] = issuer
+
+    apis_raw = ctx.get("downstream_apis", {})
+    as_text = isinstance(apis_raw, str) and bool(apis_raw.strip())
+    if isinstance(apis_raw, str):
+        try:
+            apis_raw = json.loads(apis_raw) if apis_raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            problems.append(f"downstream_apis: {_show(apis_raw)} is not valid JSON ({exc.msg} at "
+                            "column " + str(exc.colno) + '); expected a JSON object like '
+                            '{"todo": {"base_url": "https://...", "scopes": ["api://<id>/S"]}}')
+            apis_raw = {}
+    if not isinstance(apis_raw, dict):
+        problems.append(f"downstream_apis: expected a JSON object (name -> base_url and scopes), "
+                        f"got {_type_name(apis_raw)} {_show(apis_raw)}")
+        apis_raw = {}
+    apis: dict[str, Any] = {}
+    call_graph = _to_bool("call_graph", ctx.get("call_graph", True), problems)
+    if GRAPH in apis_raw:
+        problems.append("downstream_apis.graph: configure Microsoft Graph with call_graph and "
+                        "graph_scopes, not inside downstream_apis; remove the 'graph' entry")
+    if call_graph:
+        apis[GRAPH] = {"scopes": _scopes_from_context(ctx.get("graph_scopes", "User.Read"))}
+    for name, api in apis_raw.items():
+        if name == GRAPH:
+            continue
+        if isinstance(api, dict) and "scopes" in api:
+            api = {**api, "scopes": _scopes_from_context(api["scopes"])}
+        apis[name] = api
+    if problems:
+        raise SpecError(problems)
+    if as_text and not JSON_STRING_RENDERS:
+        problems.append(JSON_STRING_FIX)
+
+    spec: dict[str, Any] = {
+        "project_name": ctx.get("project_name"),
+        "project_slug": ctx.get("project_slug"),
+        "package_name": ctx.get("package_name"),
+        "framework": ctx.get("framework"),
+        "authority": authority,
+        "credential": {"kind": ctx.get("credential_kind")},
+        "cache": {"backend": ctx.get("cache_backend")},
+        "downstream_apis": apis,
+        "sign_in_api": ctx.get("sign_in_api", ""),
+        "redirect_path": ctx.get("redirect_path", DEFAULT_REDIRECT_PATH),
+    }
+    if ctx.get("client_id") not in (None, ""):
+        spec["client_id"] = ctx["client_id"]
+    if problems:  # the JSON text itself was fine: report its content problems too
+        raise SpecError([to_context_path(m) for m in validate_spec(spec)] + problems)
+    return spec
+
+
+def to_context_path(message: str) -> str:
+    """Reword a spec message's leading field path with the cookiecutter variable name."""
+    for spec_path, ctx_path in SPEC_TO_CONTEXT_PATH:
+        if message.startswith(spec_path) and message[len(spec_path):len(spec_path) + 1] in ":[.":
+            return ctx_path + message[len(spec_path):]
+    return message
+
+
+def context_problems(ctx: dict[str, Any]) -> list[str]:
+    """Everything wrong with a cookiecutter context, worded with its variable names."""
+    try:
+        spec = context_to_spec(ctx)
+    except SpecError as exc:
+        return exc.messages
+    return [to_context_path(m) for m in validate_spec(spec)]
+
+
+def main() -> int:
+    try:
+        ctx = json.loads(CONTEXT_JSON)
+    except json.JSONDecodeError as exc:  # only if this file was run without being rendered
+        print(f"ERROR: the hook was not rendered by cookiecutter ({exc})")
+        return 1
+    problems = context_problems(ctx)
+    for message in problems:
+        print(f"ERROR: {message}")
+    if problems:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

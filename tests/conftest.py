@@ -1,0 +1,77 @@
+"""Shared fixtures of the root suite (generator and template hooks)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template"
+PROJECT_DIR = "{{cookiecutter.project_slug}}"
+
+BASE_SPEC: dict[str, Any] = {
+    "project_name": "Contoso Portal",
+    "framework": "flask",
+    "authority": {"kind": "entra", "tenant": "organizations"},
+    "credential": {"kind": "secret"},
+    "cache": {"backend": "memory"},
+    "downstream_apis": {
+        "graph": {"scopes": ["User.Read"]},
+        "todo": {
+            "base_url": "https://api.contoso.com/",
+            "scopes": ["api://11111111-2222-3333-4444-555555555555/Todo.Read"],
+        },
+    },
+    "sign_in_api": "graph",
+}
+
+
+@pytest.fixture
+def spec() -> dict[str, Any]:
+    """A fresh copy of a valid spec (the same as examples/app.yaml)."""
+    return copy.deepcopy(BASE_SPEC)
+
+
+def write_spec(directory: Path, spec: Any, name: str = "spec.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False) if not isinstance(spec, str) else spec,
+                    encoding="utf-8")
+    return path
+
+
+def make_mini_template(root: Path, files: dict[str, str] | None = None,
+                       hooks: dict[str, str] | None = None) -> Path:
+    """A small copy of the template: the real cookiecutter.json and hooks, a tiny project."""
+    template = root / "mini-template"
+    (template / "hooks").mkdir(parents=True)
+    context = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
+    context["_copy_without_render"] = []
+    (template / "cookiecutter.json").write_text(json.dumps(context), encoding="utf-8")
+    shutil.copy(TEMPLATE / "hooks" / "pre_gen_project.py", template / "hooks")
+    project = {
+        "README.md": "# {{ cookiecutter.project_name }}\n",
+        "pyproject.toml": '[project]\nname = "{{ cookiecutter.project_slug }}"\n',
+        "{{cookiecutter.package_name}}/__init__.py":
+            "APIS = {{ cookiecutter.downstream_apis | tojson }}\n",
+        "settings.json": '{"redirect_path": "{{ cookiecutter.redirect_path }}"}\n',
+        "templates/page.html": "{% raw %}{% block body %}{{ user }}{% endblock %}{% endraw %}\n",
+    }
+    project.update(files or {})
+    for rel, text in project.items():
+        path = template / PROJECT_DIR / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    for name, text in (hooks or {}).items():
+        (template / "hooks" / name).write_text(text, encoding="utf-8")
+    return template
+
+
+@pytest.fixture
+def mini_template(tmp_path: Path) -> Path:
+    return make_mini_template(tmp_path)

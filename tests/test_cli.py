@@ -1,0 +1,379 @@
+"""The `msal-webapp` CLI: every validation rule (exit 2, nothing written) and atomic rendering."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, make_mini_template, write_spec
+
+import generator
+from generator import cli, render
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    def mutate(spec: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = spec
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return mutate
+
+
+def _del(path: str) -> Mutation:
+    def mutate(spec: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = spec
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return mutate
+
+
+def _todo_scopes(*scopes: Any) -> Mutation:
+    return _set("downstream_apis.todo.scopes", list(scopes))
+
+
+def _oidc(**extra: Any) -> Mutation:
+    return _set("authority", {"kind": "oidc", **extra})
+
+
+API = "api://11111111-2222-3333-4444-555555555555"
+
+# (id, mutation, substrings the one error line must contain: field path, bad value, allowed)
+RULES: list[tuple[str, Mutation, list[str]]] = [
+    ("unknown-top-key", _set("projct_slug", "x"), ["projct_slug", "did you mean 'project_slug'"]),
+    ("unknown-nested-key", _set("cache.backnd", "memory"),
+     ["cache.backnd", "did you mean 'backend'"]),
+    ("unknown-api-key", _set("downstream_apis.todo.scope", ["x"]),
+     ["downstream_apis.todo.scope", "allowed keys: 'base_url', 'scopes'"]),
+    ("missing-required", _del("framework"), ["framework: missing (required)"]),
+    ("missing-cache-backend", _set("cache", {}), ["cache.backend: missing", "'filesystem'"]),
+    ("wrong-type-authority", _set("authority", "entra"), ["authority: expected a mapping"]),
+    ("wrong-type-name", _set("project_name", 42), ["project_name: expected a string", "42"]),
+    ("project-name-empty", _set("project_name", "  "), ["project_name: must not be empty"]),
+    ("project-name-long", _set("project_name", "A" * 81), ["project_name:", "at most 80"]),
+    ("project-name-no-letter", _set("project_name", "1234"),
+     ["project_name: '1234'", "at least one letter"]),
+    ("project-name-jinja", _set("project_name", "A {{ 7*7 }}"),
+     ["project_name:", "Jinja delimiter"]),
+    ("slug-bad", _set("project_slug", "Contoso_Portal"),
+     ["project_slug: 'Contoso_Portal'", "starting with a letter"]),
+    ("slug-too-long", _set("project_slug", "a" * 51), ["project_slug:", "at most 50"]),
+    ("slug-default-digit", _set("project_name", "3D Viewer"),
+     ["project_slug: the default", "'3d-viewer'", "set project_slug"]),
+    ("package-bad", _set("package_name", "Contoso-Portal"),
+     ["package_name: 'Contoso-Portal'", "lower-case letters, digits and '_'"]),
+    ("package-keyword", _set("package_name", "import"), ["package_name: 'import'", "keyword"]),
+    ("package-shadows-dep", _set("package_name", "flask"),
+     ["package_name: 'flask'", "shadow", "e.g. 'contoso_portal'"]),
+    ("package-shadows-stdlib", _set("package_name", "email"), ["package_name: 'email'", "shadow"]),
+    ("package-default-shadows", _set("project_name", "Requests"),
+     ["package_name (default from project_slug): 'requests'", "shadow"]),
+    ("framework-choice", _set("framework", "django"),
+     ["framework: 'django' is not a supported choice", "allowed: 'flask'"]),
+    ("authority-kind-choice", _set("authority.kind", "adfs"),
+     ["authority.kind: 'adfs'", "allowed: 'entra', 'oidc'"]),
+    ("authority-kind-missing", _set("authority", {"tenant": "common"}),
+     ["authority.kind: missing", "'entra', 'oidc'"]),
+    ("tenant-bad", _set("authority.tenant", "my tenant"),
+     ["authority.tenant: 'my tenant'", "'organizations', 'common', 'consumers'"]),
+    ("instance-http", _set("authority.instance", "http://login.microsoftonline.com"),
+     ["authority.instance:", "https://"]),
+    ("instance-path", _set("authority.instance", "https://login.microsoftonline.com/common"),
+     ["authority.instance:", "no path"]),
+    ("entra-with-issuer", _set("authority.issuer", "https://id.example.com/realms/a"),
+     ["authority.issuer: only used when authority.kind is 'oidc'"]),
+    ("oidc-missing-issuer", _oidc(), ["authority.issuer: missing"]),
+    ("oidc-with-tenant", _oidc(issuer="https://id.example.com/r", tenant="common"),
+     ["authority.tenant: only used when authority.kind is 'entra'"]),
+    ("issuer-no-path", _oidc(issuer="https://id.example.com"),
+     ["authority.issuer: 'https://id.example.com'", "path segment"]),
+    ("issuer-trailing-slash", _oidc(issuer="https://id.example.com/realms/acme/"),
+     ["authority.issuer:", "must not end with '/'"]),
+    ("issuer-query", _oidc(issuer="https://id.example.com/r?x=1"), ["authority.issuer:", "query"]),
+    ("issuer-http", _oidc(issuer="http://id.example.com/r"), ["authority.issuer:", "https://"]),
+    ("client-id-not-guid", _set("client_id", "my-app"),
+     ["client_id: 'my-app'", "GUID like 00000000-0000-0000-0000-000000000000"]),
+    ("client-id-oidc-space", lambda s: (_oidc(issuer="https://id.example.com/r")(s),
+                                        _set("client_id", "my app")(s)),
+     ["client_id: 'my app'", "without whitespace"]),
+    ("credential-choice", _set("credential.kind", "certificate"),
+     ["credential.kind: 'certificate'", "allowed: 'secret'"]),
+    ("cache-choice", _set("cache.backend", "redis"),
+     ["cache.backend: 'redis'", "allowed: 'memory', 'filesystem'"]),
+    ("apis-wrong-type", _set("downstream_apis", ["graph"]),
+     ["downstream_apis: expected a mapping"]),
+    ("api-name", _set("downstream_apis.To-Do", {"base_url": "https://x.com", "scopes": ["a/b"]}),
+     ["downstream_apis.To-Do: API name 'To-Do'", "lower-case letters, digits and '_'"]),
+    ("base-url-missing", _del("downstream_apis.todo.base_url"),
+     ["downstream_apis.todo.base_url: missing"]),
+    ("base-url-http", _set("downstream_apis.todo.base_url", "http://api.contoso.com"),
+     ["downstream_apis.todo.base_url: 'http://api.contoso.com'", "localhost"]),
+    ("base-url-no-host", _set("downstream_apis.todo.base_url", "https:///x"),
+     ["downstream_apis.todo.base_url:", "no host"]),
+    ("base-url-fragment", _set("downstream_apis.todo.base_url", "https://api.contoso.com/#x"),
+     ["downstream_apis.todo.base_url:", "fragment"]),
+    ("base-url-scheme", _set("downstream_apis.todo.base_url", "ftp://api.contoso.com"),
+     ["downstream_apis.todo.base_url:", "https://"]),
+    ("base-url-malformed", _set("downstream_apis.todo.base_url", "https://[::1"),
+     ["downstream_apis.todo.base_url:", "not a valid URL"]),
+    ("graph-base-url", _set("downstream_apis.graph.base_url", "https://graph.microsoft.us/v1.0"),
+     ["downstream_apis.graph.base_url:", "https://graph.microsoft.com/v1.0"]),
+    ("scopes-missing", _del("downstream_apis.todo.scopes"),
+     ["downstream_apis.todo.scopes: missing"]),
+    ("scopes-empty", _todo_scopes(), ["downstream_apis.todo.scopes:", "at least one scope"]),
+    ("scopes-not-list", _set("downstream_apis.todo.scopes", f"{API}/A"),
+     ["downstream_apis.todo.scopes: expected a list"]),
+    ("scope-whitespace", _todo_scopes(f"{API}/A {API}/B"),
+     ["downstream_apis.todo.scopes[0]:", "without spaces"]),
+    ("scope-not-string", _todo_scopes(f"{API}/A", 7),
+     ["downstream_apis.todo.scopes[1]: expected a string"]),
+    ("scope-reserved", _todo_scopes(f"{API}/A", "offline_access"),
+     ["downstream_apis.todo.scopes[1]: 'offline_access' is reserved", "added automatically"]),
+    ("scope-reserved-case", _set("downstream_apis.graph.scopes", ["User.Read", "OpenID"]),
+     ["downstream_apis.graph.scopes[1]: 'OpenID' is reserved"]),
+    ("scope-short-custom", _todo_scopes("Todo.Read"),
+     ["downstream_apis.todo.scopes[0]: short scope 'Todo.Read'", "api://<app-id>/Todo.Read"]),
+    ("scope-two-resources", _todo_scopes(f"{API}/A", "api://other/B"),
+     ["downstream_apis.todo.scopes:", "one resource", "api://other"]),
+    ("scope-default-mixed", _todo_scopes(f"{API}/.default", f"{API}/A"),
+     ["downstream_apis.todo.scopes:", ".default", "cannot be combined"]),
+    ("scope-graph-foreign", _set("downstream_apis.graph.scopes", [f"{API}/A"]),
+     ["downstream_apis.graph.scopes[0]:", "not a Microsoft Graph scope"]),
+    ("scope-duplicate", _todo_scopes(f"{API}/A", f"{API}/a"),
+     ["downstream_apis.todo.scopes[1]:", "listed twice"]),
+    ("scope-malformed", _todo_scopes("api://x/"), ["downstream_apis.todo.scopes[0]:", "api://"]),
+    ("sign-in-api-unknown", _set("sign_in_api", "mail"),
+     ["sign_in_api: 'mail' is not a configured API", "'', 'graph', 'todo'"]),
+    ("sign-in-api-type", _set("sign_in_api", None), ["sign_in_api: expected a string"]),
+    ("redirect-no-slash", _set("redirect_path", "getAToken"),
+     ["redirect_path: 'getAToken'", "starting with '/'"]),
+    ("redirect-root", _set("redirect_path", "/"), ["redirect_path: '/'"]),
+    ("redirect-bad-chars", _set("redirect_path", "/get token?x"), ["redirect_path:", "/getAToken"]),
+    ("redirect-app-route", _set("redirect_path", "/login"),
+     ["redirect_path: '/login' clashes with the app's own routes"]),
+    ("redirect-under-api", _set("redirect_path", "/api/callback"),
+     ["redirect_path: '/api/callback' clashes", "/api/"]),
+]
+
+
+def _run(tmp_path: Path, spec: Any, *extra: str) -> tuple[int, Path]:
+    out = tmp_path / "out"
+    rc = cli.main(["new", str(write_spec(tmp_path, spec)), "-o", str(out), *extra])
+    return rc, out
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in RULES],
+                         ids=[i for i, _, _ in RULES])
+def test_rule_rejected_without_output(tmp_path: Path, spec: dict[str, Any], mutate: Mutation,
+                                      expected: list[str], capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    mutate(spec)
+    rc, out = _run(tmp_path, spec)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert any(all(s in line for s in expected) for line in lines), err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_all_errors_reported_at_once(tmp_path: Path, spec: dict[str, Any],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    spec["framework"] = "django"
+    spec["cache"]["backend"] = "redis"
+    spec["redirect_path"] = "/logout"
+    rc, out = _run(tmp_path, spec)
+    err = capsys.readouterr().err
+    assert rc == 2 and not out.exists()
+    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 3
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("project_name: [unclosed\n", "spec.yaml:2:1: invalid YAML"),
+    ("project_name: a\n  bad: indent\n", "spec.yaml:2:6: invalid YAML"),
+    ("- a\n- b\n", "must be a YAML mapping"),
+    ("", "it is empty"),
+    ("project_name: a\nproject_name: b\n", "spec.yaml:2:1: invalid YAML: duplicate key"),
+])
+def test_yaml_problems(tmp_path: Path, text: str, expected: str,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = _run(tmp_path, text)
+    err = capsys.readouterr().err
+    assert rc == 2 and not out.exists()
+    assert expected in err
+
+
+def test_missing_spec_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read the spec" in capsys.readouterr().err
+
+
+def test_validate_only(tmp_path: Path, spec: dict[str, Any],
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", str(write_spec(tmp_path, spec))]) == 0
+    assert "valid" in capsys.readouterr().out
+    spec["framework"] = "rails"
+    assert cli.main(["validate", str(write_spec(tmp_path, spec))]) == 2
+    assert "framework: 'rails'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_examples_are_valid(example: Path) -> None:
+    assert cli.main(["validate", str(example)]) == 0
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"msal-webapp {generator.__version__}"
+
+
+def test_console_script(tmp_path: Path, spec: dict[str, Any]) -> None:
+    spec["cache"]["backend"] = "redis"
+    script = Path(sys.executable).parent / "msal-webapp"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
+    proc = subprocess.run([*command, "new", str(write_spec(tmp_path, spec)), "-o",
+                           str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert "error: cache.backend: 'redis'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------ atomic rendering
+@pytest.fixture
+def use_template(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    def use(template: Path) -> None:
+        monkeypatch.setattr(cli, "template_dir", lambda: template)
+    return use
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_render_success(tmp_path: Path, spec: dict[str, Any], mini_template: Path,
+                        use_template: Callable[[Path], None],
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    use_template(mini_template)
+    rc, out = _run(tmp_path, spec)
+    assert rc == 0, capsys.readouterr().err
+    project = out / "contoso-portal"
+    assert _leftovers(out) == ["contoso-portal"]  # no temp dir left
+    assert (project / "README.md").read_text() == "# Contoso Portal\n"
+    assert "api://11111111" in (project / "contoso_portal" / "__init__.py").read_text()
+    assert (project / "templates" / "page.html").read_text().startswith("{% block body %}")
+    printed = capsys.readouterr().out
+    assert str(project) in printed and "python -m devprovider" in printed
+
+
+def test_existing_target_refused_and_kept(tmp_path: Path, spec: dict[str, Any],
+                                          mini_template: Path,
+                                          use_template: Callable[[Path], None],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    use_template(mini_template)
+    existing = tmp_path / "out" / "contoso-portal"
+    existing.mkdir(parents=True)
+    (existing / "mine.txt").write_text("keep me")
+    rc, out = _run(tmp_path, spec)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert str(existing) in err and "--force" in err
+    assert _leftovers(existing) == ["mine.txt"]
+    assert _leftovers(out) == ["contoso-portal"]
+
+
+def test_force_replaces(tmp_path: Path, spec: dict[str, Any], mini_template: Path,
+                        use_template: Callable[[Path], None]) -> None:
+    use_template(mini_template)
+    existing = tmp_path / "out" / "contoso-portal"
+    existing.mkdir(parents=True)
+    (existing / "mine.txt").write_text("old")
+    rc, out = _run(tmp_path, spec, "--force")
+    assert rc == 0
+    assert not (existing / "mine.txt").exists()
+    assert (existing / "README.md").exists()
+    assert _leftovers(out) == ["contoso-portal"]
+
+
+def _assert_failed_cleanly(tmp_path: Path, rc: int, out: Path, err: str, *expected: str) -> None:
+    assert rc == 1, err
+    assert not out.exists(), _leftovers(out)
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and all(s in lines[0] for s in expected), err
+
+
+@pytest.mark.parametrize(("files", "hooks", "expected"), [
+    ({"broken.txt": "{% if %}\n"}, None, ["TemplateSyntaxError"]),
+    ({"x.txt": "{{ cookiecutter.nope }}\n"}, None, ["UndefinedVariableInTemplate"]),
+    (None, {"post_gen_project.py": "import sys\nsys.exit(3)\n"}, ["FailedHookException"]),
+    ({"bad.py": "def f(:\n"}, None, ["bad.py:1: does not compile"]),
+    ({"bad.toml": "a = \n"}, None, ["bad.toml: does not parse"]),
+    ({"bad.json": "{'a': 1}\n"}, None, ["bad.json: does not parse"]),
+    ({"bad.yaml": "a: [\n"}, None, ["bad.yaml: does not parse"]),
+    ({"left.md": "{% raw %}{{ cookiecutter.project_name }}{% endraw %}\n"}, None,
+     ["left.md:1: unrendered template code"]),
+])
+def test_render_failure_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
+                                       use_template: Callable[[Path], None],
+                                       files: dict[str, str] | None, hooks: dict[str, str] | None,
+                                       expected: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    use_template(make_mini_template(tmp_path / "t", files, hooks))
+    rc, out = _run(tmp_path, spec)
+    _assert_failed_cleanly(tmp_path, rc, out, capsys.readouterr().err, *expected)
+
+
+def test_failure_with_force_keeps_old(tmp_path: Path, spec: dict[str, Any],
+                                      use_template: Callable[[Path], None]) -> None:
+    use_template(make_mini_template(tmp_path / "t", {"bad.py": "def f(:\n"}))
+    existing = tmp_path / "out" / "contoso-portal"
+    existing.mkdir(parents=True)
+    (existing / "mine.txt").write_text("old")
+    rc, out = _run(tmp_path, spec, "--force")
+    assert rc == 1
+    assert _leftovers(out) == ["contoso-portal"]
+    assert (existing / "mine.txt").read_text() == "old"
+
+
+def test_keyboard_interrupt_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
+                                           mini_template: Path,
+                                           use_template: Callable[[Path], None],
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    use_template(mini_template)
+    real = render.cookiecutter
+
+    def interrupted(*args: Any, **kwargs: Any) -> str:
+        result = real(*args, **kwargs)
+        assert os.path.isdir(result)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render, "cookiecutter", interrupted)
+    out = tmp_path / "deep" / "out"
+    rc = cli.main(["new", str(write_spec(tmp_path, spec)), "-o", str(out)])
+    assert rc == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "deep").exists()  # the -o directories it created are gone too
+
+
+@pytest.mark.skipif(not os.environ.get("MSAL_WEBAPP_REAL_TEMPLATE"),
+                    reason="renders the real app template; set MSAL_WEBAPP_REAL_TEMPLATE=1")
+def test_real_template_renders_example(tmp_path: Path) -> None:
+    """The real template with examples/app.yaml (the app part is owned by tests/test_bake.py)."""
+    out = tmp_path / "out"
+    assert cli.main(["new", str(ROOT / "examples" / "app.yaml"), "-o", str(out)]) == 0
+    assert _leftovers(out) == ["contoso-portal"]
+    assert (out / "contoso-portal" / "contoso_portal").is_dir()

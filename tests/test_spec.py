@@ -1,0 +1,151 @@
+"""The rules module (template/hooks/pre_gen_project.py) as the generator loads it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEMPLATE
+
+from generator import spec as gspec
+
+R = gspec.rules()
+API = "api://11111111-2222-3333-4444-555555555555"
+
+
+def test_rules_come_from_the_hook_file() -> None:
+    assert Path(R.__file__).resolve() == (TEMPLATE / "hooks" / "pre_gen_project.py").resolve()
+    assert gspec.template_dir().resolve() == TEMPLATE.resolve()
+
+
+def test_hook_has_jinja_only_in_context_literal() -> None:
+    text = (TEMPLATE / "hooks" / "pre_gen_project.py").read_text(encoding="utf-8")
+    markers = [m.start() for m in re.finditer(r"\{\{|\{%|\{#", text)]
+    assert len(markers) == 1
+    assert text[markers[0] - 4:].startswith("r'''{{ cookiecutter | tojson }}'''")
+
+
+def test_cookiecutter_json_matches_rules() -> None:
+    ctx = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
+    assert tuple(k for k in ctx if not k.startswith("_")) == R.CONTEXT_KEYS
+    assert tuple(ctx["framework"]) == R.FRAMEWORKS
+    assert tuple(ctx["authority_kind"]) == R.AUTHORITY_KINDS
+    assert tuple(ctx["credential_kind"]) == R.CREDENTIAL_KINDS
+    assert tuple(ctx["cache_backend"]) == R.CACHE_BACKENDS
+    assert ctx["entra_instance"] == R.DEFAULT_INSTANCE
+    assert ctx["entra_tenant"] == R.DEFAULT_TENANT
+    assert ctx["redirect_path"] == R.DEFAULT_REDIRECT_PATH
+    assert ctx["graph_scopes"] == " ".join(R.DEFAULT_GRAPH_SCOPES)
+    assert ctx["downstream_apis"] == {}
+
+
+def test_example_context(spec: dict[str, Any]) -> None:
+    assert gspec.spec_to_context(spec) == {
+        "project_name": "Contoso Portal", "project_slug": "contoso-portal",
+        "package_name": "contoso_portal", "framework": "flask", "authority_kind": "entra",
+        "entra_instance": "https://login.microsoftonline.com", "entra_tenant": "organizations",
+        "oidc_issuer": "", "client_id": "", "credential_kind": "secret",
+        "cache_backend": "memory", "call_graph": True, "graph_scopes": "User.Read",
+        "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
+                                     "scopes": [f"{API}/Todo.Read"]}},
+        "sign_in_api": "graph", "redirect_path": "/getAToken",
+    }
+
+
+def test_defaults_and_normalisation(spec: dict[str, Any]) -> None:
+    spec["authority"]["instance"] = "https://login.microsoftonline.us/"
+    spec["downstream_apis"] = {"graph": {}}
+    del spec["sign_in_api"]
+    ctx = gspec.spec_to_context(spec)
+    assert ctx["entra_instance"] == "https://login.microsoftonline.us"
+    assert ctx["graph_scopes"] == "User.Read" and ctx["sign_in_api"] == "graph"
+    spec["downstream_apis"] = {}
+    ctx = gspec.spec_to_context(spec)
+    assert ctx["call_graph"] is False and ctx["sign_in_api"] == "" and ctx["downstream_apis"] == {}
+
+
+def test_oidc_context() -> None:
+    spec = {"project_name": "Ünïcode App!", "framework": "flask",
+            "authority": {"kind": "oidc", "issuer": "https://id.example.com/realms/acme"},
+            "client_id": "web-app", "credential": {"kind": "secret"},
+            "cache": {"backend": "filesystem"}, "downstream_apis": {},
+            "redirect_path": "/auth/callback"}
+    ctx = gspec.spec_to_context(spec)
+    assert ctx["project_slug"] == "unicode-app" and ctx["package_name"] == "unicode_app"
+    assert ctx["oidc_issuer"] == "https://id.example.com/realms/acme"
+    assert ctx["client_id"] == "web-app" and ctx["redirect_path"] == "/auth/callback"
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda s: None,
+    lambda s: s.update(client_id="0000AAAA-0000-0000-0000-000000000000"),
+    lambda s: s["authority"].update(tenant="contoso.onmicrosoft.com"),
+    lambda s: s.update(sign_in_api="todo", redirect_path="/auth/redirect"),
+    lambda s: s.update(downstream_apis={}, sign_in_api=""),
+])
+def test_round_trip(spec: dict[str, Any], mutate: Any) -> None:
+    mutate(spec)
+    ctx = gspec.spec_to_context(spec)
+    back = R.context_to_spec(ctx)
+    assert R.validate_spec(back) == []
+    assert R.spec_to_context(back) == ctx
+
+
+@pytest.mark.parametrize(("scopes", "ok"), [
+    (["User.Read", "Mail.Read"], True),
+    (["https://graph.microsoft.com/User.Read", "Mail.Read"], True),
+    (["https://graph.microsoft.com/.default"], True),
+    (["00000003-0000-0000-c000-000000000000/User.Read"], True),
+    (["https://graph.microsoft.com/.default", "User.Read"], False),
+    (["User.Read", "User.Read"], False),
+    ([], False),
+])
+def test_graph_scopes(spec: dict[str, Any], scopes: list[str], ok: bool) -> None:
+    spec["downstream_apis"]["graph"]["scopes"] = scopes
+    assert (gspec.validate_spec(spec) == []) is ok
+
+
+@pytest.mark.parametrize(("scope", "resource"), [
+    ("User.Read", "https://graph.microsoft.com"),
+    ("https://graph.microsoft.com/User.Read", "https://graph.microsoft.com"),
+    (f"{API}/Todo.Read", API),
+    ("https://api.contoso.com/x/Orders.Read", "https://api.contoso.com/x"),
+    ("11111111-2222-3333-4444-555555555555/.default", "11111111-2222-3333-4444-555555555555"),
+    ("api://x", None), ("api://x/", None), ("not-a-guid/Read", None),
+])
+def test_scope_resource(scope: str, resource: str | None) -> None:
+    assert R.scope_resource(scope) == resource
+
+
+def test_local_http_base_url_allowed(spec: dict[str, Any]) -> None:
+    for url in ("http://localhost:5001/api", "http://127.0.0.1:8000/"):
+        spec["downstream_apis"]["todo"]["base_url"] = url
+        assert gspec.validate_spec(spec) == []
+
+
+def test_context_quirks() -> None:
+    ctx = gspec.spec_to_context(gspec.parse_spec(
+        (TEMPLATE.parent / "examples" / "app.yaml").read_text()))
+    ctx["call_graph"] = "yes"
+    ctx["downstream_apis"] = {"todo": {"base_url": "https://a.com", "scopes": f"{API}/A {API}/B"}}
+    spec = R.context_to_spec(ctx)
+    assert spec["downstream_apis"]["todo"]["scopes"] == [f"{API}/A", f"{API}/B"]
+    assert "graph" in spec["downstream_apis"]
+    ctx["call_graph"] = "maybe"
+    with pytest.raises(R.SpecError) as exc:
+        R.context_to_spec(ctx)
+    assert exc.value.messages == ["call_graph: 'maybe' is not a yes/no value; allowed: yes, no, "
+                                  "true, false"]
+
+
+def test_context_messages_use_variable_names() -> None:
+    ctx = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    ctx.update(project_slug="contoso-portal", package_name="contoso_portal", sign_in_api="graph",
+               framework="flask", authority_kind="entra", credential_kind="secret",
+               cache_backend="memory", entra_tenant="bad tenant", graph_scopes="User.Read openid")
+    problems = R.context_problems(ctx)
+    assert problems[0].startswith("entra_tenant: 'bad tenant'")
+    assert problems[1].startswith("graph_scopes[1]: 'openid' is reserved")
