@@ -1,0 +1,100 @@
+"""Start-up refuses a configuration it cannot run with, naming each variable and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import environment_for_settings_tests as valid_env
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+from {{ cookiecutter.package_name }}.core.settings import SettingsError, load_settings
+
+
+def problems(env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env, DEFAULTS)
+    return "\n".join(caught.value.problems)
+
+
+def test_missing_settings_stop_start_up_naming_each_one() -> None:
+    with pytest.raises(SettingsError) as caught:
+        create_app({})
+    message = str(caught.value)
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI", "SECRET_KEY"):
+        assert name in message
+
+
+def test_the_real_entry_point_fails_clearly_on_an_empty_environment(tmp_path: Path) -> None:
+    code = "from {{ cookiecutter.package_name }}.app import create_app; create_app()"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(
+        Path(__file__).parents[1])}, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "CLIENT_SECRET is missing" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"REDIRECT_URI": "https://app.example.com/elsewhere"}, "must end with the path"),
+        ({"REDIRECT_URI": "http://app.example.com" + DEFAULTS.redirect_path}, "must use https"),
+        ({"AUTHORITY": "http://login.example.com/tenant"}, "MSAL refuses http"),
+        ({"AUTHORITY": "https://login.example.com"}, "needs a path"),
+        ({"AUTHORITY": "https://a.example/t", "OIDC_AUTHORITY": "https://b.example/x"},
+         "both set"),
+        ({"AUTHORITY": "", "OIDC_AUTHORITY": "https://id.example.com/realm/"},
+         "must not end with '/'"),
+        ({"SECRET_KEY": "short"}, "shorter than 32"),
+        ({"TOKEN_CACHE_BACKEND": "floppy"}, "TOKEN_CACHE_BACKEND='floppy' is not one of"),
+        ({"TOKEN_CACHE_MAX_ENTRIES": "many"}, "TOKEN_CACHE_MAX_ENTRIES='many'"),
+        ({"INSTANCE_DISCOVERY": "maybe"}, "INSTANCE_DISCOVERY='maybe' is not a boolean"),
+        ({"CA_BUNDLE": "/nonexistent/ca.pem"}, "CA_BUNDLE='/nonexistent/ca.pem'"),
+        ({"CLIENT_SECRET": "x", "CLIENT_SECRET_FILE": "/run/secret"}, "both set"),
+        ({"CLIENT_SECRET": "", "CLIENT_SECRET_FILE": "/nonexistent"}, "cannot read"),
+        ({"SIGN_IN_API": "nope"}, "SIGN_IN_API='nope' is not a configured API"),
+        ({"API_GRAPH_SCOPES": "User.Read openid"}, "added by MSAL itself"),
+        ({"API_GRAPH_SCOPES": "User.Read api://other/Read"}, "spans several resources"),
+    ],
+)
+def test_malformed_settings_are_named_with_the_fix(overrides: dict[str, str],
+                                                   expected: str) -> None:
+    if "API_GRAPH" in next(iter(overrides)) and "graph" not in DEFAULTS.downstream_apis:
+        pytest.skip("this app does not call Microsoft Graph")
+    assert expected in problems(valid_env(overrides))
+
+
+def test_secrets_can_come_from_files(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-file\n")
+    settings = load_settings(valid_env({"CLIENT_SECRET": "", "CLIENT_SECRET_FILE": str(
+        secret_file)}), DEFAULTS)
+    assert settings.client_secret == "from-a-file"
+
+
+def test_defaults_and_overrides() -> None:
+    settings = load_settings(valid_env({"TRUSTED_PROXY_HOPS": "1"}), DEFAULTS)
+    assert settings.post_logout_redirect_uri == "https://app.example.com/"
+    assert settings.secure_cookies and settings.trusted_proxy_hops == 1
+    for api in settings.apis.values():
+        assert len({scope.rsplit("/", 1)[0] if "/" in scope else "graph"
+                    for scope in api.scopes}) == 1
+    local = load_settings(valid_env({"REDIRECT_URI": "http://localhost:5000"
+                                     + DEFAULTS.redirect_path}), DEFAULTS)
+    assert not local.secure_cookies
+
+
+def test_forwarded_headers_are_honoured_only_when_configured() -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "portal.example.com"}
+    for hops, expected in (("0", "http://localhost/"), ("1", "https://portal.example.com/")):
+        app = create_app(valid_env({"TRUSTED_PROXY_HOPS": hops}))
+
+        @app.get("/_probe")
+        def probe() -> str:
+            from flask import request
+
+            return request.host_url
+
+        assert app.test_client().get("/_probe", headers=headers).text == expected

@@ -1,0 +1,37 @@
+"""Defaults baked in when this project was generated; every one can be overridden by an
+environment variable (see .env.example). Yours to edit."""
+
+from .core.settings import AppDefaults
+
+DEFAULTS = AppDefaults(
+    app_name={{ cookiecutter.project_name | tojson }},
+    app_slug={{ cookiecutter.project_slug | tojson }},
+    # The path the identity provider posts the sign-in answer to (REDIRECT_URI must end with it).
+    redirect_path={{ cookiecutter.redirect_path | tojson }},
+{% if cookiecutter.authority_kind == "entra" %}
+    authority={{ (cookiecutter.entra_instance.rstrip("/") ~ "/" ~ cookiecutter.entra_tenant) | tojson }},
+    oidc_authority="",
+{% else %}
+    authority="",
+    oidc_authority={{ cookiecutter.oidc_issuer | tojson }},
+{% endif %}
+    token_cache_backend={{ cookiecutter.cache_backend | tojson }},
+    # Downstream APIs by name: API_<NAME>_BASE_URL and API_<NAME>_SCOPES override them.
+    # All scopes of one API belong to one resource (one token serves one resource).
+    downstream_apis={
+{% if cookiecutter.call_graph %}
+        "graph": {
+            "base_url": "https://graph.microsoft.com/v1.0",
+            "scopes": {{ cookiecutter.graph_scopes.split() | tojson }},
+        },
+{% endif %}
+{% for name, api in cookiecutter.downstream_apis | dictsort %}
+        {{ name | tojson }}: {
+            "base_url": {{ api.base_url | tojson }},
+            "scopes": {{ (api.scopes.split() if api.scopes is string else api.scopes | list) | tojson }},
+        },
+{% endfor %}
+    },
+    # The API whose scopes are consented at sign-in; the others are consented when first used.
+    sign_in_api={{ cookiecutter.sign_in_api | tojson }},
+)

@@ -1,0 +1,50 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""Exceptions the adapters turn into redirects or error pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SignInError(Exception):
+    """The sign-in callback could not complete; `reason` is a stable code, `message` is for people."""
+
+    def __init__(self, reason: str, message: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail or message}")
+        self.reason = reason
+        self.message = message
+        self.detail = detail
+
+
+class InteractionRequired(Exception):
+    """No token can be had silently: the user must sign in or consent, then come back.
+
+    `claims` is a claims challenge (JSON) to pass to the provider, if one caused this.
+    """
+
+    def __init__(self, scopes: Sequence[str], *, reason: str, login_hint: str | None = None,
+                 claims: str | None = None) -> None:
+        super().__init__(f"interaction required ({reason}) for {' '.join(scopes)}")
+        self.scopes = list(scopes)
+        self.reason = reason
+        self.login_hint = login_hint
+        self.claims = claims
+
+
+class TokenAcquisitionError(Exception):
+    """The provider refused in a way another sign-in cannot fix (bad credential, outage...)."""
+
+    def __init__(self, error: str, description: str = "") -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+        self.description = description
+
+
+class DownstreamApiError(Exception):
+    """A downstream API answered with an error status."""
+
+    def __init__(self, api: str, status: int, body: str) -> None:
+        super().__init__(f"API {api!r} answered HTTP {status}")
+        self.api = api
+        self.status = status
+        self.body = body[:2000]

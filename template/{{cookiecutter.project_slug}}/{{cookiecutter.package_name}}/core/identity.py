@@ -1,0 +1,68 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""Builds MSAL clients cheaply, one per request, each over one account's token cache.
+
+A client per request is what makes per-account caches safe: a shared client whose cache is
+swapped between threads could serve one user's request from another user's cache. Building a
+client runs OpenID discovery in its constructor, cached only in the `http_cache` dict it is
+given, so every client here shares one process-wide `http_cache` and one HTTP session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import msal
+
+from .credentials import client_credential
+from .http import build_session
+from .settings import Settings
+
+DISCOVERY_TTL_SECONDS = 24 * 3600  # what MSAL itself uses for discovery documents
+
+
+class MsalClients:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.http = build_session(settings.ca_bundle)
+        self._http_cache: dict[Any, Any] = {}
+        self._credential = client_credential(settings)
+        self._discovery: tuple[float, dict[str, Any]] | None = None
+        self._discovery_lock = threading.Lock()
+
+    def build(self, cache: msal.TokenCache | None = None) -> msal.ConfidentialClientApplication:
+        settings = self.settings
+        where: dict[str, Any] = (
+            {"oidc_authority": settings.oidc_authority}
+            if settings.oidc_authority
+            else {"authority": settings.authority,
+                  "instance_discovery": settings.instance_discovery}
+        )
+        return msal.ConfidentialClientApplication(
+            settings.client_id,
+            client_credential=self._credential,
+            token_cache=cache,
+            http_client=self.http,
+            http_cache=self._http_cache,
+            # "cp1": this app can answer claims challenges (continuous access evaluation).
+            client_capabilities=["cp1"],
+            **where,
+        )
+
+    @property
+    def discovery_url(self) -> str:
+        if self.settings.oidc_authority:
+            return self.settings.oidc_authority + "/.well-known/openid-configuration"
+        return f"{self.settings.authority}/v2.0/.well-known/openid-configuration"
+
+    def discovery(self) -> dict[str, Any]:
+        """The provider's OpenID configuration (MSAL keeps its own copy private)."""
+        with self._discovery_lock:
+            if self._discovery and self._discovery[0] > time.monotonic():
+                return self._discovery[1]
+            response = self.http.get(self.discovery_url)
+            response.raise_for_status()
+            document: dict[str, Any] = response.json()
+            self._discovery = (time.monotonic() + DISCOVERY_TTL_SECONDS, document)
+            return document

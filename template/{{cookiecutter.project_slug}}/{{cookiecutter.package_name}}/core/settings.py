@@ -1,0 +1,298 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""Typed settings, read once from environment variables at start-up.
+
+Every problem is collected and reported together, each naming the variable and the fix, so an
+operator fixes a deployment in one pass instead of one restart per mistake.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+# MSAL adds these to every sign-in itself and refuses them in a scope list.
+RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+CACHE_BACKENDS = ("memory", "filesystem")
+
+
+class SettingsError(Exception):
+    """Raised when the environment does not describe a runnable app."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"The app cannot start; fix these settings (see .env.example):\n{lines}")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """One downstream web API the app calls on the user's behalf."""
+
+    name: str
+    base_url: str
+    scopes: tuple[str, ...]
+
+    @property
+    def resource(self) -> str:
+        return scope_resource(self.scopes[0])
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_name: str
+    client_id: str
+    client_secret: str
+    # Exactly one of these is set: an Entra-style authority (tenant URL) or a generic OIDC issuer.
+    authority: str | None
+    oidc_authority: str | None
+    instance_discovery: bool
+    redirect_uri: str
+    redirect_path: str
+    post_logout_redirect_uri: str
+    secret_key: str
+    token_cache_backend: str
+    token_cache_dir: Path
+    token_cache_prefix: str
+    token_cache_max_entries: int
+    token_cache_ttl_seconds: int
+    session_lifetime_seconds: int
+    sign_in_timeout_seconds: int
+    ca_bundle: Path | None
+    trusted_proxy_hops: int
+    apis: Mapping[str, ApiSettings]
+    sign_in_api: str | None
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry `Secure` unless the app runs on plain http (allowed on localhost only)."""
+        return self.redirect_uri.startswith("https://")
+
+    @property
+    def sign_in_scopes(self) -> list[str]:
+        """Scopes consented and redeemed at sign-in: those of ONE resource (or none)."""
+        return list(self.apis[self.sign_in_api].scopes) if self.sign_in_api else []
+
+
+@dataclass(frozen=True)
+class AppDefaults:
+    """What the generated `config.py` bakes in; every value can be overridden from the environment."""
+
+    app_name: str
+    app_slug: str
+    redirect_path: str
+    authority: str
+    oidc_authority: str
+    token_cache_backend: str
+    downstream_apis: Mapping[str, Mapping[str, Any]]
+    sign_in_api: str
+
+
+def scope_resource(scope: str) -> str:
+    """The resource a scope belongs to: `api://x/Read` -> `api://x`; `User.Read` -> Graph."""
+    if "/" in scope:
+        return scope.rsplit("/", 1)[0]
+    return GRAPH_RESOURCE
+
+
+def _is_local_host(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Reader:
+    """Reads variables and collects problems instead of stopping at the first one."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def secret(self, name: str, *, required: bool) -> str:
+        """A secret from NAME, or from the file named by NAME_FILE (e.g. a mounted secret)."""
+        value, file_name = self.raw(name), self.raw(f"{name}_FILE")
+        if value and file_name:
+            self.problems.append(f"{name} and {name}_FILE are both set: keep one.")
+            return ""
+        if file_name:
+            try:
+                value = Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                self.problems.append(f"{name}_FILE: cannot read {file_name!r} ({exc.strerror}).")
+                return ""
+            if not value:
+                self.problems.append(f"{name}_FILE: {file_name!r} is empty.")
+        if not value and required:
+            self.problems.append(f"{name} is missing: set {name} or {name}_FILE.")
+        return value or ""
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.raw(name) or default
+        if value is None:
+            self.problems.append(f"{name} is missing.")
+            return ""
+        return value
+
+    def integer(self, name: str, default: int, minimum: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            self.problems.append(f"{name}={value!r} is not a whole number >= {minimum}.")
+            return default
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off"}:
+            return False
+        self.problems.append(f"{name}={value!r} is not a boolean: use true or false.")
+        return default
+
+    def url(self, name: str, value: str, *, path_required: bool = False) -> str:
+        """Check an absolute URL; https everywhere except plain http on localhost."""
+        parts = urlsplit(value)
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            self.problems.append(f"{name}={value!r} is not an absolute http(s) URL.")
+        elif parts.scheme == "http" and not _is_local_host(parts.hostname):
+            self.problems.append(f"{name}={value!r} must use https (plain http only on localhost).")
+        elif parts.fragment or parts.query:
+            self.problems.append(f"{name}={value!r} must not have a query or fragment.")
+        elif path_required and parts.path.strip("/") == "":
+            self.problems.append(f"{name}={value!r} needs a path, e.g. https://host/tenant.")
+        return value
+
+
+def _authority(reader: _Reader, defaults: AppDefaults) -> tuple[str | None, str | None]:
+    entra, oidc = reader.raw("AUTHORITY"), reader.raw("OIDC_AUTHORITY")
+    if entra and oidc:
+        reader.problems.append("AUTHORITY and OIDC_AUTHORITY are both set: keep one.")
+        return None, None
+    if not entra and not oidc:
+        entra, oidc = defaults.authority or None, defaults.oidc_authority or None
+    for name, value in (("AUTHORITY", entra), ("OIDC_AUTHORITY", oidc)):
+        if value is None:
+            continue
+        reader.url(name, value, path_required=True)
+        if not value.startswith("https://"):
+            # MSAL refuses any authority that is not https, localhost included.
+            reader.problems.append(f"{name}={value!r} must use https (MSAL refuses http).")
+        if name == "OIDC_AUTHORITY" and value.endswith("/"):
+            # MSAL appends "/.well-known/openid-configuration"; a trailing slash breaks discovery.
+            reader.problems.append(f"OIDC_AUTHORITY={value!r} must not end with '/'.")
+    if entra is None and oidc is None:
+        reader.problems.append("AUTHORITY (Entra ID) or OIDC_AUTHORITY (other providers) is missing.")
+    return (entra.rstrip("/") if entra else None), oidc
+
+
+def _apis(reader: _Reader, defaults: AppDefaults) -> dict[str, ApiSettings]:
+    apis: dict[str, ApiSettings] = {}
+    for name, spec in defaults.downstream_apis.items():
+        prefix = f"API_{name.upper()}"
+        base_url = reader.text(f"{prefix}_BASE_URL", str(spec["base_url"]))
+        reader.url(f"{prefix}_BASE_URL", base_url)
+        raw_scopes = reader.raw(f"{prefix}_SCOPES")
+        scopes = tuple(raw_scopes.split() if raw_scopes else spec["scopes"])
+        if not scopes:
+            reader.problems.append(f"{prefix}_SCOPES is empty: give at least one scope.")
+            continue
+        reserved = [s for s in scopes if s.lower() in RESERVED_SCOPES]
+        if reserved:
+            reader.problems.append(
+                f"{prefix}_SCOPES: {' '.join(reserved)} are added by MSAL itself; remove them."
+            )
+        if len({scope_resource(s) for s in scopes}) > 1:
+            reader.problems.append(
+                f"{prefix}_SCOPES={' '.join(scopes)!r} spans several resources; "
+                "one token serves one resource, so split them into separate APIs."
+            )
+        apis[name] = ApiSettings(name=name, base_url=base_url.rstrip("/") + "/", scopes=scopes)
+    return apis
+
+
+def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings:
+    """Build Settings from the environment, or raise SettingsError listing every problem."""
+    reader = _Reader(environ)
+    authority, oidc_authority = _authority(reader, defaults)
+    redirect_uri = reader.text("REDIRECT_URI")
+    if redirect_uri:
+        reader.url("REDIRECT_URI", redirect_uri)
+        if urlsplit(redirect_uri).path != defaults.redirect_path:
+            reader.problems.append(
+                f"REDIRECT_URI={redirect_uri!r} must end with the path {defaults.redirect_path} "
+                "that the app serves (and that the app registration lists)."
+            )
+    site_root = redirect_uri[: len(redirect_uri) - len(defaults.redirect_path)] + "/"
+    post_logout = reader.raw("POST_LOGOUT_REDIRECT_URI") or site_root
+    if redirect_uri:
+        reader.url("POST_LOGOUT_REDIRECT_URI", post_logout)
+
+    secret_key = reader.secret("SECRET_KEY", required=True)
+    if secret_key and len(secret_key) < 32:
+        reader.problems.append(
+            "SECRET_KEY is shorter than 32 characters: generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
+    backend = reader.text("TOKEN_CACHE_BACKEND", defaults.token_cache_backend)
+    if backend not in CACHE_BACKENDS:
+        reader.problems.append(
+            f"TOKEN_CACHE_BACKEND={backend!r} is not one of {', '.join(CACHE_BACKENDS)}."
+        )
+    ca_bundle = reader.raw("CA_BUNDLE")
+    if ca_bundle and not Path(ca_bundle).is_file():
+        reader.problems.append(f"CA_BUNDLE={ca_bundle!r} is not a readable PEM file.")
+
+    apis = _apis(reader, defaults)
+    sign_in_api = reader.raw("SIGN_IN_API") or defaults.sign_in_api or None
+    if sign_in_api and sign_in_api not in apis:
+        reader.problems.append(
+            f"SIGN_IN_API={sign_in_api!r} is not a configured API ({', '.join(apis) or 'none'})."
+        )
+    settings = Settings(
+        app_name=defaults.app_name,
+        client_id=reader.text("CLIENT_ID"),
+        client_secret=reader.secret("CLIENT_SECRET", required=True),
+        authority=authority,
+        oidc_authority=oidc_authority,
+        instance_discovery=reader.boolean("INSTANCE_DISCOVERY", True),
+        redirect_uri=redirect_uri,
+        redirect_path=defaults.redirect_path,
+        post_logout_redirect_uri=post_logout,
+        secret_key=secret_key,
+        token_cache_backend=backend,
+        token_cache_dir=Path(reader.text("TOKEN_CACHE_DIR", "instance/token_cache")),
+        token_cache_prefix=reader.text("TOKEN_CACHE_PREFIX", defaults.app_slug),
+        token_cache_max_entries=reader.integer("TOKEN_CACHE_MAX_ENTRIES", 10_000, 1),
+        token_cache_ttl_seconds=reader.integer("TOKEN_CACHE_TTL_SECONDS", 14 * 24 * 3600, 60),
+        session_lifetime_seconds=reader.integer("SESSION_LIFETIME_SECONDS", 8 * 3600, 60),
+        sign_in_timeout_seconds=reader.integer("SIGN_IN_TIMEOUT_SECONDS", 600, 30),
+        ca_bundle=Path(ca_bundle) if ca_bundle else None,
+        trusted_proxy_hops=reader.integer("TRUSTED_PROXY_HOPS", 0, 0),
+        apis=apis,
+        sign_in_api=sign_in_api if sign_in_api in apis else None,
+    )
+    if settings.client_id and re.search(r"\s", settings.client_id):
+        reader.problems.append("CLIENT_ID must not contain spaces.")
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return settings

@@ -1,0 +1,208 @@
+"""Routes: home, sign-in, the redirect URI, sign-out, the profile and one page per API.
+
+This module only translates between Flask and the core (core/); the decisions live there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+import requests
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+)
+from werkzeug.exceptions import HTTPException
+
+from .config import DEFAULTS
+from .core.auth import User
+from .core.errors import (
+    DownstreamApiError,
+    InteractionRequired,
+    SignInError,
+    TokenAcquisitionError,
+)
+from .core.web import (
+    Services,
+    api_succeeded,
+    begin_session,
+    csrf_token,
+    csrf_valid,
+    current_user,
+    flow_cookie,
+    interaction_key,
+    should_interact,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("main", __name__)
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["msal_webapp"])
+
+
+def _here() -> str:
+    """The current local path and query, to come back to after a sign-in."""
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+def login_required(view: View) -> View:
+    """Views wrapped with this run only for a signed-in user, available as `g.user`."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = current_user(session)
+        if user is None:
+            return _start_sign_in(return_to=_here())
+        g.user = user
+        return view(*args, **kwargs)
+
+    return cast(View, wrapped)
+
+
+@bp.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    settings = services().settings
+    return {
+        "app_name": settings.app_name,
+        "user": current_user(session),
+        "api_names": [name for name in settings.apis if name != "graph"],
+        "has_graph": "graph" in settings.apis,
+        "csrf_token": lambda: csrf_token(session),
+    }
+
+
+def _error(title: str, message: str, status: int, retry: str | None = None) -> Response:
+    page = render_template("error.html", title=title, message=message, retry=retry)
+    return Response(page, status=status)
+
+
+def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
+                   login_hint: str | None = None, claims: str | None = None,
+                   purpose: str = "") -> Response:
+    start = services().auth.start_sign_in(return_to=return_to, scopes=scopes,
+                                          login_hint=login_hint, claims=claims, purpose=purpose)
+    spec = flow_cookie(services().settings)
+    response = cast(Response, redirect(start.auth_uri))
+    response.set_cookie(spec.name, start.flow_cookie, max_age=spec.max_age, path=spec.path,
+                        secure=spec.secure, httponly=spec.httponly, samesite=spec.samesite)
+    return response
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html")
+
+
+@bp.get("/login")
+def login() -> Response:
+    return _start_sign_in(return_to=request.args.get("next", "/"))
+
+
+def auth_response() -> Response:
+    """The redirect URI: redeem the code the provider posted back (or show why not)."""
+    spec = flow_cookie(services().settings)
+    params = request.form if request.method == "POST" else request.args
+    try:
+        result = services().auth.complete_sign_in(request.cookies.get(spec.name),
+                                                  params.to_dict())
+    except SignInError as exc:
+        log.warning("sign-in failed: %s", exc)
+        response = _error("Sign-in failed", exc.message, 400, retry="/login")
+    else:
+        current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+        begin_session(session, result)
+        response = cast(Response, redirect(result.return_to))
+    # The flow cookie is single-use, whatever the outcome.
+    response.delete_cookie(spec.name, path=spec.path, secure=spec.secure, samesite=spec.samesite)
+    return response
+
+
+# The redirect path is the one registered with the identity provider (config.py).
+bp.add_url_rule(DEFAULTS.redirect_path, "auth_response", auth_response, methods=["GET", "POST"])
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    if not csrf_valid(session, request.form.get("csrf_token")):
+        return _error("Sign-out not confirmed", "The sign-out form expired; please try again.",
+                      400, retry="/")
+    end_session_url = services().auth.sign_out(current_user(session))
+    session.clear()
+    return cast(Response, redirect(end_session_url))
+
+
+def _call_api(user: User, name: str, path: str = "") -> Any | Response:
+    """Call an API for the user; turn "the user must act" into a sign-in round trip."""
+    try:
+        response = services().apis.call(user, name, path)
+    except InteractionRequired as exc:
+        if not should_interact(session, exc):
+            return _error("Access not granted",
+                          f"Signing in again did not give this app access to {name}. "
+                          "Your administrator may need to grant consent.", 403, retry="/")
+        return _start_sign_in(return_to=_here(), scopes=exc.scopes, login_hint=exc.login_hint,
+                              claims=exc.claims, purpose=interaction_key(exc.scopes, exc.claims))
+    except TokenAcquisitionError as exc:
+        log.error("token acquisition failed: %s", exc)
+        return _error("Sign-in service problem", "A token for this API could not be obtained.",
+                      502, retry=_here())
+    except DownstreamApiError as exc:
+        log.warning("%s", exc)
+        return _error("API error", f"{name} answered with HTTP {exc.status}.", 502, retry=_here())
+    except requests.RequestException as exc:
+        log.warning("API %s unreachable: %s", name, exc)
+        return _error("API unreachable", f"{name} could not be reached.", 502, retry=_here())
+    api_succeeded(session)
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+@bp.get("/profile")
+@login_required
+def profile() -> Any:
+    if "graph" not in services().settings.apis:
+        abort(404)
+    me = _call_api(g.user, "graph", "me")
+    if isinstance(me, Response):
+        return me
+    return render_template("profile.html", me=me)
+
+
+@bp.get("/api/<name>")
+@login_required
+def api(name: str) -> Any:
+    if name not in services().settings.apis:
+        abort(404)
+    data = _call_api(g.user, name)
+    if isinstance(data, Response):
+        return data
+    return render_template("api.html", name=name, data=data,
+                           pretty=json.dumps(data, indent=2, sort_keys=True))
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return _error(exc.name, exc.description or "", exc.code or 500)
+
+
+@bp.app_errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return _error("Something went wrong", "The error was logged.", 500, retry="/")
