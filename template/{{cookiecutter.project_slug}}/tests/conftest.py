@@ -19,12 +19,13 @@ import pytest
 import trustme
 from werkzeug.serving import make_server
 
-from devprovider import StandIn
-from devprovider.__main__ import register_apis
-from tests.browser import Browser
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.web import Services
+
+from devprovider import StandIn
+from devprovider.__main__ import register_apis
+from tests.browser import Browser
 
 pytest_plugins = ["tests.devprovider_fixtures"]
 

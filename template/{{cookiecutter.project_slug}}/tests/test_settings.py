@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import environment_for_settings_tests as valid_env
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.settings import SettingsError, load_settings
+
+from tests.conftest import environment_for_settings_tests as valid_env
 
 
 def problems(env: dict[str, str]) -> str:

@@ -113,7 +113,11 @@ def claims_challenge(response: ApiResponse) -> str | None:
 def call_plan(api: ApiSettings, path: str = "", *, method: str = "GET", json_body: Any = None,
               params: Mapping[str, str] | None = None,
               headers: Mapping[str, str] | None = None) -> Plan:
-    """The logic of one API call. A claims challenge is answered once; a plain 401 is not retried."""
+    """The logic of one API call.
+
+    A claims challenge is answered once, with a token carrying the claims; a plain 401 is not
+    retried (a new token would be refused the same way).
+    """
     token = yield NeedToken(api.scopes)
     response = yield Send(build_request(api, path, token, method=method, json_body=json_body,
                                         params=params, headers=headers))

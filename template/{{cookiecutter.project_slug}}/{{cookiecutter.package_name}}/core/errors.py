@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 
 class SignInError(Exception):
-    """The sign-in callback could not complete; `reason` is a stable code, `message` is for people."""
+    """The sign-in callback could not complete.
+
+    `reason` is a stable code for logs and tests; `message` is what the user reads.
+    """
 
     def __init__(self, reason: str, message: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail or message}")

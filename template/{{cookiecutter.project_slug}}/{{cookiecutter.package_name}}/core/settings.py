@@ -81,7 +81,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class AppDefaults:
-    """What the generated `config.py` bakes in; every value can be overridden from the environment."""
+    """What the generated `config.py` bakes in; the environment can override every value."""
 
     app_name: str
     app_slug: str
@@ -201,7 +201,9 @@ def _authority(reader: _Reader, defaults: AppDefaults) -> tuple[str | None, str 
             # MSAL appends "/.well-known/openid-configuration"; a trailing slash breaks discovery.
             reader.problems.append(f"OIDC_AUTHORITY={value!r} must not end with '/'.")
     if entra is None and oidc is None:
-        reader.problems.append("AUTHORITY (Entra ID) or OIDC_AUTHORITY (other providers) is missing.")
+        reader.problems.append(
+            "AUTHORITY (Entra ID) or OIDC_AUTHORITY (other providers) is missing."
+        )
     return (entra.rstrip("/") if entra else None), oidc
 
 

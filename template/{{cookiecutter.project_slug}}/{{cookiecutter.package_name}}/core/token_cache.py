@@ -163,7 +163,8 @@ class AccountCaches:
         try:
             blob = self.store.get(key)
         except Exception:  # a broken backend means "sign in again", not an error page
-            log.warning("token cache read failed; treating the account as signed out", exc_info=True)
+            log.warning("token cache read failed; the account counts as signed out",
+                        exc_info=True)
             return cache
         if not blob:
             return cache
