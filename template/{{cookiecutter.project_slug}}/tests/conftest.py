@@ -80,7 +80,9 @@ def serve_app(build: Callable[[str], Any], cert_files: tuple[str, str] | None
                          threaded=True, ssl_context=ssl_context)
     base_url = f"{'https' if cert_files else 'http'}://127.0.0.1:{server.port}"
     holder["app"] = build(base_url)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval keeps shutdown (once per test) quick.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield base_url, holder["app"]
