@@ -64,8 +64,8 @@ def server_cert_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFacto
 
 
 @contextlib.contextmanager
-def serve_app(build: Callable[[str], Any], cert_files: tuple[str, str] | None
-              ) -> Iterator[tuple[str, Any]]:
+def serve_app(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
+              host: str = "127.0.0.1") -> Iterator[tuple[str, Any]]:
     """Serve a WSGI app from a thread on an ephemeral port; `build(base_url)` makes the app.
 
     The port is known only once the socket is bound, and the app's REDIRECT_URI needs it, so the
@@ -78,7 +78,7 @@ def serve_app(build: Callable[[str], Any], cert_files: tuple[str, str] | None
         ssl_context.load_cert_chain(*cert_files)
     server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
                          threaded=True, ssl_context=ssl_context)
-    base_url = f"{'https' if cert_files else 'http'}://127.0.0.1:{server.port}"
+    base_url = f"{'https' if cert_files else 'http'}://{host}:{server.port}"
     holder["app"] = build(base_url)
     # A short poll interval keeps shutdown (once per test) quick.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
