@@ -1,0 +1,559 @@
+"""Conformance tests of the Entra ID stand-in, over real HTTPS with the real ``msal``.
+
+A stand-in that accepts anything proves nothing: most tests here show it REJECTS what Entra
+rejects, with Entra's error and AADSTS code, and then that the legitimate request succeeds.
+Time moves with ``standin.clock_offset``, never with sleeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import msal
+import pytest
+import requests
+import trustme
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import load_pem_x509_certificate
+
+from devprovider import StandIn
+from devprovider.standin import TENANT_PLACEHOLDER
+from tests.browser import Browser, auth_response, parse_forms
+from tests.devprovider_fixtures import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    POST_LOGOUT_REDIRECT_URI,
+    REDIRECT_URI,
+    TODO_RESOURCE,
+    authorize,
+    authorize_url,
+    make_http_session,
+    pkce_pair,
+)
+
+ALICE = "alice@contoso.test"
+BOB = "bob@contoso.test"
+TODO_READ = f"{TODO_RESOURCE}/Todo.Read"
+TODO_AUD = TODO_RESOURCE.removeprefix("api://")
+OTHER_ID, OTHER_SECRET = "0ther000-0000-4000-8000-000000000001", "other-secret"
+SIGN_IN = "openid profile offline_access"
+
+
+def token_url(standin: StandIn) -> str:
+    return f"{standin.authority}/oauth2/v2.0/token"
+
+
+def assert_error(resp: requests.Response, status: int, error: str, code: int,
+                 suberror: str | None = None) -> None:
+    """Entra's error JSON: error, AADSTS text with trace ids, error_codes, ids, error_uri."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert (body["error"], body["error_codes"], body.get("suberror")) == (error, [code], suberror)
+    assert body["error_description"].startswith(f"AADSTS{code}: ")
+    assert "\r\nTrace ID: " in body["error_description"]
+    assert {"timestamp", "trace_id", "correlation_id", "error_uri"} <= body.keys()
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def www_authenticate(resp: requests.Response) -> dict[str, str]:
+    header = resp.headers["WWW-Authenticate"]
+    assert header.startswith("Bearer ")
+    return dict(re.findall(r'(\w+)="([^"]*)"', header))
+
+
+def msal_app(standin: StandIn, session: requests.Session, *, oidc: bool = False,
+             **kwargs: Any) -> msal.ConfidentialClientApplication:
+    where = ({"oidc_authority": standin.oidc_authority} if oidc
+             else {"authority": standin.authority})
+    kwargs.setdefault("client_credential", CLIENT_SECRET)
+    return msal.ConfidentialClientApplication(
+        CLIENT_ID, instance_discovery=False, http_client=session, **where, **kwargs)
+
+
+def msal_sign_in(app: msal.ConfidentialClientApplication, browser: Browser, scopes: list[str],
+                 username: str = ALICE, **kwargs: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Interactive sign-in through MSAL and the stand-in's pages; returns (result, auth resp)."""
+    flow = app.initiate_auth_code_flow(scopes, redirect_uri=REDIRECT_URI,
+                                       response_mode="form_post", **kwargs)
+    page = browser.get(flow["auth_uri"])
+    assert page.status_code == 200, page.text
+    response = auth_response(browser.sign_in(page, username, follow=False))
+    result = app.acquire_token_by_auth_code_flow(flow, response)
+    assert "access_token" in result, result
+    return result, response
+
+
+def test_discovery_jwks_and_unknown_tenant(standin: StandIn,
+                                           http_session: requests.Session) -> None:
+    base, tid = standin.base_url, standin.tenant_id
+    doc = http_session.get(f"{standin.authority}/v2.0/.well-known/openid-configuration").json()
+    assert doc["issuer"] == f"{base}/{tid}/v2.0"
+    assert doc["authorization_endpoint"] == f"{base}/{tid}/oauth2/v2.0/authorize"
+    assert doc["token_endpoint"] == f"{base}/{tid}/oauth2/v2.0/token"
+    assert doc["end_session_endpoint"] == f"{base}/{tid}/oauth2/v2.0/logout"
+    assert doc["jwks_uri"] == f"{base}/{tid}/discovery/v2.0/keys"
+    assert doc["token_endpoint_auth_methods_supported"] == [
+        "client_secret_post", "private_key_jwt", "client_secret_basic"]
+    assert "form_post" in doc["response_modes_supported"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    # Multi-tenant aliases keep the alias in endpoints; the issuer has Entra's placeholder.
+    org = http_session.get(f"{base}/organizations/v2.0/.well-known/openid-configuration").json()
+    assert org["issuer"] == f"{base}/{TENANT_PLACEHOLDER}/v2.0"
+    assert org["token_endpoint"] == f"{base}/organizations/oauth2/v2.0/token"
+    oidc = http_session.get(f"{standin.oidc_authority}/.well-known/openid-configuration").json()
+    assert oidc["issuer"] == standin.oidc_authority
+    assert oidc["token_endpoint"] == f"{standin.oidc_authority}/token"
+    unknown = http_session.get(f"{base}/{uuid.uuid4()}/v2.0/.well-known/openid-configuration")
+    assert_error(unknown, 400, "invalid_tenant", 90002)
+    keys = http_session.get(doc["jwks_uri"]).json()["keys"]
+    assert [(k["kty"], k["alg"]) for k in keys] == [("RSA", "RS256")] and keys[0]["kid"]
+
+
+def test_authorize_validates_client_redirect_uri_pkce_and_decline(
+        standin: StandIn, new_browser: Callable[[], Browser]) -> None:
+    browser = new_browser()
+    _, challenge = pkce_pair()
+    # Unknown client and unregistered redirect URI: an error page, never a redirect.
+    page = browser.get(authorize_url(standin, client_id=str(uuid.uuid4()), challenge=challenge),
+                       allow_redirects=False)
+    assert page.status_code == 400 and "AADSTS700016" in page.text
+    assert "Location" not in page.headers and not parse_forms(page)
+    for wrong in ("https://app.test/Auth/callback", "https://app.test/auth/callback/",
+                  "https://evil.test/auth/callback"):
+        page = browser.get(authorize_url(standin, redirect_uri=wrong, challenge=challenge),
+                           allow_redirects=False)
+        assert page.status_code == 400 and "AADSTS50011" in page.text, wrong
+        assert "Location" not in page.headers and not parse_forms(page)
+    # Other errors go back to the redirect URI, with state, in the requested response mode.
+    no_pkce = auth_response(browser.get(authorize_url(standin), allow_redirects=False))
+    assert no_pkce["error"] == "invalid_request" and no_pkce["state"] == "st4te"
+    assert no_pkce["error_description"].startswith("AADSTS9002325:")
+    standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI, "https://app.test"],
+                            display_name="Contoso Test App")
+    query = browser.get(authorize_url(standin, redirect_uri="https://app.test",
+                                      response_mode="query", response_type="token",
+                                      challenge=challenge), allow_redirects=False)
+    assert query.status_code == 302
+    assert query.headers["Location"].startswith("https://app.test/?")  # Entra adds the "/"
+    assert auth_response(query)["error"] == "unsupported_response_type"
+    bad_scope = auth_response(browser.get(authorize_url(
+        standin, scope=f"{SIGN_IN} api://unknown-api/Read", challenge=challenge)))
+    assert bad_scope["error"] == "invalid_resource" and bad_scope["state"] == "st4te"
+    # The sign-in page: the app, the scopes, one form per user, the hinted user first.
+    page = browser.get(authorize_url(standin, scope=f"{SIGN_IN} User.Read {TODO_READ}",
+                                     challenge=challenge, login_hint=BOB))
+    assert page.status_code == 200 and "Sign in to Contoso Test App" in page.text
+    assert "User.Read" in page.text and TODO_READ in page.text
+    users = [f.get("username") for f in parse_forms(page) if f.get("username")]
+    assert users == [BOB, ALICE, "carol@contoso.test"]
+    declined = auth_response(browser.decline(page, follow=False))
+    assert declined["error"] == "access_denied" and declined["state"] == "st4te"
+    assert declined["error_description"].startswith(
+        "AADSTS65004: User declined to consent to access the app.")
+    ok = auth_response(browser.sign_in(page, ALICE, follow=False))
+    assert ok.keys() == {"code", "client_info", "state", "session_state"}
+    info = json.loads(base64.urlsafe_b64decode(ok["client_info"] + "=="))
+    assert info == {"uid": standin.users[ALICE].oid, "utid": standin.tenant_id}
+    assert standin.authorize_calls == 8
+
+
+def test_code_redemption_is_bound_single_use_and_short_lived(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    standin.register_client(OTHER_ID, OTHER_SECRET, [REDIRECT_URI])
+    browser = new_browser()
+    verifier, challenge = pkce_pair()
+    code = authorize(standin, browser, challenge=challenge, scope=f"{SIGN_IN} User.Read")["code"]
+    good = {"grant_type": "authorization_code", "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier, "scope": f"User.Read {SIGN_IN}"}
+
+    def redeem(**changes: str | None) -> requests.Response:
+        form = {k: v for k, v in {**good, **changes}.items() if v is not None}
+        return http_session.post(token_url(standin), data=form)
+
+    assert_error(redeem(client_secret="wrong"), 401, "invalid_client", 7000215)
+    assert_error(redeem(client_secret=None), 401, "invalid_client", 7000218)
+    assert_error(redeem(client_id=str(uuid.uuid4())), 400, "unauthorized_client", 700016)
+    assert_error(redeem(code_verifier=pkce_pair()[0]), 400, "invalid_grant", 501481)
+    assert_error(redeem(code_verifier=None), 400, "invalid_grant", 501481)
+    assert_error(redeem(redirect_uri=REDIRECT_URI + "/"), 400, "invalid_grant", 500112)
+    assert_error(redeem(redirect_uri=None), 400, "invalid_grant", 500112)
+    assert_error(redeem(client_id=OTHER_ID, client_secret=OTHER_SECRET), 400, "invalid_grant",
+                 70000)
+    assert_error(redeem(code="garbage"), 400, "invalid_grant", 9002313)
+    assert_error(redeem(scope=f"User.Read {TODO_READ} {SIGN_IN}"), 400, "invalid_request", 28000)
+    assert_error(redeem(scope=""), 400, "invalid_request", 28003)
+    # None of the failures used the code up; client_secret_basic works too.
+    ok = http_session.post(token_url(standin), auth=(CLIENT_ID, CLIENT_SECRET),
+                           data={k: v for k, v in good.items()
+                                 if k not in ("client_id", "client_secret")})
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
+    assert body["scope"] == "User.Read openid profile email"  # no offline_access, like Entra
+    assert {"access_token", "refresh_token", "id_token", "client_info"} <= body.keys()
+    id_token, at = claims_of(body["id_token"]), claims_of(body["access_token"])
+    assert id_token["nonce"] == "n0nce" and id_token["aud"] == CLIENT_ID
+    assert id_token["oid"] == standin.users[ALICE].oid and id_token["ver"] == "2.0"
+    assert at["aud"] == "https://graph.microsoft.com" and "User.Read" in at["scp"].split()
+    assert at["exp"] - at["iat"] == 3600 and at["tid"] == standin.tenant_id
+    assert_error(redeem(), 400, "invalid_grant", 54005)  # single use
+    # Expiry (~10 minutes) on the stand-in's clock.
+    late = authorize(standin, browser, challenge=challenge, scope=f"{SIGN_IN} User.Read")["code"]
+    standin.clock_offset = 601
+    assert_error(redeem(code=late), 400, "invalid_grant", 70008)
+    # No offline_access: no refresh token; no openid: no id token (Entra).
+    standin.clock_offset = 0
+    bare = authorize(standin, browser, challenge=challenge, scope="User.Read")["code"]
+    body = redeem(code=bare, scope="User.Read").json()
+    assert "refresh_token" not in body and "id_token" not in body and body["scope"] == "User.Read"
+    assert standin.token_calls["authorization_code"] == 15
+
+
+def test_refresh_tokens_serve_consented_resources_and_rotate(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    standin.register_client(OTHER_ID, OTHER_SECRET, [REDIRECT_URI])
+    verifier, challenge = pkce_pair()
+    code = authorize(standin, new_browser(), challenge=challenge,
+                     scope=f"{SIGN_IN} User.Read")["code"]
+    first = http_session.post(token_url(standin), data={
+        "grant_type": "authorization_code", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier, "scope": f"User.Read {SIGN_IN}"}).json()
+    rt1 = first["refresh_token"]
+
+    def refresh(rt: str, scope: str, client: tuple[str, str] = (CLIENT_ID, CLIENT_SECRET),
+                **extra: str) -> requests.Response:
+        return http_session.post(token_url(standin), data={
+            "grant_type": "refresh_token", "client_id": client[0], "client_secret": client[1],
+            "refresh_token": rt, "scope": f"{scope} {SIGN_IN}", **extra})
+
+    assert_error(refresh(rt1, TODO_READ), 400, "invalid_grant", 65001, "consent_required")
+    assert_error(refresh(rt1, f"User.Read {TODO_READ}"), 400, "invalid_request", 28000)
+    assert_error(refresh(rt1, "User.Read", (OTHER_ID, OTHER_SECRET)), 400, "invalid_grant", 70000)
+    assert_error(refresh("not-a-token", "User.Read"), 400, "invalid_grant", 9002313)
+    assert_error(refresh(rt1, "User.Read", (CLIENT_ID, "nope")), 401, "invalid_client", 7000215)
+    # After consent (e.g. admin consent), the same refresh token serves the custom API.
+    standin.grant_consent(ALICE, CLIENT_ID, [TODO_READ])
+    todo = refresh(rt1, f"{TODO_RESOURCE}/.default")
+    assert todo.status_code == 200, todo.text
+    body = todo.json()
+    assert body["scope"] == TODO_READ  # other APIs' scopes in full form, no OIDC scopes
+    at = claims_of(body["access_token"])
+    assert (at["aud"], at["scp"], at["azp"], at["ver"]) == (TODO_AUD, "Todo.Read", CLIENT_ID,
+                                                            "2.0")
+    assert at["iss"] == f"{standin.base_url}/{standin.tenant_id}/v2.0"
+    rt2 = body["refresh_token"]
+    assert rt2 != rt1  # rotated...
+    assert refresh(rt1, "User.Read").status_code == 200  # ...and the old one still works
+    assert refresh(rt2, TODO_READ).status_code == 200
+    standin.revoke_consent(ALICE, CLIENT_ID, TODO_RESOURCE)
+    assert_error(refresh(rt2, TODO_READ), 400, "invalid_grant", 65001, "consent_required")
+    standin.clock_offset = 91 * 24 * 3600
+    assert_error(refresh(rt2, "User.Read"), 400, "invalid_grant", 700082, "bad_token")
+    standin.clock_offset = 0
+    standin.revoke_refresh_tokens(ALICE)
+    assert_error(refresh(rt2, "User.Read"), 400, "invalid_grant", 50173, "bad_token")
+    assert standin.token_calls == {"authorization_code": 1, "refresh_token": 11}
+
+
+def test_msal_sign_in_silent_token_and_api_stand_ins(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    app = msal_app(standin, http_session)
+    result, _ = msal_sign_in(app, new_browser(), ["User.Read"])
+    alice = standin.users[ALICE]
+    assert result["id_token_claims"]["oid"] == alice.oid and result["expires_in"] == 3600
+    (account,) = app.get_accounts()
+    assert account["home_account_id"] == f"{alice.oid}.{alice.tid}"
+    assert account["username"] == ALICE
+    # The id token verifies against the JWKS; the Graph token does not (like Entra's).
+    jwks = http_session.get(f"{standin.authority}/discovery/v2.0/keys").json()
+    key = jwt.PyJWK(jwks["keys"][0]).key
+    jwt.decode(result["id_token"], key, algorithms=["RS256"], audience=CLIENT_ID,
+               issuer=f"{standin.base_url}/{standin.tenant_id}/v2.0")
+    graph_at = result["access_token"]
+    assert jwt.get_unverified_header(graph_at)["kid"] != jwks["keys"][0]["kid"]
+    me = http_session.get(f"{standin.graph_base_url}/me", headers=bearer(graph_at))
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == alice.oid and me.json()["userPrincipalName"] == ALICE
+    # Another resource, silently, from the refresh token once consent exists; then cached.
+    standin.grant_consent(ALICE, CLIENT_ID, [TODO_READ])
+    todo = app.acquire_token_silent_with_error([TODO_READ], account)
+    assert todo and "access_token" in todo, todo
+    assert standin.token_calls["refresh_token"] == 1
+    assert app.acquire_token_silent_with_error([TODO_READ], account)["access_token"] == \
+        todo["access_token"]
+    assert standin.token_calls["refresh_token"] == 1
+    at = claims_of(todo["access_token"])
+    assert at["aud"] == TODO_AUD and at["scp"] == "Todo.Read" and at["oid"] == alice.oid
+    api = f"{standin.base_url}/apis/todo"
+    ok = http_session.post(f"{api}/items?done=1", json={"title": "x"},
+                           headers=bearer(todo["access_token"]))
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"api": "todo", "method": "POST", "path": "/items",
+                         "query": {"done": "1"}, "oid": alice.oid, "name": alice.name,
+                         "preferred_username": ALICE, "scopes": ["Todo.Read"],
+                         "body": {"title": "x"}}
+    assert [(c["api"], c["path"]) for c in standin.api_calls] == [("graph", "/me"),
+                                                                  ("todo", "/items")]
+    # Rejections: wrong audience both ways, tampered signature, no token, missing scope.
+    cross = http_session.get(f"{api}/items", headers=bearer(graph_at))
+    assert cross.status_code == 401 and www_authenticate(cross)["error"] == "invalid_token"
+    cross = http_session.get(f"{standin.graph_base_url}/me", headers=bearer(todo["access_token"]))
+    assert cross.status_code == 401
+    assert cross.json()["error"]["code"] == "InvalidAuthenticationToken"
+    head, payload, sig = todo["access_token"].split(".")
+    forged = base64.urlsafe_b64encode(json.dumps({**at, "oid": standin.users[BOB].oid}).encode())
+    for token in (f"{head}.{forged.decode().rstrip('=')}.{sig}",
+                  f"{head}.{payload}.{sig[:-4]}{'AAAA' if sig[-4:] != 'AAAA' else 'BBBB'}"):
+        assert http_session.get(f"{api}/items", headers=bearer(token)).status_code == 401
+    assert http_session.get(f"{api}/items").status_code == 401
+    mail_only = standin.mint_access_token(ALICE, CLIENT_ID, ["Mail.Read"])
+    denied = http_session.get(f"{standin.graph_base_url}/me", headers=bearer(mail_only))
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
+    # Expired (the stand-in's clock moves; MSAL's does not).
+    standin.clock_offset = 3601
+    for url, token in ((f"{standin.graph_base_url}/me", graph_at),
+                       (f"{api}/items", todo["access_token"])):
+        expired = http_session.get(url, headers=bearer(token))
+        assert expired.status_code == 401 and "expired" in www_authenticate(expired)[
+            "error_description"]
+    assert len(standin.api_calls) == 2
+    # The nonce fault: MSAL must refuse an id token whose nonce it did not send.
+    standin.clock_offset = 0
+    standin.faults.add("wrong_nonce")
+    with pytest.raises(RuntimeError, match="nonce"):
+        msal_sign_in(app, new_browser(), ["User.Read"], BOB)
+
+
+def test_generic_oidc_issuer_with_msal(standin: StandIn, new_browser: Callable[[], Browser],
+                                       http_session: requests.Session) -> None:
+    app = msal_app(standin, http_session, oidc=True)
+    result, response = msal_sign_in(app, new_browser(), ["User.Read"], BOB)
+    assert "client_info" not in response and "client_info" not in result
+    claims = result["id_token_claims"]
+    assert claims["iss"] == standin.oidc_authority
+    (account,) = app.get_accounts()
+    assert account["home_account_id"] == claims["sub"]
+    standin.grant_consent(BOB, CLIENT_ID, [TODO_READ])
+    todo = app.acquire_token_silent_with_error([TODO_READ], account)
+    assert todo and claims_of(todo["access_token"])["aud"] == TODO_AUD, todo
+    ok = http_session.get(f"{standin.base_url}/apis/todo/x", headers=bearer(todo["access_token"]))
+    assert ok.status_code == 200 and ok.json()["preferred_username"] == BOB
+    # Codes and refresh tokens do not cross between the Entra and the OIDC endpoints.
+    verifier, challenge = pkce_pair()
+    code = authorize(standin, new_browser(), challenge=challenge,
+                     authority=standin.oidc_authority)["code"]
+    cross = http_session.post(token_url(standin), data={
+        "grant_type": "authorization_code", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier, "scope": SIGN_IN})
+    assert_error(cross, 400, "invalid_grant", 9002313)
+
+
+def test_claims_challenge_round_trip(standin: StandIn, new_browser: Callable[[], Browser],
+                                     http_session: requests.Session) -> None:
+    app = msal_app(standin, http_session, client_capabilities=["cp1"])
+    browser = new_browser()
+    msal_sign_in(app, browser, ["User.Read"])
+    (account,) = app.get_accounts()
+    standin.grant_consent(ALICE, CLIENT_ID, [TODO_READ])
+    todo = app.acquire_token_silent_with_error([TODO_READ], account)["access_token"]
+    demand = {"access_token": {"acrs": {"essential": True, "value": "c1"}}}
+    standin.demand_claims("todo", demand, step_up=True)
+    api = f"{standin.base_url}/apis/todo/items"
+    challenged = http_session.get(api, headers=bearer(todo))
+    assert challenged.status_code == 401
+    params = www_authenticate(challenged)
+    assert params["error"] == "insufficient_claims"
+    assert params["authorization_uri"] == f"{standin.authority}/oauth2/v2.0/authorize"
+    claims = base64.b64decode(params["claims"]).decode()
+    assert json.loads(claims) == demand
+    # Step-up: the refresh token cannot satisfy it; MSAL gets 50076 / basic_action.
+    silent = app.acquire_token_silent_with_error([TODO_READ], account, claims_challenge=claims)
+    assert silent["error"] == "invalid_grant" and silent["error_codes"] == [50076], silent
+    assert silent["classification"] == "basic_action"
+    # An interactive sign-in with the claims gives a token that carries them.
+    result, _ = msal_sign_in(app, browser, [TODO_READ], claims_challenge=claims)
+    stepped = claims_of(result["access_token"])
+    assert stepped["acrs"] == ["c1"] and stepped["xms_cc"] == ["cp1"]
+    assert http_session.get(api, headers=bearer(result["access_token"])).status_code == 200
+    # Its refresh token now satisfies the demand too.
+    again = app.acquire_token_silent_with_error([TODO_READ], account, claims_challenge=claims)
+    assert claims_of(again["access_token"])["acrs"] == ["c1"], again
+    # Without step-up (e.g. a CAE-style challenge), the refresh itself satisfies the claims.
+    graph_demand = {"access_token": {"nbf": {"essential": True, "value": "1700000000"}}}
+    standin.demand_claims("graph", graph_demand, step_up=False)
+    graph_at = app.acquire_token_silent_with_error(["User.Read"], account)["access_token"]
+    me = f"{standin.graph_base_url}/me"
+    challenged = http_session.get(me, headers=bearer(graph_at))
+    assert challenged.status_code == 401
+    decoded = base64.b64decode(www_authenticate(challenged)["claims"]).decode()
+    fresh = app.acquire_token_silent_with_error(["User.Read"], account, claims_challenge=decoded)
+    assert http_session.get(me, headers=bearer(fresh["access_token"])).status_code == 200
+    standin.demand_claims("graph", None, step_up=False)
+    assert http_session.get(me, headers=bearer(graph_at)).status_code == 200
+
+
+def test_browser_pages_on_plain_http_localhost(
+        tls_server_files: tuple[str, str], ca_bundle_path: str) -> None:
+    cert, key = tls_server_files
+    with StandIn(cert, key, browser_base_url="http://localhost:0") as standin, \
+            make_http_session(ca_bundle_path) as session, Browser(ca_bundle_path) as browser:
+        standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI],
+                                [POST_LOGOUT_REDIRECT_URI])
+        web = standin.browser_base_url
+        assert web and web.startswith("http://localhost:") and not web.endswith(":0")
+        doc = session.get(f"{standin.authority}/v2.0/.well-known/openid-configuration").json()
+        assert doc["authorization_endpoint"] == f"{web}/{standin.tenant_id}/oauth2/v2.0/authorize"
+        assert doc["end_session_endpoint"] == f"{web}/{standin.tenant_id}/oauth2/v2.0/logout"
+        assert doc["token_endpoint"].startswith(standin.base_url + "/")
+        app = msal_app(standin, session)
+        flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI,
+                                           response_mode="form_post")
+        assert flow["auth_uri"].startswith(web + "/")
+        page = browser.get(flow["auth_uri"])
+        response = auth_response(browser.sign_in(page, ALICE, follow=False))
+        result = app.acquire_token_by_auth_code_flow(flow, response)
+        assert result["id_token_claims"]["preferred_username"] == ALICE, result
+        # The plain-http listener serves no token endpoint, discovery or APIs.
+        for path in (f"/{standin.tenant_id}/oauth2/v2.0/token", "/graph/v1.0/me",
+                     f"/{standin.tenant_id}/v2.0/.well-known/openid-configuration"):
+            assert browser.post(web + path, data={"grant_type": "x"}).status_code == 404
+        out = browser.get(f"{doc['end_session_endpoint']}?client_id={CLIENT_ID}"
+                          f"&post_logout_redirect_uri={POST_LOGOUT_REDIRECT_URI}",
+                          allow_redirects=False)
+        assert out.headers["Location"] == POST_LOGOUT_REDIRECT_URI
+        assert not standin.errors
+
+
+def test_logout(standin: StandIn, new_browser: Callable[[], Browser],
+                http_session: requests.Session) -> None:
+    browser = new_browser()
+    app = msal_app(standin, http_session)
+    result, _ = msal_sign_in(app, browser, ["User.Read"])
+    logout = f"{standin.authority}/oauth2/v2.0/logout"
+    out = browser.get(logout, params={"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
+                                      "id_token_hint": result["id_token"], "state": "s1",
+                                      "logout_hint": "x"}, allow_redirects=False)
+    assert out.status_code == 302
+    assert out.headers["Location"] == f"{POST_LOGOUT_REDIRECT_URI}?state=s1"
+    assert standin.last_logout == {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
+                                   "id_token_hint": result["id_token"], "state": "s1",
+                                   "logout_hint": "x"}
+    for params in ({"post_logout_redirect_uri": "https://evil.test/", "client_id": CLIENT_ID},
+                   {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI},  # app unknown
+                   {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
+                    "id_token_hint": "forged.token.here"}):
+        page = browser.post(logout, data=params, allow_redirects=False)
+        assert page.status_code == 200 and "You signed out" in page.text, params
+        assert "Location" not in page.headers and POST_LOGOUT_REDIRECT_URI not in page.text
+    assert standin.logout_calls == 4
+
+
+def test_private_key_jwt_client_assertions(standin: StandIn, tls_ca: trustme.CA,
+                                           http_session: requests.Session) -> None:
+    # Entra takes RSA certificates only (trustme's default is ECDSA).
+    issued = tls_ca.issue_cert("client.contoso.test", key_type=trustme.KeyType.RSA)
+    cert_pem = issued.cert_chain_pems[0].bytes().decode()
+    key_pem = issued.private_key_pem.bytes().decode()
+    cert_id = "ce271000-0000-4000-8000-000000000001"
+    standin.register_client(cert_id, None, [REDIRECT_URI])
+    standin.register_client_certificate(cert_id, cert_pem)
+    # MSAL with the certificate: PS256 + x5t#S256, client credentials for the custom API.
+    app = msal.ConfidentialClientApplication(
+        cert_id, client_credential={"private_key": key_pem, "public_certificate": cert_pem},
+        authority=standin.authority, instance_discovery=False, http_client=http_session)
+    result = app.acquire_token_for_client([f"{TODO_RESOURCE}/.default"])
+    assert "access_token" in result and "refresh_token" not in result, result
+    assert claims_of(result["access_token"])["aud"] == TODO_AUD
+    # Hand-made assertions: RS256 + x5t, reuse of one assertion, expiry, unknown key, audience.
+    cert = load_pem_x509_certificate(cert_pem.encode())
+    key = serialization.load_pem_private_key(key_pem.encode(), None)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def assertion(alg: str = "RS256", exp_in: int = 600, aud: str | None = None,
+                  signer: Any = key) -> str:
+        header = ({"x5t": b64(cert.fingerprint(hashes.SHA1()))} if alg == "RS256"
+                  else {"x5t#S256": b64(cert.fingerprint(hashes.SHA256()))})
+        now = int(time.time())
+        return jwt.encode({"aud": aud or token_url(standin), "iss": cert_id, "sub": cert_id,
+                           "jti": str(uuid.uuid4()), "iat": now, "exp": now + exp_in},
+                          signer, algorithm=alg, headers=header)
+
+    def call(signed: str) -> requests.Response:
+        return http_session.post(token_url(standin), data={
+            "grant_type": "client_credentials", "client_id": cert_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": signed, "scope": f"{TODO_RESOURCE}/.default"})
+
+    reused = assertion()
+    assert call(reused).status_code == 200 and call(reused).status_code == 200
+    assert call(assertion("PS256")).status_code == 200
+    assert_error(call(assertion(exp_in=-1000)), 401, "invalid_client", 700024)
+    other_key = serialization.load_pem_private_key(
+        tls_ca.issue_cert("x.test", key_type=trustme.KeyType.RSA).private_key_pem.bytes(), None)
+    assert_error(call(assertion(signer=other_key)), 401, "invalid_client", 700027)
+    assert_error(call(assertion(aud=f"{standin.base_url}/common/oauth2/v2.0/token")), 401,
+                 "invalid_client", 700023)
+    standin.register_client_certificate(CLIENT_ID, tls_ca.issue_cert("y.test")
+                                        .cert_chain_pems[0].bytes())
+    assert_error(http_session.post(token_url(standin), data={
+        "grant_type": "client_credentials", "client_id": CLIENT_ID,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": reused, "scope": f"{TODO_RESOURCE}/.default"}),
+        401, "invalid_client", 700027)
+
+
+def test_robustness_and_silent_authorize(standin: StandIn, new_browser: Callable[[], Browser],
+                                         http_session: requests.Session) -> None:
+    url = token_url(standin)
+    assert_error(http_session.post(url), 400, "invalid_request", 900144)
+    assert_error(http_session.get(url), 400, "invalid_request", 900561)
+    assert_error(http_session.post(url, data={"grant_type": "password", "client_id": CLIENT_ID,
+                                              "client_secret": CLIENT_SECRET}),
+                 400, "unsupported_grant_type", 70003)
+    assert http_session.post(url, data=b"\xff\xfe=%%%", headers={
+        "Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
+    assert http_session.get(f"{standin.base_url}/nope/nothing/here").status_code == 404
+    assert http_session.get(f"{standin.base_url}/apis/unknown/x").status_code == 404
+    bad_json = http_session.post(
+        f"{standin.base_url}/apis/todo/x", data=b"{not json",
+        headers={**bearer(standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ])),
+                 "Content-Type": "application/json"})
+    assert bad_json.status_code == 400
+    assert http_session.get(standin.base_url).status_code == 200
+    # prompt=none: no session -> login_required; after an interactive sign-in -> a code.
+    _, challenge = pkce_pair()
+    browser = new_browser()
+    silent = auth_response(browser.get(authorize_url(standin, challenge=challenge,
+                                                     prompt="none")))
+    assert silent["error"] == "login_required" and silent["state"] == "st4te"
+    authorize(standin, browser, challenge=challenge)
+    silent = auth_response(browser.get(authorize_url(standin, challenge=challenge,
+                                                     prompt="none", response_mode="query"),
+                                       allow_redirects=False))
+    assert "code" in silent and silent["state"] == "st4te"
+    needs_consent = auth_response(browser.get(authorize_url(
+        standin, challenge=challenge, prompt="none", scope=f"{SIGN_IN} {TODO_READ}")))
+    assert needs_consent["error"] == "consent_required"
