@@ -10,6 +10,20 @@ the same stand-in serves Flask, Django and FastAPI apps):
 It aims to REJECT what Entra rejects (PKCE, redirect URI binding, single-use codes, one resource
 per token request, consent, client authentication), with Entra's error JSON and AADSTS codes.
 Codes whose exact Entra value is not confirmed by a source are marked ``UNCONFIRMED`` below.
+
+Errors (``error`` / AADSTS): /authorize pages (no redirect): unknown client 700016, unregistered
+redirect URI 50011. /authorize redirects: no PKCE invalid_request 9002325 (stricter than Entra for
+web apps), decline access_denied 65004, unknown resource invalid_resource 500011, unknown scope
+invalid_scope 650053, prompt=none login_required 50058 / consent_required 65001. /token: wrong
+secret invalid_client 7000215 (401), no credential 7000218 (401), unknown client
+unauthorized_client 700016, garbage code or refresh token invalid_grant 9002313, reused code
+54005, expired code 70008, PKCE mismatch or missing verifier 501481, redirect_uri differing
+500112 (error value UNCONFIRMED: invalid_grant), code or refresh token of another client 70000
+(UNCONFIRMED), two resources 28000 (error value UNCONFIRMED: invalid_request), empty scope with a
+code invalid_request 28003, no consent invalid_grant 65001 + suberror consent_required, step-up
+invalid_grant 50076 + suberror basic_action, refresh token expired 700082 / revoked 50173 (both
+suberror bad_token), assertions: expired 700024, unknown key or bad signature 700027, audience
+700023 (UNCONFIRMED), iss/sub 700021.
 """
 
 from __future__ import annotations
@@ -329,8 +343,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         standin = self.server.standin
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if 0 < length <= 4 * 1024 * 1024 else b""
+            raw_length = self.headers.get("Content-Length") or "0"
+            length = int(raw_length) if raw_length.isdigit() else -1
+            if not 0 <= length <= 4 * 1024 * 1024:
+                # Unreadable or huge body: answer 400 and drop the connection (it is out of sync).
+                self.close_connection = True
+                self._send(_json(400, {"error": "invalid_request",
+                                       "error_description": "Bad Content-Length."}))
+                return
+            body = self.rfile.read(length) if length else b""
             url = urlsplit(self.path)
             form: dict[str, str] = {}
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -349,6 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
             standin.errors.append(traceback.format_exc())
             resp = _json(500, {"error": "server_error",
                                "error_description": "The stand-in crashed; see StandIn.errors."})
+        self._send(resp)
+
+    def _send(self, resp: _Response) -> None:
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(resp.body)))
@@ -493,8 +517,9 @@ class StandIn:
         """Register (or replace) an app registration. ``client_secret=None``: certificate only."""
         with self._lock:
             old = self._clients.get(client_id)
+            name = display_name or (old.display_name if old else client_id)
             client = _Client(client_id, client_secret, list(redirect_uris),
-                             list(post_logout_redirect_uris or []), display_name or client_id)
+                             list(post_logout_redirect_uris or []), name)
             if old is not None:  # keep certificates registered earlier
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
             self._clients[client_id] = client
@@ -718,6 +743,8 @@ class StandIn:
 
     # ------------------------------------------------------------------ routing
     def _route(self, req: _Request) -> _Response:
+        if "server_crash" in self.faults:  # lets tests prove that handler bugs surface
+            raise RuntimeError("fault injected: server_crash")
         segs = [s for s in req.path.split("/") if s]
         if req.browser_only and not (
             not segs or segs == ["error"] or segs in (["oidc", "authorize"], ["oidc", "logout"])

@@ -8,12 +8,15 @@ Time moves with ``standin.clock_offset``, never with sleeps.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import msal
@@ -325,6 +328,13 @@ def test_msal_sign_in_silent_token_and_api_stand_ins(
                   f"{head}.{payload}.{sig[:-4]}{'AAAA' if sig[-4:] != 'AAAA' else 'BBBB'}"):
         assert http_session.get(f"{api}/items", headers=bearer(token)).status_code == 401
     assert http_session.get(f"{api}/items").status_code == 401
+    # Same signing key, another API's audience (and a scope name the todo API also knows).
+    standin.register_api("other", "api://22222222-3333-4444-5555-666666666666", ["Todo.Read"])
+    other = standin.mint_access_token(ALICE, CLIENT_ID,
+                                      ["api://22222222-3333-4444-5555-666666666666/Todo.Read"])
+    wrong_aud = http_session.get(f"{api}/items", headers=bearer(other))
+    assert wrong_aud.status_code == 401
+    assert "audience" in www_authenticate(wrong_aud)["error_description"]
     mail_only = standin.mint_access_token(ALICE, CLIENT_ID, ["Mail.Read"])
     denied = http_session.get(f"{standin.graph_base_url}/me", headers=bearer(mail_only))
     assert denied.status_code == 403
@@ -526,7 +536,8 @@ def test_private_key_jwt_client_assertions(standin: StandIn, tls_ca: trustme.CA,
 
 
 def test_robustness_and_silent_authorize(standin: StandIn, new_browser: Callable[[], Browser],
-                                         http_session: requests.Session) -> None:
+                                         http_session: requests.Session,
+                                         ca_bundle_path: str) -> None:
     url = token_url(standin)
     assert_error(http_session.post(url), 400, "invalid_request", 900144)
     assert_error(http_session.get(url), 400, "invalid_request", 900561)
@@ -543,6 +554,19 @@ def test_robustness_and_silent_authorize(standin: StandIn, new_browser: Callable
                  "Content-Type": "application/json"})
     assert bad_json.status_code == 400
     assert http_session.get(standin.base_url).status_code == 200
+    raw = http.client.HTTPSConnection(urlsplit(url).netloc, timeout=10,
+                                      context=ssl.create_default_context(cafile=ca_bundle_path))
+    raw.request("POST", urlsplit(url).path, body=b"x", headers={"Content-Length": "-5"})
+    bad_length = raw.getresponse()
+    assert bad_length.status == 400 and b"Bad Content-Length" in bad_length.read()
+    raw.close()
+    # A handler bug answers 500 JSON and is recorded (the fixture fails a test that leaves one).
+    standin.faults.add("server_crash")
+    crashed = http_session.get(standin.base_url)
+    assert crashed.status_code == 500 and crashed.json()["error"] == "server_error"
+    assert len(standin.errors) == 1 and "server_crash" in standin.errors[0]
+    standin.faults.clear()
+    standin.errors.clear()
     # prompt=none: no session -> login_required; after an interactive sign-in -> a code.
     _, challenge = pkce_pair()
     browser = new_browser()
