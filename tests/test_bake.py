@@ -84,6 +84,12 @@ def test_generated_code_is_ruff_clean(baked: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_generated_code_is_typed(baked: Path, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)],
+                            cwd=baked, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_generated_test_suite_passes(baked: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONPATH"] = str(baked)

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import jwt
@@ -362,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
             req = _Request(
                 method=self.command, path=url.path or "/",
                 query=dict(parse_qsl(url.query, keep_blank_values=True)), raw_query=url.query,
-                form=form, headers=self.headers, body=body, origin=f"{scheme}://{host}",
+                form=form, headers=dict(self.headers.items()), body=body, origin=f"{scheme}://{host}",
                 browser_only=self.server.browser_only,
             )
             resp = standin._route(req)
@@ -1064,6 +1064,11 @@ class StandIn:
         grant = form.get("grant_type", "")
         with self._lock:
             self.token_calls[grant] += 1  # counted whatever the outcome
+        if "token_unavailable" in self.faults:
+            # An outage of the token service, as Entra reports one (503 + Retry-After).
+            return _json(503, {"error": "temporarily_unavailable",
+                               "error_description": "AADSTS90033: A transient error has "
+                               "occurred. Please try again."}, [("Retry-After", "1")])
         try:
             if req.method != "POST":
                 raise OAuthError("invalid_request", 900561,
@@ -1153,7 +1158,7 @@ class StandIn:
                              "is not registered on application. [Reason - The key was not found., "
                              f"Thumbprint of key used by client: '{thumb}']", status=401)
         try:
-            claims = jwt.decode(assertion, cert.public_key(), algorithms=[alg],
+            claims = jwt.decode(assertion, cast(Any, cert.public_key()), algorithms=[alg],
                                 options={"verify_exp": False, "verify_nbf": False,
                                          "verify_iat": False, "verify_aud": False,
                                          "verify_iss": False})
@@ -1223,7 +1228,7 @@ class StandIn:
                 stepped_up: dict[str, list[str]]) -> dict[str, Any]:
         granted = self._consented_scopes(user, client, resource, names)
         if resource == GRAPH_RESOURCE:
-            oidc_granted = [s for s in ("openid", "profile") if s in oidc]
+            oidc_granted: list[str] = [s for s in ("openid", "profile") if s in oidc]
             if "openid" in oidc:
                 oidc_granted.append("email")  # Entra adds email to Graph tokens with openid
             scp = granted + oidc_granted

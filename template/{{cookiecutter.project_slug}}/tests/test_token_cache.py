@@ -56,7 +56,11 @@ def test_written_only_when_changed_and_removed_when_empty(caches: AccountCaches,
     caches.merge("a.t", cache_for("a.t"))
     writes: list[str] = []
     original = caches.store.set
-    monkeypatch.setattr(caches.store, "set", lambda k, v: (writes.append(k), original(k, v)))
+    def counting_set(key: str, value: str) -> None:
+        writes.append(key)
+        original(key, value)
+
+    monkeypatch.setattr(caches.store, "set", counting_set)
     with caches.open("a.t"):
         pass
     assert writes == []

@@ -7,6 +7,7 @@ module is the behavioural contract every adapter must pass unchanged.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import time
@@ -23,6 +24,18 @@ from tests.browser import Browser, parse_forms
 from tests.conftest import AppUnderTest
 
 ALICE, BOB = DEFAULT_USERS[0], DEFAULT_USERS[1]
+
+
+def cookie(browser: Browser, name: str) -> str:
+    value = browser.cookies.get(name)
+    assert value, f"no {name} cookie"
+    return value
+
+
+def find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.S)
+    assert match, f"{pattern!r} not found in:\n{text[:2000]}"
+    return match[1]
 
 
 def home_account_id(app: AppUnderTest, user: TestUser) -> str:
@@ -132,9 +145,9 @@ def test_sign_in_rotates_the_session_id(app_under_test: AppUnderTest) -> None:
     app = app_under_test
     browser = app.browser()
     sign_in(app, browser, ALICE)
-    first = browser.cookies.get("__Host-session")
+    first = cookie(browser, "__Host-session")
     sign_in(app, browser, ALICE)
-    second = browser.cookies.get("__Host-session")
+    second = cookie(browser, "__Host-session")
     assert first and second and first != second
     stale = Browser(verify=app.ca_path)
     stale.cookies.set("__Host-session", first, domain="127.0.0.1", path="/")
@@ -164,7 +177,7 @@ def test_callback_errors_show_a_page_not_a_stack_trace(app_under_test: AppUnderT
     # Replayed code: a second POST of the same answer, flow cookie and all.
     browser = app.browser()
     fields = hidden_fields(form_post_page(app, browser, ALICE))
-    flow_cookie = browser.cookies.get("__Host-auth-flow")
+    flow_cookie = cookie(browser, "__Host-auth-flow")
     assert post_callback(app, browser, fields).status_code == 200
     replay = Browser(verify=app.ca_path)
     replay.cookies.set("__Host-auth-flow", flow_cookie, domain="127.0.0.1", path="/")
@@ -274,8 +287,7 @@ def test_custom_api_asks_for_consent_then_calls_with_the_right_token(
     assert query["login_hint"] == [ALICE.username]
     final = browser.sign_in(consent, ALICE.username)
     assert urlsplit(final.url).path == f"/api/{name}" and final.status_code == 200
-    answer = json.loads(re.search(r'<pre id="response">(.*?)</pre>', final.text, re.S)[1]
-                        .replace("&#34;", '"').replace("&quot;", '"'))
+    answer = json.loads(html.unescape(find(r'<pre id="response">(.*?)</pre>', final.text)))
     assert answer["oid"] == ALICE.oid
     assert set(answer["scopes"]) == {s.rsplit("/", 1)[1] for s in api.scopes}
     # Now consented: the next call needs no token request at all.
@@ -342,12 +354,12 @@ def test_sign_out_forgets_tokens_and_ends_the_session(app_under_test: AppUnderTe
     sign_in(app, browser, ALICE)
     key = app.services.caches.key(home_account_id(app, ALICE))
     assert app.services.caches.store.get(key)
-    old_session = browser.cookies.get("__Host-session")
+    old_session = cookie(browser, "__Host-session")
 
     refused = browser.post(app.url("/logout"), data={"csrf_token": "wrong"})
     assert refused.status_code == 400 and app.services.caches.store.get(key)
 
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(app.url("/")).text)[1]
+    csrf = find(r'name="csrf_token" value="([^"]+)"', browser.get(app.url("/")).text)
     out = browser.post(app.url("/logout"), data={"csrf_token": csrf}, allow_redirects=False)
     assert out.status_code == 302
     target = urlsplit(out.headers["Location"])
@@ -408,3 +420,23 @@ def test_any_openid_connect_provider_by_configuration(make_app: Callable[..., Ap
     stored = [k for k in [app.services.caches.key(home_account_id(app, ALICE))]
               if app.services.caches.store.get(k)]
     assert stored == []  # not keyed by <oid>.<tid>: a generic provider has no client_info
+
+
+def test_provider_outage_and_unreachable_api_show_error_pages(
+        make_app: Callable[..., AppUnderTest]) -> None:
+    closed_port_url = "https://127.0.0.1:9/"  # discard port: nothing listens there
+    app = make_app(**{f"API_{name.upper()}_BASE_URL": closed_port_url
+                      for name in ("graph", "orders", "todo")})
+    browser = app.browser()
+    path = api_path(app)
+    final = sign_in(app, browser, ALICE, path)
+    assert final.status_code == 502 and "could not be reached" in final.text
+    assert "Traceback" not in final.text and 'href="/"' in final.text
+
+    # The token service is down while a refresh is needed: an error page, the session survives.
+    expire_access_tokens(app, ALICE)
+    app.standin.faults.add("token_unavailable")
+    page = browser.get(app.url(path))
+    assert page.status_code == 502 and "could not be obtained" in page.text
+    assert "Traceback" not in page.text
+    assert ALICE.name in browser.get(app.url("/")).text

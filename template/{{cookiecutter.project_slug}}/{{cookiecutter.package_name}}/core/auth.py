@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import itsdangerous
 import msal
 import requests
+from msal.exceptions import MsalServiceError
 
 from .errors import InteractionRequired, SignInError, TokenAcquisitionError
 from .identity import MsalClients
@@ -25,6 +26,9 @@ from .settings import Settings
 from .token_cache import AccountCaches
 
 log = logging.getLogger(__name__)
+
+# What MSAL lets through when the provider cannot be reached or answers with a server error.
+PROVIDER_FAILURES = (requests.RequestException, MsalServiceError)
 
 # Errors after which another interactive sign-in (or consent) can help.
 INTERACTIVE_ERRORS = frozenset(
@@ -141,7 +145,7 @@ class AuthService:
         except RuntimeError as exc:  # MSAL's nonce check on the id token
             raise SignInError("invalid_id_token", "The identity provider's answer could not be "
                               "trusted (ID token check failed).", str(exc)) from exc
-        except requests.RequestException as exc:
+        except PROVIDER_FAILURES as exc:
             raise SignInError("provider_unreachable", "The identity provider could not be "
                               "reached.", str(exc)) from exc
         if "error" in result:
@@ -182,7 +186,7 @@ class AuthService:
             try:
                 result = app.acquire_token_silent_with_error(
                     list(scopes), accounts[0], claims_challenge=claims)
-            except requests.RequestException as exc:
+            except PROVIDER_FAILURES as exc:
                 raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
         if result and "access_token" in result:
             return str(result["access_token"])

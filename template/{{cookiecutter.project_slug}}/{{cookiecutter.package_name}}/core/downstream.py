@@ -118,9 +118,9 @@ def call_plan(api: ApiSettings, path: str = "", *, method: str = "GET", json_bod
     A claims challenge is answered once, with a token carrying the claims; a plain 401 is not
     retried (a new token would be refused the same way).
     """
-    token = yield NeedToken(api.scopes)
-    response = yield Send(build_request(api, path, token, method=method, json_body=json_body,
-                                        params=params, headers=headers))
+    token: str = yield NeedToken(api.scopes)
+    response: ApiResponse = yield Send(build_request(
+        api, path, token, method=method, json_body=json_body, params=params, headers=headers))
     claims = claims_challenge(response)
     if claims is not None:
         # The token lacks claims the API demands (e.g. after a policy change): get a new one

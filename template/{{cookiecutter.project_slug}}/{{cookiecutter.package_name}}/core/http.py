@@ -30,7 +30,7 @@ class _Session(requests.Session):
     ca_bundle: str | None = None
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
+                                   cert: Any) -> Any:
         merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if self.ca_bundle:
             merged["verify"] = self.ca_bundle
