@@ -114,6 +114,11 @@ def test_full_sign_in_lands_on_the_page_first_asked_for(app_under_test: AppUnder
     assert final.status_code == 200, final.text
     assert ALICE.oid in final.text
     assert app.standin.token_calls["authorization_code"] == 1
+    # The API stand-in accepted the call only after checking signature, audience and scope.
+    (call,) = app.standin.api_calls
+    api = app.services.settings.apis[call["api"]]
+    assert call["oid"] == ALICE.oid
+    assert {s.rsplit("/", 1)[-1] for s in api.scopes} <= set(call["scopes"])
     assert ALICE.name in browser.get(app.url("/")).text
     # The session holds identifiers only; the tokens are in the per-account cache.
     assert app.services.caches.store.get(app.services.caches.key(home_account_id(app, ALICE)))
