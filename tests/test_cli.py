@@ -369,11 +369,11 @@ def test_keyboard_interrupt_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
     assert not (tmp_path / "deep").exists()  # the -o directories it created are gone too
 
 
-@pytest.mark.skipif(not os.environ.get("MSAL_WEBAPP_REAL_TEMPLATE"),
-                    reason="renders the real app template; set MSAL_WEBAPP_REAL_TEMPLATE=1")
-def test_real_template_renders_example(tmp_path: Path) -> None:
-    """The real template with examples/app.yaml (the app part is owned by tests/test_bake.py)."""
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_real_template_renders_every_example(tmp_path: Path, example: Path) -> None:
+    """Each shipped example through the CLI and the real template (bakes run the app tests)."""
     out = tmp_path / "out"
-    assert cli.main(["new", str(ROOT / "examples" / "app.yaml"), "-o", str(out)]) == 0
-    assert _leftovers(out) == ["contoso-portal"]
-    assert (out / "contoso-portal" / "contoso_portal").is_dir()
+    assert cli.main(["new", str(example), "-o", str(out)]) == 0
+    (project,) = [out / name for name in _leftovers(out)]
+    assert (project / "pyproject.toml").is_file() and (project / ".env.example").is_file()
