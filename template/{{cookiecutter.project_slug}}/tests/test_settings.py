@@ -52,6 +52,7 @@ def test_the_real_entry_point_fails_clearly_on_an_empty_environment(tmp_path: Pa
         ({"TOKEN_CACHE_BACKEND": "floppy"}, "TOKEN_CACHE_BACKEND='floppy' is not one of"),
         ({"TOKEN_CACHE_MAX_ENTRIES": "many"}, "TOKEN_CACHE_MAX_ENTRIES='many'"),
         ({"INSTANCE_DISCOVERY": "maybe"}, "INSTANCE_DISCOVERY='maybe' is not a boolean"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL='CHATTY' is not one of"),
         ({"CA_BUNDLE": "/nonexistent/ca.pem"}, "CA_BUNDLE='/nonexistent/ca.pem'"),
         ({"CLIENT_SECRET": "x", "CLIENT_SECRET_FILE": "/run/secret"}, "both set"),
         ({"CLIENT_SECRET": "", "CLIENT_SECRET_FILE": "/nonexistent"}, "cannot read"),

@@ -39,7 +39,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         load_dotenv()  # a .env file in the working directory; real variables win over it
         environ = os.environ
     settings = load_settings(environ, DEFAULTS)
-    logging.basicConfig(level=environ.get("LOG_LEVEL", "INFO"))
+    logging.basicConfig(level=settings.log_level)
 
     app = Flask(__name__)
     app.config.update(

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 CACHE_BACKENDS = ("memory", "filesystem")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(Exception):
@@ -67,6 +68,7 @@ class Settings:
     trusted_proxy_hops: int
     apis: Mapping[str, ApiSettings]
     sign_in_api: str | None
+    log_level: str
 
     @property
     def secure_cookies(self) -> bool:
@@ -264,6 +266,9 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
     if ca_bundle and not Path(ca_bundle).is_file():
         reader.problems.append(f"CA_BUNDLE={ca_bundle!r} is not a readable PEM file.")
 
+    log_level = reader.text("LOG_LEVEL", "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        reader.problems.append(f"LOG_LEVEL={log_level!r} is not one of {', '.join(LOG_LEVELS)}.")
     apis = _apis(reader, defaults)
     sign_in_api = reader.raw("SIGN_IN_API") or defaults.sign_in_api or None
     if sign_in_api and sign_in_api not in apis:
@@ -292,6 +297,7 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         trusted_proxy_hops=reader.integer("TRUSTED_PROXY_HOPS", 0, 0),
         apis=apis,
         sign_in_api=sign_in_api if sign_in_api in apis else None,
+        log_level=log_level,
     )
     if settings.client_id and re.search(r"\s", settings.client_id):
         reader.problems.append("CLIENT_ID must not contain spaces.")
