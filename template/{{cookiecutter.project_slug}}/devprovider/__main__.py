@@ -58,7 +58,8 @@ def start_dev_environment(folder: Path, app_url: str) -> tuple[StandIn, dict[str
     standin = StandIn(cert_path, key_path, browser_base_url="http://localhost:0").start()
     secret = secrets.token_urlsafe(24)
     redirect_uri = app_url + DEFAULTS.redirect_path
-    standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri], [app_url + "/"])
+    standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri], [app_url + "/"],
+                            display_name=DEFAULTS.app_name)
     env = {
         "AUTHORITY": standin.authority,
         "OIDC_AUTHORITY": "",
