@@ -38,6 +38,13 @@ def find(pattern: str, text: str) -> str:
     return match[1]
 
 
+def signed_in_with(app: AppUnderTest, session_cookie: str, user: TestUser) -> bool:
+    """Whether a fresh browser presenting only this session cookie is signed in as `user`."""
+    browser = Browser(verify=app.ca_path)
+    browser.cookies.set("__Host-session", session_cookie, domain="127.0.0.1", path="/")
+    return user.name in browser.get(app.url("/")).text
+
+
 def home_account_id(app: AppUnderTest, user: TestUser) -> str:
     return f"{user.oid}.{app.standin.tenant_id}"
 
@@ -153,10 +160,8 @@ def test_sign_in_rotates_the_session_id(app_under_test: AppUnderTest) -> None:
     first = cookie(browser, "__Host-session")
     sign_in(app, browser, ALICE)
     second = cookie(browser, "__Host-session")
-    assert first and second and first != second
-    stale = Browser(verify=app.ca_path)
-    stale.cookies.set("__Host-session", first, domain="127.0.0.1", path="/")
-    assert ALICE.name not in stale.get(app.url("/")).text
+    assert first != second
+    assert signed_in_with(app, second, ALICE) and not signed_in_with(app, first, ALICE)
 
 
 def test_callback_errors_show_a_page_not_a_stack_trace(app_under_test: AppUnderTest) -> None:
@@ -360,6 +365,7 @@ def test_sign_out_forgets_tokens_and_ends_the_session(app_under_test: AppUnderTe
     key = app.services.caches.key(home_account_id(app, ALICE))
     assert app.services.caches.store.get(key)
     old_session = cookie(browser, "__Host-session")
+    assert signed_in_with(app, old_session, ALICE)
 
     refused = browser.post(app.url("/logout"), data={"csrf_token": "wrong"})
     assert refused.status_code == 400 and app.services.caches.store.get(key)
@@ -375,9 +381,7 @@ def test_sign_out_forgets_tokens_and_ends_the_session(app_under_test: AppUnderTe
         params["id_token_hint"][0].split(".")[1] + "=="))["oid"] == ALICE.oid
     assert app.services.caches.store.get(key) is None
     assert ALICE.name not in browser.get(app.url("/")).text
-    replayed = Browser(verify=app.ca_path)
-    replayed.cookies.set("__Host-session", old_session, domain="127.0.0.1", path="/")
-    assert ALICE.name not in replayed.get(app.url("/")).text
+    assert not signed_in_with(app, old_session, ALICE)
 
 
 def test_open_redirects_are_refused(app_under_test: AppUnderTest) -> None:
