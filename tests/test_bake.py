@@ -102,3 +102,20 @@ def test_generated_test_suite_passes(baked: Path) -> None:
     print(f"generated suite in {baked.name}: {elapsed:.1f}s\n{result.stdout[-400:]}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert re.search(r"\d+ passed", result.stdout)
+
+
+def test_the_documented_cookiecutter_command(tmp_path: Path) -> None:
+    """`cookiecutter <repo> --directory template` on defaults, and a bad answer refused."""
+    command = [sys.executable, "-m", "cookiecutter", str(ROOT), "--directory", "template",
+               "--no-input", "-o", str(tmp_path)]
+    env = {**os.environ, "HOME": str(tmp_path)}  # no user config or replay files leak in
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = (tmp_path / "contoso-portal" / "contoso_portal" / "config.py").read_text()
+    assert '"graph"' in config and "https://login.microsoftonline.com/organizations" in config
+
+    refused = subprocess.run([*command, "entra_tenant=not a tenant!",
+                              "project_name=Second"], capture_output=True, text=True, env=env)
+    assert refused.returncode != 0
+    assert "ERROR: entra_tenant" in refused.stdout + refused.stderr
+    assert not (tmp_path / "second").exists()
