@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import msal
@@ -137,3 +139,18 @@ def test_the_account_lock_serialises_one_account_only(tmp_path: Path) -> None:
     holder.join(5)
     waiter.join(5)
     assert inside == ["other", "first", "second"]
+
+
+def test_file_store_sweeps_expired_entries_and_keeps_few_lock_files(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, 3600)
+    for n in range(300):
+        with store.lock(f"app:token_cache:gone{n}.t"):
+            store.set(f"app:token_cache:gone{n}.t", "blob")
+    assert len(list((tmp_path / "locks").iterdir())) <= FileStore.LOCK_STRIPES
+    two_hours_ago = time.time() - 7200
+    for path in tmp_path.glob("*.json"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    store.set("app:token_cache:active.t", "fresh")
+    assert store.sweep() == 300
+    assert len(list(tmp_path.glob("*.json"))) == 1  # only the entry written since
+    assert store.get("app:token_cache:active.t") == "fresh"

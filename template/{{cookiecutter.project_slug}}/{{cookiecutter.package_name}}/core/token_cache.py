@@ -91,24 +91,33 @@ class FileStore:
     """One 0600 file per key in a 0700 directory; atomic replace on write; file locks.
 
     The file lock also serialises processes (several workers on one machine); the thread lock in
-    front of it keeps threads of one process from contending on the file system.
+    front of it keeps threads of one process from contending on the file system. Lock files are
+    striped (256 of them, by key hash) so they stay few: a lock file cannot be deleted safely
+    while another process may be waiting on it.
     """
+
+    SWEEP_INTERVAL_SECONDS = 3600.0
+    LOCK_STRIPES = 256
 
     def __init__(self, directory: Path, ttl_seconds: int) -> None:
         self._dir = directory
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self._dir / "locks").mkdir(exist_ok=True, mode=0o700)
         self._ttl = ttl_seconds
         self._locks = _KeyedLocks()
+        self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_SECONDS
+
+    def _digest(self, key: str) -> str:
+        # Hashing keeps arbitrary account ids out of file names (no traversal, no odd characters).
+        return hashlib.sha256(key.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
-        # Hashing keeps arbitrary account ids out of file names (no traversal, no odd characters).
-        return self._dir / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+        return self._dir / (self._digest(key) + ".json")
 
     def get(self, key: str) -> str | None:
         path = self._path(key)
         try:
-            stat = path.stat()
-            if stat.st_mtime + self._ttl < time.time():
+            if path.stat().st_mtime + self._ttl < time.time():
                 path.unlink(missing_ok=True)
                 return None
             return path.read_text(encoding="utf-8")
@@ -127,13 +136,35 @@ class FileStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_SECONDS
+            self.sweep()
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def sweep(self) -> int:
+        """Delete expired entries of accounts that never came back (and files of dead writers).
+
+        Runs from `set` at most once an hour; returns how many files it removed.
+        """
+        now, removed = time.time(), 0
+        for path in self._dir.iterdir():
+            try:
+                age = now - path.stat().st_mtime
+                if (path.suffix == ".json" and age > self._ttl) or (
+                        path.name.startswith(".tmp-") and age > self.SWEEP_INTERVAL_SECONDS):
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # removed meanwhile by a reader or another process
+        return removed
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[object]:
-        with self._locks.get(key), filelock.FileLock(str(self._path(key)) + ".lock", mode=0o600):
+        stripe = int(self._digest(key)[:8], 16) % self.LOCK_STRIPES
+        lock_file = self._dir / "locks" / f"{stripe:03d}.lock"
+        with self._locks.get(key), filelock.FileLock(str(lock_file), mode=0o600):
             yield None
 
 
