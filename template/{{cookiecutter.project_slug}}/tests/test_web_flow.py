@@ -115,6 +115,7 @@ def test_full_sign_in_lands_on_the_page_first_asked_for(app_under_test: AppUnder
     browser = app.browser()
     home = browser.get(app.url("/"))
     assert home.status_code == 200 and 'href="/login"' in home.text
+    assert home.headers["X-Frame-Options"] == "DENY" and home.headers["Cache-Control"] == "no-store"
     path = api_path(app)
     final = sign_in(app, browser, ALICE, path=path)
     assert urlsplit(final.url).path == path

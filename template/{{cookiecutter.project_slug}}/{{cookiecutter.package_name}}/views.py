@@ -34,6 +34,7 @@ from .core.errors import (
     TokenAcquisitionError,
 )
 from .core.web import (
+    SECURITY_HEADERS,
     Services,
     api_succeeded,
     begin_session,
@@ -100,6 +101,13 @@ def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
     response = cast(Response, redirect(start.auth_uri))
     response.set_cookie(spec.name, start.flow_cookie, max_age=spec.max_age, path=spec.path,
                         secure=spec.secure, httponly=spec.httponly, samesite=spec.samesite)
+    return response
+
+
+@bp.after_app_request
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -36,6 +36,17 @@ SESSION_INTERACTION = "interaction"
 LOOP_WINDOW_SECONDS = 300
 
 
+# Sent with every response: pages show personal data and must not be framed, sniffed or cached.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' "
+                               "https: http://localhost:*",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
 @dataclass(frozen=True)
 class CookieSpec:
     name: str
