@@ -4,14 +4,8 @@ Used by the test suite (over real HTTPS on loopback) and by local development mo
 See ``devprovider.standin`` for the behaviour and the Entra error codes it reproduces.
 """
 
-from .standin import (
-    DEFAULT_TENANT_ID,
-    DEFAULT_USERS,
-    GRAPH_RESOURCE,
-    OAuthError,
-    StandIn,
-    TestUser,
-)
+from .model import DEFAULT_TENANT_ID, DEFAULT_USERS, GRAPH_RESOURCE, OAuthError, TestUser
+from .standin import StandIn
 
 __all__ = [
     "DEFAULT_TENANT_ID",

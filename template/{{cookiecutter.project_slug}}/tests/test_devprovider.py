@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import load_pem_x509_certificate
 
 from devprovider import StandIn
-from devprovider.standin import TENANT_PLACEHOLDER
+from devprovider.model import TENANT_PLACEHOLDER
 from tests.browser import Browser, auth_response, parse_forms
 from tests.devprovider_fixtures import (
     CLIENT_ID,

@@ -1,0 +1,637 @@
+"""The identity-provider endpoints of the stand-in: discovery, keys, /authorize, /token, logout.
+
+``_IdentityEndpoints`` answers requests that ``StandIn._route`` sends it, under ``/{tenant}/...``
+(Entra style, with ``client_info``) or ``/oidc/...`` (a generic OpenID Connect issuer). Errors are
+``OAuthError``s, answered the way Entra answers them: an error page when the redirect URI cannot
+be trusted, a redirect with ``error`` parameters, or Entra's error JSON from /token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+
+import jwt
+
+from . import pages
+from .model import (
+    ASSERTION_TYPE,
+    CODE_LIFETIME,
+    GRAPH_RESOURCE,
+    REFRESH_TOKEN_LIFETIME,
+    TENANT_PLACEHOLDER,
+    OAuthError,
+    TestUser,
+    _AuthRequest,
+    _Client,
+    _Code,
+    _merge_claims,
+    _RefreshToken,
+)
+from .server import _html, _json, _redirect, _Request, _Response
+from .tenant import _Tenant
+from .tokens import _b64url, _check_client_assertion
+
+_SESSION_COOKIE = "devprovider_user"
+
+
+class _IdentityEndpoints(_Tenant):
+    """Discovery, JWKS, /authorize (sign-in and consent pages), /token grants and logout."""
+
+    # ------------------------------------------------------------------ discovery, keys, errors
+    def _tenant_ok(self, tenant: str) -> bool:
+        return tenant.lower() in (self.tenant_id, "organizations", "common",
+                                  self.tenant_domain.lower())
+
+    def _browser_endpoint(self, req: _Request, what: str, tenant: str, mode: str) -> _Response:
+        if what == "authorize":
+            return self._authorize(req, tenant, mode)
+        return self._logout(req)
+
+    def _discovery(self, tenant: str, mode: str) -> dict[str, Any]:
+        web = self._browser_base_url or self.base_url
+        if mode == "oidc":
+            prefix = f"{self.base_url}/oidc"
+            issuer = self.issuer("oidc")
+            auth, token, keys, logout = (f"{web}/oidc/authorize", f"{prefix}/token",
+                                         f"{prefix}/keys", f"{web}/oidc/logout")
+        else:
+            prefix = f"{self.base_url}/{tenant}"
+            # Like Entra: for organizations/common the issuer holds the literal placeholder
+            # "{tenantid}" (tokens carry the real tenant id), while the endpoints keep the alias.
+            generic = tenant.lower() in ("organizations", "common")
+            issuer = (f"{self.base_url}/{TENANT_PLACEHOLDER}/v2.0" if generic
+                      else f"{self.base_url}/{self.tenant_id}/v2.0")
+            auth = f"{web}/{tenant}/oauth2/v2.0/authorize"
+            token = f"{prefix}/oauth2/v2.0/token"
+            keys = f"{prefix}/discovery/v2.0/keys"
+            logout = f"{web}/{tenant}/oauth2/v2.0/logout"
+        return {
+            "token_endpoint": token,
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
+                                                      "client_secret_basic"],
+            "jwks_uri": keys,
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": issuer,
+            "request_uri_parameter_supported": False,
+            "userinfo_endpoint": f"{self.base_url}/graph/oidc/userinfo",
+            "authorization_endpoint": auth,
+            "http_logout_supported": True,
+            "frontchannel_logout_supported": True,
+            "end_session_endpoint": logout,
+            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
+                                 "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat",
+                                 "auth_time", "acr", "nonce", "preferred_username", "name", "tid",
+                                 "ver", "at_hash", "c_hash", "email"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+            "tenant_region_scope": "WW",
+            "cloud_instance_name": "stand-in.local",
+            "msgraph_host": urlsplit(self.base_url).netloc,
+        }
+
+    def _jwks(self) -> dict[str, Any]:
+        return {"keys": [self._key.jwk(self.issuer())]}
+
+    def _error_page(self, status: int, e: OAuthError, req: _Request) -> _Response:
+        fields = self._error_fields(e, req)
+        details = {"Request Id": fields["trace_id"], "Correlation Id": fields["correlation_id"],
+                   "Timestamp": fields["timestamp"], "Error": e.error}
+        return _html(status, pages.error_page(e.code, e.message, details))
+
+    # ------------------------------------------------------------------ /authorize
+    def _authorize(self, req: _Request, tenant: str, mode: str) -> _Response:
+        with self._lock:
+            if req.method == "GET":
+                self.authorize_calls += 1
+        q = req.query
+        client_id = q.get("client_id", "")
+        if not client_id:
+            return self._error_page(400, OAuthError(
+                "invalid_request", 900144,
+                "The request body must contain the following parameter: 'client_id'."), req)
+        client = self._clients.get(client_id)
+        if client is None:
+            return self._error_page(400, OAuthError(
+                "unauthorized_client", 700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{self.tenant_domain}'. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in the "
+                "tenant. You may have sent your authentication request to the wrong tenant."), req)
+        redirect_uri = q.get("redirect_uri", "")
+        if not redirect_uri or not client.redirect_uri_allowed(redirect_uri):
+            # Never redirect to an unregistered URI: an error page, like Entra's AADSTS50011.
+            return self._error_page(400, OAuthError(
+                "invalid_request", 50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the "
+                f"redirect URIs configured for the application '{client_id}'. Make sure the "
+                "redirect URI sent in the request matches one added to your application in the "
+                "Azure portal."), req)
+        state = q.get("state")
+        response_mode = q.get("response_mode") or "query"
+        try:
+            if response_mode not in ("query", "fragment", "form_post"):
+                response_mode = "query"
+                # UNCONFIRMED code: Entra's number for an unknown response_mode.
+                raise OAuthError("invalid_request", 900144,
+                                 "The provided value for the input parameter 'response_mode' is "
+                                 "not valid.")
+            ar = self._validate_authorize(q, client, redirect_uri, response_mode, state)
+            if req.method == "POST":
+                return self._authorize_post(req, ar, mode)
+            if ar.prompt == "none":
+                return self._authorize_silent(req, ar, mode)
+        except OAuthError as e:
+            return self._auth_response(redirect_uri, response_mode,
+                                       self._redirect_error_params(e, state, req))
+        return self._sign_in_page(req, ar)
+
+    def _validate_authorize(self, q: Mapping[str, str], client: _Client, redirect_uri: str,
+                            response_mode: str, state: str | None) -> _AuthRequest:
+        if q.get("response_type") != "code":
+            raise OAuthError("unsupported_response_type", 700054,
+                             f"response_type '{q.get('response_type', '')}' is not enabled for "
+                             "the application.")
+        scope = q.get("scope", "").strip()
+        if not scope:
+            raise OAuthError("invalid_request", 900144,
+                             "The request body must contain the following parameter: 'scope'.")
+        oidc, resources = self._parse_scopes(scope, client.client_id)
+        challenge = q.get("code_challenge", "")
+        method = q.get("code_challenge_method") or "plain"  # RFC 7636 default
+        if not challenge:
+            # Stricter than Entra for confidential web apps (Entra only requires PKCE for SPAs,
+            # AADSTS9002325): every generated app uses PKCE, so its absence is a bug.
+            raise OAuthError("invalid_request", 9002325,
+                             "Proof Key for Code Exchange is required for cross-origin "
+                             "authorization code redemption.")
+        if method not in ("S256", "plain"):
+            # UNCONFIRMED code number.
+            raise OAuthError("invalid_request", 501491,
+                             "Invalid code_challenge_method; only S256 and plain are supported.")
+        if not 43 <= len(challenge) <= 128:
+            raise OAuthError("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
+        claims = None
+        if q.get("claims"):
+            try:
+                claims = json.loads(q["claims"])
+                if not isinstance(claims, dict):
+                    raise TypeError
+            except (ValueError, TypeError):
+                # UNCONFIRMED code number.
+                raise OAuthError("invalid_request", 90100,
+                                 "The claims parameter is not valid JSON.") from None
+        return _AuthRequest(client, redirect_uri, response_mode, state, q.get("nonce"), scope,
+                            oidc, resources, challenge, method, claims, q.get("login_hint"),
+                            q.get("prompt"))
+
+    def _redirect_error_params(self, e: OAuthError, state: str | None,
+                               req: _Request) -> dict[str, str]:
+        fields = self._error_fields(e, req)
+        params = {"error": e.error, "error_description": fields["error_description"],
+                  "error_uri": fields["error_uri"]}
+        if e.suberror:
+            params["suberror"] = e.suberror
+        if state is not None:
+            params["state"] = state
+        return params
+
+    def _auth_response(self, redirect_uri: str, response_mode: str, params: dict[str, str],
+                       headers: Sequence[tuple[str, str]] = ()) -> _Response:
+        if response_mode == "form_post":
+            return _html(200, pages.form_post_page(redirect_uri, params), headers)
+        url = urlsplit(redirect_uri)
+        path = url.path or "/"  # Entra adds a trailing "/" to path-less redirect URIs
+        if response_mode == "fragment":
+            return _redirect(urlunsplit((url.scheme, url.netloc, path, url.query,
+                                         urlencode(params))), headers)
+        query = f"{url.query}&{urlencode(params)}" if url.query else urlencode(params)
+        return _redirect(urlunsplit((url.scheme, url.netloc, path, query, "")), headers)
+
+    def _sign_in_page(self, req: _Request, ar: _AuthRequest) -> _Response:
+        hint = (ar.login_hint or "").lower()
+        users = sorted(self.users.values(), key=lambda u: u.username.lower() != hint)
+        lines = sorted(ar.oidc - {"offline_access"})
+        if "offline_access" in ar.oidc:
+            lines.append("offline_access (keep access to data you have given it access to)")
+        for resource, names in ar.resources.items():
+            if resource == GRAPH_RESOURCE:
+                lines += [f"Microsoft Graph: {n}" for n in sorted(names)]
+            else:
+                lines += [f"{resource}/{n}" for n in sorted(names)]
+        action = req.path + ("?" + req.raw_query if req.raw_query else "")
+        return _html(200, pages.sign_in_page(
+            app_name=ar.client.display_name, form_action=action, scope_lines=lines,
+            users=[(u.username, u.name, u.username.lower() == hint) for u in users]))
+
+    def _authorize_post(self, req: _Request, ar: _AuthRequest, mode: str) -> _Response:
+        action = req.form.get("action", "")
+        if action == "decline":
+            raise OAuthError("access_denied", 65004,
+                             "User declined to consent to access the app.")
+        if action != "accept":
+            raise OAuthError("invalid_request", 900144,
+                             "The request body must contain the following parameter: 'action'.")
+        try:
+            user = self._user(req.form.get("username", ""))
+        except KeyError:
+            # UNCONFIRMED code number; Entra shows its own page for an unknown account.
+            raise OAuthError("invalid_request", 50034,
+                             "The user account does not exist in the directory.") from None
+        with self._lock:
+            for resource, names in ar.resources.items():
+                self._add_consent(user.username, ar.client.client_id, resource, names)
+        cookie = (f"{_SESSION_COOKIE}={_b64url(user.username.encode())}; Path=/; HttpOnly; "
+                  "SameSite=Lax")
+        return self._issue_code(ar, user, mode, [("Set-Cookie", cookie)])
+
+    def _authorize_silent(self, req: _Request, ar: _AuthRequest, mode: str) -> _Response:
+        """``prompt=none``: succeed only with a known user (session cookie or login_hint)
+        who has consented to everything asked for."""
+        username = ar.login_hint or ""
+        for part in (req.headers.get("Cookie") or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == _SESSION_COOKIE and not username:
+                try:
+                    username = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+                except ValueError:
+                    username = ""
+        if username.lower() not in self.users:
+            raise OAuthError("login_required", 50058,
+                             "A silent sign-in request was sent but no user is signed in.")
+        user = self._user(username)
+        for resource, names in ar.resources.items():
+            consented = self._consented(user.username, ar.client.client_id, resource)
+            if not (names - {".default"}) <= consented or (".default" in names and not consented):
+                raise OAuthError("consent_required", 65001,
+                                 f"The user or administrator has not consented to use the "
+                                 f"application with ID '{ar.client.client_id}'. Send an "
+                                 "interactive authorization request for this user and resource.")
+        return self._issue_code(ar, user, mode, [])
+
+    def _issue_code(self, ar: _AuthRequest, user: TestUser, mode: str,
+                    headers: list[tuple[str, str]]) -> _Response:
+        code = secrets.token_urlsafe(64)
+        sid = str(uuid.uuid4())
+        now = self.now()
+        with self._lock:
+            self._codes[code] = _Code(
+                client_id=ar.client.client_id, redirect_uri=ar.redirect_uri,
+                code_challenge=ar.code_challenge, code_challenge_method=ar.code_challenge_method,
+                nonce=ar.nonce, oidc=set(ar.oidc), username=user.username, claims=ar.claims,
+                sid=sid, auth_time=int(now), expires=now + CODE_LIFETIME, mode=mode)
+        params = {"code": code}
+        if mode == "entra":
+            params["client_info"] = self.client_info(user)
+        if ar.state is not None:
+            params["state"] = ar.state
+        params["session_state"] = sid
+        return self._auth_response(ar.redirect_uri, ar.response_mode, params, headers)
+
+    # ------------------------------------------------------------------ /token
+    def _token(self, req: _Request, mode: str) -> _Response:
+        form = req.form
+        grant = form.get("grant_type", "")
+        with self._lock:
+            self.token_calls[grant] += 1  # counted whatever the outcome
+        if "token_unavailable" in self.faults:
+            # An outage of the token service, as Entra reports one (503 + Retry-After).
+            return _json(503, {"error": "temporarily_unavailable",
+                               "error_description": "AADSTS90033: A transient error has "
+                               "occurred. Please try again."}, [("Retry-After", "1")])
+        try:
+            if req.method != "POST":
+                raise OAuthError("invalid_request", 900561,
+                                 "The endpoint only accepts POST requests. Received a "
+                                 f"{req.method} request.")
+            client = self._authenticate_client(req)
+            if grant == "authorization_code":
+                result = self._grant_code(req, client, mode)
+            elif grant == "refresh_token":
+                result = self._grant_refresh(req, client, mode)
+            elif grant == "client_credentials":
+                result = self._grant_client_credentials(req, client)
+            elif not grant:
+                raise OAuthError("invalid_request", 900144,
+                                 "The request body must contain the following parameter: "
+                                 "'grant_type'.")
+            else:
+                raise OAuthError("unsupported_grant_type", 70003,
+                                 f"The app requested an unsupported grant type '{grant}'.")
+        except OAuthError as e:
+            return _json(e.status, self._error_fields(e, req))
+        return _json(200, result)
+
+    def _authenticate_client(self, req: _Request) -> _Client:
+        form = req.form
+        basic_id = basic_secret = None
+        auth = req.headers.get("Authorization") or ""
+        if auth[:6].lower() == "basic ":
+            try:
+                raw = base64.b64decode(auth[6:].strip()).decode()
+            except ValueError:
+                raw = ""
+            user, _, password = raw.partition(":")
+            # RFC 6749 2.3.1: both parts are form-urlencoded before base64.
+            basic_id, basic_secret = unquote_plus(user), unquote_plus(password)
+        client_id = basic_id or form.get("client_id", "")
+        if not client_id:
+            raise OAuthError("invalid_request", 900144,
+                             "The request body must contain the following parameter: 'client_id'.")
+        client = self._clients.get(client_id)
+        if client is None:
+            raise OAuthError("unauthorized_client", 700016,
+                             f"Application with identifier '{client_id}' was not found in the "
+                             f"directory '{self.tenant_domain}'.")
+        secret = basic_secret if basic_id else form.get("client_secret")
+        assertion = form.get("client_assertion")
+        if assertion:
+            self._check_assertion(req, client, assertion)
+        elif secret is not None:
+            if client.secret is None or not hmac.compare_digest(secret.encode(),
+                                                                client.secret.encode()):
+                raise OAuthError("invalid_client", 7000215,
+                                 "Invalid client secret provided. Ensure the secret being sent in "
+                                 "the request is the client secret value, not the client secret "
+                                 f"ID, for a secret added to app '{client_id}'.", status=401)
+        else:
+            raise OAuthError("invalid_client", 7000218,
+                             "The request body must contain the following parameter: "
+                             "'client_assertion' or 'client_secret'.", status=401)
+        return client
+
+    def _check_assertion(self, req: _Request, client: _Client, assertion: str) -> None:
+        if req.form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise OAuthError("invalid_request", 900144,
+                             "The request body must contain the following parameter: "
+                             "'client_assertion_type'.")
+        _check_client_assertion(assertion, client, token_url=self.base_url + req.path,
+                                now=self.now())
+
+    def _one_resource(self, raw: str, client_id: str) -> tuple[set[str], str, set[str]]:
+        oidc, resources = self._parse_scopes(raw, client_id)
+        if len(resources) > 1:
+            # AADSTS28000 text is Entra's; the `error` value is UNCONFIRMED (invalid_request, as
+            # for its sibling 28003).
+            raise OAuthError("invalid_request", 28000,
+                             "Provided value for the input parameter scope is not valid because "
+                             f"it contains more than one resource. Scope {raw} is not valid.")
+        if not resources:
+            # Only OIDC scopes: Entra issues a Graph token (usable for userinfo) whose scopes
+            # are the OIDC ones ("openid profile email") plus what is consented for Graph.
+            return oidc, GRAPH_RESOURCE, set()
+        ((resource, names),) = resources.items()
+        if ".default" in names and len(names) > 1:
+            raise OAuthError("invalid_scope", 70011,
+                             "The provided value for the input parameter 'scope' is not valid. "
+                             f"The scope {raw} is not valid.")
+        return oidc, resource, names
+
+    def _consented_scopes(self, user: TestUser, client: _Client, resource: str,
+                          names: set[str]) -> list[str]:
+        """All consented scopes of ``resource`` (Entra puts all of them in the token), after
+        checking that every requested one is consented (else consent_required)."""
+        consented = self._consented(user.username, client.client_id, resource)
+        wanted = names - {".default"}
+        if not wanted <= consented or (".default" in names and not consented):
+            raise OAuthError("invalid_grant", 65001,
+                             f"The user or administrator has not consented to use the application "
+                             f"with ID '{client.client_id}' named '{client.display_name}'. Send an "
+                             "interactive authorization request for this user and resource.",
+                             suberror="consent_required")
+        return sorted(consented)
+
+    def _tokens(self, *, client: _Client, user: TestUser, oidc: set[str], resource: str,
+                names: set[str], sid: str, mode: str, id_token: bool, refresh_token: bool,
+                nonce: str | None, auth_time: int | None, claims: dict[str, list[str]],
+                stepped_up: dict[str, list[str]]) -> dict[str, Any]:
+        granted = self._consented_scopes(user, client, resource, names)
+        if resource == GRAPH_RESOURCE:
+            oidc_granted: list[str] = [s for s in ("openid", "profile") if s in oidc]
+            if "openid" in oidc:
+                oidc_granted.append("email")  # Entra adds email to Graph tokens with openid
+            scp = granted + oidc_granted
+            # Graph scopes in short form, like "User.Read profile openid email"
+            scope = " ".join(scp)
+        else:
+            scp = granted
+            scope = " ".join(f"{resource}/{s}" for s in granted)  # other APIs: full form
+        extra: dict[str, Any] = {}
+        for name, values in claims.items():
+            # acrs and xms_cc are lists in Entra tokens; other claims carry their value.
+            extra[name] = values if name in ("acrs", "xms_cc") or len(values) > 1 else values[0]
+        at = self._access_token(user, client.client_id, resource, scp, sid=sid, extra=extra)
+        out: dict[str, Any] = {
+            "token_type": "Bearer", "scope": scope, "expires_in": self.access_token_lifetime,
+            "ext_expires_in": self.access_token_lifetime, "access_token": at,
+        }
+        if refresh_token:
+            rt = secrets.token_urlsafe(96)
+            with self._lock:
+                self._refresh_tokens[rt] = _RefreshToken(
+                    client.client_id, user.username, sid, self.now() + REFRESH_TOKEN_LIFETIME,
+                    mode, dict(stepped_up))
+            out["refresh_token"] = rt
+        if id_token:
+            out["id_token"] = self._id_token(user, client.client_id, oidc, mode=mode, sid=sid,
+                                             nonce=nonce, auth_time=auth_time)
+        if mode == "entra":
+            out["client_info"] = self.client_info(user)
+        return out
+
+    def _request_claims(self, form: Mapping[str, str]) -> dict[str, Any] | None:
+        raw = form.get("claims")
+        if not raw:
+            return None
+        try:
+            claims = json.loads(raw)
+        except ValueError:
+            claims = None
+        if not isinstance(claims, dict):
+            raise OAuthError("invalid_request", 90100, "The claims parameter is not valid JSON.")
+        return claims
+
+    def _grant_code(self, req: _Request, client: _Client, mode: str) -> dict[str, Any]:
+        form = req.form
+        code_value = form.get("code", "")
+        if not code_value:
+            raise OAuthError("invalid_request", 900144,
+                             "The request body must contain the following parameter: 'code'.")
+        with self._lock:  # one lock for check-and-consume: a code is redeemed at most once
+            code = self._codes.get(code_value)
+            if code is None or code.mode != mode:
+                raise OAuthError("invalid_grant", 9002313,
+                                 "Invalid request. Request is malformed or invalid.")
+            if code.used:
+                raise OAuthError("invalid_grant", 54005,
+                                 "OAuth2 Authorization code was already redeemed, please retry "
+                                 "with a new valid code or use an existing refresh token.")
+            if self.now() > code.expires:
+                raise OAuthError("invalid_grant", 70008,
+                                 "The provided authorization code or refresh token has expired "
+                                 "due to inactivity. Send a new interactive authorization request "
+                                 "for this user and resource.")
+            if code.client_id != client.client_id:
+                # UNCONFIRMED: Entra's exact code for a code issued to another app; 70000 is its
+                # generic "grant is invalid" (InvalidGrant) code.
+                raise OAuthError("invalid_grant", 70000,
+                                 "Provided grant is invalid or malformed. The code was issued to "
+                                 "another application.")
+            if form.get("redirect_uri") != code.redirect_uri:
+                # UNCONFIRMED: Entra's error value here; 500112 is its "reply address does not
+                # match the one used to request the code" code. invalid_grant per RFC 6749 5.2.
+                raise OAuthError("invalid_grant", 500112,
+                                 f"The reply address '{form.get('redirect_uri', '')}' does not "
+                                 f"match the reply address '{code.redirect_uri}' provided when "
+                                 "requesting Authorization code.")
+            verifier = form.get("code_verifier", "")
+            if code.code_challenge_method == "S256":
+                computed = _b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
+            else:
+                computed = verifier
+            if not verifier or not hmac.compare_digest(computed, code.code_challenge):
+                raise OAuthError("invalid_grant", 501481,
+                                 "The Code_Verifier does not match the code_challenge supplied in "
+                                 "the authorization request.")
+            raw_scope = form.get("scope", "").strip()
+            if not raw_scope:
+                raise OAuthError("invalid_request", 28003,
+                                 "Provided value for the input parameter scope cannot be empty "
+                                 "when requesting an access token using the provided "
+                                 "authorization code. Please specify a valid scope.")
+            oidc, resource, names = self._one_resource(raw_scope, client.client_id)
+            user = self._user(code.username)
+            req_claims = self._request_claims(form)
+            claims = _merge_claims(code.claims, req_claims)
+            nonce = code.nonce
+            if nonce is not None and "wrong_nonce" in self.faults:
+                nonce = "not-" + nonce
+            all_oidc = oidc | code.oidc
+            result = self._tokens(
+                client=client, user=user, oidc=all_oidc, resource=resource, names=names,
+                sid=code.sid, mode=mode, id_token="openid" in all_oidc,
+                refresh_token="offline_access" in all_oidc, nonce=nonce,
+                auth_time=code.auth_time, claims=claims,
+                # An interactive sign-in that asked for claims satisfies a step-up demand.
+                stepped_up=_merge_claims(code.claims))
+            code.used = True
+        return result
+
+    def _grant_refresh(self, req: _Request, client: _Client, mode: str) -> dict[str, Any]:
+        form = req.form
+        value = form.get("refresh_token", "")
+        if not value:
+            raise OAuthError("invalid_request", 900144,
+                             "The request body must contain the following parameter: "
+                             "'refresh_token'.")
+        with self._lock:
+            rt = self._refresh_tokens.get(value)
+        if rt is None or rt.mode != mode:
+            raise OAuthError("invalid_grant", 9002313,
+                             "Invalid request. Request is malformed or invalid.")
+        if rt.client_id != client.client_id:
+            # UNCONFIRMED code (see the code grant): refresh tokens are bound to their client.
+            raise OAuthError("invalid_grant", 70000,
+                             "Provided grant is invalid or malformed. The refresh token was "
+                             "issued to another application.")
+        if rt.revoked:
+            raise OAuthError("invalid_grant", 50173,
+                             "The provided grant has expired due to it being revoked, a fresh "
+                             "auth token is needed. The user might have changed or reset their "
+                             "password.", suberror="bad_token")
+        if self.now() > rt.expires:
+            raise OAuthError("invalid_grant", 700082,
+                             "The refresh token has expired due to inactivity. The token was "
+                             "issued on an earlier date and was inactive for 90.00:00:00.",
+                             suberror="bad_token")
+        raw_scope = form.get("scope", "").strip() or "openid profile offline_access"
+        oidc, resource, names = self._one_resource(raw_scope, client.client_id)
+        user = self._user(rt.username)
+        req_claims = self._request_claims(form)
+        claims = _merge_claims(req_claims)
+        self._check_step_up(resource, claims, rt)
+        return self._tokens(
+            client=client, user=user, oidc=oidc, resource=resource, names=names, sid=rt.sid,
+            mode=mode, id_token="openid" in oidc, refresh_token=True, nonce=None, auth_time=None,
+            claims=claims, stepped_up=rt.stepped_up)
+
+    def _check_step_up(self, resource: str, asked: dict[str, list[str]],
+                       rt: _RefreshToken) -> None:
+        """A refresh asking for claims that an API demands with step_up=True fails with
+        AADSTS50076 / suberror basic_action, unless an interactive sign-in already gave them."""
+        for api_name, (demand, step_up) in self._demands.items():
+            api_resource = GRAPH_RESOURCE if api_name == "graph" else self._apis[api_name].resource
+            if not step_up or api_resource != resource:
+                continue
+            for name, values in _merge_claims(demand).items():
+                if name in asked and not set(values) <= set(rt.stepped_up.get(name, [])):
+                    # Entra answers MFA/step-up at the token endpoint with invalid_grant +
+                    # suberror basic_action (MSAL maps suberror to `classification`).
+                    raise OAuthError("invalid_grant", 50076,
+                                     "Due to a configuration change made by your administrator, "
+                                     "or because you moved to a new location, you must use "
+                                     "multi-factor authentication to access this resource.",
+                                     suberror="basic_action")
+
+    def _grant_client_credentials(self, req: _Request, client: _Client) -> dict[str, Any]:
+        raw = req.form.get("scope", "").strip()
+        oidc, resources = self._parse_scopes(raw, client.client_id)
+        if len(resources) != 1 or oidc or next(iter(resources.values())) != {".default"}:
+            raise OAuthError("invalid_scope", 1002012,
+                             f"The provided value for scope {raw} is not valid. Client credential "
+                             "flows must have a scope value with /.default suffixed to the "
+                             "resource identifier (application ID URI).")
+        ((resource, _),) = resources.items()
+        now = int(self.now())
+        sp_oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client.client_id}"))
+        api = self._api_for(resource)
+        claims = {"aud": api.audience if api else resource, "iss": self.issuer(), "iat": now,
+                  "nbf": now, "exp": now + self.access_token_lifetime, "azp": client.client_id,
+                  "azpacr": "1", "idtyp": "app", "oid": sp_oid, "sub": sp_oid,
+                  "tid": self.tenant_id, "roles": [], "ver": "2.0",
+                  "uti": _b64url(secrets.token_bytes(16))}
+        at = self._sign(claims, graph=resource == GRAPH_RESOURCE)
+        return {"token_type": "Bearer", "expires_in": self.access_token_lifetime,
+                "ext_expires_in": self.access_token_lifetime, "access_token": at}
+
+    # ------------------------------------------------------------------ /logout
+    def _logout(self, req: _Request) -> _Response:
+        params = dict(req.query)
+        if req.method == "POST":
+            params.update(req.form)
+        with self._lock:
+            self.logout_calls += 1
+            self.last_logout = dict(params)
+        client_id = params.get("client_id")
+        hint = params.get("id_token_hint")
+        if hint and not client_id:
+            try:  # only trust a hint we signed; its expiry does not matter (OIDC RP logout)
+                client_id = jwt.decode(hint, self._key.public_key(), algorithms=["RS256"],
+                                       options={"verify_exp": False, "verify_aud": False,
+                                                "verify_iat": False, "verify_nbf": False}
+                                       ).get("aud")
+            except jwt.PyJWTError:
+                client_id = None
+        client = self._clients.get(client_id or "")
+        target = params.get("post_logout_redirect_uri")
+        clear = (f"{_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
+        if target and client is not None and target in client.post_logout_redirect_uris:
+            if params.get("state"):
+                sep = "&" if urlsplit(target).query else "?"
+                target = f"{target}{sep}{urlencode({'state': params['state']})}"
+            return _redirect(target, [("Set-Cookie", clear)])
+        note = None
+        if target:
+            note = ("post_logout_redirect_uri is not registered for this app (or the app is "
+                    "unknown), so you are not sent back.")
+        return _html(200, pages.signed_out_page(None, note), [("Set-Cookie", clear)])

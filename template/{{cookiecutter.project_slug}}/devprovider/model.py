@@ -1,0 +1,196 @@
+"""What the Entra ID stand-in knows and keeps: constants, test users, errors, its records.
+
+The records are app registrations (``_Client``), registered APIs (``_Api``), pending /authorize
+requests, authorization codes and refresh tokens; the helpers at the end read the
+``access_token`` part of an OpenID Connect ``claims`` request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+DEFAULT_TENANT_ID = "7d3c5b1e-4f2a-4c8b-9e6d-1a2b3c4d5e6f"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+CODE_LIFETIME = 600  # Entra codes live about 10 minutes
+REFRESH_TOKEN_LIFETIME = 90 * 24 * 3600  # 90 days of inactivity (web apps)
+CLOCK_SKEW = 300  # leeway for client assertions' exp/nbf, like Entra's 5 minutes
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# Entra's discovery for organizations/common publishes this literal in its issuer.
+TENANT_PLACEHOLDER = "{tenantid}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TestUser:
+    """A test user. ``tid`` is the user's HOME tenant (``None``: the stand-in's tenant)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    username: str
+    name: str
+    oid: str
+    tid: str | None = None
+    given_name: str = ""
+    surname: str = ""
+
+    def __post_init__(self) -> None:
+        # Derive given name / surname from the display name when not given.
+        first, _, last = self.name.partition(" ")
+        if not self.given_name:
+            object.__setattr__(self, "given_name", first)
+        if not self.surname:
+            object.__setattr__(self, "surname", last)
+
+
+DEFAULT_USERS: list[TestUser] = [
+    TestUser("alice@contoso.test", "Alice Smith", "a11ce000-0000-4000-8000-00000000a11c"),
+    TestUser("bob@contoso.test", "Bob Jones", "b0b00000-0000-4000-8000-000000000b0b"),
+    TestUser("carol@contoso.test", "Carol Nguyen", "ca201000-0000-4000-8000-0000000ca201"),
+]
+
+
+class OAuthError(Exception):
+    """An error Entra would answer with (``error``, an AADSTS number, an optional suberror)."""
+
+    def __init__(self, error: str, code: int, message: str, *, status: int = 400,
+                 suberror: str | None = None) -> None:
+        super().__init__(f"{error}: AADSTS{code}: {message}")
+        self.error = error
+        self.code = code
+        self.message = message
+        self.status = status
+        self.suberror = suberror
+
+
+class _TokenRejected(Exception):
+    """A bearer token an API stand-in refuses (401 invalid_token / 403 insufficient_scope)."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+@dataclasses.dataclass
+class _Client:
+    client_id: str
+    secret: str | None
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    display_name: str
+    certs_sha1: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
+    certs_sha256: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        if uri in self.redirect_uris:  # exact, case-sensitive
+            return True
+        # Entra ignores the port of http loopback redirect URIs (reply-url docs); all else exact.
+        got = urlsplit(uri)
+        if got.scheme != "http" or got.hostname not in ("localhost", "127.0.0.1"):
+            return False
+        for registered in self.redirect_uris:
+            reg = urlsplit(registered)
+            if (reg.scheme, reg.hostname, reg.path, reg.query) == ("http", got.hostname, got.path,
+                                                                   got.query):
+                return True
+        return False
+
+
+@dataclasses.dataclass
+class _Api:
+    name: str
+    resource: str
+    scopes: list[str]
+
+    @property
+    def audience(self) -> str:
+        # v2 access tokens carry the API's client id as aud; api://<guid> gives that GUID.
+        rest = self.resource[len("api://"):] if self.resource.startswith("api://") else ""
+        try:
+            return str(uuid.UUID(rest))
+        except ValueError:
+            return self.resource
+
+
+@dataclasses.dataclass
+class _AuthRequest:
+    client: _Client
+    redirect_uri: str
+    response_mode: str
+    state: str | None
+    nonce: str | None
+    scope: str
+    oidc: set[str]
+    resources: dict[str, set[str]]
+    code_challenge: str
+    code_challenge_method: str
+    claims: dict[str, Any] | None
+    login_hint: str | None
+    prompt: str | None
+
+
+@dataclasses.dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    code_challenge_method: str
+    nonce: str | None
+    oidc: set[str]
+    username: str
+    claims: dict[str, Any] | None
+    sid: str
+    auth_time: int
+    expires: float
+    mode: str
+    used: bool = False
+
+
+@dataclasses.dataclass
+class _RefreshToken:
+    client_id: str
+    username: str
+    sid: str
+    expires: float
+    mode: str
+    # access_token claims (name -> values) satisfied by an interactive sign-in (step-up).
+    stepped_up: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    revoked: bool = False
+
+
+def _claims_section(claims: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``access_token`` part of an OIDC ``claims`` request (a dict of claim -> spec)."""
+    if not claims:
+        return {}
+    section = claims.get("access_token")
+    return dict(section) if isinstance(section, Mapping) else {}
+
+
+def _spec_values(spec: Any) -> list[str]:
+    if not isinstance(spec, Mapping):
+        return []
+    if "values" in spec and isinstance(spec["values"], list):
+        return [str(v) for v in spec["values"]]
+    if "value" in spec:
+        return [str(spec["value"])]
+    return []
+
+
+def _merge_claims(*requests: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """Claim values asked for in ``claims`` requests, as they go into an access token."""
+    out: dict[str, list[str]] = {}
+    for req in requests:
+        for name, spec in _claims_section(req).items():
+            values = _spec_values(spec)
+            if values:
+                out.setdefault(name, [])
+                out[name] += [v for v in values if v not in out[name]]
+    return out

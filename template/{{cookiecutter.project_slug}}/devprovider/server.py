@@ -1,0 +1,157 @@
+"""The stand-in's HTTP side: a threaded HTTP(S) server on loopback and the request plumbing.
+
+Each request is read into a ``_Request`` and handed to the stand-in's ``_route``, which answers
+with a ``_Response`` (built with ``_json``, ``_html`` or ``_redirect``). TLS handshakes happen in
+the handler's thread. A bug in the stand-in becomes a 500 answer plus a traceback in
+``StandIn.errors``, so the tests see it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import ssl
+import traceback
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclasses.dataclass
+class _Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    raw_query: str
+    form: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    origin: str  # scheme://host:port this request arrived on
+    browser_only: bool
+
+
+@dataclasses.dataclass
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def _json(status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> _Response:
+    return _Response(status, json.dumps(payload).encode(), "application/json; charset=utf-8",
+                     [("Cache-Control", "no-store, no-cache"), ("Pragma", "no-cache"), *headers])
+
+
+def _html(status: int, text: str, headers: Sequence[tuple[str, str]] = ()) -> _Response:
+    return _Response(status, text.encode(), "text/html; charset=utf-8",
+                     [("Cache-Control", "no-store"), *headers])
+
+
+def _redirect(location: str, headers: Sequence[tuple[str, str]] = ()) -> _Response:
+    return _Response(302, b"", headers=[("Location", location), *headers])
+
+
+class _Site(Protocol):
+    """What the server needs of the stand-in it serves (a ``StandIn``)."""
+
+    verbose: bool
+    errors: list[str]
+
+    def _route(self, req: _Request) -> _Response: ...
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Do not let a second stand-in steal a port in TIME_WAIT on some platforms.
+    allow_reuse_address = False
+
+    def __init__(self, addr: tuple[str, int], standin: _Site, tls: ssl.SSLContext | None,
+                 browser_only: bool) -> None:
+        self.standin = standin
+        self.tls = tls
+        self.browser_only = browser_only
+        super().__init__(addr, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        if self.tls is not None:
+            # Handshake later, in the handler's thread, so one slow client cannot block accept().
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Connection-level failures (a client rejecting our certificate, a reset) are normal
+        # and stay quiet; anything else is a bug and is recorded for the tests to see.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return
+        self.standin.errors.append(traceback.format_exc())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive: requests sessions reuse connections
+    timeout = 30
+    # Headers and body go out in two writes; with Nagle + delayed ACK each keep-alive response
+    # would stall ~40 ms.
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.standin.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _dispatch(self) -> None:
+        standin = self.server.standin
+        try:
+            raw_length = self.headers.get("Content-Length") or "0"
+            length = int(raw_length) if raw_length.isdigit() else -1
+            if not 0 <= length <= 4 * 1024 * 1024:
+                # Unreadable or huge body: answer 400 and drop the connection (it is out of sync).
+                self.close_connection = True
+                self._send(_json(400, {"error": "invalid_request",
+                                       "error_description": "Bad Content-Length."}))
+                return
+            body = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            form: dict[str, str] = {}
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype == "application/x-www-form-urlencoded" and body:
+                form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            scheme = "https" if self.server.tls is not None else "http"
+            host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+            req = _Request(
+                method=self.command, path=url.path or "/",
+                query=dict(parse_qsl(url.query, keep_blank_values=True)), raw_query=url.query,
+                form=form, headers=dict(self.headers.items()), body=body,
+                origin=f"{scheme}://{host}", browser_only=self.server.browser_only,
+            )
+            resp = standin._route(req)
+        except Exception:  # noqa: BLE001 - a stand-in bug: answer 500, make it visible to tests
+            standin.errors.append(traceback.format_exc())
+            resp = _json(500, {"error": "server_error",
+                               "error_description": "The stand-in crashed; see StandIn.errors."})
+        self._send(resp)
+
+    def _send(self, resp: _Response) -> None:
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(resp.body)))
+        for name, value in resp.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(resp.body)

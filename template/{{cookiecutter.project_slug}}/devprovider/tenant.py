@@ -1,0 +1,254 @@
+"""The stand-in's tenant: who and what it knows, where it is served, and the tokens it mints.
+
+``_Tenant`` holds the state that the identity endpoints (``identity.py``) and the API stand-ins
+(``apis.py``) share: test users, app registrations, registered APIs, consents, issued codes and
+refresh tokens, claims demands, the signing keys, the clock, the counters tests read, and the
+URLs. ``StandIn`` (``standin.py``) builds on both and adds the listeners and configuration.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .model import (
+    GRAPH_APP_ID,
+    GRAPH_RESOURCE,
+    OIDC_SCOPES,
+    OAuthError,
+    TestUser,
+    _Api,
+    _Client,
+    _Code,
+    _RefreshToken,
+)
+from .server import _Request
+from .tokens import _b64url, _SigningKey
+
+# Graph's delegated scopes are many; these give the registered casing for the usual ones.
+# Other Graph scope names are accepted as given.
+_GRAPH_KNOWN_SCOPES = (
+    "User.Read", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite", "Mail.Read", "Mail.Send",
+    "Calendars.Read", "Calendars.ReadWrite", "Files.Read", "Files.ReadWrite", "Group.Read.All",
+    "People.Read", "Contacts.Read", "Tasks.ReadWrite", "Sites.Read.All",
+)
+
+
+class _Tenant:
+    """The state and shared helpers of a stand-in (see ``StandIn`` for the public side)."""
+
+    def __init__(self, tenant_id: str, users: Sequence[TestUser], access_token_lifetime: int,
+                 *, tenant_domain: str) -> None:
+        self.tenant_id = tenant_id
+        self.tenant_domain = tenant_domain
+        self.users: dict[str, TestUser] = {
+            u.username.lower(): dataclasses.replace(u, tid=u.tid or tenant_id) for u in users
+        }
+        self.access_token_lifetime = access_token_lifetime
+        self.clock_offset: float = 0.0
+        self.faults: set[str] = set()
+        self.token_calls: collections.Counter[str] = collections.Counter()
+        self.authorize_calls = 0
+        self.logout_calls = 0
+        self.last_logout: dict[str, str] | None = None
+        self.api_calls: list[dict[str, Any]] = []
+
+        self._lock = threading.RLock()
+        self._clients: dict[str, _Client] = {}
+        self._apis: dict[str, _Api] = {}
+        self._consents: dict[tuple[str, str, str], set[str]] = {}
+        self._codes: dict[str, _Code] = {}
+        self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._demands: dict[str, tuple[dict[str, Any], bool]] = {}
+        # Two keys: one published in the JWKS (id tokens, custom API tokens) and one that is NOT
+        # published, for Graph tokens: like Entra, an app must not be able to validate those.
+        self._key = _SigningKey()
+        self._graph_key = _SigningKey()
+        self._base_url: str | None = None
+        self._browser_base_url: str | None = None
+
+    # ------------------------------------------------------------------ URLs and clock
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("StandIn.start() first: the port is chosen when it starts")
+        return self._base_url
+
+    @property
+    def browser_base_url(self) -> str | None:
+        """The plain-http base of the browser-facing pages, when requested (else None)."""
+        return self._browser_base_url
+
+    @property
+    def authority(self) -> str:
+        return f"{self.base_url}/{self.tenant_id}"
+
+    @property
+    def oidc_authority(self) -> str:
+        return f"{self.base_url}/oidc"
+
+    @property
+    def graph_base_url(self) -> str:
+        return f"{self.base_url}/graph/v1.0"
+
+    def issuer(self, mode: str = "entra") -> str:
+        """The id token issuer: Entra style ``{base}/{tid}/v2.0``, or ``{base}/oidc``."""
+        return self.oidc_authority if mode == "oidc" else f"{self.base_url}/{self.tenant_id}/v2.0"
+
+    def now(self) -> float:
+        """The stand-in's clock: ``time.time() + clock_offset``."""
+        return time.time() + self.clock_offset
+
+    # ------------------------------------------------------------------ users, scopes and consents
+    def _user(self, username: str) -> TestUser:
+        try:
+            return self.users[username.lower()]
+        except KeyError:
+            raise KeyError(f"unknown test user {username!r}") from None
+
+    def _canonical_resource(self, resource: str) -> str:
+        resource = resource.rstrip("/")
+        if resource.lower() in (GRAPH_RESOURCE, GRAPH_APP_ID):
+            return GRAPH_RESOURCE
+        return resource
+
+    def _api_for(self, resource: str) -> _Api | None:
+        for api in self._apis.values():
+            if api.resource == resource:
+                return api
+        return None
+
+    def _parse_scopes(self, raw: str, client_id: str) -> tuple[set[str], dict[str, set[str]]]:
+        """Split a scope string into OIDC scopes and {resource: {short scope names}}."""
+        oidc: set[str] = set()
+        resources: dict[str, set[str]] = {}
+        for item in raw.split():
+            if item.lower() in OIDC_SCOPES:
+                oidc.add(item.lower())
+                continue
+            prefix, sep, name = item.rpartition("/")
+            resource = self._canonical_resource(prefix) if sep else GRAPH_RESOURCE
+            if resource == GRAPH_RESOURCE:
+                known = {s.lower(): s for s in _GRAPH_KNOWN_SCOPES}
+                name = ".default" if name.lower() == ".default" else known.get(name.lower(), name)
+            else:
+                api = self._api_for(resource)
+                if api is None:
+                    raise OAuthError(
+                        "invalid_resource", 500011,
+                        f"The resource principal named {resource} was not found in the tenant "
+                        f"named {self.tenant_id}. This can happen if the application has not been "
+                        "installed by the administrator of the tenant or consented to by any user "
+                        "in the tenant. You might have sent your authentication request to the "
+                        "wrong tenant.")
+                if name.lower() != ".default":
+                    registered = {s.lower(): s for s in api.scopes}
+                    if name.lower() not in registered:
+                        raise OAuthError(
+                            "invalid_scope", 650053,
+                            f"The application '{client_id}' asked for scope '{name}' that doesn't "
+                            f"exist on the resource '{api.audience}'. Contact the app vendor.")
+                    name = registered[name.lower()]
+                else:
+                    name = ".default"
+            if not name:
+                raise OAuthError("invalid_scope", 70011,
+                                 f"The provided value for the input parameter 'scope' is not valid."
+                                 f" The scope {raw} is not valid.")
+            resources.setdefault(resource, set()).add(name)
+        return oidc, resources
+
+    def _add_consent(self, username: str, client_id: str, resource: str, names: set[str]) -> None:
+        if ".default" in names:
+            # .default at /authorize consents the app's statically configured permissions; the
+            # stand-in has no app manifest, so take all of a custom API's scopes, or User.Read.
+            api = self._api_for(resource)
+            names = (names - {".default"}) | set(api.scopes if api else ["User.Read"])
+        key = (self._user(username).username, client_id, resource)
+        self._consents.setdefault(key, set()).update(names)
+
+    def _consented(self, username: str, client_id: str, resource: str) -> set[str]:
+        return set(self._consents.get((username, client_id, resource), set()))
+
+    # ------------------------------------------------------------------ tokens minted
+    def _sub(self, user: TestUser, client_id: str) -> str:
+        # Entra's sub is pairwise: stable per user and app, different across apps.
+        return _b64url(hashlib.sha256(f"{user.oid}|{client_id}".encode()).digest())[:43]
+
+    def client_info(self, user: TestUser) -> str:
+        """Entra's ``client_info``: base64url JSON with the HOME tenant (``utid``), no padding."""
+        return _b64url(json.dumps({"uid": user.oid, "utid": user.tid},
+                                  separators=(",", ":")).encode())
+
+    def _sign(self, claims: dict[str, Any], *, graph: bool = False) -> str:
+        return (self._graph_key if graph else self._key).sign(claims)
+
+    def _access_token(self, user: TestUser, client_id: str, resource: str, scp: list[str], *,
+                      sid: str, extra: Mapping[str, Any] | None = None,
+                      lifetime: int | None = None) -> str:
+        now = int(self.now())
+        exp = now + (lifetime if lifetime is not None else self.access_token_lifetime)
+        common = {
+            "iat": now, "nbf": now, "exp": exp, "aio": _b64url(secrets.token_bytes(24)),
+            "name": user.name, "oid": user.oid, "scp": " ".join(scp), "sid": sid,
+            "sub": self._sub(user, client_id), "tid": self.tenant_id,
+            "uti": _b64url(secrets.token_bytes(16)), "rh": "0.stand-in.",
+            "given_name": user.given_name, "family_name": user.surname,
+        }
+        if resource == GRAPH_RESOURCE:
+            # Graph tokens are v1 tokens, signed with an unpublished key (apps must not validate).
+            claims = {"aud": GRAPH_RESOURCE, "iss": f"https://sts.windows.net/{self.tenant_id}/",
+                      "appid": client_id, "appidacr": "1", "upn": user.username,
+                      "unique_name": user.username, "idtyp": "user", "ver": "1.0", **common}
+        else:
+            api = self._api_for(resource)
+            aud = api.audience if api else resource
+            claims = {"aud": aud, "iss": self.issuer(), "azp": client_id, "azpacr": "1",
+                      "preferred_username": user.username, "ver": "2.0", **common}
+        claims.update(extra or {})
+        return self._sign(claims, graph=resource == GRAPH_RESOURCE)
+
+    def _id_token(self, user: TestUser, client_id: str, oidc: set[str], *, mode: str, sid: str,
+                  nonce: str | None, auth_time: int | None) -> str:
+        now = int(self.now())
+        claims: dict[str, Any] = {
+            "aud": client_id, "iss": self.issuer(mode), "iat": now, "nbf": now, "exp": now + 3600,
+            "rh": "0.stand-in.", "sid": sid, "sub": self._sub(user, client_id),
+            "tid": self.tenant_id, "uti": _b64url(secrets.token_bytes(16)), "ver": "2.0",
+            "aio": _b64url(secrets.token_bytes(24)),
+        }
+        if "profile" in oidc:  # Entra: `profile` gates oid, name, preferred_username
+            claims.update(oid=user.oid, name=user.name, preferred_username=user.username,
+                          login_hint=_b64url(user.username.encode()))
+        if "email" in oidc:
+            claims["email"] = user.username
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        return self._sign(claims)
+
+    # ------------------------------------------------------------------ errors
+    def _error_fields(self, e: OAuthError, req: _Request | None) -> dict[str, Any]:
+        trace = str(uuid.uuid4())
+        corr = (req.headers.get("client-request-id") if req else None) or str(uuid.uuid4())
+        stamp = datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        out: dict[str, Any] = {
+            "error": e.error,
+            "error_description": (f"AADSTS{e.code}: {e.message}\r\nTrace ID: {trace}\r\n"
+                                  f"Correlation ID: {corr}\r\nTimestamp: {stamp}"),
+            "error_codes": [e.code], "timestamp": stamp, "trace_id": trace,
+            "correlation_id": corr, "error_uri": f"{self.base_url}/error?code={e.code}",
+        }
+        if e.suberror:
+            out["suberror"] = e.suberror
+        return out
