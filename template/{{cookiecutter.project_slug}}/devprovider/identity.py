@@ -42,6 +42,12 @@ from .tokens import _b64url, _check_client_assertion
 _SESSION_COOKIE = "devprovider_user"
 
 
+def _missing_parameter(name: str) -> OAuthError:
+    """Entra's answer to a request without a required parameter."""
+    return OAuthError("invalid_request", 900144,
+                      f"The request body must contain the following parameter: '{name}'.")
+
+
 class _IdentityEndpoints(_Tenant):
     """Discovery, JWKS, /authorize (sign-in and consent pages), /token grants and logout."""
 
@@ -117,9 +123,7 @@ class _IdentityEndpoints(_Tenant):
         q = req.query
         client_id = q.get("client_id", "")
         if not client_id:
-            return self._error_page(400, OAuthError(
-                "invalid_request", 900144,
-                "The request body must contain the following parameter: 'client_id'."), req)
+            return self._error_page(400, _missing_parameter("client_id"), req)
         client = self._clients.get(client_id)
         if client is None:
             return self._error_page(400, OAuthError(
@@ -164,8 +168,7 @@ class _IdentityEndpoints(_Tenant):
                              "the application.")
         scope = q.get("scope", "").strip()
         if not scope:
-            raise OAuthError("invalid_request", 900144,
-                             "The request body must contain the following parameter: 'scope'.")
+            raise _missing_parameter("scope")
         oidc, resources = self._parse_scopes(scope, client.client_id)
         challenge = q.get("code_challenge", "")
         method = q.get("code_challenge_method") or "plain"  # RFC 7636 default
@@ -240,8 +243,7 @@ class _IdentityEndpoints(_Tenant):
             raise OAuthError("access_denied", 65004,
                              "User declined to consent to access the app.")
         if action != "accept":
-            raise OAuthError("invalid_request", 900144,
-                             "The request body must contain the following parameter: 'action'.")
+            raise _missing_parameter("action")
         try:
             user = self._user(req.form.get("username", ""))
         except KeyError:
@@ -322,9 +324,7 @@ class _IdentityEndpoints(_Tenant):
             elif grant == "client_credentials":
                 result = self._grant_client_credentials(req, client)
             elif not grant:
-                raise OAuthError("invalid_request", 900144,
-                                 "The request body must contain the following parameter: "
-                                 "'grant_type'.")
+                raise _missing_parameter("grant_type")
             else:
                 raise OAuthError("unsupported_grant_type", 70003,
                                  f"The app requested an unsupported grant type '{grant}'.")
@@ -346,8 +346,7 @@ class _IdentityEndpoints(_Tenant):
             basic_id, basic_secret = unquote_plus(user), unquote_plus(password)
         client_id = basic_id or form.get("client_id", "")
         if not client_id:
-            raise OAuthError("invalid_request", 900144,
-                             "The request body must contain the following parameter: 'client_id'.")
+            raise _missing_parameter("client_id")
         client = self._clients.get(client_id)
         if client is None:
             raise OAuthError("unauthorized_client", 700016,
@@ -372,9 +371,7 @@ class _IdentityEndpoints(_Tenant):
 
     def _check_assertion(self, req: _Request, client: _Client, assertion: str) -> None:
         if req.form.get("client_assertion_type") != ASSERTION_TYPE:
-            raise OAuthError("invalid_request", 900144,
-                             "The request body must contain the following parameter: "
-                             "'client_assertion_type'.")
+            raise _missing_parameter("client_assertion_type")
         _check_client_assertion(assertion, client, token_url=self.base_url + req.path,
                                 now=self.now())
 
@@ -465,8 +462,7 @@ class _IdentityEndpoints(_Tenant):
         form = req.form
         code_value = form.get("code", "")
         if not code_value:
-            raise OAuthError("invalid_request", 900144,
-                             "The request body must contain the following parameter: 'code'.")
+            raise _missing_parameter("code")
         with self._lock:  # one lock for check-and-consume: a code is redeemed at most once
             code = self._codes.get(code_value)
             if code is None or code.mode != mode:
@@ -531,9 +527,7 @@ class _IdentityEndpoints(_Tenant):
         form = req.form
         value = form.get("refresh_token", "")
         if not value:
-            raise OAuthError("invalid_request", 900144,
-                             "The request body must contain the following parameter: "
-                             "'refresh_token'.")
+            raise _missing_parameter("refresh_token")
         with self._lock:
             rt = self._refresh_tokens.get(value)
         if rt is None or rt.mode != mode:

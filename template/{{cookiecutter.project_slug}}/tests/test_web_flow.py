@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from {{ cookiecutter.package_name }}.core.settings import ApiSettings
+
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.browser import Browser, parse_forms
 from tests.conftest import AppUnderTest
@@ -98,6 +100,13 @@ def expire_access_tokens(app: AppUnderTest, user: TestUser) -> None:
 
 def custom_api(app: AppUnderTest) -> str | None:
     return next((name for name in app.services.settings.apis if name != "graph"), None)
+
+
+def api_not_consented_at_sign_in(app: AppUnderTest) -> ApiSettings:
+    name = custom_api(app)
+    if name is None or name == app.services.settings.sign_in_api:
+        pytest.skip("needs an API beyond the one consented at sign-in")
+    return app.services.settings.apis[name]
 
 
 def api_path(app: AppUnderTest) -> str:
@@ -283,10 +292,8 @@ def test_expired_token_is_refreshed_once_even_under_concurrency(
 def test_custom_api_asks_for_consent_then_calls_with_the_right_token(
         app_under_test: AppUnderTest) -> None:
     app = app_under_test
-    name = custom_api(app)
-    if name is None or name == app.services.settings.sign_in_api:
-        pytest.skip("needs an API beyond the one consented at sign-in")
-    api = app.services.settings.apis[name]
+    api = api_not_consented_at_sign_in(app)
+    name = api.name
     browser = app.browser()
     sign_in(app, browser, ALICE)
     # Not consented at sign-in: the refresh token cannot buy this API's token, so the app sends
@@ -310,10 +317,8 @@ def test_custom_api_asks_for_consent_then_calls_with_the_right_token(
 def test_pre_consented_api_token_comes_from_the_refresh_token(
         app_under_test: AppUnderTest) -> None:
     app = app_under_test
-    name = custom_api(app)
-    if name is None or name == app.services.settings.sign_in_api:
-        pytest.skip("needs an API beyond the one consented at sign-in")
-    api = app.services.settings.apis[name]
+    api = api_not_consented_at_sign_in(app)
+    name = api.name
     app.standin.grant_consent(ALICE.username, app.services.settings.client_id, list(api.scopes))
     browser = app.browser()
     sign_in(app, browser, ALICE)
