@@ -54,16 +54,16 @@ def home_account_id(app: AppUnderTest, user: TestUser) -> str:
 def sign_in(app: AppUnderTest, browser: Browser, user: TestUser, path: str = "/login"
             ) -> requests.Response:
     """Start at `path`, pick `user` on the provider's page, and land back in the app."""
-    page = browser.get(app.url(path))
-    assert urlsplit(page.url).path.endswith("/authorize"), page.url
-    final = browser.sign_in(page, user.username)
+    final = browser.sign_in(authorize_page(app, browser, path), user.username)
     assert final.url.startswith(app.base_url), final.url
     return final
 
 
-def authorize_page(app: AppUnderTest, browser: Browser) -> requests.Response:
-    page = browser.get(app.url("/login"))
-    assert "/authorize" in page.url
+def authorize_page(app: AppUnderTest, browser: Browser, path: str = "/login"
+                   ) -> requests.Response:
+    """Open `path` in the app and arrive on the provider's sign-in page."""
+    page = browser.get(app.url(path))
+    assert urlsplit(page.url).path.endswith("/authorize"), page.url
     return page
 
 

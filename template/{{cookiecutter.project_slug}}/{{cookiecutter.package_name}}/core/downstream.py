@@ -16,7 +16,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -24,6 +24,7 @@ import requests
 
 from .auth import AuthService, User
 from .errors import DownstreamApiError
+from .http import DEFAULT_TIMEOUT
 from .settings import ApiSettings, Settings
 
 
@@ -153,11 +154,10 @@ class DownstreamApis:
     settings: Settings
     auth: AuthService
     session: requests.Session
-    timeout: tuple[float, float] = field(default=(5.0, 30.0))
 
     def _send(self, request: ApiRequest) -> ApiResponse:
         raw = self.session.request(request.method, request.url, headers=request.headers,
-                                   data=request.body, timeout=self.timeout)
+                                   data=request.body, timeout=DEFAULT_TIMEOUT)
         return ApiResponse(status=raw.status_code,
                            headers={k.lower(): v for k, v in raw.headers.items()},
                            body=raw.content)

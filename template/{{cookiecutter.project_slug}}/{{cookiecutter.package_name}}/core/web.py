@@ -15,8 +15,6 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from .auth import AuthService, SignInResult, User
 from .downstream import DownstreamApis
 from .errors import InteractionRequired
@@ -124,10 +122,6 @@ class Services:
     clients: MsalClients
     auth: AuthService
     apis: DownstreamApis
-
-    @property
-    def http(self) -> requests.Session:
-        return self.clients.http
 
 
 def build_services(settings: Settings) -> Services:
