@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -30,6 +32,20 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("validate", help="only validate SPEC")
     check.add_argument("spec", type=Path, metavar="SPEC.yaml")
     return parser
+
+
+def next_steps(target: Path) -> str:
+    """What to type after `new`: a virtual environment, the install, a local run, the tests."""
+    bin_dir = ".venv\\Scripts\\" if os.name == "nt" else ".venv/bin/"
+    return "\n".join([
+        "Next steps:",
+        f"  cd {shlex.quote(str(target))}",
+        f"  python -m venv .venv && {bin_dir}pip install -e '.[dev]'",
+        f"  {bin_dir}python -m devprovider   # run it locally at http://localhost:5000 with a "
+        "local sign-in provider (--port to change); no app registration needed",
+        f"  {bin_dir}python -m pytest        # its own test suite, offline",
+        "  README.md: run it against your own app registration (.env) and deploy it",
+    ])
 
 
 def _error(message: str) -> None:
@@ -64,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
-    print(f"Created {context['project_name']!r} in {target}\n"
-          "Next steps:\n"
-          f"  cd {target}\n"
-          "  python -m devprovider   # local development mode: a local sign-in provider, "
-          "no app registration needed (see README.md)")
+    print(f"Created {context['project_name']!r} in {target}\n" + next_steps(target))
     return EXIT_OK
 
 

@@ -71,9 +71,14 @@ def parse_spec(text: str, source: str = "<spec>") -> dict[str, Any]:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise SpecError([f"{where}: invalid YAML: {problem}"]) from exc
+        # Not chained: the YAML error's frames hold node graphs that a traceback printer
+        # would expand alias by alias (a billion-laughs document), and the message has it all.
+        raise SpecError([f"{where}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{source}: invalid YAML: {exc}"]) from exc
+    except RecursionError as exc:  # PyYAML composes nested collections recursively
+        raise SpecError([f"{source}: the spec nests mappings and lists too deeply to be read "
+                         "(a real spec needs four levels)"]) from exc
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecError([f"{source}:1: the spec must be a YAML mapping of settings "

@@ -9,4 +9,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+# -n auto: one worker per core (xdist); each bake of a spec shape runs on one worker.
+exec .venv/bin/python -m pytest -n auto "$@"

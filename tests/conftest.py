@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,38 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template"
 PROJECT_DIR = "{{cookiecutter.project_slug}}"
+
+SPEC_SHAPES_ENV = "MSAL_WEBAPP_SPEC_SHAPES"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    default = os.environ.get(SPEC_SHAPES_ENV, "0").strip() or "0"
+    parser.addoption(
+        "--spec-shapes", type=int, default=int(default), metavar="N",
+        help="also bake N spec shapes drawn at random by hypothesis from the spec schema, "
+             f"each one rendered, linted, type-checked and tested (default: ${SPEC_SHAPES_ENV} "
+             "or 0)",
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per failed spec shape at the end of the run (the details are in its report)."""
+    failed = [value for report in terminalreporter.stats.get("failed", [])
+              for key, value in getattr(report, "user_properties", [])
+              if key == "spec_shape_failed"]
+    reports = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+    properties = [(key, value) for report in reports if report.when == "call"
+                  for key, value in report.user_properties]
+    baked = sum(1 if key == "spec_shape" else value for key, value in properties
+                if key in ("spec_shape", "random_shapes"))
+    if failed:
+        terminalreporter.section("spec shapes that failed")
+        for line in failed:
+            terminalreporter.write_line(line)
+    if baked:
+        terminalreporter.write_line(f"spec shapes: {baked} baked; failed: "
+                                    + (", ".join(line.split(":")[0] for line in failed) or "none"))
+
 
 BASE_SPEC: dict[str, Any] = {
     "project_name": "Contoso Portal",

@@ -1,107 +1,105 @@
-"""Bake the template with representative option sets; check every file; run each app's own tests.
+"""Every valid spec renders an app whose own suite passes.
 
-Each generated project's suite runs in a subprocess (its conftest, rootdir and package must not
-mix with this session) with this interpreter: one shared virtual environment holds every
-generated app's dependencies, so no bake installs anything.
+The default run bakes every file in examples/ and a pairwise covering set of spec shapes (see
+tests/shapes.py); each bake goes through `msal-webapp new`, then its files are checked and ruff,
+mypy and the generated project's own test suite run. `--spec-shapes=N` (or the environment
+variable MSAL_WEBAPP_SPEC_SHAPES=N) bakes N more shapes drawn by hypothesis from the schema.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
+import shutil
 import subprocess
 import sys
-import time
-import tomllib
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from baking import Bake, bake_and_check
+from hypothesis import HealthCheck, Phase, given, settings
+from shapes import R, describe, pairwise_shapes, specs
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "template"
-TODO = {"base_url": "https://api.contoso.com/",
-        "scopes": ["api://11111111-2222-3333-4444-555555555555/Todo.Read"]}
-
-COMBINATIONS: dict[str, dict[str, Any]] = {
-    "entra-memory-graph-and-api": {"downstream_apis": {"todo": TODO}},
-    "oidc-filesystem-api-only": {
-        "project_name": "Fabrikam Orders",
-        "authority_kind": "oidc",
-        "oidc_issuer": "https://id.fabrikam.example/realms/orders",
-        "cache_backend": "filesystem",
-        "call_graph": False,
-        "downstream_apis": {"orders": {"base_url": "https://orders.fabrikam.example/v2",
-                                       "scopes": ["api://orders.fabrikam.example/Orders.Read",
-                                                  "api://orders.fabrikam.example/Orders.Write"]}},
-        "sign_in_api": "orders",
-        "redirect_path": "/auth/callback",
-    },
-    "entra-tenant-graph-only": {
-        "project_name": "Tailwind Intranet",
-        "entra_tenant": "0b2e6b5c-6d0e-4e8a-9a41-5f3f0c7d2a11",
-        "graph_scopes": "User.Read Mail.Read",
-        "client_id": "3f1f8e9a-2b7c-4d5e-8f60-1a2b3c4d5e6f",
-    },
-}
-
-UNRENDERED = re.compile(r"\{\{\s*cookiecutter\.|\{%[^%]*cookiecutter\.")
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+SHAPES = {shape.id: shape for shape in pairwise_shapes()}
+RANDOM_LANES = 4  # hypothesis runs serially: N random shapes are split over lanes for xdist
 
 
-@pytest.fixture(scope="module", params=sorted(COMBINATIONS))
-def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Path:
-    started = time.perf_counter()
-    result = cookies_session.bake(template=str(TEMPLATE),
-                                  extra_context=COMBINATIONS[request.param])
-    assert result.exception is None, result.exception
-    assert result.exit_code == 0
-    print(f"render {request.param}: {time.perf_counter() - started:.2f}s")
-    return Path(result.project_path)
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache per worker: the stubs of flask, msal, ... are analysed once, not per bake."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
-def test_every_file_is_rendered_and_parses(baked: Path) -> None:
-    files = [p for p in baked.rglob("*") if p.is_file() and ".ruff_cache" not in p.parts]
-    assert files
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        assert not UNRENDERED.search(text), f"unrendered template code in {path}"
-        if path.suffix == ".py":
-            compile(text, str(path), "exec")
-        elif path.suffix == ".toml":
-            tomllib.loads(text)
-        elif path.suffix == ".json":
-            json.loads(text)
-        elif path.suffix in {".yaml", ".yml"}:
-            yaml.safe_load(text)
-    assert (baked / ".env.example").is_file() and not (baked / ".env").exists()
+def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
+    record("spec_shape", bake.name)
+    record("timings", {k: round(v, 1) for k, v in bake.timings.items()})
+    print(f"{bake.name}: {bake.generated_summary} "
+          + " ".join(f"{k}={v:.1f}s" for k, v in bake.timings.items()))
+    if bake.problems:
+        report = bake.report(about)
+        print(report)
+        record("spec_shape_failed", report.splitlines()[0])
+        pytest.fail(report, pytrace=False)
 
 
-def test_generated_code_is_ruff_clean(baked: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
-                            cwd=baked, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: f"example-{path.stem}")
+def test_example_bakes_and_its_suite_passes(example: Path, tmp_path: Path, mypy_cache: Path,
+                                            record_property: Any) -> None:
+    bake = bake_and_check(f"example-{example.stem}", example, tmp_path, mypy_cache)
+    _assert_bake_passed(bake, describe(yaml.safe_load(example.read_text())), record_property)
 
 
-def test_generated_code_is_typed(baked: Path, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)],
-                            cwd=baked, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+@pytest.mark.parametrize("shape_id", sorted(SHAPES))
+def test_spec_shape_bakes_and_its_suite_passes(shape_id: str, tmp_path: Path, mypy_cache: Path,
+                                               record_property: Any) -> None:
+    shape = SHAPES[shape_id]
+    bake = bake_and_check(shape.id, shape.spec, tmp_path, mypy_cache)
+    _assert_bake_passed(bake, shape.about, record_property)
 
 
-def test_generated_test_suite_passes(baked: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = str(baked)
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=baked, env=env, capture_output=True, text=True, timeout=600,
-    )
-    elapsed = time.perf_counter() - started
-    print(f"generated suite in {baked.name}: {elapsed:.1f}s\n{result.stdout[-400:]}")
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert re.search(r"\d+ passed", result.stdout)
+@pytest.mark.parametrize("lane", range(RANDOM_LANES))
+def test_random_spec_shapes(lane: int, request: pytest.FixtureRequest, mypy_cache: Path,
+                            tmp_path: Path, record_property: Any) -> None:
+    """--spec-shapes=N: N specs drawn by hypothesis, each baked and checked (no shrinking)."""
+    total: int = request.config.getoption("spec_shapes")
+    count = total // RANDOM_LANES + (1 if lane < total % RANDOM_LANES else 0)
+    if count == 0:
+        pytest.skip("random spec shapes run only with --spec-shapes=N or MSAL_WEBAPP_SPEC_SHAPES=N")
+    failures: list[str] = []
+    baked = 0
+
+    @settings(max_examples=count, phases=[Phase.explicit, Phase.generate], deadline=None,
+              database=None, suppress_health_check=list(HealthCheck))
+    @given(specs())
+    def bake_one(spec: dict[str, Any]) -> None:
+        nonlocal baked
+        baked += 1
+        name = f"random-{lane}-{baked:03d}"
+        problems = R.validate_spec(spec)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_path))
+        if problems:  # the strategy drew a spec the rules refuse: one of the two is wrong
+            (workdir / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+            failures.append(f"{name}: the rules refuse a drawn spec: {problems}\n"
+                            + yaml.safe_dump(spec, sort_keys=False))
+            return
+        bake = bake_and_check(name, spec, workdir, mypy_cache)
+        print(f"{name}: {bake.generated_summary} ({describe(spec)})")
+        if bake.problems:
+            failures.append(bake.report(describe(spec)))
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)  # keep only failing bakes to look at
+
+    bake_one()
+    record_property("random_shapes", baked)
+    if failures:
+        record_property("spec_shape_failed",
+                        f"lane {lane}: {len(failures)} of {baked} random shapes failed")
+        pytest.fail(f"{len(failures)} of {baked} random spec shapes failed:\n\n"
+                    + "\n\n".join(failures), pytrace=False)
 
 
 def test_the_documented_cookiecutter_command(tmp_path: Path) -> None:
@@ -119,3 +117,4 @@ def test_the_documented_cookiecutter_command(tmp_path: Path) -> None:
     assert refused.returncode != 0
     assert "ERROR: entra_tenant" in refused.stdout + refused.stderr
     assert not (tmp_path / "second").exists()
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -276,7 +277,14 @@ def test_render_success(tmp_path: Path, spec: dict[str, Any], mini_template: Pat
     assert "api://11111111" in (project / "contoso_portal" / "__init__.py").read_text()
     assert (project / "templates" / "page.html").read_text().startswith("{% block body %}")
     printed = capsys.readouterr().out
-    assert str(project) in printed and "python -m devprovider" in printed
+    steps = printed.split("Next steps:\n", 1)[1].splitlines()
+    assert [line.split("#")[0].strip() for line in steps[:5]] == [
+        f"cd {project}",
+        "python -m venv .venv && .venv/bin/pip install -e '.[dev]'",
+        ".venv/bin/python -m devprovider",
+        ".venv/bin/python -m pytest",
+        "README.md: run it against your own app registration (.env) and deploy it",
+    ]
 
 
 def test_existing_target_refused_and_kept(tmp_path: Path, spec: dict[str, Any],
@@ -377,3 +385,15 @@ def test_real_template_renders_every_example(tmp_path: Path, example: Path) -> N
     assert cli.main(["new", str(example), "-o", str(out)]) == 0
     (project,) = [out / name for name in _leftovers(out)]
     assert (project / "pyproject.toml").is_file() and (project / ".env.example").is_file()
+    # What "Next steps" tells the user to run exists: the dev extra with pytest, the stand-in.
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    dev = pyproject["project"]["optional-dependencies"]["dev"]
+    assert any(req.startswith("pytest") for req in dev), dev
+    assert (project / "devprovider" / "__main__.py").is_file()
+    assert "--port" in (project / "devprovider" / "__main__.py").read_text(encoding="utf-8")
+
+
+def test_next_steps_quote_the_path_and_name_the_venv() -> None:
+    steps = cli.next_steps(Path("/tmp/my projects/contoso-portal"))
+    assert "cd '/tmp/my projects/contoso-portal'\n" in steps
+    assert "python -m venv .venv && " in steps and "pip install -e '.[dev]'" in steps

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import json
 import keyword
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,6 +104,24 @@ JSON_STRING_FIX = ("downstream_apis: given as text (cookiecutter passes key=valu
                    "mapping instead: "
                    "answer the prompt interactively, put it under default_context in a "
                    "--config-file YAML, or use `msal-webapp new SPEC.yaml`")
+# Characters of documentation placeholders ('api://<app-id>/x', '{tenant}'), never in real values.
+PLACEHOLDER_CHARS = "<>{}"
+# A spec is a few dozen values. YAML aliases are expanded every time they are used, so aliases
+# of aliases multiply ("billion laughs": 1 KB of text, billions of values): every walk over the
+# spec is refused past these bounds before anything else looks at it.
+MAX_SPEC_NODES = 10_000
+MAX_SPEC_DEPTH = 40
+# Normalised (lower-case, letters and digits only) parts of key names that hold secrets.
+SECRET_KEY_WORDS: tuple[str, ...] = (
+    "secret", "password", "passwd", "passphrase", "pwd", "apikey", "token", "privatekey",
+    "accesskey", "signingkey", "connectionstring",
+)
+SECRET_KEY_FIX = ("secrets never go in the spec; set CLIENT_SECRET or CLIENT_SECRET_FILE in the "
+                  "environment (or in .env, which is not committed) and remove this key")
+SECRET_SHOWN = "<a value that looks like a secret, not shown>"
+# Entra client secrets: three characters, a digit, 'Q~', then 31-34 more.
+ENTRA_SECRET_RE = re.compile(r"[A-Za-z0-9_.~-]{3}[0-9]Q~[A-Za-z0-9_.~-]{31,34}")
+DOTTED_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[._-][A-Za-z0-9]+)+$")
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
 
@@ -115,9 +135,115 @@ class SpecError(ValueError):
 
 
 # ------------------------------------------------------------------------------------ helpers
+def _strong_secret(value: str) -> bool:
+    """A string in a credential format: an Entra client secret, a JWT, a PEM block."""
+    return bool("-----BEGIN" in value or ENTRA_SECRET_RE.search(value)
+                or re.match(r"eyJ[A-Za-z0-9_-]{10,}\.", value))
+
+
+def looks_like_secret(value: str) -> bool:
+    """Whether a string could be a credential, so that no message repeats it.
+
+    Errs on the side of hiding: the message still names the field and the problem.
+    """
+    if _strong_secret(value):
+        return True
+    if "://" in value and "@" in value:  # user:password@host
+        return True
+    if len(value) < 20 or any(c.isspace() for c in value) or "/" in value or is_guid(value):
+        return False
+    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value),
+                   any(c.isdigit() for c in value)))
+    # Mixed-case letters and digits in one long word, but not a dotted name like Mail.ReadWrite2.
+    return classes == 3 and not DOTTED_NAME_RE.match(value)
+
+
+def is_secret_key(key: Any) -> bool:
+    """Whether a key name says it holds a secret (client_secret, password, api_key, ...)."""
+    if not isinstance(key, str):
+        return False
+    normalised = re.sub(r"[^a-z0-9]", "", key.lower())
+    return any(word in normalised for word in SECRET_KEY_WORDS)
+
+
+def _brief(value: Any, depth: int) -> str:
+    """A short repr that visits a bounded number of nodes and hides secret-looking strings."""
+    if isinstance(value, str):
+        if looks_like_secret(value):
+            return SECRET_SHOWN
+        return repr(value[:80])
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        if depth <= 0:
+            return "{...}" if value else "{}"
+        items = [f"{_brief(k, 0)}: {_brief(v, depth - 1)}"
+                 for k, v in itertools.islice(value.items(), 4)]
+        return "{" + ", ".join(items) + (", ..." if len(value) > 4 else "") + "}"
+    if isinstance(value, list):
+        if depth <= 0:
+            return "[...]" if value else "[]"
+        shown = [_brief(v, depth - 1) for v in itertools.islice(value, 4)]
+        return "[" + ", ".join(shown) + (", ..." if len(value) > 4 else "") + "]"
+    return f"<{type(value).__name__}>"
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _brief(value, 2)
     return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _key(key: Any) -> str:
+    """A mapping key as it appears in a field path (bounded, secrets hidden)."""
+    text = str(key) if isinstance(key, (str, int, float, bool)) or key is None else _show(key)
+    if looks_like_secret(text):
+        return SECRET_SHOWN
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _safe(text: str) -> str:
+    """A value that passed its checks but is echoed in a message: hide it if it looks secret."""
+    return SECRET_SHOWN if looks_like_secret(text) else text
+
+
+def _placeholder(value: str) -> str | None:
+    found = "".join(c for c in PLACEHOLDER_CHARS if c in value)
+    return " ".join(repr(c) for c in found) if found else None
+
+
+def _children(node: Any) -> Iterator[Any]:
+    if isinstance(node, dict):
+        return itertools.chain.from_iterable(node.items())
+    return iter(node)
+
+
+def _size_problem(value: Any, where: str = "(top level)") -> str | None:
+    """Refuse a value with more than MAX_SPEC_NODES nodes or deeper than MAX_SPEC_DEPTH.
+
+    Counts the tree as every later walk sees it (a shared object once per use) and stops at
+    the bound, so the cost is at most MAX_SPEC_NODES steps whatever the input.
+    """
+    if not isinstance(value, (dict, list)):
+        return None
+    count = 1
+    stack = [_children(value)]
+    while stack:
+        child = next(stack[-1], stack)  # the stack itself is the "exhausted" sentinel
+        if child is stack:
+            stack.pop()
+            continue
+        count += 1
+        if count > MAX_SPEC_NODES:
+            return (f"{where}: the spec has more than {MAX_SPEC_NODES} values once its YAML "
+                    "aliases are expanded (every use of an alias counts, so aliases of aliases "
+                    "multiply, as in a 'billion laughs' document); a real spec has a few dozen. "
+                    "Refused without checking further: check its anchors (&) and aliases (*)")
+        if isinstance(child, (dict, list)):
+            if len(stack) >= MAX_SPEC_DEPTH:
+                return (f"{where}: the spec nests mappings and lists more than "
+                        f"{MAX_SPEC_DEPTH} levels deep; a real spec needs four")
+            stack.append(_children(child))
+    return None
 
 
 def _type_name(value: Any) -> str:
@@ -132,7 +258,9 @@ def _choices(options: tuple[str, ...] | list[str]) -> str:
 
 
 def _unknown_key(path: str, key: Any, allowed: tuple[str, ...] | list[str]) -> str:
-    where = f"{path}.{key}" if path else str(key)
+    where = f"{path}.{_key(key)}" if path else _key(key)
+    if is_secret_key(key):
+        return f"{where}: {SECRET_KEY_FIX}"
     msg = f"{where}: unknown key {_show(key)}"
     close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
     if close:
@@ -191,6 +319,9 @@ def _url_problem(value: str, *, allow_local_http: bool) -> str | None:
     """Return what is wrong with an absolute http(s) URL, or None."""
     if not value or value != value.strip() or any(c.isspace() for c in value):
         return "must be an absolute URL without spaces"
+    marks = _placeholder(value)
+    if marks:
+        return f"looks like a placeholder (it contains {marks}); put the real URL"
     try:
         parts = urlsplit(value)
         host = parts.hostname or ""
@@ -258,6 +389,17 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
             errors.append(f"{p}: {_show(scope)} is not a scope; a scope is one non-empty word "
                           "without spaces (list each scope separately)")
             continue
+        if _strong_secret(scope):
+            errors.append(f"{p}: {SECRET_SHOWN} looks like a secret, not a scope; "
+                          f"{SECRET_KEY_FIX.replace('this key', 'it')}")
+            continue
+        marks = _placeholder(scope)
+        if marks:
+            errors.append(f"{p}: {_show(scope)} looks like a placeholder (it contains {marks}); "
+                          "put the real scope: the API's application ID URI from its app "
+                          "registration, '/', the scope name, e.g. "
+                          "'api://11111111-2222-3333-4444-555555555555/Todo.Read'")
+            continue
         if scope.lower() in RESERVED_SCOPES:
             errors.append(f"{p}: {_show(scope)} is reserved (MSAL refuses it); remove it - "
                           "openid, profile and offline_access are added automatically")
@@ -274,7 +416,7 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
         if api != GRAPH and "/" not in scope:
             errors.append(f"{p}: short scope {_show(scope)} means Microsoft Graph and is only "
                           f"valid for the 'graph' API; for API {api!r} use the full form "
-                          f"{full_form}, e.g. 'api://<app-id>/{scope}'")
+                          f"{full_form}, e.g. 'api://<app-id>/{_safe(scope)}'")
             continue
         if api == GRAPH and resource != GRAPH_RESOURCE:
             errors.append(f"{p}: {_show(scope)} is not a Microsoft Graph scope; the 'graph' API "
@@ -284,7 +426,8 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
             continue
         resources.setdefault(resource, []).append(scope)
     if len(resources) > 1:
-        listed = "; ".join(f"{r}: {', '.join(s)}" for r, s in resources.items())
+        listed = "; ".join(f"{_safe(r)}: {', '.join(_safe(x) for x in s)}"
+                           for r, s in resources.items())
         errors.append(f"{path}: scopes of one API must belong to one resource (a token covers "
                       f"one resource), found {len(resources)}: {listed}; split them into "
                       "separate APIs")
@@ -292,7 +435,8 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
         defaults = [s for s in group if s.rsplit("/", 1)[-1].lower() == ".default"]
         if defaults and len(group) > 1:
             errors.append(f"{path}: {_show(defaults[0])} cannot be combined with other scopes "
-                          f"of {resource} ({', '.join(s for s in group if s not in defaults)}); "
+                          f"of {_safe(resource)} "
+                          f"({', '.join(_safe(s) for s in group if s not in defaults)}); "
                           "use either '.default' alone or the individual scopes")
 
 
@@ -428,7 +572,7 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
         return []
     names: list[str] = []
     for name, api in apis.items():
-        path = f"downstream_apis.{name}"
+        path = f"downstream_apis.{_key(name)}"
         if not isinstance(name, str) or not API_NAME_RE.match(name):
             errors.append(f"{path}: API name {_show(name)} is not allowed; use 1-32 lower-case "
                           "letters, digits and '_', starting with a letter (it becomes a URL "
@@ -464,7 +608,8 @@ def _check_jinja(path: str, value: Any, errors: list[str]) -> None:
                           "would evaluate; remove the brace sequence")
     elif isinstance(value, dict):
         for k, v in value.items():
-            _check_jinja(f"{path}.{k}" if path else str(k), v, errors)
+            if not is_secret_key(k):  # reported as a secret key; its value is never shown
+                _check_jinja(f"{path}.{_key(k)}" if path else _key(k), v, errors)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_jinja(f"{path}[{i}]", v, errors)
@@ -474,6 +619,9 @@ def validate_spec(spec: Any) -> list[str]:
     """Every problem of a spec, one message each: '<field path>: <what is wrong; the fix>'."""
     if not isinstance(spec, dict):
         return [f"(top level): expected a mapping of settings, got {_type_name(spec)}"]
+    too_big = _size_problem(spec)
+    if too_big:
+        return [too_big]
     errors: list[str] = []
     _check_keys("", spec, TOP_KEYS, errors)
     for key in REQUIRED_TOP_KEYS:
@@ -493,6 +641,13 @@ def validate_spec(spec: Any) -> list[str]:
                               "leave it out and set CLIENT_ID in .env later")
             elif not cid or any(c.isspace() for c in cid):
                 errors.append(f"client_id: {_show(cid)} must be non-empty without whitespace")
+            elif _strong_secret(cid):
+                errors.append(f"client_id: {SECRET_SHOWN} looks like a client secret, not a "
+                              f"client id; {SECRET_KEY_FIX.replace('this key', 'it')}")
+            elif _placeholder(cid):
+                errors.append(f"client_id: {_show(cid)} looks like a placeholder (it contains "
+                              f"{_placeholder(cid)}); put the real client id, or leave it out "
+                              "and set CLIENT_ID in .env later")
     for section, field, options in (("credential", "kind", CREDENTIAL_KINDS),
                                     ("cache", "backend", CACHE_BACKENDS)):
         if section not in spec:
@@ -669,6 +824,9 @@ def to_context_path(message: str) -> str:
 
 def context_problems(ctx: dict[str, Any]) -> list[str]:
     """Everything wrong with a cookiecutter context, worded with its variable names."""
+    too_big = _size_problem(ctx, "(context)")
+    if too_big:
+        return [too_big]
     try:
         spec = context_to_spec(ctx)
     except SpecError as exc:

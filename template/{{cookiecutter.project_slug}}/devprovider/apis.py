@@ -4,7 +4,7 @@ They check bearer tokens the way the real APIs do (signature, lifetime, audience
 and answer like them: 401 ``invalid_token`` or 403 ``insufficient_scope`` with a
 ``WWW-Authenticate`` header, and a claims challenge (401 ``insufficient_claims``) when a test has
 made the API demand claims (``StandIn.demand_claims``). Accepted calls are recorded in
-``StandIn.api_calls``.
+``StandIn.api_calls``, claims challenges in ``StandIn.api_challenges``.
 """
 
 from __future__ import annotations
@@ -83,9 +83,19 @@ class _ApiStandIns(_Tenant):
 
     def _claims_challenge(self, demand: dict[str, Any], api_name: str,
                           req: _Request) -> _Response:
-        encoded = base64.b64encode(json.dumps(demand, separators=(",", ":")).encode()).decode()
+        raw = json.dumps(demand, separators=(",", ":"))
+        _, _, encoding = self._demands.get(api_name, (demand, False, "base64"))
+        with self._lock:
+            self.api_challenges.append({"api": api_name, "claims": demand,
+                                        "encoding": encoding, "method": req.method})
+        if encoding == "json":
+            # Some APIs send the claims as raw JSON: a quoted-string (RFC 9110 5.6.4) whose
+            # quotes and backslashes are escaped with a backslash.
+            value = raw.replace("\\", "\\\\").replace('"', '\\"')
+        else:
+            value = base64.b64encode(raw.encode()).decode()  # what Entra and Graph send
         header = (f'Bearer realm="", authorization_uri="{self.authority}/oauth2/v2.0/authorize", '
-                  f'error="insufficient_claims", claims="{encoded}"')
+                  f'error="insufficient_claims", claims="{value}"')
         if api_name == "graph":
             body: dict[str, Any] = {"error": {
                 "code": "InvalidAuthenticationToken",

@@ -1,9 +1,10 @@
 """The identity-provider endpoints of the stand-in: discovery, keys, /authorize, /token, logout.
 
 ``_IdentityEndpoints`` answers requests that ``StandIn._route`` sends it, under ``/{tenant}/...``
-(Entra style, with ``client_info``) or ``/oidc/...`` (a generic OpenID Connect issuer). Errors are
-``OAuthError``s, answered the way Entra answers them: an error page when the redirect URI cannot
-be trusted, a redirect with ``error`` parameters, or Entra's error JSON from /token.
+(Entra style, with ``client_info``) or ``/oidc/...`` (a strict generic OpenID Connect provider,
+``mode == "oidc"``). Errors are ``OAuthError``s, answered the way the provider answers them: an
+error page when the redirect URI cannot be trusted, a redirect with ``error`` parameters, or error
+JSON from /token (Entra's, with AADSTS codes, or RFC 6749's plain ``error`` and description).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .server import _html, _json, _redirect, _Request, _Response
 from .tenant import _Tenant
 from .tokens import _b64url, _check_client_assertion
 
-_SESSION_COOKIE = "devprovider_user"
+_SESSION_COOKIE = "devprovider_session"
 
 
 def _missing_parameter(name: str) -> OAuthError:
@@ -59,7 +60,7 @@ class _IdentityEndpoints(_Tenant):
     def _browser_endpoint(self, req: _Request, what: str, tenant: str, mode: str) -> _Response:
         if what == "authorize":
             return self._authorize(req, tenant, mode)
-        return self._logout(req)
+        return self._logout(req, mode)
 
     def _discovery(self, tenant: str, mode: str) -> dict[str, Any]:
         web = self._browser_base_url or self.base_url
@@ -157,7 +158,7 @@ class _IdentityEndpoints(_Tenant):
                 return self._authorize_silent(req, ar, mode)
         except OAuthError as e:
             return self._auth_response(redirect_uri, response_mode,
-                                       self._redirect_error_params(e, state, req))
+                                       self._redirect_error_params(e, state, req, mode))
         return self._sign_in_page(req, ar)
 
     def _validate_authorize(self, q: Mapping[str, str], client: _Client, redirect_uri: str,
@@ -198,13 +199,14 @@ class _IdentityEndpoints(_Tenant):
                             oidc, resources, challenge, method, claims, q.get("login_hint"),
                             q.get("prompt"))
 
-    def _redirect_error_params(self, e: OAuthError, state: str | None,
-                               req: _Request) -> dict[str, str]:
-        fields = self._error_fields(e, req)
-        params = {"error": e.error, "error_description": fields["error_description"],
-                  "error_uri": fields["error_uri"]}
-        if e.suberror:
-            params["suberror"] = e.suberror
+    def _redirect_error_params(self, e: OAuthError, state: str | None, req: _Request,
+                               mode: str) -> dict[str, str]:
+        fields = self._error_fields(e, req, mode)
+        params = {"error": e.error, "error_description": fields["error_description"]}
+        if mode == "entra":
+            params["error_uri"] = fields["error_uri"]
+            if e.suberror:
+                params["suberror"] = e.suberror
         if state is not None:
             params["state"] = state
         return params
@@ -253,25 +255,43 @@ class _IdentityEndpoints(_Tenant):
         with self._lock:
             for resource, names in ar.resources.items():
                 self._add_consent(user.username, ar.client.client_id, resource, names)
-        cookie = (f"{_SESSION_COOKIE}={_b64url(user.username.encode())}; Path=/; HttpOnly; "
-                  "SameSite=Lax")
-        return self._issue_code(ar, user, mode, [("Set-Cookie", cookie)])
+            session_id = self._session_id(req) or secrets.token_urlsafe(24)
+            accounts = self._sessions.setdefault(session_id, {})
+            accounts.setdefault(user.username, set()).add(ar.client.client_id)
+        return self._issue_code(ar, user, mode, [self._session_cookie(req, session_id)])
 
-    def _authorize_silent(self, req: _Request, ar: _AuthRequest, mode: str) -> _Response:
-        """``prompt=none``: succeed only with a known user (session cookie or login_hint)
-        who has consented to everything asked for."""
-        username = ar.login_hint or ""
+    # ------------------------------------------------------------------ browser sessions
+    def _session_id(self, req: _Request) -> str | None:
+        """The id of the provider session the browser's cookie names, if it still exists."""
         for part in (req.headers.get("Cookie") or "").split(";"):
             name, _, value = part.strip().partition("=")
-            if name == _SESSION_COOKIE and not username:
-                try:
-                    username = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-                except ValueError:
-                    username = ""
-        if username.lower() not in self.users:
-            raise OAuthError("login_required", 50058,
-                             "A silent sign-in request was sent but no user is signed in.")
-        user = self._user(username)
+            if name == _SESSION_COOKIE and value in self._sessions:
+                return value
+        return None
+
+    def _session_cookie(self, req: _Request, session_id: str | None) -> tuple[str, str]:
+        """Set-Cookie for the provider session (``None``: delete it). Lax is enough: the
+        browser comes back to the provider by top-level GET navigations."""
+        secure = "; Secure" if req.origin.startswith("https:") else ""
+        if session_id is None:
+            return ("Set-Cookie", f"{_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; "
+                                  f"SameSite=Lax{secure}")
+        return ("Set-Cookie", f"{_SESSION_COOKIE}={session_id}; Path=/; HttpOnly; "
+                              f"SameSite=Lax{secure}")
+
+    def _authorize_silent(self, req: _Request, ar: _AuthRequest, mode: str) -> _Response:
+        """``prompt=none``: succeed only for an account signed in to the provider session (the
+        ``login_hint`` one when several are) that has consented to everything asked for."""
+        with self._lock:
+            session_id = self._session_id(req)
+            accounts = self._sessions.get(session_id, {}) if session_id else {}
+            hint = (ar.login_hint or "").lower()
+            candidates = [name for name in accounts if not hint or name.lower() == hint]
+            if len(candidates) != 1:
+                raise OAuthError("login_required", 50058,
+                                 "A silent sign-in request was sent but no user is signed in.")
+            accounts[candidates[0]].add(ar.client.client_id)
+        user = self._user(candidates[0])
         for resource, names in ar.resources.items():
             consented = self._consented(user.username, ar.client.client_id, resource)
             if not (names - {".default"}) <= consented or (".default" in names and not consented):
@@ -287,11 +307,18 @@ class _IdentityEndpoints(_Tenant):
         sid = str(uuid.uuid4())
         now = self.now()
         with self._lock:
+            granted: dict[str, set[str]] = {}
+            for resource, names in ar.resources.items():
+                # ".default" grants what is consented for the resource, and keeps that meaning.
+                extra = (self._consented(user.username, ar.client.client_id, resource)
+                         if ".default" in names else set())
+                granted[resource] = set(names) | extra
             self._codes[code] = _Code(
                 client_id=ar.client.client_id, redirect_uri=ar.redirect_uri,
                 code_challenge=ar.code_challenge, code_challenge_method=ar.code_challenge_method,
                 nonce=ar.nonce, oidc=set(ar.oidc), username=user.username, claims=ar.claims,
-                sid=sid, auth_time=int(now), expires=now + CODE_LIFETIME, mode=mode)
+                sid=sid, auth_time=int(now), expires=now + CODE_LIFETIME, mode=mode,
+                resources=granted, family=secrets.token_urlsafe(12))
         params = {"code": code}
         if mode == "entra":
             params["client_info"] = self.client_info(user)
@@ -329,7 +356,9 @@ class _IdentityEndpoints(_Tenant):
                 raise OAuthError("unsupported_grant_type", 70003,
                                  f"The app requested an unsupported grant type '{grant}'.")
         except OAuthError as e:
-            return _json(e.status, self._error_fields(e, req))
+            return _json(e.status, self._error_fields(e, req, mode))
+        with self._lock:
+            self.token_grants[grant] += 1
         return _json(200, result)
 
     def _authenticate_client(self, req: _Request) -> _Client:
@@ -411,7 +440,8 @@ class _IdentityEndpoints(_Tenant):
     def _tokens(self, *, client: _Client, user: TestUser, oidc: set[str], resource: str,
                 names: set[str], sid: str, mode: str, id_token: bool, refresh_token: bool,
                 nonce: str | None, auth_time: int | None, claims: dict[str, list[str]],
-                stepped_up: dict[str, list[str]]) -> dict[str, Any]:
+                stepped_up: dict[str, list[str]], family: str, granted_oidc: set[str],
+                granted_resources: dict[str, set[str]]) -> dict[str, Any]:
         granted = self._consented_scopes(user, client, resource, names)
         if resource == GRAPH_RESOURCE:
             oidc_granted: list[str] = [s for s in ("openid", "profile") if s in oidc]
@@ -437,7 +467,8 @@ class _IdentityEndpoints(_Tenant):
             with self._lock:
                 self._refresh_tokens[rt] = _RefreshToken(
                     client.client_id, user.username, sid, self.now() + REFRESH_TOKEN_LIFETIME,
-                    mode, dict(stepped_up))
+                    mode, family, set(granted_oidc),
+                    {r: set(n) for r, n in granted_resources.items()}, dict(stepped_up))
             out["refresh_token"] = rt
         if id_token:
             out["id_token"] = self._id_token(user, client.client_id, oidc, mode=mode, sid=sid,
@@ -469,6 +500,11 @@ class _IdentityEndpoints(_Tenant):
                 raise OAuthError("invalid_grant", 9002313,
                                  "Invalid request. Request is malformed or invalid.")
             if code.used:
+                if mode == "oidc":
+                    # RFC 6749 4.1.2: a code used twice may have been stolen; revoke the tokens
+                    # issued from it (their refresh tokens; access tokens simply expire).
+                    self._revoke_family(code.family)
+                    raise OAuthError("invalid_grant", 0, "Code not valid: it was already used.")
                 raise OAuthError("invalid_grant", 54005,
                                  "OAuth2 Authorization code was already redeemed, please retry "
                                  "with a new valid code or use an existing refresh token.")
@@ -506,6 +542,8 @@ class _IdentityEndpoints(_Tenant):
                                  "when requesting an access token using the provided "
                                  "authorization code. Please specify a valid scope.")
             oidc, resource, names = self._one_resource(raw_scope, client.client_id)
+            if mode == "oidc":
+                self._check_granted(oidc, resource, names, code.oidc, code.resources)
             user = self._user(code.username)
             req_claims = self._request_claims(form)
             claims = _merge_claims(code.claims, req_claims)
@@ -519,7 +557,8 @@ class _IdentityEndpoints(_Tenant):
                 refresh_token="offline_access" in all_oidc, nonce=nonce,
                 auth_time=code.auth_time, claims=claims,
                 # An interactive sign-in that asked for claims satisfies a step-up demand.
-                stepped_up=_merge_claims(code.claims))
+                stepped_up=_merge_claims(code.claims), family=code.family,
+                granted_oidc=code.oidc, granted_resources=code.resources)
             code.used = True
         return result
 
@@ -528,8 +567,14 @@ class _IdentityEndpoints(_Tenant):
         value = form.get("refresh_token", "")
         if not value:
             raise _missing_parameter("refresh_token")
+        # One lock for check, use and rotation: two requests with one refresh token cannot both
+        # succeed in the strict mode (the second is a reuse).
         with self._lock:
-            rt = self._refresh_tokens.get(value)
+            return self._refresh(req, client, mode, value)
+
+    def _refresh(self, req: _Request, client: _Client, mode: str, value: str) -> dict[str, Any]:
+        form = req.form
+        rt = self._refresh_tokens.get(value)
         if rt is None or rt.mode != mode:
             raise OAuthError("invalid_grant", 9002313,
                              "Invalid request. Request is malformed or invalid.")
@@ -538,6 +583,13 @@ class _IdentityEndpoints(_Tenant):
             raise OAuthError("invalid_grant", 70000,
                              "Provided grant is invalid or malformed. The refresh token was "
                              "issued to another application.")
+        if rt.rotated and not rt.revoked:
+            # Strict mode: this token was already exchanged. Like Keycloak's and Auth0's reuse
+            # detection, treat it as stolen and revoke every token of its family.
+            self._revoke_family(rt.family)
+            raise OAuthError("invalid_grant", 0,
+                             "Refresh token reuse detected: the token was already used, so "
+                             "every refresh token of this sign-in is revoked.")
         if rt.revoked:
             raise OAuthError("invalid_grant", 50173,
                              "The provided grant has expired due to it being revoked, a fresh "
@@ -550,20 +602,47 @@ class _IdentityEndpoints(_Tenant):
                              suberror="bad_token")
         raw_scope = form.get("scope", "").strip() or "openid profile offline_access"
         oidc, resource, names = self._one_resource(raw_scope, client.client_id)
+        if mode == "oidc":
+            self._check_granted(oidc, resource, names, rt.oidc, rt.resources)
         user = self._user(rt.username)
         req_claims = self._request_claims(form)
         claims = _merge_claims(req_claims)
         self._check_step_up(resource, claims, rt)
-        return self._tokens(
+        result = self._tokens(
             client=client, user=user, oidc=oidc, resource=resource, names=names, sid=rt.sid,
             mode=mode, id_token="openid" in oidc, refresh_token=True, nonce=None, auth_time=None,
-            claims=claims, stepped_up=rt.stepped_up)
+            claims=claims, stepped_up=rt.stepped_up, family=rt.family, granted_oidc=rt.oidc,
+            granted_resources=rt.resources)
+        if mode == "oidc":
+            rt.rotated = True  # rotation: the new refresh token replaces this one
+        # Entra rotates too, but the old refresh token stays valid until it expires.
+        return result
+
+    def _check_granted(self, oidc: set[str], resource: str, names: set[str],
+                       granted_oidc: set[str], granted: Mapping[str, set[str]]) -> None:
+        """Strict mode: a token request may not ask for more than was granted at /authorize
+        (RFC 6749 section 6 for refresh tokens): else ``invalid_scope``."""
+        missing = sorted(oidc - granted_oidc)
+        if names:
+            have = granted.get(resource)
+            if have is None:
+                missing.append(resource)
+            else:
+                missing += sorted(f"{resource}/{n}" for n in names - {".default"} - have)
+        if missing:
+            raise OAuthError("invalid_scope", 0,
+                             f"Scopes not granted with this grant: {' '.join(missing)}.")
+
+    def _revoke_family(self, family: str) -> None:
+        for token in self._refresh_tokens.values():
+            if token.family == family:
+                token.revoked = True
 
     def _check_step_up(self, resource: str, asked: dict[str, list[str]],
                        rt: _RefreshToken) -> None:
         """A refresh asking for claims that an API demands with step_up=True fails with
         AADSTS50076 / suberror basic_action, unless an interactive sign-in already gave them."""
-        for api_name, (demand, step_up) in self._demands.items():
+        for api_name, (demand, step_up, _) in self._demands.items():
             api_resource = GRAPH_RESOURCE if api_name == "graph" else self._apis[api_name].resource
             if not step_up or api_resource != resource:
                 continue
@@ -599,33 +678,106 @@ class _IdentityEndpoints(_Tenant):
                 "ext_expires_in": self.access_token_lifetime, "access_token": at}
 
     # ------------------------------------------------------------------ /logout
-    def _logout(self, req: _Request) -> _Response:
+    def _logout(self, req: _Request, mode: str) -> _Response:
         params = dict(req.query)
         if req.method == "POST":
             params.update(req.form)
         with self._lock:
             self.logout_calls += 1
             self.last_logout = dict(params)
-        client_id = params.get("client_id")
-        hint = params.get("id_token_hint")
-        if hint and not client_id:
-            try:  # only trust a hint we signed; its expiry does not matter (OIDC RP logout)
-                client_id = jwt.decode(hint, self._key.public_key(), algorithms=["RS256"],
-                                       options={"verify_exp": False, "verify_aud": False,
-                                                "verify_iat": False, "verify_nbf": False}
-                                       ).get("aud")
-            except jwt.PyJWTError:
-                client_id = None
-        client = self._clients.get(client_id or "")
-        target = params.get("post_logout_redirect_uri")
-        clear = (f"{_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
-        if target and client is not None and target in client.post_logout_redirect_uris:
-            if params.get("state"):
-                sep = "&" if urlsplit(target).query else "?"
-                target = f"{target}{sep}{urlencode({'state': params['state']})}"
-            return _redirect(target, [("Set-Cookie", clear)])
+        if mode == "oidc":
+            return self._logout_oidc(req, params)
+        return self._logout_entra(req, params)
+
+    def _hinted_client(self, hint: str, issuer: str) -> str | None:
+        """The ``aud`` of an ID token this stand-in signed for ``issuer``, else None. Its expiry
+        does not matter (OpenID Connect RP-Initiated Logout)."""
+        try:
+            claims = jwt.decode(hint, self._key.public_key(), algorithms=["RS256"],
+                                options={"verify_exp": False, "verify_aud": False,
+                                         "verify_iat": False, "verify_nbf": False})
+        except jwt.PyJWTError:
+            return None
+        aud = claims.get("aud")
+        return aud if claims.get("iss") == issuer and isinstance(aud, str) else None
+
+    def _back_to_app(self, target: str, params: Mapping[str, str],
+                     headers: Sequence[tuple[str, str]]) -> _Response:
+        if params.get("state"):
+            sep = "&" if urlsplit(target).query else "?"
+            target = f"{target}{sep}{urlencode({'state': params['state']})}"
+        return _redirect(target, headers)
+
+    def _logout_entra(self, req: _Request, params: dict[str, str]) -> _Response:
+        """Entra: ``logout_hint`` (the ``login_hint`` claim) names the account to sign out;
+        without it the user picks one. ``post_logout_redirect_uri`` must be a redirect URI of
+        the app: the app is known from ``client_id``, an ``id_token_hint`` (both accepted,
+        documented for B2C), or the apps the account signed in to in this browser session
+        (UNCONFIRMED how Entra finds the app; it needs no parameter for it)."""
+        target = params.get("post_logout_redirect_uri") or None
+        hinted = self._user_by_login_hint(params.get("logout_hint", ""))
+        with self._lock:
+            session_id = self._session_id(req)
+            accounts = self._sessions.get(session_id, {}) if session_id else {}
+            if accounts and (hinted is None or hinted.username not in accounts):
+                # Entra asks which account to sign out unless logout_hint names one.
+                fields = {k: v for k, v in params.items() if k != "logout_hint"}
+                choices = [(self._user(name).username, self._user(name).name,
+                            self.login_hint(self._user(name))) for name in sorted(accounts)]
+                return _html(200, pages.pick_account_page(req.path, fields, choices))
+            apps = accounts.pop(hinted.username, set()) if hinted else set()
+            headers: list[tuple[str, str]] = []
+            if session_id and not accounts:
+                self._sessions.pop(session_id, None)
+                headers.append(self._session_cookie(req, None))
+        if params.get("client_id"):
+            apps.add(params["client_id"])
+        if params.get("id_token_hint"):
+            aud = self._hinted_client(params["id_token_hint"], self.issuer("entra"))
+            if aud:
+                apps.add(aud)
+        if target and any(target in self._clients[c].redirect_uris
+                          for c in apps if c in self._clients):
+            return self._back_to_app(target, params, headers)
         note = None
         if target:
-            note = ("post_logout_redirect_uri is not registered for this app (or the app is "
-                    "unknown), so you are not sent back.")
-        return _html(200, pages.signed_out_page(None, note), [("Set-Cookie", clear)])
+            note = ("post_logout_redirect_uri is not a redirect URI of the app you signed out "
+                    "of (or the app is unknown), so you are not sent back.")
+        return _html(200, pages.signed_out_page(None, note), headers)
+
+    def _logout_oidc(self, req: _Request, params: dict[str, str]) -> _Response:
+        """OpenID Connect RP-Initiated Logout as Keycloak 18+ does it: a post-logout URI needs
+        ``id_token_hint`` or ``client_id`` (else an error page); it must be a redirect URI of
+        that client; without ``id_token_hint`` the user is asked to confirm."""
+        target = params.get("post_logout_redirect_uri") or None
+        hint, client_id = params.get("id_token_hint"), params.get("client_id")
+
+        def refuse(message: str) -> _Response:
+            return _html(400, pages.problem_page("We are sorry...", message))
+
+        if target and not hint and not client_id:
+            return refuse("Missing parameters: id_token_hint. Either the parameter 'client_id' "
+                          "or the parameter 'id_token_hint' is required when "
+                          "'post_logout_redirect_uri' is used.")
+        if hint:
+            aud = self._hinted_client(hint, self.issuer("oidc"))
+            if aud is None:
+                return refuse("Invalid parameter: id_token_hint")
+            if client_id and client_id != aud:
+                return refuse("Parameter client_id different than the aud of id_token_hint")
+            client_id = aud
+        client = self._clients.get(client_id or "")
+        if client_id and client is None:
+            return refuse("Invalid parameter: client_id")
+        if target and (client is None or target not in client.redirect_uris):
+            return refuse("Invalid redirect uri")
+        if not hint and params.get("confirm") != "yes":
+            return _html(200, pages.confirm_logout_page(req.path, {**params, "confirm": "yes"}))
+        with self._lock:
+            session_id = self._session_id(req)
+            if session_id:
+                self._sessions.pop(session_id, None)
+        headers = [self._session_cookie(req, None)]
+        if target:
+            return self._back_to_app(target, params, headers)
+        return _html(200, pages.signed_out_page(None, None), headers)

@@ -83,9 +83,12 @@ class _TokenRejected(Exception):
 class _Client:
     client_id: str
     secret: str | None
+    # Also the allowed sign-out targets: Entra has no separate post-logout list for web apps,
+    # and Keycloak's default ("+") is the redirect URIs too.
     redirect_uris: list[str]
-    post_logout_redirect_uris: list[str]
     display_name: str
+    # ID token optional claims the app registration asks for (e.g. "login_hint").
+    optional_claims: frozenset[str] = frozenset()
     certs_sha1: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
     certs_sha256: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
 
@@ -151,6 +154,12 @@ class _Code:
     auth_time: int
     expires: float
     mode: str
+    # What the user granted at /authorize: {resource: scope names}. In the strict OIDC mode a
+    # refresh token can never serve more than this (RFC 6749 section 6).
+    resources: dict[str, set[str]]
+    # The refresh tokens issued from this code (and their rotations) share this family id,
+    # so a replayed code or a reused refresh token can revoke all of them.
+    family: str
     used: bool = False
 
 
@@ -161,9 +170,17 @@ class _RefreshToken:
     sid: str
     expires: float
     mode: str
+    family: str
+    # OIDC scopes and {resource: scope names} granted with the token's family; only the strict
+    # OIDC mode holds a refresh token to them (Entra's serve any consented resource).
+    oidc: set[str] = dataclasses.field(default_factory=set)
+    resources: dict[str, set[str]] = dataclasses.field(default_factory=dict)
     # access_token claims (name -> values) satisfied by an interactive sign-in (step-up).
     stepped_up: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     revoked: bool = False
+    # Strict OIDC mode: set once the token has been exchanged (rotated); using it again is a
+    # reuse, which revokes its whole family.
+    rotated: bool = False
 
 
 def _claims_section(claims: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -121,6 +121,44 @@ def signed_out_page(redirect_to: str | None, note: str | None) -> str:
     return _page("Signed out", "\n".join(parts))
 
 
+def _hidden(fields: Mapping[str, str]) -> str:
+    return "".join(f"<input type=\"hidden\" name=\"{escape(k, quote=True)}\" "
+                   f"value=\"{escape(v, quote=True)}\">" for k, v in fields.items())
+
+
+def pick_account_page(action: str, fields: Mapping[str, str],
+                      accounts: Iterable[tuple[str, str, str]]) -> str:
+    """Entra's "Pick an account to sign out" page (shown when no ``logout_hint`` names one).
+
+    ``accounts`` holds ``(username, display name, logout hint)``; each form posts ``fields``
+    plus ``logout_hint`` back to ``action``."""
+    forms = [
+        f"<form class=\"user\" method=\"post\" action=\"{escape(action, quote=True)}\">"
+        f"<span class=\"who\">{escape(name)}<small>{escape(username)}</small></span>"
+        f"{_hidden({**fields, 'logout_hint': hint})}"
+        "<button type=\"submit\">Sign out</button></form>"
+        for username, name, hint in accounts
+    ]
+    body = "<h1>Pick an account to sign out</h1>\n" + "\n".join(forms)
+    return _page("Sign out", body)
+
+
+def confirm_logout_page(action: str, fields: Mapping[str, str]) -> str:
+    """The generic OpenID Connect provider's "Do you want to log out?" page (no id_token_hint)."""
+    body = (
+        "<h1>Logging out</h1>\n<p>Do you want to log out?</p>\n"
+        f"<form method=\"post\" action=\"{escape(action, quote=True)}\">{_hidden(fields)}"
+        "<button type=\"submit\">Logout</button></form>"
+    )
+    return _page("Logging out", body)
+
+
+def problem_page(title: str, message: str) -> str:
+    """An error page of the generic OpenID Connect provider (no AADSTS code)."""
+    body = f"<h1>{escape(title)}</h1>\n<div class=\"error\"><p>{escape(message)}</p></div>"
+    return _page(title, body)
+
+
 def index_page(rows: Sequence[tuple[str, str]], users: Iterable[tuple[str, str]]) -> str:
     """A landing page listing the endpoints and test users, for developers poking around."""
     items = "".join(f"<li>{escape(k)}: <code>{escape(v)}</code></li>" for k, v in rows)

@@ -4,7 +4,11 @@ It serves, over real HTTPS on loopback (stdlib ``ThreadingHTTPServer`` + ``ssl``
 the same stand-in serves Flask, Django and FastAPI apps):
 
 * Entra-style endpoints under ``/{tenant}/...`` (discovery, JWKS, authorize, token, logout),
-* a generic OpenID Connect issuer under ``/oidc`` (same behaviour, no ``client_info``),
+* a strict generic OpenID Connect provider under ``/oidc`` (like Keycloak or panva's
+  oidc-provider): no ``client_info``, RFC 6749 error JSON without Entra's fields, refresh tokens
+  that never widen beyond the scopes granted with them (``invalid_scope``) and that rotate
+  (reusing one revokes its family), a replayed code revokes the refresh tokens issued from it,
+  and sign-out wants ``id_token_hint`` or ``client_id`` with ``post_logout_redirect_uri``,
 * a Microsoft Graph stand-in (``/graph/v1.0/me``) and custom API stand-ins (``/apis/{name}/...``).
 
 It aims to REJECT what Entra rejects (PKCE, redirect URI binding, single-use codes, one resource
@@ -25,6 +29,13 @@ code invalid_request 28003, no consent invalid_grant 65001 + suberror consent_re
 invalid_grant 50076 + suberror basic_action, refresh token expired 700082 / revoked 50173 (both
 suberror bad_token), assertions: expired 700024, unknown key or bad signature 700027, audience
 700023 (UNCONFIRMED), iss/sub 700021.
+
+Sign-out: ``post_logout_redirect_uri`` must be one of the app's redirect URIs (Entra has no
+separate list for web apps). Entra style: without a ``logout_hint`` (the ID token's optional
+``login_hint`` claim, issued only when the registration asks for it) the user picks the account to
+sign out on a page, as on Entra. OIDC style: a post-logout URI without ``id_token_hint`` or
+``client_id`` is refused with an error page (Keycloak 18+), and ``client_id`` alone asks the user
+to confirm.
 
 The code is split by concern. This module holds ``StandIn``: its configuration, its listeners
 and the routing of requests. The rest, one concern per module:
@@ -134,13 +145,20 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         post_logout_redirect_uris: list[str] | None = None,
         *,
         display_name: str | None = None,
+        optional_claims: Sequence[str] = (),
     ) -> None:
-        """Register (or replace) an app registration. ``client_secret=None``: certificate only."""
+        """Register (or replace) an app registration. ``client_secret=None``: certificate only.
+
+        Sign-out targets are checked against the redirect URIs, as Entra does for web apps (it
+        has no separate post-logout list): ``post_logout_redirect_uris`` are simply added to
+        ``redirect_uris``. ``optional_claims`` are the ID token optional claims the registration
+        asks for; ``"login_hint"`` is the one the Entra-style endpoints know."""
+        uris = list(redirect_uris)
+        uris += [u for u in post_logout_redirect_uris or [] if u not in uris]
         with self._lock:
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
-            client = _Client(client_id, client_secret, list(redirect_uris),
-                             list(post_logout_redirect_uris or []), name)
+            client = _Client(client_id, client_secret, uris, name, frozenset(optional_claims))
             if old is not None:  # keep certificates registered earlier
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
             self._clients[client_id] = client
@@ -183,27 +201,34 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
                 if rt.username == user.username and client_id in (None, rt.client_id):
                     rt.revoked = True
 
-    def demand_claims(self, api: str, claims: dict[str, Any] | None, *, step_up: bool) -> None:
+    def demand_claims(self, api: str, claims: dict[str, Any] | None, *, step_up: bool,
+                      encoding: str = "base64") -> None:
         """Make ``api`` (a registered name or ``"graph"``) answer tokens lacking these claims with
         a 401 ``insufficient_claims`` challenge. ``step_up=True``: a refresh asking for the claims
         fails with ``interaction_required``-style 50076 (the user must sign in interactively);
         ``step_up=False``: a refresh asking for them succeeds and the token carries them.
+        ``encoding``: the challenge's ``claims`` value is base64 JSON (``"base64"``, what Entra
+        and Graph send) or raw JSON in a quoted-string (``"json"``, what some APIs send).
         ``claims=None`` removes the demand."""
         if api != "graph" and api not in self._apis:
             raise KeyError(f"unknown API {api!r}")
+        if encoding not in ("base64", "json"):
+            raise ValueError(f"encoding must be 'base64' or 'json', not {encoding!r}")
         with self._lock:
             if claims is None:
                 self._demands.pop(api, None)
             else:
-                self._demands[api] = (claims, step_up)
+                self._demands[api] = (claims, step_up, encoding)
 
     def reset_counts(self) -> None:
         with self._lock:
             self.token_calls.clear()
+            self.token_grants.clear()
             self.authorize_calls = 0
             self.logout_calls = 0
             self.last_logout = None
             self.api_calls.clear()
+            self.api_challenges.clear()
 
     def mint_access_token(self, username: str, client_id: str, scopes: list[str],
                           *, lifetime: int | None = None, **extra_claims: Any) -> str:
@@ -230,6 +255,12 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
                                                     "here; use the https base URL."})
         if not segs or segs == ["error"]:
             return self._misc(req, segs)
+        if "discovery_unavailable" in self.faults and req.path.endswith(
+                "/.well-known/openid-configuration"):
+            # The provider cannot be reached for discovery (an outage, as a 503 answer).
+            return _json(503, {"error": "temporarily_unavailable",
+                               "error_description": "The service is unavailable."},
+                         [("Retry-After", "1")])
         if segs[0] == "oidc":
             rest = "/".join(segs[1:])
             if rest == ".well-known/openid-configuration":

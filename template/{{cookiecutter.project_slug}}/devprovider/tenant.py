@@ -56,11 +56,16 @@ class _Tenant:
         self.access_token_lifetime = access_token_lifetime
         self.clock_offset: float = 0.0
         self.faults: set[str] = set()
+        # /token requests per grant type, whatever their outcome...
         self.token_calls: collections.Counter[str] = collections.Counter()
+        # ...and the successful ones. MSAL keeps one refresh token per granted scope set and may
+        # try several for one refresh, so tests that count refreshes count these.
+        self.token_grants: collections.Counter[str] = collections.Counter()
         self.authorize_calls = 0
         self.logout_calls = 0
         self.last_logout: dict[str, str] | None = None
-        self.api_calls: list[dict[str, Any]] = []
+        self.api_calls: list[dict[str, Any]] = []  # calls the API stand-ins accepted
+        self.api_challenges: list[dict[str, Any]] = []  # claims challenges they answered
 
         self._lock = threading.RLock()
         self._clients: dict[str, _Client] = {}
@@ -68,7 +73,12 @@ class _Tenant:
         self._consents: dict[tuple[str, str, str], set[str]] = {}
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
-        self._demands: dict[str, tuple[dict[str, Any], bool]] = {}
+        # API name -> (claims demanded, step_up, "base64" | "json" encoding in the challenge)
+        self._demands: dict[str, tuple[dict[str, Any], bool, str]] = {}
+        # Browser sessions at the provider: session id (a cookie) -> {username: client ids the
+        # user signed in to in that session}. Sign-out uses it to know who and which apps.
+        self._sessions: dict[str, dict[str, set[str]]] = {}
+        self._hint_secret = secrets.token_bytes(16)
         # Two keys: one published in the JWKS (id tokens, custom API tokens) and one that is NOT
         # published, for Graph tokens: like Entra, an app must not be able to validate those.
         self._key = _SigningKey()
@@ -217,6 +227,15 @@ class _Tenant:
         claims.update(extra or {})
         return self._sign(claims, graph=resource == GRAPH_RESOURCE)
 
+    def login_hint(self, user: TestUser) -> str:
+        """The opaque ``login_hint`` optional claim of ``user``, which the Entra-style logout
+        endpoint takes back as ``logout_hint``. Stable per user, meaningless to the app."""
+        digest = hashlib.sha256(self._hint_secret + user.oid.encode()).digest()
+        return "O." + _b64url(digest)
+
+    def _user_by_login_hint(self, hint: str) -> TestUser | None:
+        return next((u for u in self.users.values() if self.login_hint(u) == hint), None)
+
     def _id_token(self, user: TestUser, client_id: str, oidc: set[str], *, mode: str, sid: str,
                   nonce: str | None, auth_time: int | None) -> str:
         now = int(self.now())
@@ -227,8 +246,11 @@ class _Tenant:
             "aio": _b64url(secrets.token_bytes(24)),
         }
         if "profile" in oidc:  # Entra: `profile` gates oid, name, preferred_username
-            claims.update(oid=user.oid, name=user.name, preferred_username=user.username,
-                          login_hint=_b64url(user.username.encode()))
+            claims.update(oid=user.oid, name=user.name, preferred_username=user.username)
+            client = self._clients.get(client_id)
+            if mode == "entra" and client is not None and "login_hint" in client.optional_claims:
+                # An optional claim: only when the app registration asks for it.
+                claims["login_hint"] = self.login_hint(user)
         if "email" in oidc:
             claims["email"] = user.username
         if nonce is not None:
@@ -238,7 +260,12 @@ class _Tenant:
         return self._sign(claims)
 
     # ------------------------------------------------------------------ errors
-    def _error_fields(self, e: OAuthError, req: _Request | None) -> dict[str, Any]:
+    def _error_fields(self, e: OAuthError, req: _Request | None,
+                      mode: str = "entra") -> dict[str, Any]:
+        """An error's JSON fields: Entra's (AADSTS text, ``error_codes``, ids), or in the
+        generic OIDC mode only RFC 6749's ``error`` and ``error_description``."""
+        if mode == "oidc":
+            return {"error": e.error, "error_description": e.message}
         trace = str(uuid.uuid4())
         corr = (req.headers.get("client-request-id") if req else None) or str(uuid.uuid4())
         stamp = datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%d %H:%M:%SZ")

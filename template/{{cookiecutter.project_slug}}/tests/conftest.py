@@ -1,7 +1,12 @@
-"""Fixtures: the identity-provider and API stand-ins, and this app served over real HTTPS.
+"""Fixtures: the identity-provider and API stand-ins, and this app served over real HTTP(S).
 
-The behavioural tests (test_web_flow.py) only use `app_under_test`, so they would run unchanged
-against another framework's adapter: only `serve_app` below knows about Flask.
+The behavioural tests (test_web_flow.py) only use `app_under_test` / `make_app`, so they would
+run unchanged against another framework's adapter: only `serve_app` below knows about Flask.
+
+As with a real tenant, the provider is on another site than the app: the app is served as
+`localhost` and the stand-in as `127.0.0.1` (different sites for a browser's SameSite rules),
+over https ("https" mode) or, in local development mode ("local"), with the app on
+http://localhost and the provider's sign-in pages on http://127.0.0.1.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ class AppUnderTest:
     standin: StandIn
     services: Services
     ca_path: str
+    mode: str = "https"  # or "local": local development mode on http://localhost
     browsers: list[Browser] = field(default_factory=list)
 
-    def browser(self) -> Browser:
+    def browser(self, profile: str = "chromium") -> Browser:
         """A new browser with its own cookie jar (one per simulated user)."""
-        browser = Browser(verify=self.ca_path)
+        browser = Browser(verify=self.ca_path, profile=profile)
         self.browsers.append(browser)
         return browser
 
@@ -93,8 +99,12 @@ def serve_app(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
 
 def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Path,
                     secret: str, **overrides: str) -> dict[str, str]:
+    # The stand-in speaks as the kind of provider this app was generated for: Entra ID, or a
+    # strict standard OpenID Connect provider (its /oidc issuer).
+    where = ({"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority}
+             if DEFAULTS.oidc_authority else {"AUTHORITY": standin.authority})
     env = {
-        "AUTHORITY": standin.authority,
+        **where,
         "INSTANCE_DISCOVERY": "false",  # a loopback host is not a known Entra instance
         "CLIENT_ID": CLIENT_ID,
         "CLIENT_SECRET": secret,
@@ -111,24 +121,39 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
 
 @pytest.fixture
 def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_path: str,
-             tmp_path: Path) -> Iterator[Callable[..., AppUnderTest]]:
-    """Start the app against the stand-in; keyword arguments override environment variables."""
+             tls_server_files: tuple[str, str], tmp_path: Path
+             ) -> Iterator[Callable[..., AppUnderTest]]:
+    """Start the app against the stand-in; keyword arguments override environment variables.
+
+    `mode="local"` runs it in local development mode: the app on http://localhost, and a
+    stand-in whose sign-in pages are on http://127.0.0.1 (still another site). `optional_claims`
+    are the ID token optional claims the app registration asks for.
+    """
     with contextlib.ExitStack() as stack:
 
-        def start(*, https: bool = True, **overrides: str) -> AppUnderTest:
+        def start(*, mode: str = "https", optional_claims: tuple[str, ...] = (),
+                  **overrides: str) -> AppUnderTest:
             secret = secrets.token_urlsafe(24)
+            provider = standin
+            if mode == "local":
+                provider = stack.enter_context(
+                    StandIn(*tls_server_files, browser_base_url="http://127.0.0.1:0"))
 
             def build(base_url: str) -> Any:
-                env = app_environment(standin, base_url, ca_bundle_path, tmp_path, secret,
+                env = app_environment(provider, base_url, ca_bundle_path, tmp_path, secret,
                                       **overrides)
-                standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"]],
-                                        [base_url + "/"])
+                # Entra has no separate list of sign-out targets for web apps: the
+                # post-logout redirect URI must be one of the redirect URIs.
+                provider.register_client(CLIENT_ID, secret,
+                                         [env["REDIRECT_URI"], base_url + "/"],
+                                         optional_claims=list(optional_claims))
                 return create_app(env)
 
-            base_url, app = stack.enter_context(
-                serve_app(build, server_cert_files if https else None))
-            return AppUnderTest(base_url=base_url, standin=standin,
-                                services=app.extensions["msal_webapp"], ca_path=ca_bundle_path)
+            base_url, app = stack.enter_context(serve_app(
+                build, server_cert_files if mode == "https" else None, host="localhost"))
+            return AppUnderTest(base_url=base_url, standin=provider,
+                                services=app.extensions["msal_webapp"], ca_path=ca_bundle_path,
+                                mode=mode)
 
         yield start
 
@@ -136,6 +161,14 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
 @pytest.fixture
 def app_under_test(make_app: Callable[..., AppUnderTest]) -> AppUnderTest:
     return make_app()
+
+
+@pytest.fixture(params=["https", "local"])
+def app_in_each_mode(request: pytest.FixtureRequest,
+                     make_app: Callable[..., AppUnderTest]) -> AppUnderTest:
+    """The app over https, then in local development mode (both with the provider on another
+    site)."""
+    return make_app(mode=request.param)
 
 
 def environment_for_settings_tests(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -30,6 +30,7 @@ from tests.browser import Browser, auth_response
 CLIENT_ID = "6f1e3a52-0b7d-4c1a-9f3e-2d8b7c6a5e41"
 CLIENT_SECRET = "test-secret-value"
 REDIRECT_URI = "https://app.test/auth/callback"
+# A sign-out target: providers accept it only because it is a redirect URI of the client too.
 POST_LOGOUT_REDIRECT_URI = "https://app.test/signed-out"
 TODO_API = "todo"
 TODO_RESOURCE = "api://11111111-2222-3333-4444-555555555555"
@@ -107,11 +108,12 @@ def _check_no_errors(standin: StandIn) -> None:
 
 @pytest.fixture
 def standin(tls_server_files: tuple[str, str]) -> Iterator[StandIn]:
-    """A started stand-in with client CLIENT_ID (secret CLIENT_SECRET, REDIRECT_URI) and the
-    ``todo`` API (TODO_RESOURCE, TODO_SCOPES)."""
+    """A started stand-in with client CLIENT_ID (secret CLIENT_SECRET, redirect URIs
+    REDIRECT_URI and POST_LOGOUT_REDIRECT_URI) and the ``todo`` API (TODO_RESOURCE,
+    TODO_SCOPES)."""
     cert_path, key_path = tls_server_files
     with StandIn(cert_path, key_path) as s:
-        s.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI], [POST_LOGOUT_REDIRECT_URI],
+        s.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI, POST_LOGOUT_REDIRECT_URI],
                           display_name="Contoso Test App")
         s.register_api(TODO_API, TODO_RESOURCE, TODO_SCOPES)
         yield s

@@ -10,11 +10,17 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import re
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import load_pem_x509_certificate
 
 from devprovider import StandIn
+from devprovider.__main__ import app_defaults, start_dev_environment
 from devprovider.model import TENANT_PLACEHOLDER
 from tests.browser import Browser, auth_response, parse_forms
 from tests.devprovider_fixtures import (
@@ -354,6 +361,41 @@ def test_msal_sign_in_silent_token_and_api_stand_ins(
         msal_sign_in(app, new_browser(), ["User.Read"], BOB)
 
 
+def oidc_token_url(standin: StandIn) -> str:
+    return f"{standin.oidc_authority}/token"
+
+
+def assert_oidc_error(resp: requests.Response, error: str) -> None:
+    """A generic provider's error JSON (RFC 6749 5.2): no Entra fields."""
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body.keys() == {"error", "error_description"} and body["error"] == error, body
+    assert "AADSTS" not in body["error_description"]
+
+
+def redeem_code(standin: StandIn, session: requests.Session, browser: Browser, scope: str, *,
+                oidc: bool = True, username: str = ALICE) -> tuple[requests.Response,
+                                                                  dict[str, str]]:
+    """Sign ``username`` in at /authorize for ``scope`` and redeem the code (the form MSAL
+    sends); returns the /token answer and the form, to replay it."""
+    verifier, challenge = pkce_pair()
+    authority = standin.oidc_authority if oidc else standin.authority
+    code = authorize(standin, browser, username, challenge=challenge, scope=scope,
+                     authority=authority)["code"]
+    form = {"grant_type": "authorization_code", "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier, "scope": scope}
+    url = oidc_token_url(standin) if oidc else token_url(standin)
+    return session.post(url, data=form), form
+
+
+def refresh_with(standin: StandIn, session: requests.Session, rt: str, scope: str, *,
+                 oidc: bool = True) -> requests.Response:
+    return session.post(oidc_token_url(standin) if oidc else token_url(standin), data={
+        "grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "refresh_token": rt, "scope": scope})
+
+
 def test_generic_oidc_issuer_with_msal(standin: StandIn, new_browser: Callable[[], Browser],
                                        http_session: requests.Session) -> None:
     app = msal_app(standin, http_session, oidc=True)
@@ -363,12 +405,7 @@ def test_generic_oidc_issuer_with_msal(standin: StandIn, new_browser: Callable[[
     assert claims["iss"] == standin.oidc_authority
     (account,) = app.get_accounts()
     assert account["home_account_id"] == claims["sub"]
-    standin.grant_consent(BOB, CLIENT_ID, [TODO_READ])
-    todo = app.acquire_token_silent_with_error([TODO_READ], account)
-    assert todo and claims_of(todo["access_token"])["aud"] == TODO_AUD, todo
-    ok = http_session.get(f"{standin.base_url}/apis/todo/x", headers=bearer(todo["access_token"]))
-    assert ok.status_code == 200 and ok.json()["preferred_username"] == BOB
-    # Codes and refresh tokens do not cross between the Entra and the OIDC endpoints.
+    # Codes do not cross between the Entra and the OIDC endpoints.
     verifier, challenge = pkce_pair()
     code = authorize(standin, new_browser(), challenge=challenge,
                      authority=standin.oidc_authority)["code"]
@@ -377,6 +414,120 @@ def test_generic_oidc_issuer_with_msal(standin: StandIn, new_browser: Callable[[
         "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT_URI,
         "code_verifier": verifier, "scope": SIGN_IN})
     assert_error(cross, 400, "invalid_grant", 9002313)
+
+
+def test_strict_oidc_refresh_token_is_never_widened(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    """RFC 6749 section 6: a refresh may not ask for scopes not granted with the token, even
+    once the user has consented to them; Entra's refresh tokens serve any consented resource."""
+    app = msal_app(standin, http_session, oidc=True)
+    browser = new_browser()
+    msal_sign_in(app, browser, ["User.Read"])
+    (account,) = app.get_accounts()
+    standin.grant_consent(ALICE, CLIENT_ID, [TODO_READ])
+    standin.reset_counts()
+    widened = app.acquire_token_silent_with_error([TODO_READ], account)
+    assert widened["error"] == "invalid_scope" and "error_codes" not in widened, widened
+    assert standin.token_calls["refresh_token"] == 1 and standin.token_grants == {}
+    # The same with the raw protocol: one more Graph scope than granted is refused too, while
+    # the granted scopes (or fewer) are fine.
+    body, _ = redeem_code(standin, http_session, browser, f"{SIGN_IN} User.Read")
+    rt = body.json()["refresh_token"]
+    assert_oidc_error(refresh_with(standin, http_session, rt, f"{SIGN_IN} {TODO_READ}"),
+                      "invalid_scope")
+    assert_oidc_error(refresh_with(standin, http_session, rt, f"{SIGN_IN} User.Read Mail.Read"),
+                      "invalid_scope")
+    assert_oidc_error(refresh_with(standin, http_session, rt, f"{SIGN_IN} email User.Read"),
+                      "invalid_scope")
+    ok = refresh_with(standin, http_session, rt, f"{SIGN_IN} User.Read")
+    assert ok.status_code == 200, ok.text
+    # A refused refresh did not use the token up: after the interactive round trip for the
+    # API, MSAL holds two refresh tokens, and the silent call finds the one that fits.
+    result, _ = msal_sign_in(app, browser, [TODO_READ])
+    standin.reset_counts()
+    todo = app.acquire_token_silent_with_error([TODO_READ], account, force_refresh=True)
+    assert todo and "access_token" in todo, todo
+    assert claims_of(todo["access_token"])["aud"] == TODO_AUD
+    assert standin.token_grants == {"refresh_token": 1}
+    # Entra, for contrast: the Graph sign-in's refresh token serves the consented API.
+    entra = msal_app(standin, make_http_session(str(http_session.verify)))
+    msal_sign_in(entra, new_browser(), ["User.Read"])
+    assert "access_token" in entra.acquire_token_silent_with_error(
+        [TODO_READ], entra.get_accounts()[0])
+
+
+def test_strict_oidc_refresh_tokens_rotate_and_reuse_revokes_the_family(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    scope = f"{SIGN_IN} User.Read"
+    first, _ = redeem_code(standin, http_session, new_browser(), scope)
+    other, _ = redeem_code(standin, http_session, new_browser(), scope, username=BOB)
+    rt1 = first.json()["refresh_token"]
+    standin.reset_counts()
+    second = refresh_with(standin, http_session, rt1, scope)
+    assert second.status_code == 200, second.text
+    rt2 = second.json()["refresh_token"]
+    third = refresh_with(standin, http_session, rt2, scope)
+    rt3 = third.json()["refresh_token"]
+    assert len({rt1, rt2, rt3}) == 3
+    # rt1 was exchanged: its reuse fails and revokes rt3, the family's live token...
+    assert_oidc_error(refresh_with(standin, http_session, rt1, scope), "invalid_grant")
+    assert_oidc_error(refresh_with(standin, http_session, rt3, scope), "invalid_grant")
+    # ...but not another sign-in's tokens.
+    assert refresh_with(standin, http_session, other.json()["refresh_token"],
+                        scope).status_code == 200
+    assert standin.token_calls["refresh_token"] == 5
+    assert standin.token_grants["refresh_token"] == 3
+    # Entra keeps the old refresh token valid after rotation.
+    entra, _ = redeem_code(standin, http_session, new_browser(), scope, oidc=False)
+    old = entra.json()["refresh_token"]
+    for _ in range(2):
+        assert refresh_with(standin, http_session, old, scope, oidc=False).status_code == 200
+
+
+def test_msal_swaps_in_rotated_refresh_tokens(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    """MSAL replaces the refresh token it used with the new one (TokenCache.update_rt), so a
+    rotating provider keeps working through repeated refreshes."""
+    app = msal_app(standin, http_session, oidc=True)
+    msal_sign_in(app, new_browser(), ["User.Read"])
+    (account,) = app.get_accounts()
+
+    def refresh_tokens() -> list[str]:
+        return [rt["secret"] for rt in app.token_cache.search(
+            msal.TokenCache.CredentialType.REFRESH_TOKEN)]
+
+    before = refresh_tokens()
+    standin.reset_counts()
+    for _ in range(3):
+        result = app.acquire_token_silent_with_error(["User.Read"], account, force_refresh=True)
+        assert result and "access_token" in result, result
+    assert standin.token_calls == {"refresh_token": 3} == standin.token_grants
+    after = refresh_tokens()
+    assert len(after) == len(before) == 1 and after != before
+
+
+def test_strict_oidc_code_replay_revokes_the_tokens_issued_from_it(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    scope = f"{SIGN_IN} User.Read"
+    first, form = redeem_code(standin, http_session, new_browser(), scope)
+    other, _ = redeem_code(standin, http_session, new_browser(), scope)
+    rt = first.json()["refresh_token"]
+    standin.reset_counts()
+    assert_oidc_error(http_session.post(oidc_token_url(standin), data=form), "invalid_grant")
+    assert_oidc_error(refresh_with(standin, http_session, rt, scope), "invalid_grant")
+    assert refresh_with(standin, http_session, other.json()["refresh_token"],
+                        scope).status_code == 200
+    assert standin.token_grants == {"refresh_token": 1}
+    # Entra answers a replay with AADSTS54005 and keeps the refresh token.
+    entra, entra_form = redeem_code(standin, http_session, new_browser(), scope, oidc=False)
+    assert_error(http_session.post(token_url(standin), data=entra_form), 400, "invalid_grant",
+                 54005)
+    assert refresh_with(standin, http_session, entra.json()["refresh_token"], scope,
+                        oidc=False).status_code == 200
 
 
 def test_claims_challenge_round_trip(standin: StandIn, new_browser: Callable[[], Browser],
@@ -429,7 +580,7 @@ def test_browser_pages_on_plain_http_localhost(
     with StandIn(cert, key, browser_base_url="http://localhost:0") as standin, \
             make_http_session(ca_bundle_path) as session, Browser(ca_bundle_path) as browser:
         standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI],
-                                [POST_LOGOUT_REDIRECT_URI])
+                                [POST_LOGOUT_REDIRECT_URI], optional_claims=["login_hint"])
         web = standin.browser_base_url
         assert web and web.startswith("http://localhost:") and not web.endswith(":0")
         doc = session.get(f"{standin.authority}/v2.0/.well-known/openid-configuration").json()
@@ -448,35 +599,128 @@ def test_browser_pages_on_plain_http_localhost(
         for path in (f"/{standin.tenant_id}/oauth2/v2.0/token", "/graph/v1.0/me",
                      f"/{standin.tenant_id}/v2.0/.well-known/openid-configuration"):
             assert browser.post(web + path, data={"grant_type": "x"}).status_code == 404
-        out = browser.get(f"{doc['end_session_endpoint']}?client_id={CLIENT_ID}"
-                          f"&post_logout_redirect_uri={POST_LOGOUT_REDIRECT_URI}",
-                          allow_redirects=False)
+        out = browser.get(doc["end_session_endpoint"], allow_redirects=False, params={
+            "logout_hint": result["id_token_claims"]["login_hint"],
+            "post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI})
         assert out.headers["Location"] == POST_LOGOUT_REDIRECT_URI
         assert not standin.errors
 
 
-def test_logout(standin: StandIn, new_browser: Callable[[], Browser],
-                http_session: requests.Session) -> None:
-    browser = new_browser()
-    app = msal_app(standin, http_session)
-    result, _ = msal_sign_in(app, browser, ["User.Read"])
+def signed_in(standin: StandIn, browser: Browser, authority: str) -> bool:
+    """Whether the provider session of ``browser`` still has a signed-in user (prompt=none)."""
+    _, challenge = pkce_pair()
+    answer = auth_response(browser.get(authorize_url(standin, challenge=challenge,
+                                                     prompt="none", authority=authority)))
+    return "code" in answer
+
+
+def test_login_hint_is_an_optional_claim(standin: StandIn, new_browser: Callable[[], Browser],
+                                         http_session: requests.Session) -> None:
+    plain, _ = msal_sign_in(msal_app(standin, http_session), new_browser(), ["User.Read"])
+    assert "login_hint" not in plain["id_token_claims"]
+    standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI],
+                            optional_claims=["login_hint"])
+    asked, _ = msal_sign_in(msal_app(standin, http_session), new_browser(), ["User.Read"])
+    hint = asked["id_token_claims"]["login_hint"]
+    assert hint and ALICE not in hint and standin.users[ALICE].oid not in hint  # opaque
+    bob, _ = msal_sign_in(msal_app(standin, http_session), new_browser(), ["User.Read"], BOB)
+    assert bob["id_token_claims"]["login_hint"] not in ("", hint)
+    # Generic OpenID Connect providers have no such claim.
+    oidc, _ = msal_sign_in(msal_app(standin, http_session, oidc=True), new_browser(),
+                           ["User.Read"])
+    assert "login_hint" not in oidc["id_token_claims"]
+
+
+def test_entra_logout(standin: StandIn, new_browser: Callable[[], Browser],
+                      http_session: requests.Session) -> None:
+    standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI, POST_LOGOUT_REDIRECT_URI],
+                            optional_claims=["login_hint"])
     logout = f"{standin.authority}/oauth2/v2.0/logout"
+    browser = new_browser()
+    result, _ = msal_sign_in(msal_app(standin, http_session), browser, ["User.Read"])
+    hint = result["id_token_claims"]["login_hint"]
+    assert signed_in(standin, browser, standin.authority)
+    # logout_hint names the account: signed out and sent back at once (with state).
     out = browser.get(logout, params={"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
-                                      "id_token_hint": result["id_token"], "state": "s1",
-                                      "logout_hint": "x"}, allow_redirects=False)
-    assert out.status_code == 302
+                                      "logout_hint": hint, "state": "s1"},
+                      allow_redirects=False)
+    assert out.status_code == 302, out.text
     assert out.headers["Location"] == f"{POST_LOGOUT_REDIRECT_URI}?state=s1"
     assert standin.last_logout == {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
-                                   "id_token_hint": result["id_token"], "state": "s1",
-                                   "logout_hint": "x"}
-    for params in ({"post_logout_redirect_uri": "https://evil.test/", "client_id": CLIENT_ID},
-                   {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI},  # app unknown
-                   {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
-                    "id_token_hint": "forged.token.here"}):
-        page = browser.post(logout, data=params, allow_redirects=False)
-        assert page.status_code == 200 and "You signed out" in page.text, params
-        assert "Location" not in page.headers and POST_LOGOUT_REDIRECT_URI not in page.text
-    assert standin.logout_calls == 4
+                                   "logout_hint": hint, "state": "s1"}
+    assert not signed_in(standin, browser, standin.authority)
+
+    # Without logout_hint (or with one of nobody signed in here), the user picks the account.
+    msal_sign_in(msal_app(standin, http_session), browser, ["User.Read"])
+    for extra in ({}, {"logout_hint": "O.not-a-hint"}):
+        picker = browser.get(logout, params={"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
+                                             **extra}, allow_redirects=False)
+        assert picker.status_code == 200 and "Pick an account" in picker.text
+        assert "Location" not in picker.headers and signed_in(standin, browser, standin.authority)
+    (form,) = parse_forms(picker)
+    assert form.get("logout_hint") == hint
+    out = browser.submit_form(picker, allow_redirects=False)
+    assert out.headers["Location"] == POST_LOGOUT_REDIRECT_URI
+    assert not signed_in(standin, browser, standin.authority)
+
+    # The target must be a redirect URI of the app signed out of (no separate list).
+    for target in ("https://evil.test/", "https://app.test/elsewhere"):
+        browser = new_browser()
+        result, _ = msal_sign_in(msal_app(standin, http_session), browser, ["User.Read"])
+        page = browser.get(logout, params={"post_logout_redirect_uri": target,
+                                           "logout_hint": result["id_token_claims"][
+                                               "login_hint"]}, allow_redirects=False)
+        assert page.status_code == 200 and "You signed out" in page.text, target
+        assert "Location" not in page.headers and target not in page.text
+    # No session, so no app to check the target against, unless client_id names it.
+    anonymous = new_browser()
+    page = anonymous.get(logout, params={"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI},
+                         allow_redirects=False)
+    assert page.status_code == 200 and "Location" not in page.headers
+    out = anonymous.get(logout, params={"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI,
+                                        "client_id": CLIENT_ID}, allow_redirects=False)
+    assert out.headers["Location"] == POST_LOGOUT_REDIRECT_URI
+    assert standin.logout_calls == 8
+
+
+def test_oidc_logout_like_keycloak(standin: StandIn, new_browser: Callable[[], Browser],
+                                   http_session: requests.Session) -> None:
+    logout = f"{standin.oidc_authority}/logout"
+    browser = new_browser()
+    result, _ = msal_sign_in(msal_app(standin, http_session, oidc=True), browser, ["User.Read"])
+    id_token = result["id_token"]
+    entra, _ = msal_sign_in(msal_app(standin, http_session), new_browser(), ["User.Read"])
+    target = {"post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI}
+
+    def refused(params: dict[str, str], why: str) -> None:
+        page = browser.get(logout, params=params, allow_redirects=False)
+        assert page.status_code == 400 and why in page.text, (params, page.text)
+        assert "Location" not in page.headers and not parse_forms(page)
+
+    refused(target, "id_token_hint")  # Keycloak 18+: "Missing parameters: id_token_hint"
+    refused({**target, "id_token_hint": "forged.token.here"}, "Invalid parameter: id_token_hint")
+    refused({**target, "id_token_hint": entra["id_token"]}, "Invalid parameter: id_token_hint")
+    refused({**target, "id_token_hint": id_token, "client_id": OTHER_ID}, "client_id")
+    refused({**target, "client_id": OTHER_ID}, "Invalid parameter: client_id")
+    refused({"post_logout_redirect_uri": "https://evil.test/", "id_token_hint": id_token},
+            "Invalid redirect uri")
+    assert signed_in(standin, browser, standin.oidc_authority)
+    # client_id alone: the user confirms first.
+    confirm = browser.get(logout, params={**target, "client_id": CLIENT_ID, "state": "s2"},
+                          allow_redirects=False)
+    assert confirm.status_code == 200 and "Do you want to log out?" in confirm.text
+    assert signed_in(standin, browser, standin.oidc_authority)
+    out = browser.submit_form(confirm, allow_redirects=False)
+    assert out.headers["Location"] == f"{POST_LOGOUT_REDIRECT_URI}?state=s2"
+    assert not signed_in(standin, browser, standin.oidc_authority)
+    # id_token_hint (even expired): no question asked.
+    browser = new_browser()
+    msal_sign_in(msal_app(standin, http_session, oidc=True), browser, ["User.Read"])
+    standin.clock_offset = 7200
+    out = browser.get(logout, params={**target, "id_token_hint": id_token},
+                      allow_redirects=False)
+    assert out.headers["Location"] == POST_LOGOUT_REDIRECT_URI
+    assert not signed_in(standin, browser, standin.oidc_authority)
 
 
 def test_private_key_jwt_client_assertions(standin: StandIn, tls_ca: trustme.CA,
@@ -581,3 +825,97 @@ def test_robustness_and_silent_authorize(standin: StandIn, new_browser: Callable
     needs_consent = auth_response(browser.get(authorize_url(
         standin, challenge=challenge, prompt="none", scope=f"{SIGN_IN} {TODO_READ}")))
     assert needs_consent["error"] == "consent_required"
+
+
+def challenge_params(resp: requests.Response) -> dict[str, str]:
+    """The auth-params of a ``Bearer`` challenge, quoted-strings unescaped (RFC 9110 5.6.4)."""
+    header = resp.headers["WWW-Authenticate"]
+    assert header.startswith("Bearer ")
+    pairs = re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', header)
+    return {name: re.sub(r"\\(.)", r"\1", value) for name, value in pairs}
+
+
+@pytest.mark.parametrize("encoding", ["base64", "json"])
+def test_claims_challenge_encodings(standin: StandIn, http_session: requests.Session,
+                                    encoding: str) -> None:
+    demand = {"access_token": {"acrs": {"essential": True, "value": "c1"},
+                               "note": {"value": 'a "quoted" \\ value'}}}
+    standin.demand_claims("todo", demand, step_up=False, encoding=encoding)
+    token = standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ])
+    challenged = http_session.get(f"{standin.base_url}/apis/todo/x", headers=bearer(token))
+    assert challenged.status_code == 401
+    params = challenge_params(challenged)
+    assert params["error"] == "insufficient_claims"
+    if encoding == "json":
+        assert params["claims"].startswith("{")
+        assert json.loads(params["claims"]) == demand
+    else:
+        assert json.loads(base64.b64decode(params["claims"], validate=True)) == demand
+    assert [(c["api"], c["encoding"]) for c in standin.api_challenges] == [("todo", encoding)]
+    assert standin.api_calls == []  # only accepted calls
+    with pytest.raises(ValueError):
+        standin.demand_claims("todo", demand, step_up=False, encoding="hex")
+
+
+@pytest.mark.parametrize("app_host,pages_host", [("localhost", "127.0.0.1"),
+                                                 ("127.0.0.1", "localhost")])
+def test_dev_environment_puts_the_sign_in_pages_on_another_site(
+        tmp_path: Path, ca_bundle_path: str, app_host: str, pages_host: str) -> None:
+    defaults = app_defaults()
+    app_url = f"http://{app_host}:5999"
+    standin, env = start_dev_environment(tmp_path, app_url)
+    try:
+        web = urlsplit(standin.browser_base_url or "")
+        assert (web.scheme, web.hostname) == ("http", pages_host) and web.port
+        oidc = bool(defaults.oidc_authority)
+        assert (env["OIDC_AUTHORITY"], env["AUTHORITY"]) == (
+            (standin.oidc_authority, "") if oidc else ("", standin.authority))
+        issuer = env["OIDC_AUTHORITY"] or env["AUTHORITY"]
+        with make_http_session(env["CA_BUNDLE"]) as session:
+            suffix = "" if oidc else "/v2.0"
+            doc = session.get(f"{issuer}{suffix}/.well-known/openid-configuration").json()
+            assert doc["token_endpoint"].startswith("https://127.0.0.1:")
+            assert urlsplit(doc["authorization_endpoint"]).netloc == web.netloc
+            assert urlsplit(doc["end_session_endpoint"]).netloc == web.netloc
+        # The app's redirect URI and its home page (the sign-out target) are redirect URIs.
+        client = standin._clients[env["CLIENT_ID"]]
+        assert client.redirect_uris == [env["REDIRECT_URI"], app_url + "/"]
+        assert env["REDIRECT_URI"] == app_url + defaults.redirect_path
+    finally:
+        standin.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+def test_dev_mode_removes_its_key_folder_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    project = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "devprovider", "--port", str(port)],
+                            cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready when the app answers
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                with socket.create_connection(("localhost", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not start"
+                time.sleep(0.2)
+        (folder,) = tmp_path.glob("devprovider-*")
+        assert (folder / "server.key").is_file()
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not folder.exists(), output
+    assert f"http://localhost:{port}" in output and "http://127.0.0.1:" in output

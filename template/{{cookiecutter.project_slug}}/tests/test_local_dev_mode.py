@@ -1,11 +1,15 @@
-"""`python -m devprovider`: the app on http://localhost against the local stand-in."""
+"""`python -m devprovider`: the app on http://localhost against the local stand-in, whose sign-in
+pages are on another site (http://127.0.0.1), as a real tenant's are."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from {{ cookiecutter.package_name }}.app import create_app
 
@@ -14,8 +18,11 @@ from devprovider.__main__ import start_dev_environment
 from tests.browser import Browser
 from tests.conftest import serve_app
 
+ALICE = DEFAULT_USERS[0]
 
-def test_sign_in_on_localhost_without_certificate_warnings(tmp_path: Path) -> None:
+
+@pytest.fixture
+def dev_app(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     started: list[StandIn] = []
 
     def build(base_url: str) -> Any:
@@ -23,25 +30,32 @@ def test_sign_in_on_localhost_without_certificate_warnings(tmp_path: Path) -> No
         started.append(standin)
         return create_app(env)
 
-    with serve_app(build, None, host="localhost") as (base_url, app):
+    with serve_app(build, None, host="localhost") as served:
         try:
-            browser = Browser(verify=True)  # plain http only: no test CA is needed
-            start = browser.get(base_url + "/login", allow_redirects=False)
-            (name, morsel), = SimpleCookie(start.headers["Set-Cookie"]).items()
-            # Same site as the provider's localhost pages, so Lax suffices and http is allowed.
-            assert name == "auth-flow" and morsel["samesite"] == "Lax" and not morsel["secure"]
-            page = browser.get(start.headers["Location"])
-            where = urlsplit(page.url)
-            assert (where.scheme, where.hostname) == ("http", "localhost")
-            final = browser.sign_in(page, DEFAULT_USERS[0].username)
-            assert final.url == base_url + "/" and DEFAULT_USERS[0].name in final.text
-            services = app.extensions["msal_webapp"]
-            for name in services.settings.apis:
-                path = "/profile" if name == "graph" else f"/api/{name}"
-                page = browser.get(base_url + path)
-                if "/authorize" in page.url:  # consent for an API not consented at sign-in
-                    page = browser.sign_in(page, DEFAULT_USERS[0].username)
-                assert page.status_code == 200 and DEFAULT_USERS[0].oid in page.text
+            yield served
         finally:
             for standin in started:
                 standin.stop()
+
+
+@pytest.mark.parametrize("profile", ["chromium", "firefox", "safari"])
+def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Any], profile: str) -> None:
+    base_url, app = dev_app
+    browser = Browser(verify=True, profile=profile)  # plain http only: no test CA is needed
+    start = browser.get(base_url + "/login", allow_redirects=False)
+    (name, morsel), = SimpleCookie(start.headers["Set-Cookie"]).items()
+    # Not Secure (Safari drops Secure cookies on http://localhost), Lax, and the answer comes
+    # back as a top-level GET, the one cross-site request that carries a Lax cookie.
+    assert name.startswith("auth-flow-") and morsel["samesite"] == "Lax" and not morsel["secure"]
+    assert parse_qs(urlsplit(start.headers["Location"]).query)["response_mode"] == ["query"]
+    page = browser.get(start.headers["Location"])
+    where = urlsplit(page.url)
+    assert where.scheme == "http" and where.hostname != urlsplit(base_url).hostname
+    final = browser.sign_in(page, ALICE.username)
+    assert final.url == base_url + "/" and ALICE.name in final.text
+    services = app.extensions["msal_webapp"]
+    for api in services.settings.apis:
+        page = browser.get(base_url + ("/profile" if api == "graph" else f"/api/{api}"))
+        if urlsplit(page.url).path.endswith("/authorize"):  # consent for an API
+            page = browser.sign_in(page, ALICE.username)
+        assert page.status_code == 200 and ALICE.oid in page.text

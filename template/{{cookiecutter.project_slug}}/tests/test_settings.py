@@ -10,7 +10,11 @@ import pytest
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.config import DEFAULTS
-from {{ cookiecutter.package_name }}.core.settings import SettingsError, load_settings
+from {{ cookiecutter.package_name }}.core.settings import (
+    EXIT_BAD_SETTINGS,
+    SettingsError,
+    load_settings,
+)
 
 from tests.conftest import environment_for_settings_tests as valid_env
 
@@ -33,8 +37,24 @@ def test_the_real_entry_point_fails_clearly_on_an_empty_environment(tmp_path: Pa
     code = "from {{ cookiecutter.package_name }}.app import create_app; create_app()"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(
         Path(__file__).parents[1])}, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
+    assert result.returncode == EXIT_BAD_SETTINGS
     assert "CLIENT_SECRET is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_production_server_reports_bad_settings_without_a_traceback(tmp_path: Path) -> None:
+    """The documented gunicorn command: the message, no traceback, and the master stops
+    instead of re-spawning workers that cannot start."""
+    pytest.importorskip("gunicorn")
+    command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", "1",
+               "{{ cookiecutter.package_name }}.app:create_app()"]
+    result = subprocess.run(command, cwd=tmp_path, env={"PYTHONPATH": str(
+        Path(__file__).parents[1]), "SECRET_KEY": "short"}, capture_output=True, text=True,
+        timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY is shorter than 32 characters" in result.stderr
+    assert "CLIENT_SECRET is missing" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -59,6 +79,12 @@ def test_the_real_entry_point_fails_clearly_on_an_empty_environment(tmp_path: Pa
         ({"SIGN_IN_API": "nope"}, "SIGN_IN_API='nope' is not a configured API"),
         ({"API_GRAPH_SCOPES": "User.Read openid"}, "added by MSAL itself"),
         ({"API_GRAPH_SCOPES": "User.Read api://other/Read"}, "spans several resources"),
+        ({"API_GRAPH_SCOPES": "https://graph.microsoft.com/.default User.Read"},
+         "mixes .default with named scopes"),
+        ({"ALLOWED_TENANT_IDS": "contoso.com"}, "contoso.com are not tenant ids"),
+        ({"AUTHORITY": "", "OIDC_AUTHORITY": "https://id.example.com/realm",
+          "ALLOWED_TENANT_IDS": "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+         "ALLOWED_TENANT_IDS applies to Entra authorities only"),
     ],
 )
 def test_malformed_settings_are_named_with_the_fix(overrides: dict[str, str],

@@ -1,7 +1,9 @@
 """Behaviour of the running app, end to end over real HTTP, against the identity stand-in.
 
 Only the `app_under_test` / `make_app` fixtures know which framework serves the app, so this
-module is the behavioural contract every adapter must pass unchanged.
+module is the behavioural contract every adapter must pass unchanged. The test browser obeys
+browser cookie rules (SameSite, Secure, __Host-), and the provider is on another site than the
+app, as with a real tenant. No test names an API of this app: they read the app's settings.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -20,12 +23,30 @@ import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.core.settings import ApiSettings
+from {{ cookiecutter.package_name }}.core.web import flow_cookie, session_cookie_name
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.browser import Browser, parse_forms
 from tests.conftest import AppUnderTest
 
-ALICE, BOB = DEFAULT_USERS[0], DEFAULT_USERS[1]
+ALICE, BOB, CAROL = DEFAULT_USERS[0], DEFAULT_USERS[1], DEFAULT_USERS[2]
+
+
+# ------------------------------------------------------------------------------ helpers
+def oidc_app(app: AppUnderTest) -> bool:
+    return bool(app.services.settings.oidc_authority)
+
+
+def home_account_id(app: AppUnderTest, user: TestUser) -> str:
+    """MSAL's home account id: `<oid>.<tid>` from Entra's client_info, else the ID token's
+    (pairwise) `sub`, as a standard OpenID Connect provider sends no client_info."""
+    if oidc_app(app):
+        return app.standin._sub(user, app.services.settings.client_id)
+    return f"{user.oid}.{app.standin.tenant_id}"
+
+
+def session_cookie(app: AppUnderTest) -> str:
+    return session_cookie_name(app.services.settings)
 
 
 def cookie(browser: Browser, name: str) -> str:
@@ -34,47 +55,86 @@ def cookie(browser: Browser, name: str) -> str:
     return value
 
 
+def flow_cookies(app: AppUnderTest, browser: Browser) -> dict[str, str]:
+    """The browser's flow cookies (one per sign-in in progress), by name."""
+    prefix = flow_cookie(app.services.settings).name + "-"
+    return {c.name: c.value for c in browser.cookies if c.name.startswith(prefix)}
+
+
+def plant(app: AppUnderTest, browser: Browser, name: str, value: str) -> None:
+    """Give `browser` a cookie of the app's site, with the attributes the app sets on it."""
+    flow = name.startswith(flow_cookie(app.services.settings).name)
+    browser.cookies.set(name, value, domain=urlsplit(app.base_url).hostname or "", path="/",
+                        secure=app.mode == "https", httponly=True,
+                        samesite="None" if flow and app.mode == "https" else "Lax")
+
+
 def find(pattern: str, text: str) -> str:
     match = re.search(pattern, text, re.S)
     assert match, f"{pattern!r} not found in:\n{text[:2000]}"
     return match[1]
 
 
-def signed_in_with(app: AppUnderTest, session_cookie: str, user: TestUser) -> bool:
+def signed_in_with(app: AppUnderTest, session_value: str, user: TestUser) -> bool:
     """Whether a fresh browser presenting only this session cookie is signed in as `user`."""
-    browser = Browser(verify=app.ca_path)
-    browser.cookies.set("__Host-session", session_cookie, domain="127.0.0.1", path="/")
+    browser = app.browser()
+    plant(app, browser, session_cookie(app), session_value)
     return user.name in browser.get(app.url("/")).text
 
 
-def home_account_id(app: AppUnderTest, user: TestUser) -> str:
-    return f"{user.oid}.{app.standin.tenant_id}"
+def at_provider(app: AppUnderTest, page: requests.Response) -> bool:
+    """Whether `page` is the provider's sign-in page (another site than the app)."""
+    url = urlsplit(page.url)
+    return url.netloc != urlsplit(app.base_url).netloc and url.path.endswith("/authorize")
+
+
+def visit(app: AppUnderTest, browser: Browser, path: str, user: TestUser, *,
+          round_trips: int | None = 1) -> requests.Response:
+    """Open `path` and, as often as the app sends the browser to the provider, pick `user`
+    there. Asserts the number of provider round trips (None: any number up to 3)."""
+    page = browser.get(app.url(path))
+    trips = 0
+    while at_provider(app, page):
+        trips += 1
+        assert trips <= 3, f"sign-in loop: {[r.url for r in browser.history[-12:]]}"
+        page = browser.sign_in(page, user.username)
+    if round_trips is not None:
+        assert trips == round_trips, f"{trips} provider round trips, expected {round_trips}"
+    assert page.url.startswith(app.base_url), page.url
+    return page
+
+
+def at_provider_sign_out(app: AppUnderTest, page: requests.Response) -> bool:
+    url = urlsplit(page.url)
+    return url.netloc != urlsplit(app.base_url).netloc and url.path.endswith("/logout")
 
 
 def sign_in(app: AppUnderTest, browser: Browser, user: TestUser, path: str = "/login"
             ) -> requests.Response:
-    """Start at `path`, pick `user` on the provider's page, and land back in the app."""
-    final = browser.sign_in(authorize_page(app, browser, path), user.username)
-    assert final.url.startswith(app.base_url), final.url
-    return final
+    """Start at `path`, pick `user` on the provider's page once, and land back in the app."""
+    return visit(app, browser, path, user, round_trips=1)
 
 
 def authorize_page(app: AppUnderTest, browser: Browser, path: str = "/login"
                    ) -> requests.Response:
     """Open `path` in the app and arrive on the provider's sign-in page."""
     page = browser.get(app.url(path))
-    assert urlsplit(page.url).path.endswith("/authorize"), page.url
+    assert at_provider(app, page), page.url
     return page
 
 
-def form_post_page(app: AppUnderTest, browser: Browser, user: TestUser) -> requests.Response:
-    """The provider's auto-submitting form_post page, not yet submitted to the app."""
+def provider_answer(app: AppUnderTest, browser: Browser, user: TestUser
+                    ) -> requests.Response:
+    """The provider's answer (its form_post page), not yet delivered to the app."""
     return browser.sign_in(authorize_page(app, browser), user.username, follow=False)
 
 
-def post_callback(app: AppUnderTest, browser: Browser, fields: dict[str, str]
-                  ) -> requests.Response:
-    return browser.post(app.url(app.services.settings.redirect_path), data=fields)
+def post_callback(app: AppUnderTest, browser: Browser, fields: dict[str, str], *,
+                  initiator: str | None = None) -> requests.Response:
+    """Deliver an answer to the redirect URI the way the provider's form_post page does: a
+    POST from the provider's site (pass `initiator`) or, by default, a same-site one."""
+    return browser.post(app.url(app.services.settings.redirect_path), data=fields,
+                        initiator=initiator)
 
 
 def hidden_fields(page: requests.Response) -> dict[str, str]:
@@ -83,11 +143,11 @@ def hidden_fields(page: requests.Response) -> dict[str, str]:
     return form.values
 
 
-def assert_error_page(response: requests.Response, text: str) -> None:
-    assert response.status_code == 400, response.text
-    assert text.lower() in response.text.lower()
+def assert_error_page(response: requests.Response, text: str, status: int = 400) -> None:
+    assert response.status_code == status, response.text
+    assert text.lower() in html.unescape(response.text).lower(), response.text
     assert "Traceback" not in response.text
-    assert 'href="/login"' in response.text  # a way to try again
+    assert re.search(r'href="/(login[^"]*)?"', response.text)  # a way to go on
 
 
 def expire_access_tokens(app: AppUnderTest, user: TestUser) -> None:
@@ -98,80 +158,140 @@ def expire_access_tokens(app: AppUnderTest, user: TestUser) -> None:
                          {"expires_on": str(int(time.time()) - 10)})
 
 
-def custom_api(app: AppUnderTest) -> str | None:
-    return next((name for name in app.services.settings.apis if name != "graph"), None)
+def page_of(name: str) -> str:
+    return "/profile" if name == "graph" else f"/api/{name}"
+
+
+def sign_in_api_page(app: AppUnderTest) -> str:
+    """A page that calls the API consented at sign-in (any API when none is)."""
+    settings = app.services.settings
+    name = settings.sign_in_api or next(iter(settings.apis), None)
+    if name is None:
+        pytest.skip("this app calls no API")
+    return page_of(name)
 
 
 def api_not_consented_at_sign_in(app: AppUnderTest) -> ApiSettings:
-    name = custom_api(app)
-    if name is None or name == app.services.settings.sign_in_api:
-        pytest.skip("needs an API beyond the one consented at sign-in")
-    return app.services.settings.apis[name]
-
-
-def api_path(app: AppUnderTest) -> str:
-    """The page that calls the sign-in API (Graph's profile when Graph is configured)."""
-    if "graph" in app.services.settings.apis:
-        return "/profile"
-    name = app.services.settings.sign_in_api or custom_api(app)
+    settings = app.services.settings
+    name = next((n for n in sorted(settings.apis) if n != settings.sign_in_api), None)
     if name is None:
-        pytest.skip("this app calls no API")
-    return f"/api/{name}"
+        pytest.skip("needs an API beyond the one consented at sign-in")
+    return settings.apis[name]
 
 
-def test_full_sign_in_lands_on_the_page_first_asked_for(app_under_test: AppUnderTest) -> None:
-    app = app_under_test
+def cached(app: AppUnderTest, user: TestUser) -> str | None:
+    return app.services.caches.store.get(app.services.caches.key(home_account_id(app, user)))
+
+
+def grants(app: AppUnderTest, grant_type: str) -> int:
+    """Successful grants of a type (MSAL may try several refresh tokens for one refresh)."""
+    return app.standin.token_grants[grant_type]
+
+
+# ------------------------------------------------------------------------------ sign-in
+def test_cold_start_on_an_api_page_is_one_round_trip(app_in_each_mode: AppUnderTest) -> None:
+    """A signed-out user opening any API page signs in once, with that API's scopes, and lands
+    on the page: in https mode (form_post) and in local development mode (query), each with the
+    provider on another site."""
+    app = app_in_each_mode
     browser = app.browser()
     home = browser.get(app.url("/"))
     assert home.status_code == 200 and 'href="/login"' in home.text
     assert home.headers["X-Frame-Options"] == "DENY" and home.headers["Cache-Control"] == "no-store"
-    path = api_path(app)
-    final = sign_in(app, browser, ALICE, path=path)
-    assert urlsplit(final.url).path == path
-    assert final.status_code == 200, final.text
-    assert ALICE.oid in final.text
-    assert app.standin.token_calls["authorization_code"] == 1
-    # The API stand-in accepted the call only after checking signature, audience and scope.
-    (call,) = app.standin.api_calls
-    api = app.services.settings.apis[call["api"]]
-    assert call["oid"] == ALICE.oid
-    assert {s.rsplit("/", 1)[-1] for s in api.scopes} <= set(call["scopes"])
-    assert ALICE.name in browser.get(app.url("/")).text
-    # The session holds identifiers only; the tokens are in the per-account cache.
-    assert app.services.caches.store.get(app.services.caches.key(home_account_id(app, ALICE)))
+    if not app.services.settings.apis:
+        pytest.skip("this app calls no API")
+    for number, name in enumerate(sorted(app.services.settings.apis)):
+        user = DEFAULT_USERS[number % len(DEFAULT_USERS)]
+        browser = app.browser()
+        app.standin.reset_counts()
+        final = visit(app, browser, page_of(name), user, round_trips=1)
+        assert urlsplit(final.url).path == page_of(name)
+        assert final.status_code == 200, final.text
+        assert user.oid in final.text
+        assert app.standin.authorize_calls == 1 and grants(app, "authorization_code") == 1
+        # The API stand-in accepted the call only after checking signature, audience and scope.
+        (call,) = app.standin.api_calls
+        assert call["api"] == name and call["oid"] == user.oid
+        api = app.services.settings.apis[name]
+        assert {s.rsplit("/", 1)[-1] for s in api.scopes} <= set(call["scopes"])
+        assert user.name in browser.get(app.url("/")).text
+        # The session holds identifiers only; the tokens are in the per-account cache.
+        assert cached(app, user)
+
+
+def test_local_development_mode_answers_by_query_with_lax_cookies(
+        make_app: Callable[..., AppUnderTest]) -> None:
+    """On http://localhost the flow cookie cannot be Secure (Safari drops it) and a Lax cookie
+    is withheld from a cross-site POST: the answer must come as a top-level GET."""
+    app = make_app(mode="local")
+    browser = app.browser(profile="safari")
+    started = browser.get(app.url("/login"), allow_redirects=False)
+    (name, morsel), = SimpleCookie(started.headers["Set-Cookie"]).items()
+    assert name.startswith("auth-flow-")
+    assert morsel["samesite"] == "Lax" and not morsel["secure"] and morsel["httponly"]
+    query = parse_qs(urlsplit(started.headers["Location"]).query)
+    assert query["response_mode"] == ["query"]
+    final = browser.sign_in(browser.get(started.headers["Location"]), ALICE.username)
+    assert final.url == app.url("/") and ALICE.name in final.text
+    assert not flow_cookies(app, browser)  # single use
 
 
 def test_cookies_have_production_attributes(app_under_test: AppUnderTest) -> None:
     app = app_under_test
     browser = app.browser()
     started = browser.get(app.url("/login"), allow_redirects=False)
-    flow = SimpleCookie(started.headers["Set-Cookie"])
-    (name, morsel), = flow.items()
-    assert name == "__Host-auth-flow"
+    assert parse_qs(urlsplit(started.headers["Location"]).query)["response_mode"] == [
+        "form_post"]
+    (name, morsel), = SimpleCookie(started.headers["Set-Cookie"]).items()
+    assert name.startswith("__Host-auth-flow-")
     assert morsel["secure"] and morsel["httponly"]
     assert morsel["samesite"] == "None"  # it must come back on the provider's cross-site POST
     assert morsel["path"] == "/" and not morsel["domain"]
     assert 0 < int(morsel["max-age"]) <= 600
     final = browser.sign_in(browser.get(started.headers["Location"]), ALICE.username)
-    callback = next(r for r in final.history if r.url == app.url(
-        app.services.settings.redirect_path))
+    callback = next(r for r in [*final.history, final]
+                    if r.url == app.url(app.services.settings.redirect_path))
     raw = callback.raw.headers.getlist("Set-Cookie")
-    session_cookie = next(c for c in raw if c.startswith("__Host-session="))
-    cleared_flow = next(c for c in raw if c.startswith("__Host-auth-flow="))
-    assert "Secure" in session_cookie and "HttpOnly" in session_cookie
-    assert "SameSite=Lax" in session_cookie
+    session_set = next(c for c in raw if c.startswith("__Host-session="))
+    cleared_flow = next(c for c in raw if c.startswith(name + "="))
+    assert "Secure" in session_set and "HttpOnly" in session_set
+    assert "SameSite=Lax" in session_set
     assert "Max-Age=0" in cleared_flow or "expires=Thu, 01 Jan 1970" in cleared_flow
+    assert "Secure" in cleared_flow  # or the browser ignores the deletion of a __Host- cookie
+    assert not flow_cookies(app, browser)
 
 
-def test_sign_in_rotates_the_session_id(app_under_test: AppUnderTest) -> None:
-    app = app_under_test
+def test_two_tabs_signing_in_at_once_both_complete(app_in_each_mode: AppUnderTest) -> None:
+    app = app_in_each_mode
     browser = app.browser()
+    first, second = authorize_page(app, browser, "/login?next=/one"), authorize_page(
+        app, browser, "/login?next=/two")
+    assert len(flow_cookies(app, browser)) == 2
+    done_second = browser.sign_in(second, ALICE.username)
+    assert urlsplit(done_second.url).path == "/two"
+    done_first = browser.sign_in(first, ALICE.username)
+    assert urlsplit(done_first.url).path == "/one"
+    assert grants(app, "authorization_code") == 2
+    assert ALICE.name in browser.get(app.url("/")).text
+    # Flow cookies stay bounded however many sign-ins are started and abandoned.
+    for number in range(10):
+        authorize_page(app, browser, f"/login?next=/{number}")
+    assert 1 <= len(flow_cookies(app, browser)) <= 4
+
+
+def test_a_planted_session_id_never_becomes_signed_in(app_in_each_mode: AppUnderTest) -> None:
+    """Session fixation: a session id planted before sign-in is not the one signed in."""
+    app = app_in_each_mode
+    browser = app.browser()
+    plant(app, browser, session_cookie(app), "planted-by-an-attacker")
     sign_in(app, browser, ALICE)
-    first = cookie(browser, "__Host-session")
+    signed_in = cookie(browser, session_cookie(app))
+    assert signed_in != "planted-by-an-attacker"
+    assert signed_in_with(app, signed_in, ALICE)
+    assert not signed_in_with(app, "planted-by-an-attacker", ALICE)
+    # Each sign-in gets a new session id.
     sign_in(app, browser, ALICE)
-    second = cookie(browser, "__Host-session")
-    assert first != second
-    assert signed_in_with(app, second, ALICE) and not signed_in_with(app, first, ALICE)
+    assert cookie(browser, session_cookie(app)) != signed_in
 
 
 def test_callback_errors_show_a_page_not_a_stack_trace(app_under_test: AppUnderTest) -> None:
@@ -182,37 +302,44 @@ def test_callback_errors_show_a_page_not_a_stack_trace(app_under_test: AppUnderT
 
     # State mismatch: the answer is for another sign-in than the one this browser started.
     browser = app.browser()
-    fields = hidden_fields(form_post_page(app, browser, ALICE))
-    assert_error_page(post_callback(app, browser, {**fields, "state": "forged"}), "does not match")
+    answer = provider_answer(app, browser, ALICE)
+    fields = hidden_fields(answer)
+    assert_error_page(post_callback(app, browser, {**fields, "state": "forged"},
+                                    initiator=answer.url), "does not match")
 
     # Missing flow cookie: the answer arrives in a browser that never started a sign-in.
-    fields = hidden_fields(form_post_page(app, app.browser(), ALICE))
-    assert_error_page(post_callback(app, app.browser(), fields), "not started in this browser")
+    answer = provider_answer(app, app.browser(), ALICE)
+    assert_error_page(post_callback(app, app.browser(), hidden_fields(answer),
+                                    initiator=answer.url), "not started in this browser")
 
     # Missing code.
     browser = app.browser()
-    fields = hidden_fields(form_post_page(app, browser, ALICE))
-    assert_error_page(post_callback(app, browser, {"state": fields["state"]}), "no authorization")
+    answer = provider_answer(app, browser, ALICE)
+    assert_error_page(post_callback(app, browser, {"state": hidden_fields(answer)["state"]},
+                                    initiator=answer.url), "no authorization")
 
     # Replayed code: a second POST of the same answer, flow cookie and all.
     browser = app.browser()
-    fields = hidden_fields(form_post_page(app, browser, ALICE))
-    flow_cookie = cookie(browser, "__Host-auth-flow")
-    assert post_callback(app, browser, fields).status_code == 200
-    replay = Browser(verify=app.ca_path)
-    replay.cookies.set("__Host-auth-flow", flow_cookie, domain="127.0.0.1", path="/")
-    assert_error_page(post_callback(app, replay, fields), "used already")
+    answer = provider_answer(app, browser, ALICE)
+    fields = hidden_fields(answer)
+    (name, value), = flow_cookies(app, browser).items()
+    assert post_callback(app, browser, fields, initiator=answer.url).status_code == 200
+    replay = app.browser()
+    plant(app, replay, name, value)
+    assert_error_page(post_callback(app, replay, fields, initiator=answer.url), "used already")
     assert app.standin.token_calls["authorization_code"] == 2
+    assert grants(app, "authorization_code") == 1
 
 
 def test_an_expired_sign_in_is_refused(app_under_test: AppUnderTest,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     app = app_under_test
     browser = app.browser()
-    fields = hidden_fields(form_post_page(app, browser, ALICE))
+    answer = provider_answer(app, browser, ALICE)
     later = time.time() + app.services.settings.sign_in_timeout_seconds + 1
     monkeypatch.setattr(app.services.auth, "clock", lambda: later)
-    assert_error_page(post_callback(app, browser, fields), "expired")
+    assert_error_page(post_callback(app, browser, hidden_fields(answer), initiator=answer.url),
+                      "expired")
     assert app.standin.token_calls["authorization_code"] == 0
 
 
@@ -233,26 +360,45 @@ def test_an_injected_code_is_refused_thanks_to_pkce(app_under_test: AppUnderTest
     """
     app = app_under_test
     alice, mallory = app.browser(), app.browser()
-    alice_fields = hidden_fields(form_post_page(app, alice, ALICE))
-    stolen = hidden_fields(form_post_page(app, mallory, BOB))
-    injected = {**alice_fields, "code": stolen["code"]}
-    assert_error_page(post_callback(app, alice, injected), "used already")
+    answer = provider_answer(app, alice, ALICE)
+    stolen = hidden_fields(provider_answer(app, mallory, BOB))
+    injected = {**hidden_fields(answer), "code": stolen["code"]}
+    assert_error_page(post_callback(app, alice, injected, initiator=answer.url), "used already")
     assert BOB.name not in alice.get(app.url("/")).text
-    assert app.standin.token_calls["authorization_code"] == 1
+    assert grants(app, "authorization_code") == 0
 
 
+def test_only_allowed_tenants_sign_in(make_app: Callable[..., AppUnderTest],
+                                      standin: StandIn) -> None:
+    """ALLOWED_TENANT_IDS (multi-tenant Entra apps): other tenants' accounts are refused after
+    redemption, and nothing of theirs is kept."""
+    entra = {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""}
+    app = make_app(ALLOWED_TENANT_IDS="72f988bf-86f1-41af-91ab-2d7cd011db47", **entra)
+    browser = app.browser()
+    final = browser.sign_in(authorize_page(app, browser), ALICE.username)
+    assert_error_page(final, "cannot sign in to this app")
+    assert ALICE.name not in browser.get(app.url("/")).text
+    assert cached(app, ALICE) is None
+
+    app = make_app(ALLOWED_TENANT_IDS=f"72f988bf-86f1-41af-91ab-2d7cd011db47 "
+                                      f"{standin.tenant_id}", **entra)
+    browser = app.browser()
+    assert ALICE.name in sign_in(app, browser, ALICE).text
+
+
+# ------------------------------------------------------------------------------ tokens and APIs
 def test_two_users_interleaved_each_see_only_themselves(app_under_test: AppUnderTest) -> None:
     app = app_under_test
-    path = api_path(app)
+    path = sign_in_api_page(app)
     browsers = {ALICE.oid: app.browser(), BOB.oid: app.browser()}
-    sign_in(app, browsers[ALICE.oid], ALICE, path)
-    sign_in(app, browsers[BOB.oid], BOB, path)
+    visit(app, browsers[ALICE.oid], path, ALICE)
+    visit(app, browsers[BOB.oid], path, BOB)
     other = {ALICE.oid: BOB.oid, BOB.oid: ALICE.oid}
     for _ in range(3):
         for oid, browser in browsers.items():
             page = browser.get(app.url(path))
             assert page.status_code == 200 and oid in page.text and other[oid] not in page.text
-    calls = [c for c in app.standin.api_calls]
+    calls = list(app.standin.api_calls)
     assert {c["oid"] for c in calls} == {ALICE.oid, BOB.oid}
     assert sum(c["oid"] == ALICE.oid for c in calls) == sum(c["oid"] == BOB.oid for c in calls)
 
@@ -260,8 +406,8 @@ def test_two_users_interleaved_each_see_only_themselves(app_under_test: AppUnder
 def test_second_call_is_served_from_the_cache(app_under_test: AppUnderTest) -> None:
     app = app_under_test
     browser = app.browser()
-    path = api_path(app)
-    sign_in(app, browser, ALICE, path)
+    path = sign_in_api_page(app)
+    visit(app, browser, path, ALICE)
     app.standin.reset_counts()
     assert browser.get(app.url(path)).status_code == 200
     assert sum(app.standin.token_calls.values()) == 0
@@ -272,13 +418,13 @@ def test_expired_token_is_refreshed_once_even_under_concurrency(
         app_under_test: AppUnderTest) -> None:
     app = app_under_test
     browser = app.browser()
-    path = api_path(app)
-    sign_in(app, browser, ALICE, path)
+    path = sign_in_api_page(app)
+    visit(app, browser, path, ALICE)
 
     expire_access_tokens(app, ALICE)
     app.standin.reset_counts()
     assert browser.get(app.url(path)).status_code == 200
-    assert app.standin.token_calls == {"refresh_token": 1}
+    assert grants(app, "refresh_token") == 1
 
     expire_access_tokens(app, ALICE)
     app.standin.reset_counts()
@@ -286,59 +432,96 @@ def test_expired_token_is_refreshed_once_even_under_concurrency(
         pages = list(pool.map(lambda _: browser.get(app.url(path)), range(20)))
     assert [p.status_code for p in pages] == [200] * 20
     assert all(ALICE.oid in p.text for p in pages)
-    assert app.standin.token_calls == {"refresh_token": 1}
+    assert grants(app, "refresh_token") == 1
+    assert sum(app.standin.token_grants.values()) == 1
 
 
-def test_custom_api_asks_for_consent_then_calls_with_the_right_token(
+def test_an_api_not_consented_at_sign_in_takes_one_round_trip(
         app_under_test: AppUnderTest) -> None:
+    """Entra: the refresh token cannot buy a token without consent (consent_required); a strict
+    OpenID Connect provider does not widen a refresh token at all (invalid_scope). Either way the
+    user goes to the provider once, with a login hint, and comes back to the page."""
     app = app_under_test
     api = api_not_consented_at_sign_in(app)
-    name = api.name
     browser = app.browser()
     sign_in(app, browser, ALICE)
-    # Not consented at sign-in: the refresh token cannot buy this API's token, so the app sends
-    # the user to consent (with a login hint) and brings them back to the page.
-    consent = browser.get(app.url(f"/api/{name}"))
-    assert "/authorize" in consent.url
+    consent = browser.get(app.url(page_of(api.name)))
+    assert at_provider(app, consent)
     query = parse_qs(urlsplit(consent.url).query)
     assert set(api.scopes) <= set(query["scope"][0].split())
     assert query["login_hint"] == [ALICE.username]
     final = browser.sign_in(consent, ALICE.username)
-    assert urlsplit(final.url).path == f"/api/{name}" and final.status_code == 200
-    answer = json.loads(html.unescape(find(r'<pre id="response">(.*?)</pre>', final.text)))
-    assert answer["oid"] == ALICE.oid
-    assert set(answer["scopes"]) == {s.rsplit("/", 1)[1] for s in api.scopes}
-    # Now consented: the next call needs no token request at all.
+    assert urlsplit(final.url).path == page_of(api.name) and final.status_code == 200
+    if api.name != "graph":
+        answer = json.loads(html.unescape(find(r'<pre id="response">(.*?)</pre>', final.text)))
+        assert answer["oid"] == ALICE.oid
+        assert set(answer["scopes"]) == {s.rsplit("/", 1)[1] for s in api.scopes}
+    # Now granted: the next call needs no token request at all.
     app.standin.reset_counts()
-    assert browser.get(app.url(f"/api/{name}")).status_code == 200
+    assert browser.get(app.url(page_of(api.name))).status_code == 200
     assert sum(app.standin.token_calls.values()) == 0
+
+
+def test_standard_oidc_provider_gets_one_round_trip_per_api(
+        make_app: Callable[..., AppUnderTest], standin: StandIn) -> None:
+    """A strict OpenID Connect provider answers invalid_scope to a refresh for scopes it did not
+    grant with that refresh token: the app asks the user once per API, never loops."""
+    app = make_app(AUTHORITY="", OIDC_AUTHORITY=standin.oidc_authority)
+    names = sorted(app.services.settings.apis)
+    if len(names) < 2:
+        pytest.skip("needs two APIs")
+    browser = app.browser()
+    visit(app, browser, page_of(names[0]), ALICE, round_trips=1)
+    app.standin.reset_counts()
+    final = visit(app, browser, page_of(names[1]), ALICE, round_trips=1)
+    assert final.status_code == 200 and ALICE.oid in final.text
+    assert app.standin.token_calls["refresh_token"] >= 1 and grants(app, "refresh_token") == 0
+    assert grants(app, "authorization_code") == 1
 
 
 def test_pre_consented_api_token_comes_from_the_refresh_token(
         app_under_test: AppUnderTest) -> None:
     app = app_under_test
+    if oidc_app(app):
+        pytest.skip("a standard OpenID Connect provider never widens a refresh token")
     api = api_not_consented_at_sign_in(app)
-    name = api.name
     app.standin.grant_consent(ALICE.username, app.services.settings.client_id, list(api.scopes))
     browser = app.browser()
     sign_in(app, browser, ALICE)
     app.standin.reset_counts()
-    page = browser.get(app.url(f"/api/{name}"))
+    page = browser.get(app.url(page_of(api.name)))
     assert page.status_code == 200 and ALICE.oid in page.text
-    assert app.standin.token_calls == {"refresh_token": 1}
+    assert grants(app, "refresh_token") == 1
     assert app.standin.authorize_calls == 0
+
+
+def test_a_round_trip_answered_by_another_account_does_not_switch_users(
+        app_under_test: AppUnderTest) -> None:
+    """Carol, sent to consent, picks Alice at the provider: she stays Carol, is offered to sign
+    in as Alice, and nothing of Alice's is kept."""
+    app = app_under_test
+    api = api_not_consented_at_sign_in(app)
+    browser = app.browser()
+    sign_in(app, browser, CAROL)
+    consent = browser.get(app.url(page_of(api.name)))
+    assert at_provider(app, consent)
+    final = browser.sign_in(consent, ALICE.username)
+    assert_error_page(final, f"signed in as {CAROL.username}")
+    offer = find(r'href="(/login\?[^"]+)"', final.text)
+    assert parse_qs(urlsplit(html.unescape(offer)).query)["login_hint"] == [ALICE.username]
+    home = browser.get(app.url("/")).text
+    assert CAROL.name in home and ALICE.name not in home
+    assert cached(app, ALICE) is None
 
 
 def test_lost_cache_entry_leads_to_exactly_one_sign_in(app_under_test: AppUnderTest) -> None:
     app = app_under_test
     browser = app.browser()
-    path = api_path(app)
-    sign_in(app, browser, ALICE, path)
+    path = sign_in_api_page(app)
+    visit(app, browser, path, ALICE)
     app.services.caches.remove(home_account_id(app, ALICE))
     app.standin.reset_counts()
-    page = browser.get(app.url(path))
-    assert "/authorize" in page.url  # the session is alive, but the tokens are gone
-    final = browser.sign_in(page, ALICE.username)
+    final = visit(app, browser, path, ALICE, round_trips=1)  # the session lives, tokens are gone
     assert urlsplit(final.url).path == path and final.status_code == 200
     assert app.standin.authorize_calls == 1
 
@@ -347,8 +530,8 @@ def test_broken_cache_backend_means_sign_in_again_not_a_loop(
         app_under_test: AppUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
     app = app_under_test
     browser = app.browser()
-    path = api_path(app)
-    sign_in(app, browser, ALICE, path)
+    path = sign_in_api_page(app)
+    visit(app, browser, path, ALICE)
 
     def broken(*_: object) -> None:
         raise OSError("disk on fire")
@@ -356,38 +539,102 @@ def test_broken_cache_backend_means_sign_in_again_not_a_loop(
     monkeypatch.setattr(app.services.caches.store, "get", broken)
     monkeypatch.setattr(app.services.caches.store, "set", broken)
     app.standin.reset_counts()
-    page = browser.get(app.url(path))
-    assert "/authorize" in page.url
-    final = browser.sign_in(page, ALICE.username)
+    final = visit(app, browser, path, ALICE, round_trips=1)
     # Signing in again could not help (nothing can be stored): an error page, not a loop.
     assert final.status_code == 403 and "did not give this app access" in final.text
     assert app.standin.authorize_calls == 1
 
 
-def test_sign_out_forgets_tokens_and_ends_the_session(app_under_test: AppUnderTest) -> None:
+@pytest.mark.parametrize("encoding", ["base64", "json"])
+def test_claims_challenge_is_answered_once(app_under_test: AppUnderTest, encoding: str) -> None:
     app = app_under_test
+    path = sign_in_api_page(app)
+    name = next(n for n in app.services.settings.apis if page_of(n) == path)
+    browser = app.browser()
+    visit(app, browser, path, ALICE)
+    claims = {"access_token": {"acrs": {"essential": True, "value": "c1"}}}
+    app.standin.demand_claims(name, claims, step_up=False, encoding=encoding)
+    app.standin.reset_counts()
+    page = browser.get(app.url(path))
+    assert page.status_code == 200 and ALICE.oid in page.text
+    assert grants(app, "refresh_token") == 1
+    # Refused once with the challenge, then accepted with the new token.
+    assert len(app.standin.api_challenges) == 1 and len(app.standin.api_calls) == 1
+
+    # A step-up challenge cannot be met silently: the user is sent to the provider with claims.
+    app.standin.demand_claims(name, {"access_token": {"acrs": {"essential": True,
+                                                               "value": "c2"}}},
+                              step_up=True, encoding=encoding)
+    page = browser.get(app.url(path))
+    assert at_provider(app, page) and "claims" in parse_qs(urlsplit(page.url).query)
+    final = browser.sign_in(page, ALICE.username)
+    assert final.status_code == 200 and ALICE.oid in final.text
+
+
+def test_azure_region_warning_is_not_logged(app_under_test: AppUnderTest,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """On Azure hosts REGION_NAME is set; MSAL would warn on every client build unless told
+    that no region is used."""
+    app = app_under_test
+    monkeypatch.setenv("REGION_NAME", "westus2")
+    browser = app.browser()
+    with caplog.at_level(logging.WARNING, logger="msal"):
+        visit(app, browser, sign_in_api_page(app), ALICE)
+        browser.get(app.url(sign_in_api_page(app)))
+    assert not [r for r in caplog.records if "egion" in r.getMessage()]
+
+
+# ------------------------------------------------------------------------------ sign-out
+def test_sign_out_forgets_tokens_and_ends_the_session(app_in_each_mode: AppUnderTest) -> None:
+    app = app_in_each_mode
     browser = app.browser()
     sign_in(app, browser, ALICE)
-    key = app.services.caches.key(home_account_id(app, ALICE))
-    assert app.services.caches.store.get(key)
-    old_session = cookie(browser, "__Host-session")
+    assert cached(app, ALICE)
+    old_session = cookie(browser, session_cookie(app))
     assert signed_in_with(app, old_session, ALICE)
 
     refused = browser.post(app.url("/logout"), data={"csrf_token": "wrong"})
-    assert refused.status_code == 400 and app.services.caches.store.get(key)
+    assert refused.status_code == 400 and cached(app, ALICE)
 
-    csrf = find(r'name="csrf_token" value="([^"]+)"', browser.get(app.url("/")).text)
-    out = browser.post(app.url("/logout"), data={"csrf_token": csrf}, allow_redirects=False)
-    assert out.status_code == 302
-    target = urlsplit(out.headers["Location"])
-    params = parse_qs(target.query)
-    assert target.path.endswith("/logout")
-    assert params["post_logout_redirect_uri"] == [app.base_url + "/"]
-    assert json.loads(base64.urlsafe_b64decode(
-        params["id_token_hint"][0].split(".")[1] + "=="))["oid"] == ALICE.oid
-    assert app.services.caches.store.get(key) is None
-    assert ALICE.name not in browser.get(app.url("/")).text
+    # The page's own sign-out form (the browser applies the page's CSP form-action to it and
+    # to the redirect to the provider that follows).
+    back = browser.submit_form(browser.get(app.url("/")),
+                               match=lambda form: form.action.endswith("/logout"))
+    assert cached(app, ALICE) is None
+    if at_provider_sign_out(app, back):
+        # Without the login_hint optional claim Entra asks which account to sign out of.
+        back = browser.submit_form(back, match=lambda form: form.get("logout_hint") is not None)
+    # The provider accepts the post-logout target (a registered redirect URI) and sends the
+    # browser back to the app, signed out.
+    assert back.url == app.url("/") and ALICE.name not in back.text
     assert not signed_in_with(app, old_session, ALICE)
+
+
+def test_sign_out_sends_what_each_provider_documents(make_app: Callable[..., AppUnderTest],
+                                                     standin: StandIn) -> None:
+    def sign_out_url(app: AppUnderTest) -> dict[str, list[str]]:
+        browser = app.browser()
+        sign_in(app, browser, ALICE)
+        csrf = find(r'name="csrf_token" value="([^"]+)"', browser.get(app.url("/")).text)
+        out = browser.post(app.url("/logout"), data={"csrf_token": csrf}, allow_redirects=False)
+        return parse_qs(urlsplit(out.headers["Location"]).query)
+
+    # Entra: post_logout_redirect_uri, plus logout_hint when the ID token has login_hint.
+    entra = {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""}
+    params = sign_out_url(make_app(optional_claims=("login_hint",), **entra))
+    assert set(params) == {"post_logout_redirect_uri", "logout_hint"}
+    assert params["logout_hint"][0] and params["post_logout_redirect_uri"][0].endswith("/")
+    assert set(sign_out_url(make_app(**entra))) == {"post_logout_redirect_uri"}
+
+    # OpenID Connect RP-initiated logout: id_token_hint, client_id, post_logout_redirect_uri.
+    app = make_app(AUTHORITY="", OIDC_AUTHORITY=standin.oidc_authority)
+    params = sign_out_url(app)
+    assert set(params) == {"post_logout_redirect_uri", "id_token_hint", "client_id"}
+    assert params["client_id"] == [app.services.settings.client_id]
+    payload = params["id_token_hint"][0].split(".")[1]
+    assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))[
+        "sub"] == home_account_id(app, ALICE)
 
 
 def test_open_redirects_are_refused(app_under_test: AppUnderTest) -> None:
@@ -399,52 +646,29 @@ def test_open_redirects_are_refused(app_under_test: AppUnderTest) -> None:
     assert final.url == app.url("/")
 
 
-def test_claims_challenge_is_answered_once(app_under_test: AppUnderTest) -> None:
-    app = app_under_test
-    name = "graph" if "graph" in app.services.settings.apis else custom_api(app)
-    if name is None:
-        pytest.skip("this app calls no API")
-    path = "/profile" if name == "graph" else f"/api/{name}"
-    browser = app.browser()
-    sign_in(app, browser, ALICE, path if name == app.services.settings.sign_in_api else "/login")
-    claims = {"access_token": {"acrs": {"essential": True, "value": "c1"}}}
-    app.standin.demand_claims(name, claims, step_up=False)
-    app.standin.reset_counts()
-    page = browser.get(app.url(path))
-    if "/authorize" in page.url:  # consent for a custom API first
-        page = browser.sign_in(page, ALICE.username)
-    assert page.status_code == 200 and ALICE.oid in page.text
-    assert app.standin.token_calls["refresh_token"] >= 1
-
-    # A step-up challenge cannot be met silently: the user is sent to the provider with claims.
-    app.standin.demand_claims(name, {"access_token": {"acrs": {"essential": True,
-                                                               "value": "c2"}}}, step_up=True)
-    page = browser.get(app.url(path))
-    assert "/authorize" in page.url and "claims" in parse_qs(urlsplit(page.url).query)
-    final = browser.sign_in(page, ALICE.username)
-    assert final.status_code == 200 and ALICE.oid in final.text
-
-
+# ------------------------------------------------------------------------------ other providers
 def test_any_openid_connect_provider_by_configuration(make_app: Callable[..., AppUnderTest],
                                                       standin: StandIn) -> None:
     """The same code against a generic OIDC issuer: no client_info, the account id is `sub`."""
     app = make_app(AUTHORITY="", OIDC_AUTHORITY=standin.oidc_authority)
     browser = app.browser()
-    final = sign_in(app, browser, ALICE, api_path(app))
+    final = visit(app, browser, sign_in_api_page(app), ALICE)
     assert final.status_code == 200 and ALICE.oid in final.text
-    stored = [k for k in [app.services.caches.key(home_account_id(app, ALICE))]
-              if app.services.caches.store.get(k)]
-    assert stored == []  # not keyed by <oid>.<tid>: a generic provider has no client_info
+    assert cached(app, ALICE)
+    assert app.services.caches.store.get(
+        app.services.caches.key(f"{ALICE.oid}.{standin.tenant_id}")) is None
 
 
+# ------------------------------------------------------------------------------ outages
 def test_provider_outage_and_unreachable_api_show_error_pages(
-        make_app: Callable[..., AppUnderTest]) -> None:
+        make_app: Callable[..., AppUnderTest], standin: StandIn) -> None:
     closed_port_url = "https://127.0.0.1:9/"  # discard port: nothing listens there
+    app = make_app()
     app = make_app(**{f"API_{name.upper()}_BASE_URL": closed_port_url
-                      for name in ("graph", "orders", "todo")})
+                      for name in app.services.settings.apis})
     browser = app.browser()
-    path = api_path(app)
-    final = sign_in(app, browser, ALICE, path)
+    path = sign_in_api_page(app)
+    final = visit(app, browser, path, ALICE)
     assert final.status_code == 502 and "could not be reached" in final.text
     assert "Traceback" not in final.text and 'href="/"' in final.text
 
@@ -455,3 +679,22 @@ def test_provider_outage_and_unreachable_api_show_error_pages(
     assert page.status_code == 502 and "could not be obtained" in page.text
     assert "Traceback" not in page.text
     assert ALICE.name in browser.get(app.url("/")).text
+
+
+def test_unreachable_provider_gives_pages_not_errors(make_app: Callable[..., AppUnderTest],
+                                                     standin: StandIn) -> None:
+    """Discovery fails: /login shows a page (not a 500), and an answer arriving meanwhile is
+    reported as an unreachable provider, not as a state mismatch."""
+    app = make_app()
+    browser = app.browser()
+    answer = provider_answer(app, browser, ALICE)
+    app.services.clients._http_cache.clear()  # MSAL would otherwise reuse its discovery
+    standin.faults.add("discovery_unavailable")
+    try:
+        page = browser.get(app.url("/login"))
+        assert_error_page(page, "could not be reached", status=502)
+        callback = post_callback(app, browser, hidden_fields(answer), initiator=answer.url)
+        assert_error_page(callback, "could not be reached")
+        assert "does not match" not in callback.text
+    finally:
+        standin.faults.discard("discovery_unavailable")

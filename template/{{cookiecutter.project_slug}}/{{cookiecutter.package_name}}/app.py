@@ -17,7 +17,7 @@ from flask_session import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS
-from .core.settings import Settings, load_settings
+from .core.settings import Settings, load_settings, load_settings_or_exit
 from .core.web import build_services, session_cookie_name
 from .views import bp
 
@@ -37,8 +37,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """Build the app from `environ` (default: os.environ plus a .env file in development)."""
     if environ is None:
         load_dotenv()  # a .env file in the working directory; real variables win over it
-        environ = os.environ
-    settings = load_settings(environ, DEFAULTS)
+        settings = load_settings_or_exit(os.environ, DEFAULTS)
+    else:
+        settings = load_settings(environ, DEFAULTS)
     logging.basicConfig(level=settings.log_level)
 
     app = Flask(__name__)

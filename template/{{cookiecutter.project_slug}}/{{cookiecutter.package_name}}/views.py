@@ -34,16 +34,19 @@ from .core.errors import (
     TokenAcquisitionError,
 )
 from .core.web import (
-    SECURITY_HEADERS,
+    CookieChanges,
     Services,
     api_succeeded,
     begin_session,
+    callback_cookies,
     csrf_token,
     csrf_valid,
     current_user,
-    flow_cookie,
     interaction_key,
+    page_sign_in,
+    security_headers,
     should_interact,
+    sign_in_cookies,
 )
 
 log = logging.getLogger(__name__)
@@ -61,18 +64,26 @@ def _here() -> str:
     return request.path + (f"?{query}" if query else "")
 
 
-def login_required(view: View) -> View:
-    """Views wrapped with this run only for a signed-in user, available as `g.user`."""
+def login_required(view: View | None = None, *, api: str | None = None) -> Any:
+    """Views wrapped with this run only for a signed-in user, available as `g.user`.
 
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        user = current_user(session)
-        if user is None:
-            return _start_sign_in(return_to=_here())
-        g.user = user
-        return view(*args, **kwargs)
+    `@login_required(api="graph")` on a page that calls an API signs a signed-out user in with
+    that API's scopes, so one trip to the provider is enough.
+    """
 
-    return cast(View, wrapped)
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = current_user(session)
+            if user is None:
+                scopes, purpose = page_sign_in(services().settings, api)
+                return _start_sign_in(return_to=_here(), scopes=scopes, purpose=purpose)
+            g.user = user
+            return view(*args, **kwargs)
+
+        return cast(View, wrapped)
+
+    return decorate(view) if view is not None else decorate
 
 
 @bp.app_context_processor
@@ -92,21 +103,34 @@ def _error(title: str, message: str, status: int, retry: str | None = None) -> R
     return Response(page, status=status)
 
 
+def _apply(response: Response, changes: CookieChanges) -> Response:
+    for spec in changes.delete:
+        # Browsers match a deletion on name, path and (for __Host- names) Secure.
+        response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,
+                               httponly=spec.httponly, samesite=spec.samesite)
+    for spec, value in changes.set:
+        response.set_cookie(spec.name, value, max_age=spec.max_age, path=spec.path,
+                            secure=spec.secure, httponly=spec.httponly, samesite=spec.samesite)
+    return response
+
+
 def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
                    login_hint: str | None = None, claims: str | None = None,
-                   purpose: str = "") -> Response:
-    start = services().auth.start_sign_in(return_to=return_to, scopes=scopes,
-                                          login_hint=login_hint, claims=claims, purpose=purpose)
-    spec = flow_cookie(services().settings)
+                   purpose: str = "", for_account: str | None = None) -> Response:
+    try:
+        start = services().auth.start_sign_in(return_to=return_to, scopes=scopes,
+                                              login_hint=login_hint, claims=claims,
+                                              purpose=purpose, for_account=for_account)
+    except SignInError as exc:
+        log.warning("sign-in could not start: %s", exc)
+        return _error("Sign-in service problem", exc.message, 502, retry=return_to)
     response = cast(Response, redirect(start.auth_uri))
-    response.set_cookie(spec.name, start.flow_cookie, max_age=spec.max_age, path=spec.path,
-                        secure=spec.secure, httponly=spec.httponly, samesite=spec.samesite)
-    return response
+    return _apply(response, sign_in_cookies(services(), start, request.cookies))
 
 
 @bp.after_app_request
 def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in security_headers(services().settings).items():
         response.headers.setdefault(name, value)
     return response
 
@@ -118,26 +142,29 @@ def index() -> str:
 
 @bp.get("/login")
 def login() -> Response:
-    return _start_sign_in(return_to=request.args.get("next", "/"))
+    return _start_sign_in(return_to=request.args.get("next", "/"),
+                          login_hint=request.args.get("login_hint") or None)
 
 
 def auth_response() -> Response:
-    """The redirect URI: redeem the code the provider posted back (or show why not)."""
-    spec = flow_cookie(services().settings)
-    params = request.form if request.method == "POST" else request.args
+    """The redirect URI: redeem the code the provider sent back (or show why not).
+
+    POST (form_post, over https) or GET (query, local development on http://localhost).
+    """
+    params = (request.form if request.method == "POST" else request.args).to_dict()
+    found = callback_cookies(services().settings, request.cookies, params)
     try:
-        result = services().auth.complete_sign_in(request.cookies.get(spec.name),
-                                                  params.to_dict())
+        result = services().auth.complete_sign_in(
+            found.flow_cookie, params, others_in_progress=found.others_in_progress)
     except SignInError as exc:
         log.warning("sign-in failed: %s", exc)
-        response = _error("Sign-in failed", exc.message, 400, retry="/login")
+        response = _error("Sign-in failed", exc.message, 400, retry=exc.retry)
     else:
         current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
         begin_session(session, result)
         response = cast(Response, redirect(result.return_to))
-    # The flow cookie is single-use, whatever the outcome.
-    response.delete_cookie(spec.name, path=spec.path, secure=spec.secure, samesite=spec.samesite)
-    return response
+    # The used flow cookie is single-use, whatever the outcome; other tabs' ones stay.
+    return _apply(response, found.used)
 
 
 # The redirect path is the one registered with the identity provider (config.py).
@@ -164,7 +191,8 @@ def _call_api(user: User, name: str, path: str = "") -> Any | Response:
                           f"Signing in again did not give this app access to {name}. "
                           "Your administrator may need to grant consent.", 403, retry="/")
         return _start_sign_in(return_to=_here(), scopes=exc.scopes, login_hint=exc.login_hint,
-                              claims=exc.claims, purpose=interaction_key(exc.scopes, exc.claims))
+                              claims=exc.claims, purpose=interaction_key(exc.scopes, exc.claims),
+                              for_account=user.home_account_id)
     except TokenAcquisitionError as exc:
         log.error("token acquisition failed: %s", exc)
         return _error("Sign-in service problem", "A token for this API could not be obtained.",
@@ -183,7 +211,7 @@ def _call_api(user: User, name: str, path: str = "") -> Any | Response:
 
 
 @bp.get("/profile")
-@login_required
+@login_required(api="graph")
 def profile() -> Any:
     if "graph" not in services().settings.apis:
         abort(404)
@@ -194,10 +222,13 @@ def profile() -> Any:
 
 
 @bp.get("/api/<name>")
-@login_required
 def api(name: str) -> Any:
     if name not in services().settings.apis:
         abort(404)
+    return login_required(api=name)(_api_page)(name)
+
+
+def _api_page(name: str) -> Any:
     data = _call_api(g.user, name)
     if isinstance(data, Response):
         return data

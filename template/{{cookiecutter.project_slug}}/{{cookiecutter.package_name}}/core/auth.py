@@ -1,15 +1,25 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
 """Sign-in, silent token acquisition and sign-out, on MSAL, independent of any web framework.
 
-The sign-in is MSAL's authorization-code flow (PKCE, state, nonce) with response_mode=form_post.
-The provider answers with a cross-site POST, which does not carry a SameSite=Lax session cookie,
-so the in-flight flow travels in its own short-lived signed cookie (see `web.flow_cookie`).
+The sign-in is MSAL's authorization-code flow (PKCE, state, nonce). The in-flight flow travels in
+its own short-lived signed cookie, one per sign-in in progress (see `web.flow_cookie`), because the
+provider's answer arrives from another site:
+
+- over https the answer is a cross-site POST (response_mode=form_post) and the flow cookie is
+  `SameSite=None; Secure`, the only kind browsers send with a cross-site POST;
+- in local development on http://localhost a `Secure` cookie is not dependable (Safari drops it
+  on plain http), and a `Lax` one is withheld from a cross-site POST, so the answer comes back as
+  a top-level GET (response_mode=query), which does carry `Lax` cookies in every browser.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +39,24 @@ log = logging.getLogger(__name__)
 
 # What MSAL lets through when the provider cannot be reached or answers with a server error.
 PROVIDER_FAILURES = (requests.RequestException, MsalServiceError)
+# Building a client runs OpenID discovery; MSAL reports an unreadable discovery document (an HTML
+# error page, a 404) as ValueError.
+DISCOVERY_FAILURES = (*PROVIDER_FAILURES, ValueError)
 
 # Errors after which another interactive sign-in (or consent) can help.
 INTERACTIVE_ERRORS = frozenset(
     {"invalid_grant", "interaction_required", "login_required", "consent_required"}
 )
+# A standard OpenID Connect provider refuses to widen a refresh token to scopes that were not
+# granted with it (RFC 6749 section 6): one interactive round trip for those scopes fixes that.
+# From Entra, invalid_scope means a malformed scope (AADSTS70011), which no round trip can fix.
+OIDC_INTERACTIVE_ERRORS = INTERACTIVE_ERRORS | {"invalid_scope"}
+
+# MSAL 1.x warns on every flow that does not use form_post. Query mode is chosen on purpose for
+# http://localhost only (see the module docstring), where the code is protected by PKCE, the
+# callback redirects at once and pages send no cross-origin Referer: silence that one warning.
+warnings.filterwarnings("ignore", message=r"response_mode='form_post' is recommended",
+                        category=UserWarning)
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,14 @@ class User:
 @dataclass(frozen=True)
 class SignInStart:
     auth_uri: str
+    flow_id: str  # names this sign-in's flow cookie (derived from the state)
     flow_cookie: str  # the value for the flow cookie, signed
+    expires_at: float
+
+
+def flow_id(state: str) -> str:
+    """A short cookie-name-safe id of a sign-in, derived from its OAuth `state`."""
+    return hashlib.sha256(state.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -90,26 +120,49 @@ class AuthService:
     # -- sign-in ---------------------------------------------------------------------------
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
                       login_hint: str | None = None, claims: str | None = None,
-                      purpose: str = "") -> SignInStart:
-        """Begin a sign-in (or a consent round trip) for the scopes of ONE resource."""
-        flow = self.clients.build().initiate_auth_code_flow(
-            list(self.settings.sign_in_scopes if scopes is None else scopes),
-            redirect_uri=self.settings.redirect_uri,
-            response_mode="form_post",
-            login_hint=login_hint,
-            claims_challenge=claims,
-        )
+                      purpose: str = "", for_account: str | None = None) -> SignInStart:
+        """Begin a sign-in (or a consent round trip) for the scopes of ONE resource.
+
+        `for_account`: the home account id of the signed-in user a consent or claims round trip
+        is for; the answer must be for that account (see `complete_sign_in`). It travels in the
+        flow cookie, because over https the answer is a cross-site POST that does not carry the
+        (SameSite=Lax) session cookie.
+        """
+        try:
+            flow = self.clients.build().initiate_auth_code_flow(
+                list(self.settings.sign_in_scopes if scopes is None else scopes),
+                redirect_uri=self.settings.redirect_uri,
+                response_mode="form_post" if self.settings.secure_cookies else "query",
+                login_hint=login_hint,
+                claims_challenge=claims,
+            )
+        except DISCOVERY_FAILURES as exc:
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
         auth_uri = flow.pop("auth_uri")  # not needed to redeem; keeps the cookie small
+        expires_at = self.clock() + self.settings.sign_in_timeout_seconds
         payload = {
             "flow": flow,
             "return_to": safe_return_path(return_to),
             "purpose": purpose,
-            "expires_at": self.clock() + self.settings.sign_in_timeout_seconds,
+            "for_account": for_account,
+            "for_username": login_hint if for_account else None,
+            "expires_at": expires_at,
         }
-        return SignInStart(auth_uri=auth_uri, flow_cookie=self._signer.dumps(payload))
+        return SignInStart(auth_uri=auth_uri, flow_id=flow_id(str(flow["state"])),
+                           flow_cookie=self._signer.dumps(payload), expires_at=expires_at)
 
-    def _read_flow(self, flow_cookie: str | None) -> dict[str, Any]:
+    def flow_expiry(self, flow_cookie: str) -> float:
+        """When a flow cookie's sign-in expires (0 for a cookie that does not verify)."""
+        try:
+            return float(self._signer.loads(flow_cookie).get("expires_at", 0))
+        except (itsdangerous.BadData, AttributeError, TypeError, ValueError):
+            return 0.0
+
+    def _read_flow(self, flow_cookie: str | None, *, others_in_progress: bool) -> dict[str, Any]:
         if not flow_cookie:
+            if others_in_progress:
+                raise SignInError("state_mismatch", "This answer does not match a sign-in this "
+                                  "browser started.")
             raise SignInError("missing_flow", "This sign-in was not started in this browser, or "
                               "its cookie was lost (cookies blocked?).")
         try:
@@ -121,15 +174,19 @@ class AuthService:
             raise SignInError("expired_flow", "This sign-in took too long and has expired.")
         return payload
 
-    def complete_sign_in(self, flow_cookie: str | None,
-                         auth_response: Mapping[str, str]) -> SignInResult:
-        """Redeem the code the provider posted back; raise SignInError with a reason if not."""
-        payload = self._read_flow(flow_cookie)
+    def complete_sign_in(self, flow_cookie: str | None, auth_response: Mapping[str, str], *,
+                         others_in_progress: bool = False) -> SignInResult:
+        """Redeem the code the provider sent back; raise SignInError with a reason if not.
+
+        `flow_cookie` is the flow cookie named after the answer's state (see `flow_id`);
+        `others_in_progress` says whether the browser holds flow cookies of other sign-ins.
+        """
+        payload = self._read_flow(flow_cookie, others_in_progress=others_in_progress)
         flow = payload["flow"]
         response = {k: v for k, v in auth_response.items() if isinstance(v, str)}
         if response.get("state") != flow.get("state"):
-            raise SignInError("state_mismatch", "This answer does not match the sign-in this "
-                              "browser started (another tab may have started a newer one).")
+            raise SignInError("state_mismatch", "This answer does not match a sign-in this "
+                              "browser started.")
         if response.get("error"):
             raise SignInError("provider_error", _provider_message(response),
                               f"{response['error']}: {response.get('error_description', '')}")
@@ -138,7 +195,11 @@ class AuthService:
 
         fresh = msal.SerializableTokenCache()
         try:
-            result = self.clients.build(fresh).acquire_token_by_auth_code_flow(flow, response)
+            app = self.clients.build(fresh)
+        except DISCOVERY_FAILURES as exc:
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
+        try:
+            result = app.acquire_token_by_auth_code_flow(flow, response)
         except ValueError as exc:  # MSAL's own state / response checks
             raise SignInError("state_mismatch", "This sign-in answer was not valid.",
                               str(exc)) from exc
@@ -146,19 +207,33 @@ class AuthService:
             raise SignInError("invalid_id_token", "The identity provider's answer could not be "
                               "trusted (ID token check failed).", str(exc)) from exc
         except PROVIDER_FAILURES as exc:
-            raise SignInError("provider_unreachable", "The identity provider could not be "
-                              "reached.", str(exc)) from exc
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
         if "error" in result:
             raise SignInError("redeem_failed", "The sign-in could not be completed; the code may "
                               "have been used already or expired.",
                               f"{result['error']}: {result.get('error_description', '')}")
-        accounts = fresh.search(fresh.CredentialType.ACCOUNT)
+        accounts = list(fresh.search(fresh.CredentialType.ACCOUNT))
         home_account_ids = {a["home_account_id"] for a in accounts}
         if len(home_account_ids) != 1:
             raise SignInError("redeem_failed", "The identity provider returned no account.")
         home_account_id = home_account_ids.pop()
-        self.caches.merge(home_account_id, fresh)
         claims = result.get("id_token_claims", {})
+        self._check_tenant(claims, accounts[0])
+        purpose = str(payload.get("purpose", ""))
+        expected = payload.get("for_account")
+        if expected and expected != home_account_id:
+            # A consent or claims round trip for the signed-in user came back as another
+            # account (picked at the provider): never switch users silently, and keep nothing
+            # of an account that did not ask to sign in.
+            chosen = str(claims.get("preferred_username") or claims.get("email") or "another "
+                         "account")
+            raise SignInError(
+                "account_switched",
+                f"You are signed in as {payload.get('for_username') or 'another user'}, but the "
+                f"identity provider answered for {chosen}. Go back to continue as before, or "
+                f"sign in as {chosen}.",
+                retry="/login?" + urlencode({"next": payload["return_to"], "login_hint": chosen}))
+        self.caches.merge(home_account_id, fresh)
         user = User(
             home_account_id=home_account_id,
             name=str(claims.get("name") or claims.get("preferred_username") or "Signed-in user"),
@@ -167,8 +242,19 @@ class AuthService:
             tid=str(claims.get("tid") or ""),
         )
         log.info("user signed in (home_account_id=%s)", home_account_id)
-        return SignInResult(user=user, return_to=payload["return_to"],
-                            purpose=str(payload.get("purpose", "")))
+        return SignInResult(user=user, return_to=payload["return_to"], purpose=purpose)
+
+    def _check_tenant(self, claims: Mapping[str, Any], account: Mapping[str, Any]) -> None:
+        """For multi-tenant apps: only accounts of the tenants in ALLOWED_TENANT_IDS."""
+        allowed = self.settings.allowed_tenant_ids
+        if not allowed:
+            return
+        # `tid` is the tenant that issued the ID token; the account's realm (client_info's utid
+        # for a home account) says the same for an account without the optional claim.
+        tenant = str(claims.get("tid") or account.get("realm") or "").lower()
+        if tenant not in allowed:
+            raise SignInError("tenant_not_allowed", "Accounts of your organization cannot sign "
+                              "in to this app.", f"tenant {tenant or '(none)'} is not allowed")
 
     # -- tokens ----------------------------------------------------------------------------
     def acquire_token(self, user: User, scopes: Sequence[str], claims: str | None = None) -> str:
@@ -177,20 +263,24 @@ class AuthService:
         Raises InteractionRequired when only the user can fix it (sign in again, consent, MFA).
         """
         with self.caches.open(user.home_account_id) as cache:
-            app = self.clients.build(cache)
-            accounts = [a for a in app.get_accounts()
-                        if a.get("home_account_id") == user.home_account_id]
-            if not accounts:
-                raise InteractionRequired(scopes, reason="no_account", login_hint=user.username,
-                                          claims=claims)
             try:
+                # Both can reach the network: the constructor runs discovery, and MSAL fetches
+                # instance metadata lazily, on the first get_accounts().
+                app = self.clients.build(cache)
+                accounts = [a for a in app.get_accounts()
+                            if a.get("home_account_id") == user.home_account_id]
+                if not accounts:
+                    raise InteractionRequired(scopes, reason="no_account",
+                                              login_hint=user.username, claims=claims)
                 result = app.acquire_token_silent_with_error(
                     list(scopes), accounts[0], claims_challenge=claims)
-            except PROVIDER_FAILURES as exc:
+            except DISCOVERY_FAILURES as exc:
                 raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
         if result and "access_token" in result:
             return str(result["access_token"])
-        if result is None or result.get("error") in INTERACTIVE_ERRORS:
+        interactive = (OIDC_INTERACTIVE_ERRORS if self.settings.oidc_authority
+                       else INTERACTIVE_ERRORS)
+        if result is None or result.get("error") in interactive:
             reason = (result or {}).get("suberror") or (result or {}).get("error") or "no_token"
             raise InteractionRequired(scopes, reason=str(reason), login_hint=user.username,
                                       claims=claims or (result or {}).get("claims"))
@@ -199,13 +289,25 @@ class AuthService:
 
     # -- sign-out --------------------------------------------------------------------------
     def sign_out(self, user: User | None) -> str:
-        """Forget the user's tokens and return the provider's end-session URL to redirect to."""
+        """Forget the user's tokens and return the provider's end-session URL to redirect to.
+
+        Each provider gets the parameters it documents:
+        - Entra ID: `post_logout_redirect_uri` (it must be one of the app's redirect URIs) and
+          `logout_hint`, when the ID token carries the optional `login_hint` claim, so that the
+          user is not asked which account to sign out of;
+        - Azure AD B2C and other OpenID Connect providers (RP-initiated logout): `id_token_hint`,
+          `client_id` and `post_logout_redirect_uri` (Keycloak 18+ refuses a post-logout URI
+          without one of the first two).
+        """
         id_token = None
         if user is not None:
-            with self.caches.open(user.home_account_id) as cache:
-                # Read before the cache is deleted: the provider uses it to pick the session.
-                for entry in cache.search(cache.CredentialType.ID_TOKEN):
-                    id_token = entry.get("secret")
+            try:
+                with self.caches.open(user.home_account_id) as cache:
+                    # Read before the cache is deleted: the provider uses it to pick the session.
+                    for entry in cache.search(cache.CredentialType.ID_TOKEN):
+                        id_token = entry.get("secret")
+            except OSError:
+                log.warning("token cache unreadable at sign-out", exc_info=True)
             self.caches.remove(user.home_account_id)
         try:
             endpoint = self.clients.discovery().get("end_session_endpoint")
@@ -215,9 +317,29 @@ class AuthService:
         if not endpoint:
             return self.settings.post_logout_redirect_uri
         params = {"post_logout_redirect_uri": self.settings.post_logout_redirect_uri}
-        if id_token:
-            params["id_token_hint"] = id_token
+        if self.settings.authority and not self.settings.is_b2c:
+            login_hint = _unverified_claims(id_token).get("login_hint") if id_token else None
+            if login_hint:
+                params["logout_hint"] = str(login_hint)
+        else:
+            params["client_id"] = self.settings.client_id
+            if id_token:
+                params["id_token_hint"] = id_token
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+_UNREACHABLE = "The identity provider could not be reached. Please try again in a moment."
+
+
+def _unverified_claims(jwt: str) -> dict[str, Any]:
+    """The payload of a JWT this app received from the token endpoint over TLS (so it is not
+    verified again here), or {} if it cannot be read."""
+    try:
+        payload = jwt.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _provider_message(response: Mapping[str, str]) -> str:

@@ -97,18 +97,31 @@ def claims_challenge(response: ApiResponse) -> str | None:
     if response.status != 401:
         return None
     header = response.headers.get("www-authenticate", "")
-    params = {m[1].lower(): m[2] or m[3] for m in _AUTH_PARAM.finditer(header)}
+    # A quoted value may escape characters with "\" (RFC 9110 quoted-string), as raw JSON does.
+    params = {m[1].lower(): re.sub(r"\\(.)", r"\1", m[2]) if m[2] is not None else m[3]
+              for m in _AUTH_PARAM.finditer(header)}
     if params.get("error") != "insufficient_claims" or not params.get("claims"):
         return None
-    encoded = params["claims"]
+    return _claims_json(params["claims"])
+
+
+def _claims_json(value: str) -> str | None:
+    """The claims JSON object of a challenge: base64 (what Entra and Graph send) or raw JSON
+    (what some APIs send); None if it is neither."""
+    candidates = [value] if value.lstrip().startswith("{") else []
     try:
-        decoded = base64.urlsafe_b64decode(
-            encoded.replace("+", "-").replace("/", "_") + "=" * (-len(encoded) % 4)
-        ).decode("utf-8")
-        json.loads(decoded)
+        candidates.append(base64.urlsafe_b64decode(
+            value.replace("+", "-").replace("/", "_") + "=" * (-len(value) % 4)
+        ).decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    return decoded
+        pass
+    for candidate in candidates:
+        try:
+            if isinstance(json.loads(candidate), dict):
+                return candidate
+        except ValueError:
+            continue
+    return None
 
 
 def call_plan(api: ApiSettings, path: str = "", *, method: str = "GET", json_body: Any = None,

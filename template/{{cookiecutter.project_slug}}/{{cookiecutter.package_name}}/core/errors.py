@@ -12,11 +12,13 @@ class SignInError(Exception):
     `reason` is a stable code for logs and tests; `message` is what the user reads.
     """
 
-    def __init__(self, reason: str, message: str, detail: str = "") -> None:
+    def __init__(self, reason: str, message: str, detail: str = "", *,
+                 retry: str = "/login") -> None:
         super().__init__(f"{reason}: {detail or message}")
         self.reason = reason
         self.message = message
         self.detail = detail
+        self.retry = retry  # a local URL that lets the user try again
 
 
 class InteractionRequired(Exception):

@@ -45,8 +45,13 @@ class MsalClients:
             token_cache=cache,
             http_client=self.http,
             http_cache=self._http_cache,
-            # "cp1": this app can answer claims challenges (continuous access evaluation).
-            client_capabilities=["cp1"],
+            # "cp1": this app can answer claims challenges (continuous access evaluation). An
+            # Entra capability: other providers are not sent it.
+            client_capabilities=["cp1"] if settings.authority else None,
+            # No region unless one is configured: without this, MSAL on an Azure host that sets
+            # REGION_NAME logs a warning on every client it builds (and a region only applies to
+            # app-only tokens, never to the user's).
+            azure_region=settings.azure_region or False,
             **where,
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,19 @@ class Settings:
     apis: Mapping[str, ApiSettings]
     sign_in_api: str | None
     log_level: str
+    # Multi-tenant apps: the only tenants whose accounts may sign in (empty: any tenant).
+    allowed_tenant_ids: frozenset[str] = frozenset()
+    # An Azure region for MSAL's regional endpoints, or None: no region (see identity.py).
+    azure_region: str | None = None
+
+    @property
+    def is_b2c(self) -> bool:
+        """Azure AD B2C authorities sign out the OpenID Connect way (id_token_hint)."""
+        if not self.authority:
+            return False
+        parts = urlsplit(self.authority)
+        return (parts.hostname or "").endswith(".b2clogin.com") or any(
+            segment.lower().startswith("b2c_1") for segment in parts.path.split("/"))
 
     @property
     def secure_cookies(self) -> bool:
@@ -230,8 +244,44 @@ def _apis(reader: _Reader, defaults: AppDefaults) -> dict[str, ApiSettings]:
                 f"{prefix}_SCOPES={' '.join(scopes)!r} spans several resources; "
                 "one token serves one resource, so split them into separate APIs."
             )
+        elif len(scopes) > 1 and any(s.rsplit("/", 1)[-1] == ".default" for s in scopes):
+            # Entra refuses a request mixing them (AADSTS70011): ".default" already means
+            # "every permission the app registration lists for this resource".
+            reader.problems.append(
+                f"{prefix}_SCOPES={' '.join(scopes)!r} mixes .default with named scopes of the "
+                "same resource; keep either .default alone or only the named scopes."
+            )
         apis[name] = ApiSettings(name=name, base_url=base_url.rstrip("/") + "/", scopes=scopes)
     return apis
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _tenant_ids(reader: _Reader) -> frozenset[str]:
+    raw = reader.raw("ALLOWED_TENANT_IDS")
+    ids = frozenset(part.strip().lower() for part in re.split(r"[\s,]+", raw or "") if part)
+    bad = sorted(i for i in ids if not _GUID.match(i))
+    if bad:
+        reader.problems.append(
+            f"ALLOWED_TENANT_IDS: {', '.join(bad)} are not tenant ids (GUIDs such as "
+            "72f988bf-86f1-41af-91ab-2d7cd011db47), separated by commas or spaces."
+        )
+    return ids
+
+
+# gunicorn's "app failed to load" exit status: the master stops instead of re-spawning workers.
+EXIT_BAD_SETTINGS = 4
+
+
+def load_settings_or_exit(environ: Mapping[str, str], defaults: AppDefaults) -> Settings:
+    """`load_settings` for a process start-up: a deployment mistake prints its message (naming
+    every variable to fix) and exits, without a traceback that would bury it."""
+    try:
+        return load_settings(environ, defaults)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
 
 
 def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings:
@@ -298,7 +348,14 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         apis=apis,
         sign_in_api=sign_in_api if sign_in_api in apis else None,
         log_level=log_level,
+        allowed_tenant_ids=_tenant_ids(reader),
+        azure_region=reader.raw("AZURE_REGION"),
     )
+    if settings.allowed_tenant_ids and not settings.authority:
+        reader.problems.append(
+            "ALLOWED_TENANT_IDS applies to Entra authorities only (tenant ids come from Entra's "
+            "tid claim); remove it, or use AUTHORITY instead of OIDC_AUTHORITY."
+        )
     if settings.client_id and re.search(r"\s", settings.client_id):
         reader.problems.append("CLIENT_ID must not contain spaces.")
     if reader.problems:

@@ -11,11 +11,11 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .auth import AuthService, SignInResult, User
+from .auth import AuthService, SignInResult, SignInStart, User, flow_id
 from .downstream import DownstreamApis
 from .errors import InteractionRequired
 from .identity import MsalClients
@@ -34,15 +34,22 @@ SESSION_INTERACTION = "interaction"
 LOOP_WINDOW_SECONDS = 300
 
 
-# Sent with every response: pages show personal data and must not be framed, sniffed or cached.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' "
-                               "https: http://localhost:*",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+def security_headers(settings: Settings) -> dict[str, str]:
+    """Sent with every response: pages show personal data and must not be framed, sniffed or
+    cached. `form-action` also governs the redirects after a form is sent: sign-out posts to
+    the app, which redirects to the provider's sign-out page (https; in local development a
+    provider on a loopback address, over plain http)."""
+    form_targets = "'self' https:"
+    if not settings.secure_cookies:
+        form_targets += " http://localhost:* http://127.0.0.1:* http://[::1]:*"
+    return {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; "
+                                   f"form-action {form_targets}",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,80 @@ class CookieSpec:
     path: str = "/"
 
 
-def flow_cookie(settings: Settings) -> CookieSpec:
-    """The cookie carrying the in-flight sign-in (like ASP.NET Core's correlation cookie).
+# Sign-ins in progress at once in one browser (tabs), each with its own flow cookie; starting
+# one more drops the oldest, so a browser never piles up cookies.
+MAX_SIGN_INS_IN_PROGRESS = 4
 
-    The provider returns with a cross-site POST: only a SameSite=None cookie comes along, and
-    browsers accept SameSite=None only with Secure. In local development on http://localhost the
-    provider's pages are on the same site, so Lax without Secure works there.
+
+def flow_cookie(settings: Settings) -> CookieSpec:
+    """The cookie carrying the in-flight sign-in (like ASP.NET Core's correlation cookie); its
+    name is a prefix, completed by `flow_id` so that sign-ins in two tabs do not collide.
+
+    Over https the provider returns with a cross-site POST: only a SameSite=None cookie comes
+    along, and browsers accept SameSite=None only with Secure. In local development on
+    http://localhost the answer is a top-level GET (response_mode=query, see auth.py), which
+    carries a Lax cookie in every browser, and the cookie does without Secure, which Safari
+    refuses on plain http.
     """
     if settings.secure_cookies:
         # __Host-: the browser enforces Secure, Path=/ and no Domain for this name.
         return CookieSpec("__Host-auth-flow", settings.sign_in_timeout_seconds, True, "None")
     return CookieSpec("auth-flow", settings.sign_in_timeout_seconds, False, "Lax")
+
+
+def _flow_cookie_named(settings: Settings, flow: str) -> CookieSpec:
+    return replace(flow_cookie(settings), name=f"{flow_cookie(settings).name}-{flow}")
+
+
+def _flow_cookies_in(settings: Settings, cookies: Mapping[str, str]) -> dict[str, str]:
+    prefix = flow_cookie(settings).name + "-"
+    return {name: value for name, value in cookies.items() if name.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class CookieChanges:
+    """Cookies an adapter sets (spec, value) and deletes (spec: the same name, path and flags)."""
+
+    set: tuple[tuple[CookieSpec, str], ...] = ()
+    delete: tuple[CookieSpec, ...] = ()
+
+
+def sign_in_cookies(services: Services, start: SignInStart,
+                    request_cookies: Mapping[str, str]) -> CookieChanges:
+    """The new sign-in's flow cookie, and the old flow cookies to drop: expired or unverifiable
+    ones, and the oldest beyond MAX_SIGN_INS_IN_PROGRESS."""
+    settings, now = services.settings, services.auth.clock()
+    ages = {name: services.auth.flow_expiry(value)
+            for name, value in _flow_cookies_in(settings, request_cookies).items()}
+    live = sorted((name for name, expiry in ages.items() if expiry >= now),
+                  key=lambda name: ages[name], reverse=True)
+    drop = [name for name in ages if name not in live[:MAX_SIGN_INS_IN_PROGRESS - 1]]
+    prefix = flow_cookie(settings).name + "-"
+    return CookieChanges(
+        set=((_flow_cookie_named(settings, start.flow_id), start.flow_cookie),),
+        delete=tuple(_flow_cookie_named(settings, name[len(prefix):]) for name in drop),
+    )
+
+
+@dataclass(frozen=True)
+class CallbackCookies:
+    flow_cookie: str | None  # the flow cookie of the sign-in this answer belongs to
+    others_in_progress: bool  # flow cookies of other sign-ins are present
+    used: CookieChanges  # delete the used flow cookie: it is single-use, whatever the outcome
+
+
+def callback_cookies(settings: Settings, request_cookies: Mapping[str, str],
+                     auth_response: Mapping[str, str]) -> CallbackCookies:
+    """Find the flow cookie of the sign-in that the provider's answer (its `state`) ends."""
+    state = auth_response.get("state") or ""
+    spec = _flow_cookie_named(settings, flow_id(state)) if state else None
+    in_progress = _flow_cookies_in(settings, request_cookies)
+    value = in_progress.get(spec.name) if spec else None
+    return CallbackCookies(
+        flow_cookie=value,
+        others_in_progress=bool(set(in_progress) - {spec.name if spec else ""}),
+        used=CookieChanges(delete=(spec,) if spec and value is not None else ()),
+    )
 
 
 def session_cookie_name(settings: Settings) -> str:
@@ -94,6 +164,19 @@ def should_interact(session: MutableMapping[str, Any], error: InteractionRequire
     last = session.get(SESSION_INTERACTION) or {}
     return not (last.get("key") == interaction_key(error.scopes, error.claims)
                 and time.time() - float(last.get("at", 0)) < LOOP_WINDOW_SECONDS)
+
+
+def page_sign_in(settings: Settings, api: str | None) -> tuple[list[str], str]:
+    """(scopes, purpose) of the sign-in that a signed-out user opening a page starts.
+
+    A page that calls API X signs in with X's scopes: one provider round trip from a cold start
+    instead of a sign-in followed by a consent round trip. The purpose arms the loop guard in
+    case X's token still cannot be had afterwards.
+    """
+    if api is None or api == settings.sign_in_api or api not in settings.apis:
+        return settings.sign_in_scopes, ""
+    scopes = list(settings.apis[api].scopes)
+    return scopes, interaction_key(scopes, None)
 
 
 def begin_session(session: MutableMapping[str, Any], result: SignInResult) -> None:

@@ -1,0 +1,287 @@
+"""Spec shapes to bake: a pairwise covering array over the spec's options, and a hypothesis
+strategy over the whole schema for the long run (``--spec-shapes=N``).
+
+A "shape" is a valid spec. The fixed set covers every PAIR of option values (any two options,
+any values both can take together) in as few specs as a greedy search finds: every bake costs
+about half a minute, and most bugs need at most two options to show. Details that are not
+options of their own (API names, URLs, tenant forms, project names) rotate through the rows, so
+unusual but valid values are baked too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from generator import spec as gspec
+
+R = gspec.rules()
+
+# option -> its values. The order of values is the order rows are searched in.
+FACTORS: dict[str, tuple[str, ...]] = {
+    "apis": ("0", "1", "2", "3"),  # number of custom (non-Graph) APIs
+    "graph": ("yes", "no"),
+    "sign_in": ("graph", "custom", "none"),
+    "authority": ("tenant", "organizations", "common", "oidc"),
+    "cache": R.CACHE_BACKENDS,
+    "redirect": ("default", "unusual"),
+}
+
+Row = tuple[str, ...]  # one value per factor, in FACTORS order
+Pair = tuple[tuple[str, str], tuple[str, str]]  # ((factor, value), (factor, value))
+
+
+def row_is_valid(row: Row) -> bool:
+    """The hook's rules, as far as the factors see them: sign_in_api must be a configured API."""
+    values = dict(zip(FACTORS, row, strict=True))
+    if values["sign_in"] == "graph" and values["graph"] == "no":
+        return False
+    return not (values["sign_in"] == "custom" and values["apis"] == "0")
+
+
+def all_valid_rows() -> list[Row]:
+    return [row for row in itertools.product(*FACTORS.values()) if row_is_valid(row)]
+
+
+def pairs_of(row: Row) -> set[Pair]:
+    named = list(zip(FACTORS, row, strict=True))
+    return {(a, b) for a, b in itertools.combinations(named, 2)}
+
+
+def valid_pairs() -> set[Pair]:
+    """Every pair of values that at least one valid row holds."""
+    return set().union(*(pairs_of(row) for row in all_valid_rows()))
+
+
+def covering_rows() -> list[Row]:
+    """Greedy covering array: repeatedly take the valid row covering most uncovered pairs.
+
+    Deterministic (ties go to the first row in product order), so the shape ids are stable.
+    """
+    candidates = all_valid_rows()
+    uncovered = valid_pairs()
+    rows: list[Row] = []
+    while uncovered:
+        best = max(candidates, key=lambda row: len(pairs_of(row) & uncovered))
+        rows.append(best)
+        uncovered -= pairs_of(best)
+    return rows
+
+
+# ----------------------------------------------------------------------- rows -> specs
+# Valid API names that are easy to get wrong downstream: one letter, digits, a Python keyword,
+# the app's own route names, a YAML boolean word, a soft keyword, and plain ones.
+API_NAMES: tuple[str, ...] = (
+    "tickets", "a", "my_api2", "class", "login", "static", "true", "import", "api", "match",
+    "profile", "x_1", "logout", "none", "orders", "lambda",
+)
+TENANTS: tuple[str, ...] = ("0b2e6b5c-6d0e-4e8a-9a41-5f3f0c7d2a11", "fabrikam.onmicrosoft.com")
+INSTANCES: tuple[str | None, ...] = (None, "https://login.microsoftonline.com/",
+                                     "https://login.microsoftonline.us")
+ISSUERS: tuple[str, ...] = ("https://id.example.com/realms/acme",
+                            "https://login.example.org/oauth2/default",
+                            "https://sso.example.net:8443/auth/realms/a-b_c")
+REDIRECTS: tuple[str, ...] = ("/auth/callback", "/signin-oidc", "/.auth/login/aad/callback",
+                              "/API", "/callback/", "/x", "/login2")
+PROJECT_NAMES: tuple[str, ...] = ("Contoso Portal", "Ünïcode Café", "O'Brien & Sons <Intranet>",
+                                  "Tailwind Traders 2", "a b", "Woodgrove \"Bank\" Portal")
+GRAPH_SCOPES: tuple[list[str] | None, ...] = (
+    ["User.Read"], None, ["User.Read", "Mail.Read", "Calendars.Read"],
+    ["https://graph.microsoft.com/.default"], ["https://graph.microsoft.com/User.Read"],
+)
+GUIDS: tuple[str, ...] = ("11111111-2222-3333-4444-555555555555",
+                          "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
+                          "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE")
+
+
+def custom_api(name: str, index: int) -> dict[str, Any]:
+    """A valid custom API; the URL and scope forms rotate with ``index``."""
+    host = name.replace("_", "-")
+    guid = GUIDS[index % len(GUIDS)]
+    forms: list[dict[str, Any]] = [
+        {"base_url": "https://api.contoso.com/", "scopes": [f"api://{guid}/{name}.read"]},
+        {"base_url": f"https://{host}.example.com", "scopes": [f"https://{host}.example.com/.default"]},
+        {"base_url": f"https://api.fabrikam.example:8443/v2/{name}/",
+         "scopes": [f"api://fabrikam.example/{name}/Read", f"api://fabrikam.example/{name}/Write"]},
+        {"base_url": "http://127.0.0.1:5099/api", "scopes": [f"{guid}/Items.ReadWrite"]},
+    ]
+    return forms[index % len(forms)]
+
+
+@dataclass(frozen=True)
+class Shape:
+    id: str
+    spec: dict[str, Any]
+    about: str  # the factor values, for failure reports
+
+
+def spec_for_row(row: Row, index: int) -> dict[str, Any]:
+    values = dict(zip(FACTORS, row, strict=True))
+    spec: dict[str, Any] = {
+        "project_name": PROJECT_NAMES[index % len(PROJECT_NAMES)],
+        "framework": "flask",
+    }
+    if index % 4 == 0:
+        spec["project_slug"] = f"portal-{index}"
+        spec["package_name"] = "portal_app"
+    kind = values["authority"]
+    if kind == "oidc":
+        spec["authority"] = {"kind": "oidc", "issuer": ISSUERS[index % len(ISSUERS)]}
+        if index % 2:
+            spec["client_id"] = f"portal-{index}"
+    else:
+        tenant = TENANTS[index % len(TENANTS)] if kind == "tenant" else kind
+        authority: dict[str, Any] = {"kind": "entra", "tenant": tenant}
+        instance = INSTANCES[index % len(INSTANCES)]
+        if instance:
+            authority["instance"] = instance
+        spec["authority"] = authority
+        if index % 2:
+            spec["client_id"] = GUIDS[index % len(GUIDS)]
+    spec["credential"] = {"kind": "secret"}
+    spec["cache"] = {"backend": values["cache"]}
+    apis: dict[str, Any] = {}
+    if values["graph"] == "yes":
+        scopes = GRAPH_SCOPES[index % len(GRAPH_SCOPES)]
+        apis["graph"] = {"scopes": scopes} if scopes else {}
+    count = int(values["apis"])
+    names = [API_NAMES[(index * 3 + j) % len(API_NAMES)] for j in range(count)]
+    for j, name in enumerate(names):
+        apis[name] = custom_api(name, index + j)
+    spec["downstream_apis"] = apis
+    sign_in = values["sign_in"]
+    if sign_in == "graph":
+        if index % 2:  # the default when Graph is configured
+            spec["sign_in_api"] = "graph"
+    elif sign_in == "custom":
+        spec["sign_in_api"] = names[index % len(names)]
+    else:
+        spec["sign_in_api"] = ""
+    if values["redirect"] == "unusual":
+        spec["redirect_path"] = REDIRECTS[index % len(REDIRECTS)]
+    elif index % 3 == 0:
+        spec["redirect_path"] = R.DEFAULT_REDIRECT_PATH
+    return spec
+
+
+def pairwise_shapes() -> list[Shape]:
+    shapes = []
+    for index, row in enumerate(covering_rows()):
+        about = " ".join(f"{k}={v}" for k, v in zip(FACTORS, row, strict=True))
+        shapes.append(Shape(f"pairwise-{index:02d}", spec_for_row(row, index), about))
+    return shapes
+
+
+# ----------------------------------------------------------------- hypothesis strategy
+def _valid_with(base: dict[str, Any], **changes: Any) -> bool:
+    return R.validate_spec({**base, **changes}) == []
+
+
+_BASE: dict[str, Any] = {"project_name": "Base", "framework": "flask",
+                         "authority": {"kind": "entra"}, "credential": {"kind": "secret"},
+                         "cache": {"backend": "memory"}, "downstream_apis": {}}
+
+_words = st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=8)
+project_names = st.builds(
+    lambda first, rest: first + rest,
+    st.sampled_from(string.ascii_uppercase),
+    st.text(string.ascii_letters + string.digits + " &'<>\"éü.-", max_size=30),
+).filter(lambda name: _valid_with(_BASE, project_name=name))
+hosts = st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9](\.[a-z][a-z0-9]{1,8}){1,2}", fullmatch=True)
+guids = st.uuids().map(str)
+api_names = st.from_regex(R.API_NAME_RE, fullmatch=True).filter(lambda n: n != R.GRAPH)
+scope_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_.]{0,15}", fullmatch=True).filter(
+    lambda s: s.lower() not in R.RESERVED_SCOPES and s.lower() != ".default")
+
+
+@st.composite
+def base_urls(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return f"http://{draw(st.sampled_from(['localhost', '127.0.0.1']))}:" \
+               f"{draw(st.integers(1024, 65535))}{draw(st.sampled_from(['', '/', '/api']))}"
+    port = draw(st.sampled_from(["", ":443", ":8443"]))
+    path = draw(st.sampled_from(["", "/", "/v1", "/api/v2/", "/a_b/c-d"]))
+    return f"https://{draw(hosts)}{port}{path}"
+
+
+@st.composite
+def custom_scopes(draw: st.DrawFn) -> list[str]:
+    resource = draw(st.one_of(
+        guids.map(lambda g: f"api://{g}"), hosts.map(lambda h: f"api://{h}"),
+        hosts.map(lambda h: f"https://{h}/app"), guids,
+    ))
+    if draw(st.booleans()):
+        return [f"{resource}/.default"]
+    names = draw(st.lists(scope_names, min_size=1, max_size=3,
+                          unique_by=lambda s: s.lower()))
+    return [f"{resource}/{name}" for name in names]
+
+
+@st.composite
+def authorities(draw: st.DrawFn) -> dict[str, Any]:
+    if draw(st.booleans()):
+        issuer = draw(st.builds(lambda h, p: f"https://{h}/{p}", hosts,
+                                st.from_regex(r"[a-z0-9]+(/[a-z0-9._-]+){0,2}", fullmatch=True)))
+        return {"kind": "oidc", "issuer": issuer}
+    authority: dict[str, Any] = {"kind": "entra"}
+    tenant = draw(st.one_of(st.none(), st.sampled_from(R.TENANT_KEYWORDS), guids,
+                            hosts.filter(lambda h: bool(R.DOMAIN_RE.match(h)))))
+    if tenant is not None:
+        authority["tenant"] = tenant
+    instance = draw(st.sampled_from([None, "https://login.microsoftonline.com",
+                                     "https://login.microsoftonline.us/",
+                                     "https://login.partner.microsoftonline.cn"]))
+    if instance:
+        authority["instance"] = instance
+    return authority
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    """Any valid spec the schema allows (docs/spec.md), built field by field."""
+    spec: dict[str, Any] = {"project_name": draw(project_names), "framework": "flask"}
+    spec["authority"] = draw(authorities())
+    if draw(st.booleans()):
+        spec["client_id"] = draw(guids if spec["authority"]["kind"] == "entra"
+                                 else st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))
+    spec["credential"] = {"kind": draw(st.sampled_from(R.CREDENTIAL_KINDS))}
+    spec["cache"] = {"backend": draw(st.sampled_from(R.CACHE_BACKENDS))}
+    apis: dict[str, Any] = {}
+    if draw(st.booleans()):
+        graph: dict[str, Any] = {}
+        if draw(st.booleans()):
+            graph["base_url"] = draw(st.sampled_from([R.GRAPH_BASE_URL, R.GRAPH_BASE_URL + "/"]))
+        choice = draw(st.sampled_from(["default", "names", "full", ".default"]))
+        if choice == "names":
+            names = ["User.Read", "Mail.Read", "Calendars.Read", "Files.Read.All",
+                     "User.ReadBasic.All"]
+            graph["scopes"] = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3,
+                                            unique=True))
+        elif choice == "full":
+            graph["scopes"] = ["https://graph.microsoft.com/User.Read"]
+        elif choice == ".default":
+            graph["scopes"] = ["https://graph.microsoft.com/.default"]
+        apis["graph"] = graph
+    for name in draw(st.lists(api_names, max_size=4, unique=True)):
+        apis[name] = {"base_url": draw(base_urls()), "scopes": draw(custom_scopes())}
+    spec["downstream_apis"] = apis
+    sign_in = draw(st.sampled_from([None, "", *apis]))
+    if sign_in is not None:
+        spec["sign_in_api"] = sign_in
+    if draw(st.booleans()):
+        spec["redirect_path"] = draw(
+            st.from_regex(r"/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,12}(/[A-Za-z0-9_~-]{1,8}){0,2}/?",
+                          fullmatch=True)
+            .filter(lambda p: _valid_with(_BASE, redirect_path=p)))
+    return spec
+
+
+def describe(spec: dict[str, Any]) -> str:
+    apis = spec["downstream_apis"]
+    return (f"authority={spec['authority']['kind']} cache={spec['cache']['backend']} "
+            f"apis={','.join(apis) or '-'} sign_in_api={spec.get('sign_in_api', '(default)')!r} "
+            f"redirect={spec.get('redirect_path', '(default)')}")
