@@ -375,6 +375,9 @@ def test_only_allowed_tenants_sign_in(make_app: Callable[..., AppUnderTest],
     entra = {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""}
     app = make_app(ALLOWED_TENANT_IDS="72f988bf-86f1-41af-91ab-2d7cd011db47", **entra)
     browser = app.browser()
+    # Entra gets the app's client capability: it can answer claims challenges (CAE).
+    claims = parse_qs(urlsplit(authorize_page(app, browser).url).query)["claims"][0]
+    assert json.loads(claims)["access_token"]["xms_cc"]["values"] == ["cp1"]
     final = browser.sign_in(authorize_page(app, browser), ALICE.username)
     assert_error_page(final, "cannot sign in to this app")
     assert ALICE.name not in browser.get(app.url("/")).text
@@ -652,6 +655,9 @@ def test_any_openid_connect_provider_by_configuration(make_app: Callable[..., Ap
     """The same code against a generic OIDC issuer: no client_info, the account id is `sub`."""
     app = make_app(AUTHORITY="", OIDC_AUTHORITY=standin.oidc_authority)
     browser = app.browser()
+    page = authorize_page(app, browser)
+    # Entra's client capabilities ("cp1" in a claims request) are not sent to other providers.
+    assert "claims" not in parse_qs(urlsplit(page.url).query)
     final = visit(app, browser, sign_in_api_page(app), ALICE)
     assert final.status_code == 200 and ALICE.oid in final.text
     assert cached(app, ALICE)
