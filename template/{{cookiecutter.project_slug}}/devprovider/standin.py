@@ -88,10 +88,14 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         *,
         tenant_domain: str = "contoso.test",
         verbose: bool = False,
+        reuse_keys: bool = False,
     ) -> None:
+        """``reuse_keys``: sign with keys shared by every stand-in of this process (fast test
+        set-up) instead of keys made for this one."""
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._tls.load_cert_chain(tls_cert_file, tls_key_file)
-        super().__init__(tenant_id, users, access_token_lifetime, tenant_domain=tenant_domain)
+        super().__init__(tenant_id, users, access_token_lifetime, tenant_domain=tenant_domain,
+                         reuse_keys=reuse_keys)
         self.verbose = verbose
         self.errors: list[str] = []  # tracebacks of stand-in bugs (tests assert it stays empty)
         self._requested_browser_url = browser_base_url

@@ -47,7 +47,7 @@ class _Tenant:
     """The state and shared helpers of a stand-in (see ``StandIn`` for the public side)."""
 
     def __init__(self, tenant_id: str, users: Sequence[TestUser], access_token_lifetime: int,
-                 *, tenant_domain: str) -> None:
+                 *, tenant_domain: str, reuse_keys: bool = False) -> None:
         self.tenant_id = tenant_id
         self.tenant_domain = tenant_domain
         self.users: dict[str, TestUser] = {
@@ -81,8 +81,8 @@ class _Tenant:
         self._hint_secret = secrets.token_bytes(16)
         # Two keys: one published in the JWKS (id tokens, custom API tokens) and one that is NOT
         # published, for Graph tokens: like Entra, an app must not be able to validate those.
-        self._key = _SigningKey()
-        self._graph_key = _SigningKey()
+        self._key = _SigningKey.shared("jwks") if reuse_keys else _SigningKey()
+        self._graph_key = _SigningKey.shared("graph") if reuse_keys else _SigningKey()
         self._base_url: str | None = None
         self._browser_base_url: str | None = None
 

@@ -30,9 +30,19 @@ def _int_b64(n: int) -> str:
 class _SigningKey:
     """An RSA key pair (RS256) and its key id (``kid``)."""
 
+    _shared: dict[str, _SigningKey] = {}
+
     def __init__(self) -> None:
         self._private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = _b64url(secrets.token_bytes(18))
+
+    @classmethod
+    def shared(cls, slot: str) -> _SigningKey:
+        """One key per ``slot`` for the whole process: a test suite starts a stand-in per test,
+        and generating two RSA keys each time would cost a fifth of a second per test."""
+        if slot not in cls._shared:
+            cls._shared[slot] = cls()
+        return cls._shared[slot]
 
     def public_key(self) -> rsa.RSAPublicKey:
         return self._private.public_key()

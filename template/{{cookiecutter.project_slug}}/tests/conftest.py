@@ -137,7 +137,8 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
             provider = standin
             if mode == "local":
                 provider = stack.enter_context(
-                    StandIn(*tls_server_files, browser_base_url="http://127.0.0.1:0"))
+                    StandIn(*tls_server_files, browser_base_url="http://127.0.0.1:0",
+                            reuse_keys=True))
 
             def build(base_url: str) -> Any:
                 env = app_environment(provider, base_url, ca_bundle_path, tmp_path, secret,

@@ -112,7 +112,7 @@ def standin(tls_server_files: tuple[str, str]) -> Iterator[StandIn]:
     REDIRECT_URI and POST_LOGOUT_REDIRECT_URI) and the ``todo`` API (TODO_RESOURCE,
     TODO_SCOPES)."""
     cert_path, key_path = tls_server_files
-    with StandIn(cert_path, key_path) as s:
+    with StandIn(cert_path, key_path, reuse_keys=True) as s:
         s.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI, POST_LOGOUT_REDIRECT_URI],
                           display_name="Contoso Test App")
         s.register_api(TODO_API, TODO_RESOURCE, TODO_SCOPES)
