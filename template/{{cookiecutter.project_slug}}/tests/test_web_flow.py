@@ -179,6 +179,18 @@ def api_not_consented_at_sign_in(app: AppUnderTest) -> ApiSettings:
     return settings.apis[name]
 
 
+def sent_to_consent(app: AppUnderTest, user: TestUser
+                    ) -> tuple[ApiSettings, Browser, requests.Response]:
+    """`user` signs in, then opens the page of an API not consented at sign-in and is sent to
+    the provider: (that API, the browser, the provider's page)."""
+    api = api_not_consented_at_sign_in(app)
+    browser = app.browser()
+    sign_in(app, browser, user)
+    consent = browser.get(app.url(page_of(api.name)))
+    assert at_provider(app, consent)
+    return api, browser, consent
+
+
 def cached(app: AppUnderTest, user: TestUser) -> str | None:
     return app.services.caches.store.get(app.services.caches.key(home_account_id(app, user)))
 
@@ -445,11 +457,7 @@ def test_an_api_not_consented_at_sign_in_takes_one_round_trip(
     OpenID Connect provider does not widen a refresh token at all (invalid_scope). Either way the
     user goes to the provider once, with a login hint, and comes back to the page."""
     app = app_under_test
-    api = api_not_consented_at_sign_in(app)
-    browser = app.browser()
-    sign_in(app, browser, ALICE)
-    consent = browser.get(app.url(page_of(api.name)))
-    assert at_provider(app, consent)
+    api, browser, consent = sent_to_consent(app, ALICE)
     query = parse_qs(urlsplit(consent.url).query)
     assert set(api.scopes) <= set(query["scope"][0].split())
     assert query["login_hint"] == [ALICE.username]
@@ -503,11 +511,7 @@ def test_a_round_trip_answered_by_another_account_does_not_switch_users(
     """Carol, sent to consent, picks Alice at the provider: she stays Carol, is offered to sign
     in as Alice, and nothing of Alice's is kept."""
     app = app_under_test
-    api = api_not_consented_at_sign_in(app)
-    browser = app.browser()
-    sign_in(app, browser, CAROL)
-    consent = browser.get(app.url(page_of(api.name)))
-    assert at_provider(app, consent)
+    _, browser, consent = sent_to_consent(app, CAROL)
     final = browser.sign_in(consent, ALICE.username)
     assert_error_page(final, f"signed in as {CAROL.username}")
     offer = find(r'href="(/login\?[^"]+)"', final.text)
