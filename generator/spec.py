@@ -52,6 +52,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                # Merged mappings are copied pair by pair, so merges of merges grow
+                # exponentially while being read; plain aliases (shared, counted) are enough.
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys ('<<') are not supported; repeat the keys, or reuse "
+                    "a whole value through an alias (e.g. scopes: *todo_scopes)",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(

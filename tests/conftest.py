@@ -43,9 +43,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("spec shapes that failed")
         for line in failed:
             terminalreporter.write_line(line)
+    failed_ids = [value for key, value in properties if key == "spec_shape_failed_id"]
     if baked:
         terminalreporter.write_line(f"spec shapes: {baked} baked; failed: "
-                                    + (", ".join(line.split(":")[0] for line in failed) or "none"))
+                                    + (", ".join(failed_ids) or "none"))
 
 
 BASE_SPEC: dict[str, Any] = {

@@ -43,6 +43,7 @@ def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
         report = bake.report(about)
         print(report)
         record("spec_shape_failed", report.splitlines()[0])
+        record("spec_shape_failed_id", bake.name)
         pytest.fail(report, pytrace=False)
 
 
@@ -98,6 +99,7 @@ def test_random_spec_shapes(lane: int, request: pytest.FixtureRequest, mypy_cach
     if failures:
         record_property("spec_shape_failed",
                         f"lane {lane}: {len(failures)} of {baked} random shapes failed")
+        record_property("spec_shape_failed_id", f"{len(failures)} random (lane {lane})")
         pytest.fail(f"{len(failures)} of {baked} random spec shapes failed:\n\n"
                     + "\n\n".join(failures), pytrace=False)
 

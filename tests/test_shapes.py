@@ -9,13 +9,15 @@ from typing import Any
 from hypothesis import given, settings
 from shapes import (
     API_NAMES,
+    EXAMPLES,
     FACTORS,
     R,
     all_valid_rows,
-    covering_rows,
+    example_rows,
     pairs_of,
     pairwise_shapes,
     row_is_valid,
+    row_of_spec,
     spec_for_row,
     specs,
     valid_pairs,
@@ -25,8 +27,10 @@ from generator import spec as gspec
 
 
 def test_every_valid_pair_of_option_values_is_baked() -> None:
-    rows = covering_rows()
-    covered = set().union(*(pairs_of(row) for row in rows))
+    """The examples and the pairwise shapes together: every pair that can occur is baked."""
+    rows = [*example_rows(), *(row_of_spec(shape.spec) for shape in pairwise_shapes())]
+    assert None not in rows
+    covered = set().union(*(pairs_of(row) for row in rows if row is not None))
     every_pair = {((f1, v1), (f2, v2))
                   for (f1, vs1), (f2, vs2) in itertools.combinations(FACTORS.items(), 2)
                   for v1 in vs1 for v2 in vs2}
@@ -35,8 +39,14 @@ def test_every_valid_pair_of_option_values_is_baked() -> None:
     # The only pairs left out are those the rules forbid: sign-in with an API that is not there.
     assert impossible == {(("apis", "0"), ("sign_in", "custom")),
                           (("graph", "no"), ("sign_in", "graph"))}
-    assert all(row_is_valid(row) for row in rows)
+    assert all(row is not None and row_is_valid(row) for row in rows)
     assert len(rows) <= 20  # each row is a bake of about half a minute
+    assert len(example_rows()) == len(EXAMPLES)  # each example counts
+
+
+def test_row_of_spec_reads_the_options() -> None:
+    for index, row in enumerate(all_valid_rows()):
+        assert row_of_spec(spec_for_row(row, index)) == row
 
 
 def test_row_validity_matches_the_rules() -> None:

@@ -200,6 +200,15 @@ downstream_apis:
     assert cli.main(["validate", str(write_spec(tmp_path, text))]) == 0
 
 
+def test_merge_keys_are_refused_clearly(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    levels = ["m0: &m0 {a: 1, b: 2}"]
+    levels += [f"m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: 1}}" for i in range(1, 40)]
+    assert cli.main(["validate", str(write_spec(tmp_path, "\n".join(levels) + "\n"))]) == 2
+    err = capsys.readouterr().err
+    assert "spec.yaml:2:" in err and "merge keys ('<<') are not supported" in err
+
+
 @pytest.mark.parametrize("depth", [60, 5000])
 def test_deep_nesting_is_refused_without_a_traceback(
         tmp_path: Path, depth: int, capsys: pytest.CaptureFixture[str]) -> None:

@@ -217,7 +217,7 @@ def _children(node: Any) -> Iterator[Any]:
     return iter(node)
 
 
-def _size_problem(value: Any, where: str = "(top level)") -> str | None:
+def _size_problem(value: Any) -> str | None:
     """Refuse a value with more than MAX_SPEC_NODES nodes or deeper than MAX_SPEC_DEPTH.
 
     Counts the tree as every later walk sees it (a shared object once per use) and stops at
@@ -234,13 +234,13 @@ def _size_problem(value: Any, where: str = "(top level)") -> str | None:
             continue
         count += 1
         if count > MAX_SPEC_NODES:
-            return (f"{where}: the spec has more than {MAX_SPEC_NODES} values once its YAML "
+            return (f"(top level): the spec has more than {MAX_SPEC_NODES} values once its YAML "
                     "aliases are expanded (every use of an alias counts, so aliases of aliases "
                     "multiply, as in a 'billion laughs' document); a real spec has a few dozen. "
                     "Refused without checking further: check its anchors (&) and aliases (*)")
         if isinstance(child, (dict, list)):
             if len(stack) >= MAX_SPEC_DEPTH:
-                return (f"{where}: the spec nests mappings and lists more than "
+                return ("(top level): the spec nests mappings and lists more than "
                         f"{MAX_SPEC_DEPTH} levels deep; a real spec needs four")
             stack.append(_children(child))
     return None
@@ -824,9 +824,6 @@ def to_context_path(message: str) -> str:
 
 def context_problems(ctx: dict[str, Any]) -> list[str]:
     """Everything wrong with a cookiecutter context, worded with its variable names."""
-    too_big = _size_problem(ctx, "(context)")
-    if too_big:
-        return [too_big]
     try:
         spec = context_to_spec(ctx)
     except SpecError as exc:
