@@ -177,11 +177,20 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
             client.certs_sha256[_b64url(cert.fingerprint(hashes.SHA256()))] = cert
 
     def register_api(self, name: str, resource: str, scopes: list[str]) -> str:
-        """Register a custom API (``resource`` like ``api://<guid>``); returns its base URL."""
+        """Register a custom API (``resource`` like ``api://<guid>``); returns its base URL.
+
+        Names that share a resource share its scopes: in Entra the scopes belong to the
+        resource's app registration, whichever of an app's APIs asks for them.
+        """
         if name == "graph":
             raise ValueError("'graph' is the built-in Microsoft Graph stand-in")
+        resource = resource.rstrip("/")
         with self._lock:
-            self._apis[name] = _Api(name, resource.rstrip("/"), list(scopes))
+            same = [api for api in self._apis.values() if api.resource == resource]
+            merged = sorted(set(scopes).union(*(api.scopes for api in same)))
+            for api in same:
+                api.scopes[:] = merged
+            self._apis[name] = _Api(name, resource, merged)
         return f"{self.base_url}/apis/{name}"
 
     def grant_consent(self, username: str, client_id: str, scopes: list[str]) -> None:

@@ -1,1 +1,1 @@
-"""{{ cookiecutter.project_name }}: a web app that signs users in and calls web APIs for them."""
+{{ (cookiecutter.project_name ~ ": a web app that signs users in and calls web APIs for them.") | tojson }}

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import cachetools
 import itsdangerous
 import msal
 import requests
@@ -32,7 +34,7 @@ from msal.exceptions import MsalServiceError
 
 from .errors import InteractionRequired, SignInError, TokenAcquisitionError
 from .identity import MsalClients
-from .settings import Settings
+from .settings import RESERVED_SCOPES, Settings
 from .token_cache import AccountCaches
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,13 @@ class AuthService:
         self.caches = caches
         self.clock = clock
         self._signer = itsdangerous.URLSafeSerializer(settings.secret_key, salt="auth-code-flow")
+        # For `<resource>/.default` requests: the scopes the provider granted, per account. The
+        # answer names the granted scopes, never ".default", and MSAL looks cached tokens up by
+        # comparing scopes, so asking again for ".default" would never hit the cache.
+        self._granted: cachetools.TTLCache[tuple[str, str], tuple[str, ...]] = (
+            cachetools.TTLCache(maxsize=settings.token_cache_max_entries,
+                                ttl=settings.token_cache_ttl_seconds))
+        self._granted_lock = threading.Lock()  # cachetools caches are not thread-safe
 
     # -- sign-in ---------------------------------------------------------------------------
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
@@ -234,6 +243,7 @@ class AuthService:
                 f"sign in as {chosen}.",
                 retry="/login?" + urlencode({"next": payload["return_to"], "login_hint": chosen}))
         self.caches.merge(home_account_id, fresh)
+        self._learn_granted(home_account_id, [str(s) for s in flow.get("scope", [])], result)
         user = User(
             home_account_id=home_account_id,
             name=str(claims.get("name") or claims.get("preferred_username") or "Signed-in user"),
@@ -257,6 +267,16 @@ class AuthService:
                               "in to this app.", f"tenant {tenant or '(none)'} is not allowed")
 
     # -- tokens ----------------------------------------------------------------------------
+    def _learn_granted(self, home_account_id: str, asked: Sequence[str],
+                       result: Mapping[str, Any]) -> None:
+        """Remember what a `<resource>/.default` request was granted (see `_granted`)."""
+        default = _default_scope([s for s in asked if s.lower() not in RESERVED_SCOPES])
+        granted = tuple(s for s in str(result.get("scope", "")).split()
+                        if s.lower() not in RESERVED_SCOPES)
+        if default and granted:
+            with self._granted_lock:
+                self._granted[(home_account_id, default)] = granted
+
     def acquire_token(self, user: User, scopes: Sequence[str], claims: str | None = None) -> str:
         """An access token for `scopes` from the cache, or from the refresh token.
 
@@ -272,11 +292,15 @@ class AuthService:
                 if not accounts:
                     raise InteractionRequired(scopes, reason="no_account",
                                               login_hint=user.username, claims=claims)
+                default = _default_scope(scopes)
+                with self._granted_lock:
+                    asked = self._granted.get((user.home_account_id, default or ""), ())
                 result = app.acquire_token_silent_with_error(
-                    list(scopes), accounts[0], claims_challenge=claims)
+                    list(asked or scopes), accounts[0], claims_challenge=claims)
             except DISCOVERY_FAILURES as exc:
                 raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
         if result and "access_token" in result:
+            self._learn_granted(user.home_account_id, scopes, result)
             return str(result["access_token"])
         interactive = (OIDC_INTERACTIVE_ERRORS if self.settings.oidc_authority
                        else INTERACTIVE_ERRORS)
@@ -326,6 +350,11 @@ class AuthService:
             if id_token:
                 params["id_token_hint"] = id_token
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+def _default_scope(scopes: Sequence[str]) -> str | None:
+    """The scope if `scopes` is a single `<resource>/.default`, else None."""
+    return scopes[0] if len(scopes) == 1 and scopes[0].endswith("/.default") else None
 
 
 _UNREACHABLE = "The identity provider could not be reached. Please try again in a moment."

@@ -116,6 +116,18 @@ def scope_resource(scope: str) -> str:
     return GRAPH_RESOURCE
 
 
+def graph_short_form(scope: str) -> str:
+    """`https://graph.microsoft.com/User.Read` -> `User.Read` (`.default` keeps its resource).
+
+    Entra answers Graph scopes in short form, and MSAL finds a cached token by comparing the
+    scopes asked for with that answer: a full-form Graph scope would never hit the cache.
+    """
+    prefix = GRAPH_RESOURCE + "/"
+    if scope.lower().startswith(prefix) and scope[len(prefix):] != ".default":
+        return scope[len(prefix):]
+    return scope
+
+
 def _is_local_host(host: str | None) -> bool:
     if host == "localhost":
         return True
@@ -230,7 +242,8 @@ def _apis(reader: _Reader, defaults: AppDefaults) -> dict[str, ApiSettings]:
         base_url = reader.text(f"{prefix}_BASE_URL", str(spec["base_url"]))
         reader.url(f"{prefix}_BASE_URL", base_url)
         raw_scopes = reader.raw(f"{prefix}_SCOPES")
-        scopes = tuple(raw_scopes.split() if raw_scopes else spec["scopes"])
+        scopes = tuple(graph_short_form(s) for s in (raw_scopes.split() if raw_scopes
+                                                     else spec["scopes"]))
         if not scopes:
             reader.problems.append(f"{prefix}_SCOPES is empty: give at least one scope.")
             continue
