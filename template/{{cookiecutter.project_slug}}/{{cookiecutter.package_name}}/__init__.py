@@ -1,1 +1,1 @@
-{{ (cookiecutter.project_name ~ ": a web app that signs users in and calls web APIs for them.") | tojson }}
+"""The app package: it signs users in and calls web APIs for them (see README.md)."""
