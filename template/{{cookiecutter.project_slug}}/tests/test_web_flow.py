@@ -310,9 +310,12 @@ def test_a_planted_session_id_never_becomes_signed_in(app_in_each_mode: AppUnder
     assert signed_in != "planted-by-an-attacker"
     assert signed_in_with(app, signed_in, ALICE)
     assert not signed_in_with(app, "planted-by-an-attacker", ALICE)
-    # Each sign-in gets a new session id.
+    # Each sign-in gets a new session id and ends the one before it, although over https the
+    # provider's answer (a cross-site POST) arrives without the session cookie.
     sign_in(app, browser, ALICE)
     assert cookie(browser, session_cookie(app)) != signed_in
+    assert signed_in_with(app, cookie(browser, session_cookie(app)), ALICE)
+    assert not signed_in_with(app, signed_in, ALICE)
 
 
 def test_callback_errors_show_a_page_not_a_stack_trace(app_under_test: AppUnderTest) -> None:

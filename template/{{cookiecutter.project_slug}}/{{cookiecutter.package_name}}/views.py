@@ -120,7 +120,9 @@ def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
     try:
         start = services().auth.start_sign_in(return_to=return_to, scopes=scopes,
                                               login_hint=login_hint, claims=claims,
-                                              purpose=purpose, for_account=for_account)
+                                              purpose=purpose, for_account=for_account,
+                                              retire_session=getattr(session, "sid", None)
+                                              if session else None)
     except SignInError as exc:
         log.warning("sign-in could not start: %s", exc)
         return _error("Sign-in service problem", exc.message, 502, retry=return_to)
@@ -160,7 +162,12 @@ def auth_response() -> Response:
         log.warning("sign-in failed: %s", exc)
         response = _error("Sign-in failed", exc.message, 400, retry=exc.retry)
     else:
-        current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+        interface: Any = current_app.session_interface
+        interface.regenerate(session)
+        if result.retire_session:
+            # The session this browser had before signing in ends here. Flask-Session has no
+            # public call to delete a session other than the request's own.
+            interface._delete_session(interface._get_store_id(result.retire_session))
         begin_session(session, result)
         response = cast(Response, redirect(result.return_to))
     # The used flow cookie is single-use, whatever the outcome; other tabs' ones stay.

@@ -100,6 +100,10 @@ class SignInResult:
     user: User
     return_to: str
     purpose: str  # what the sign-in was for ("" or an interaction key, see web.LoopGuard)
+    # The session the browser had when the sign-in started, to end now that a new one begins.
+    # Over https the answer is a cross-site POST without the (SameSite=Lax) session cookie, so
+    # the adapter cannot see that session at the redirect URI otherwise.
+    retire_session: str | None = None
 
 
 def safe_return_path(candidate: str | None) -> str:
@@ -129,7 +133,8 @@ class AuthService:
     # -- sign-in ---------------------------------------------------------------------------
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
                       login_hint: str | None = None, claims: str | None = None,
-                      purpose: str = "", for_account: str | None = None) -> SignInStart:
+                      purpose: str = "", for_account: str | None = None,
+                      retire_session: str | None = None) -> SignInStart:
         """Begin a sign-in (or a consent round trip) for the scopes of ONE resource.
 
         `for_account`: the home account id of the signed-in user a consent or claims round trip
@@ -155,6 +160,7 @@ class AuthService:
             "purpose": purpose,
             "for_account": for_account,
             "for_username": login_hint if for_account else None,
+            "retire_session": retire_session,
             "expires_at": expires_at,
         }
         return SignInStart(auth_uri=auth_uri, flow_id=flow_id(str(flow["state"])),
@@ -252,7 +258,9 @@ class AuthService:
             tid=str(claims.get("tid") or ""),
         )
         log.info("user signed in (home_account_id=%s)", home_account_id)
-        return SignInResult(user=user, return_to=payload["return_to"], purpose=purpose)
+        retire = payload.get("retire_session")
+        return SignInResult(user=user, return_to=payload["return_to"], purpose=purpose,
+                            retire_session=str(retire) if retire else None)
 
     def _check_tenant(self, claims: Mapping[str, Any], account: Mapping[str, Any]) -> None:
         """For multi-tenant apps: only accounts of the tenants in ALLOWED_TENANT_IDS."""
