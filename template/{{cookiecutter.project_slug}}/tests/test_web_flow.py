@@ -463,6 +463,34 @@ def test_expired_token_is_refreshed_once_even_under_concurrency(
     assert sum(app.standin.token_grants.values()) == 1
 
 
+@pytest.mark.parametrize("provider", ["entra", "oidc"])
+def test_default_scope_tokens_come_from_the_cache_and_refresh_once(
+        make_app: Callable[..., AppUnderTest], standin: StandIn, provider: str) -> None:
+    """`<resource>/.default`: the provider answers with the scopes it granted, never ".default",
+    so a naive lookup would never hit the cache; and a strict provider refuses to refresh for
+    the named scopes what it granted as ".default"."""
+    probe = make_app()
+    name = probe.services.settings.sign_in_api or next(iter(probe.services.settings.apis), None)
+    if name is None:
+        pytest.skip("this app calls no API")
+    where = ({"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""} if provider == "entra"
+             else {"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority})
+    resource = probe.services.settings.apis[name].resource
+    app = make_app(**where, **{f"API_{name.upper()}_SCOPES": f"{resource}/.default"})
+    browser = app.browser()
+    visit(app, browser, page_of(name), ALICE)
+    app.standin.reset_counts()
+    assert browser.get(app.url(page_of(name))).status_code == 200
+    assert sum(app.standin.token_calls.values()) == 0
+    expire_access_tokens(app, ALICE)
+    page = browser.get(app.url(page_of(name)))
+    assert page.status_code == 200 and ALICE.oid in page.text
+    assert grants(app, "refresh_token") == 1
+    app.standin.reset_counts()
+    assert browser.get(app.url(page_of(name))).status_code == 200
+    assert sum(app.standin.token_calls.values()) == 0
+
+
 def test_an_api_not_consented_at_sign_in_takes_one_round_trip(
         app_under_test: AppUnderTest) -> None:
     """Entra: the refresh token cannot buy a token without consent (consent_required); a strict

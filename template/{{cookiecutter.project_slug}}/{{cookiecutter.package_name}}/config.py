@@ -22,13 +22,21 @@ DEFAULTS = AppDefaults(
 {% if cookiecutter.call_graph %}
         "graph": {
             "base_url": "https://graph.microsoft.com/v1.0",
-            "scopes": {{ cookiecutter.graph_scopes.split() | tojson }},
+            "scopes": [
+{% for scope in cookiecutter.graph_scopes.split() %}
+                {{ scope | tojson }},
+{% endfor %}
+            ],
         },
 {% endif %}
 {% for name, api in cookiecutter.downstream_apis | dictsort %}
         {{ name | tojson }}: {
             "base_url": {{ api.base_url | tojson }},
-            "scopes": {{ (api.scopes.split() if api.scopes is string else api.scopes | list) | tojson }},
+            "scopes": [
+{% for scope in (api.scopes.split() if api.scopes is string else api.scopes | list) %}
+                {{ scope | tojson }},
+{% endfor %}
+            ],
         },
 {% endfor %}
     },

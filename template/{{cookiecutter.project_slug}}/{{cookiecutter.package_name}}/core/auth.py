@@ -275,6 +275,27 @@ class AuthService:
                               "in to this app.", f"tenant {tenant or '(none)'} is not allowed")
 
     # -- tokens ----------------------------------------------------------------------------
+    def _cached_default(self, cache: msal.SerializableTokenCache, home_account_id: str,
+                        scopes: Sequence[str], claims: str | None) -> tuple[str, ...]:
+        """For a `<resource>/.default` request: the granted scopes of a cached access token
+        that MSAL will serve as is, so that asking for them hits its cache; else () and the
+        request goes out as `.default` (a refresh for the named scopes could be refused by a
+        provider that granted `.default`)."""
+        default = _default_scope(scopes)
+        if default is None or claims:  # MSAL skips its cache when claims are asked for
+            return ()
+        with self._granted_lock:
+            granted = self._granted.get((home_account_id, default), ())
+        if not granted:
+            return ()
+        # MSAL treats a token with under 5 minutes left as expired; keep a minute to spare.
+        fresh_until = self.clock() + 360
+        for entry in cache.search(cache.CredentialType.ACCESS_TOKEN, target=list(granted),
+                                  query={"home_account_id": home_account_id}):
+            if int(entry.get("expires_on", 0)) > fresh_until:
+                return granted
+        return ()
+
     def _learn_granted(self, home_account_id: str, asked: Sequence[str],
                        result: Mapping[str, Any]) -> None:
         """Remember what a `<resource>/.default` request was granted (see `_granted`)."""
@@ -300,11 +321,10 @@ class AuthService:
                 if not accounts:
                     raise InteractionRequired(scopes, reason="no_account",
                                               login_hint=user.username, claims=claims)
-                default = _default_scope(scopes)
-                with self._granted_lock:
-                    asked = self._granted.get((user.home_account_id, default or ""), ())
+                asked = list(scopes)
+                granted = self._cached_default(cache, user.home_account_id, scopes, claims)
                 result = app.acquire_token_silent_with_error(
-                    list(asked or scopes), accounts[0], claims_challenge=claims)
+                    list(granted or asked), accounts[0], claims_challenge=claims)
             except DISCOVERY_FAILURES as exc:
                 raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
         if result and "access_token" in result:
