@@ -302,10 +302,11 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             graph["base_url"] = draw(st.sampled_from([R.GRAPH_BASE_URL, R.GRAPH_BASE_URL + "/"]))
         choice = draw(st.sampled_from(["default", "names", "full", ".default"]))
         if choice == "names":
-            names = ["User.Read", "Mail.Read", "Calendars.Read", "Files.Read.All",
-                     "User.ReadBasic.All"]
-            graph["scopes"] = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3,
-                                            unique=True))
+            # One that can read /me (the generated /profile page does), then any others.
+            me = draw(st.sampled_from(["User.Read", "User.ReadBasic.All", "Directory.Read.All"]))
+            others = ["Mail.Read", "Calendars.Read", "Files.Read.All"]
+            graph["scopes"] = [me, *draw(st.lists(st.sampled_from(others), max_size=2,
+                                                  unique=True))]
         elif choice == "full":
             graph["scopes"] = ["https://graph.microsoft.com/User.Read"]
         elif choice == ".default":

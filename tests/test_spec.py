@@ -99,6 +99,8 @@ def test_round_trip(spec: dict[str, Any], mutate: Any) -> None:
     (["https://graph.microsoft.com/User.Read", "Mail.Read"], True),
     (["https://graph.microsoft.com/.default"], True),
     (["00000003-0000-0000-c000-000000000000/User.Read"], True),
+    (["User.ReadBasic.All", "Calendars.Read"], True),
+    (["Calendars.Read"], False),  # the generated /profile page reads /me
     (["https://graph.microsoft.com/.default", "User.Read"], False),
     (["User.Read", "User.Read"], False),
     ([], False),

@@ -368,6 +368,12 @@ def scope_resource(scope: str) -> str | None:
     return GRAPH_RESOURCE if resource == GRAPH_APP_ID else resource
 
 
+# Delegated Microsoft Graph permissions that allow GET /me.
+GRAPH_ME_SCOPES = frozenset({"user.read", "user.readbasic.all", "user.read.all", "user.readwrite",
+                             "user.readwrite.all", "directory.read.all",
+                             "directory.readwrite.all"})
+
+
 def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
     full_form = "'api://<app-id>/<Scope>' or 'https://<host>/<Scope>'"
     if not isinstance(scopes, list):
@@ -431,6 +437,12 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
         errors.append(f"{path}: scopes of one API must belong to one resource (a token covers "
                       f"one resource), found {len(resources)}: {listed}; split them into "
                       "separate APIs")
+    names = {s.rsplit("/", 1)[-1].lower() for group in resources.values() for s in group}
+    if api == GRAPH and names and not names & (GRAPH_ME_SCOPES | {".default"}):
+        errors.append(f"{path}: the generated /profile page reads the user's profile (/me), "
+                      "which needs one of User.Read, User.ReadBasic.All, User.Read.All, "
+                      "User.ReadWrite, User.ReadWrite.All, Directory.Read.All or "
+                      "Directory.ReadWrite.All; add 'User.Read'")
     for resource, group in resources.items():
         defaults = [s for s in group if s.rsplit("/", 1)[-1].lower() == ".default"]
         if defaults and len(group) > 1:

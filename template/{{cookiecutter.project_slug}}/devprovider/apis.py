@@ -28,7 +28,7 @@ from .tenant import _Tenant
 from .tokens import _verify_bearer
 
 _ME_SCOPES = frozenset({"user.read", "user.readbasic.all", "user.read.all", "user.readwrite",
-                        "user.readwrite.all", "directory.read.all"})
+                        "user.readwrite.all", "directory.read.all", "directory.readwrite.all"})
 
 
 class _ApiStandIns(_Tenant):

@@ -126,3 +126,17 @@ def test_forwarded_headers_are_honoured_only_when_configured() -> None:
             return request.host_url
 
         assert app.test_client().get("/_probe", headers=headers).text == expected
+
+
+@pytest.mark.parametrize("scope", ["https://graph.microsoft.com/User.Read",
+                                   "00000003-0000-0000-c000-000000000000/User.Read"])
+def test_graph_scopes_are_kept_in_the_form_entra_answers_with(scope: str) -> None:
+    """Entra names Graph scopes in short form in its answers, and MSAL looks cached tokens up
+    by those names: a full-form scope would miss the cache on every call."""
+    if "graph" not in DEFAULTS.downstream_apis:
+        pytest.skip("this app does not call Microsoft Graph")
+    settings = load_settings(valid_env({"API_GRAPH_SCOPES": f"{scope} Mail.Read"}), DEFAULTS)
+    assert settings.apis["graph"].scopes == ("User.Read", "Mail.Read")
+    default = load_settings(valid_env({"API_GRAPH_SCOPES": "https://graph.microsoft.com/.default"}),
+                            DEFAULTS)
+    assert default.apis["graph"].scopes == ("https://graph.microsoft.com/.default",)

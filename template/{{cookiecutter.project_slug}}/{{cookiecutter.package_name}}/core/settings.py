@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 # MSAL adds these to every sign-in itself and refuses them in a scope list.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"  # Graph's application id, a scope prefix too
 CACHE_BACKENDS = ("memory", "filesystem")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -117,14 +118,15 @@ def scope_resource(scope: str) -> str:
 
 
 def graph_short_form(scope: str) -> str:
-    """`https://graph.microsoft.com/User.Read` -> `User.Read` (`.default` keeps its resource).
+    """`https://graph.microsoft.com/User.Read` (or Graph's application id form) -> `User.Read`;
+    `.default` keeps its resource.
 
     Entra answers Graph scopes in short form, and MSAL finds a cached token by comparing the
     scopes asked for with that answer: a full-form Graph scope would never hit the cache.
     """
-    prefix = GRAPH_RESOURCE + "/"
-    if scope.lower().startswith(prefix) and scope[len(prefix):] != ".default":
-        return scope[len(prefix):]
+    for prefix in (GRAPH_RESOURCE + "/", GRAPH_APP_ID + "/"):
+        if scope.lower().startswith(prefix) and scope[len(prefix):] != ".default":
+            return scope[len(prefix):]
     return scope
 
 
