@@ -44,7 +44,6 @@ from .core.web import (
     current_user,
     interaction_key,
     page_sign_in,
-    security_headers,
     should_interact,
     sign_in_cookies,
 )
@@ -132,7 +131,7 @@ def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
 
 @bp.after_app_request
 def _security_headers(response: Response) -> Response:
-    for name, value in security_headers(services().settings).items():
+    for name, value in services().security_headers.items():
         response.headers.setdefault(name, value)
     return response
 

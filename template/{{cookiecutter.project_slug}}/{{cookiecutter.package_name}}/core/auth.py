@@ -87,7 +87,6 @@ class SignInStart:
     auth_uri: str
     flow_id: str  # names this sign-in's flow cookie (derived from the state)
     flow_cookie: str  # the value for the flow cookie, signed
-    expires_at: float
 
 
 def flow_id(state: str) -> str:
@@ -153,7 +152,6 @@ class AuthService:
         except DISCOVERY_FAILURES as exc:
             raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
         auth_uri = flow.pop("auth_uri")  # not needed to redeem; keeps the cookie small
-        expires_at = self.clock() + self.settings.sign_in_timeout_seconds
         payload = {
             "flow": flow,
             "return_to": safe_return_path(return_to),
@@ -161,10 +159,10 @@ class AuthService:
             "for_account": for_account,
             "for_username": login_hint if for_account else None,
             "retire_session": retire_session,
-            "expires_at": expires_at,
+            "expires_at": self.clock() + self.settings.sign_in_timeout_seconds,
         }
         return SignInStart(auth_uri=auth_uri, flow_id=flow_id(str(flow["state"])),
-                           flow_cookie=self._signer.dumps(payload), expires_at=expires_at)
+                           flow_cookie=self._signer.dumps(payload))
 
     def flow_expiry(self, flow_cookie: str) -> float:
         """When a flow cookie's sign-in expires (0 for a cookie that does not verify)."""
@@ -321,10 +319,9 @@ class AuthService:
                 if not accounts:
                     raise InteractionRequired(scopes, reason="no_account",
                                               login_hint=user.username, claims=claims)
-                asked = list(scopes)
                 granted = self._cached_default(cache, user.home_account_id, scopes, claims)
                 result = app.acquire_token_silent_with_error(
-                    list(granted or asked), accounts[0], claims_challenge=claims)
+                    list(granted or scopes), accounts[0], claims_challenge=claims)
             except DISCOVERY_FAILURES as exc:
                 raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
         if result and "access_token" in result:

@@ -83,12 +83,17 @@ def flow_cookie(settings: Settings) -> CookieSpec:
     return CookieSpec("auth-flow", settings.sign_in_timeout_seconds, False, "Lax")
 
 
-def _flow_cookie_named(settings: Settings, flow: str) -> CookieSpec:
-    return replace(flow_cookie(settings), name=f"{flow_cookie(settings).name}-{flow}")
+def _flow_cookie_named(settings: Settings, name: str) -> CookieSpec:
+    """The flow cookie spec under one sign-in's full cookie name."""
+    return replace(flow_cookie(settings), name=name)
+
+
+def _flow_cookie_name(settings: Settings, flow: str) -> str:
+    return f"{flow_cookie(settings).name}-{flow}"
 
 
 def _flow_cookies_in(settings: Settings, cookies: Mapping[str, str]) -> dict[str, str]:
-    prefix = flow_cookie(settings).name + "-"
+    prefix = _flow_cookie_name(settings, "")
     return {name: value for name, value in cookies.items() if name.startswith(prefix)}
 
 
@@ -110,10 +115,10 @@ def sign_in_cookies(services: Services, start: SignInStart,
     live = sorted((name for name, expiry in ages.items() if expiry >= now),
                   key=lambda name: ages[name], reverse=True)
     drop = [name for name in ages if name not in live[:MAX_SIGN_INS_IN_PROGRESS - 1]]
-    prefix = flow_cookie(settings).name + "-"
+    new = _flow_cookie_named(settings, _flow_cookie_name(settings, start.flow_id))
     return CookieChanges(
-        set=((_flow_cookie_named(settings, start.flow_id), start.flow_cookie),),
-        delete=tuple(_flow_cookie_named(settings, name[len(prefix):]) for name in drop),
+        set=((new, start.flow_cookie),),
+        delete=tuple(_flow_cookie_named(settings, name) for name in drop),
     )
 
 
@@ -128,7 +133,8 @@ def callback_cookies(settings: Settings, request_cookies: Mapping[str, str],
                      auth_response: Mapping[str, str]) -> CallbackCookies:
     """Find the flow cookie of the sign-in that the provider's answer (its `state`) ends."""
     state = auth_response.get("state") or ""
-    spec = _flow_cookie_named(settings, flow_id(state)) if state else None
+    spec = (_flow_cookie_named(settings, _flow_cookie_name(settings, flow_id(state)))
+            if state else None)
     in_progress = _flow_cookies_in(settings, request_cookies)
     value = in_progress.get(spec.name) if spec else None
     return CallbackCookies(
@@ -205,6 +211,7 @@ class Services:
     clients: MsalClients
     auth: AuthService
     apis: DownstreamApis
+    security_headers: dict[str, str]  # the same for every response: computed once
 
 
 def build_services(settings: Settings) -> Services:
@@ -214,4 +221,5 @@ def build_services(settings: Settings) -> Services:
     clients = MsalClients(settings)
     auth = AuthService(settings, clients, caches)
     return Services(settings=settings, caches=caches, clients=clients, auth=auth,
-                    apis=DownstreamApis(settings, auth, clients.http))
+                    apis=DownstreamApis(settings, auth, clients.http),
+                    security_headers=security_headers(settings))
