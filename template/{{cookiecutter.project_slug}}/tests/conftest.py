@@ -172,6 +172,11 @@ def app_in_each_mode(request: pytest.FixtureRequest,
     return make_app(mode=request.param)
 
 
+def page_of(api: str) -> str:
+    """The app's page that calls the API named `api`."""
+    return "/profile" if api == "graph" else f"/api/{api}"
+
+
 def environment_for_settings_tests(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """A complete, valid environment without any server, for start-up tests."""
     env = {

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.app import create_app
 from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import start_dev_environment
 from tests.browser import Browser
-from tests.conftest import serve_app
+from tests.conftest import page_of, serve_app
 
 ALICE = DEFAULT_USERS[0]
 
@@ -55,7 +55,7 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Any], profile
     assert final.url == base_url + "/" and ALICE.name in final.text
     services = app.extensions["msal_webapp"]
     for api in services.settings.apis:
-        page = browser.get(base_url + ("/profile" if api == "graph" else f"/api/{api}"))
+        page = browser.get(base_url + page_of(api))
         if urlsplit(page.url).path.endswith("/authorize"):  # consent for an API
             page = browser.sign_in(page, ALICE.username)
         assert page.status_code == 200 and ALICE.oid in page.text

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.app import create_app
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from devprovider.__main__ import start_dev_environment
-from tests.conftest import AppUnderTest, serve_app
+from tests.conftest import AppUnderTest, page_of, serve_app
 
 ALICE = DEFAULT_USERS[0]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -163,7 +163,7 @@ def sign_in_use_apis_and_sign_out(driver: Any, app_url: str, api_names: list[str
     assert driver.current_url == app_url + "/" and ALICE.name in text, text[:2000]
 
     for name in api_names:
-        path = "/profile" if name == "graph" else f"/api/{name}"
+        path = page_of(name)
         driver.find_element(By.CSS_SELECTOR, f"nav a[href='{path}']").click()
         wait_until(driver, lambda d: back_in_app(d, app_url) or at_provider(d, app_url),
                    f"the {name} page")

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.core.web import flow_cookie, session_cookie
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.browser import Browser, parse_forms
-from tests.conftest import AppUnderTest
+from tests.conftest import AppUnderTest, page_of
 
 ALICE, BOB, CAROL = DEFAULT_USERS[0], DEFAULT_USERS[1], DEFAULT_USERS[2]
 
@@ -82,10 +82,12 @@ def signed_in_with(app: AppUnderTest, session_value: str, user: TestUser) -> boo
     return user.name in browser.get(app.url("/")).text
 
 
-def at_provider(app: AppUnderTest, page: requests.Response) -> bool:
-    """Whether `page` is the provider's sign-in page (another site than the app)."""
+def at_provider(app: AppUnderTest, page: requests.Response, endpoint: str = "/authorize"
+                ) -> bool:
+    """Whether `page` is the provider's sign-in page (or, with `endpoint="/logout"`, its
+    sign-out page), on another site than the app."""
     url = urlsplit(page.url)
-    return url.netloc != urlsplit(app.base_url).netloc and url.path.endswith("/authorize")
+    return url.netloc != urlsplit(app.base_url).netloc and url.path.endswith(endpoint)
 
 
 def visit(app: AppUnderTest, browser: Browser, path: str, user: TestUser, *,
@@ -102,11 +104,6 @@ def visit(app: AppUnderTest, browser: Browser, path: str, user: TestUser, *,
         assert trips == round_trips, f"{trips} provider round trips, expected {round_trips}"
     assert page.url.startswith(app.base_url), page.url
     return page
-
-
-def at_provider_sign_out(app: AppUnderTest, page: requests.Response) -> bool:
-    url = urlsplit(page.url)
-    return url.netloc != urlsplit(app.base_url).netloc and url.path.endswith("/logout")
 
 
 def sign_in(app: AppUnderTest, browser: Browser, user: TestUser, path: str = "/login"
@@ -156,10 +153,6 @@ def expire_access_tokens(app: AppUnderTest, user: TestUser) -> None:
         for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
             cache.modify(cache.CredentialType.ACCESS_TOKEN, entry,
                          {"expires_on": str(int(time.time()) - 10)})
-
-
-def page_of(name: str) -> str:
-    return "/profile" if name == "graph" else f"/api/{name}"
 
 
 def sign_in_api_page(app: AppUnderTest) -> str:
@@ -652,7 +645,7 @@ def test_sign_out_forgets_tokens_and_ends_the_session(app_in_each_mode: AppUnder
     back = browser.submit_form(browser.get(app.url("/")),
                                match=lambda form: form.action.endswith("/logout"))
     assert cached(app, ALICE) is None
-    if at_provider_sign_out(app, back):
+    if at_provider(app, back, "/logout"):
         # Without the login_hint optional claim Entra asks which account to sign out of.
         back = browser.submit_form(back, match=lambda form: form.get("logout_hint") is not None)
     # The provider accepts the post-logout target (a registered redirect URI) and sends the
