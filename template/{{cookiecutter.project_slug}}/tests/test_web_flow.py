@@ -23,7 +23,8 @@ import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.core.settings import ApiSettings
-from {{ cookiecutter.package_name }}.core.web import flow_cookie, session_cookie_name
+from {{ cookiecutter.package_name }}.core.web import flow_cookie
+from {{ cookiecutter.package_name }}.core.web import session_cookie as session_cookie_spec
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.browser import Browser, parse_forms
@@ -46,7 +47,7 @@ def home_account_id(app: AppUnderTest, user: TestUser) -> str:
 
 
 def session_cookie(app: AppUnderTest) -> str:
-    return session_cookie_name(app.services.settings)
+    return session_cookie_spec(app.services.settings).name
 
 
 def cookie(browser: Browser, name: str) -> str:
@@ -195,7 +196,8 @@ def assert_scopes_granted(api: ApiSettings, token_scopes: list[str]) -> None:
 
 
 def cached(app: AppUnderTest, user: TestUser) -> str | None:
-    return app.services.caches.store.get(app.services.caches.key(home_account_id(app, user)))
+    entry = app.services.caches.store.get(app.services.caches.key(home_account_id(app, user)))
+    return entry.value if entry else None
 
 
 def grants(app: AppUnderTest, grant_type: str) -> int:
@@ -569,25 +571,6 @@ def test_lost_cache_entry_leads_to_exactly_one_sign_in(app_under_test: AppUnderT
     assert app.standin.authorize_calls == 1
 
 
-def test_broken_cache_backend_means_sign_in_again_not_a_loop(
-        app_under_test: AppUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = app_under_test
-    browser = app.browser()
-    path = sign_in_api_page(app)
-    visit(app, browser, path, ALICE)
-
-    def broken(*_: object) -> None:
-        raise OSError("disk on fire")
-
-    monkeypatch.setattr(app.services.caches.store, "get", broken)
-    monkeypatch.setattr(app.services.caches.store, "set", broken)
-    app.standin.reset_counts()
-    final = visit(app, browser, path, ALICE, round_trips=1)
-    # Signing in again could not help (nothing can be stored): an error page, not a loop.
-    assert final.status_code == 403 and "did not give this app access" in final.text
-    assert app.standin.authorize_calls == 1
-
-
 @pytest.mark.parametrize("encoding", ["base64", "json"])
 def test_claims_challenge_is_answered_once(app_under_test: AppUnderTest, encoding: str) -> None:
     app = app_under_test
@@ -740,7 +723,7 @@ def test_unreachable_provider_gives_pages_not_errors(make_app: Callable[..., App
         page = browser.get(app.url("/login"))
         assert_error_page(page, "could not be reached", status=502)
         callback = post_callback(app, browser, hidden_fields(answer), initiator=answer.url)
-        assert_error_page(callback, "could not be reached")
+        assert_error_page(callback, "could not be reached", status=502)
         assert "does not match" not in callback.text
     finally:
         standin.faults.discard("discovery_unavailable")

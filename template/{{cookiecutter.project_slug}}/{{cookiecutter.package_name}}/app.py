@@ -8,29 +8,45 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from typing import Any
 
-import cachelib
 from dotenv import load_dotenv
-from flask import Flask
-from flask_session import Session
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS
-from .core.settings import Settings, load_settings, load_settings_or_exit
-from .core.web import build_services, session_cookie_name
+from .core.sessions import SessionState
+from .core.settings import load_settings, load_settings_or_exit
+from .core.web import Services, build_services, session_cookie
 from .views import bp
 
 
-def _session_store(settings: Settings) -> cachelib.BaseCache:
-    """Server-side sessions next to the token caches: the cookie holds only a session id."""
-    if settings.token_cache_backend == "filesystem":
-        return cachelib.FileSystemCache(
-            str(settings.token_cache_dir / "sessions"), threshold=settings.token_cache_max_entries,
-            default_timeout=settings.session_lifetime_seconds, mode=0o600,
-        )
-    return cachelib.SimpleCache(threshold=settings.token_cache_max_entries,
-                                default_timeout=settings.session_lifetime_seconds)
+class StoreSession(SessionState, SessionMixin):
+    """The core's server-side session, as Flask's `session`."""
+
+
+class StoreSessionInterface(SessionInterface):
+    """Flask sessions over the core's session layer (core/sessions.py).
+
+    The store is written by views.py before the response leaves (so that a failed write becomes
+    an error page); here only the cookie follows what that save decided.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> StoreSession:
+        services: Services = app.extensions["msal_webapp"]
+        cookie = request.cookies.get(session_cookie(services.settings).name)
+        return services.sessions.load(cookie, StoreSession)
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        spec = session_cookie(app.extensions["msal_webapp"].settings)
+        if session.cookie_action == "set":
+            response.set_cookie(spec.name, session.sid, max_age=spec.max_age, path=spec.path,
+                                secure=spec.secure, httponly=spec.httponly,
+                                samesite=spec.samesite)
+        elif session.cookie_action == "delete":
+            response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,
+                                   httponly=spec.httponly, samesite=spec.samesite)
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -43,19 +59,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level)
 
     app = Flask(__name__)
-    app.config.update(
-        SECRET_KEY=settings.secret_key,
-        SESSION_TYPE="cachelib",
-        SESSION_CACHELIB=_session_store(settings),
-        SESSION_KEY_PREFIX=f"{settings.token_cache_prefix}:session:",
-        SESSION_PERMANENT=True,
-        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_lifetime_seconds),
-        SESSION_COOKIE_NAME=session_cookie_name(settings),
-        SESSION_COOKIE_SECURE=settings.secure_cookies,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-    )
-    Session(app)
+    app.config.update(SECRET_KEY=settings.secret_key)
+    app.session_interface = StoreSessionInterface()
     if settings.trusted_proxy_hops:
         # Honour X-Forwarded-* only from the configured number of proxies in front of the app.
         hops = settings.trusted_proxy_hops

@@ -31,9 +31,12 @@ from .core.errors import (
     DownstreamApiError,
     InteractionRequired,
     SignInError,
+    StoreUnavailable,
     TokenAcquisitionError,
 )
+from .core.sessions import SessionState
 from .core.web import (
+    SESSION_STORE_DOWN,
     CookieChanges,
     Services,
     api_succeeded,
@@ -44,8 +47,12 @@ from .core.web import (
     current_user,
     interaction_key,
     page_sign_in,
+    save_session,
     should_interact,
     sign_in_cookies,
+    sign_in_refused,
+    signed_in_cookies,
+    signed_out_cookies,
 )
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,10 @@ def login_required(view: View | None = None, *, api: str | None = None) -> Any:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             user = current_user(session)
             if user is None:
+                refused = sign_in_refused(services().settings, cast(SessionState, session),
+                                          request.cookies, services().auth.clock())
+                if refused:
+                    return _error("Session storage unavailable", refused, 503, retry="/")
                 scopes, purpose = page_sign_in(services().settings, api)
                 return _start_sign_in(return_to=_here(), scopes=scopes, purpose=purpose)
             g.user = user
@@ -120,11 +131,11 @@ def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
         start = services().auth.start_sign_in(return_to=return_to, scopes=scopes,
                                               login_hint=login_hint, claims=claims,
                                               purpose=purpose, for_account=for_account,
-                                              retire_session=getattr(session, "sid", None)
+                                              retire_session=cast(SessionState, session).sid
                                               if session else None)
     except SignInError as exc:
         log.warning("sign-in could not start: %s", exc)
-        return _error("Sign-in service problem", exc.message, 502, retry=return_to)
+        return _error("Sign-in service problem", exc.message, exc.status, retry=return_to)
     response = cast(Response, redirect(start.auth_uri))
     return _apply(response, sign_in_cookies(services(), start, request.cookies))
 
@@ -133,6 +144,19 @@ def _start_sign_in(*, return_to: str, scopes: list[str] | None = None,
 def _security_headers(response: Response) -> Response:
     for name, value in services().security_headers.items():
         response.headers.setdefault(name, value)
+    return response
+
+
+@bp.after_app_request
+def _save_session(response: Response) -> Response:
+    """Write the session before the response leaves (registered after `_security_headers`, so
+    it runs first): if it cannot be saved, the user gets a page saying so instead of a redirect
+    that would lose the sign-in."""
+    try:
+        save_session(services(), cast(SessionState, session))
+    except StoreUnavailable as exc:
+        log.error("%s", exc)
+        return _error("Session storage unavailable", SESSION_STORE_DOWN, 503, retry="/")
     return response
 
 
@@ -159,16 +183,16 @@ def auth_response() -> Response:
             found.flow_cookie, params, others_in_progress=found.others_in_progress)
     except SignInError as exc:
         log.warning("sign-in failed: %s", exc)
-        response = _error("Sign-in failed", exc.message, 400, retry=exc.retry)
+        response = _error("Sign-in failed", exc.message, exc.status, retry=exc.retry)
     else:
-        interface: Any = current_app.session_interface
-        interface.regenerate(session)
         if result.retire_session:
-            # The session this browser had before signing in ends here. Flask-Session has no
-            # public call to delete a session other than the request's own.
-            interface._delete_session(interface._get_store_id(result.retire_session))
+            # The session this browser had before signing in ends here.
+            services().sessions.retire(result.retire_session)
+        cast(SessionState, session).rotate()
         begin_session(session, result)
-        response = cast(Response, redirect(result.return_to))
+        response = _apply(cast(Response, redirect(result.return_to)),
+                          signed_in_cookies(services().settings, request.cookies,
+                                            services().auth.clock()))
     # The used flow cookie is single-use, whatever the outcome; other tabs' ones stay.
     return _apply(response, found.used)
 
@@ -184,7 +208,8 @@ def logout() -> Response:
                       400, retry="/")
     end_session_url = services().auth.sign_out(current_user(session))
     session.clear()
-    return cast(Response, redirect(end_session_url))
+    return _apply(cast(Response, redirect(end_session_url)),
+                  signed_out_cookies(services().settings))
 
 
 def _call_api(user: User, name: str, path: str = "") -> Any | Response:
@@ -199,6 +224,9 @@ def _call_api(user: User, name: str, path: str = "") -> Any | Response:
         return _start_sign_in(return_to=_here(), scopes=exc.scopes, login_hint=exc.login_hint,
                               claims=exc.claims, purpose=interaction_key(exc.scopes, exc.claims),
                               for_account=user.home_account_id)
+    except StoreUnavailable as exc:
+        log.error("%s", exc)
+        return _error("Session storage unavailable", SESSION_STORE_DOWN, 503, retry=_here())
     except TokenAcquisitionError as exc:
         log.error("token acquisition failed: %s", exc)
         return _error("Sign-in service problem", "A token for this API could not be obtained.",

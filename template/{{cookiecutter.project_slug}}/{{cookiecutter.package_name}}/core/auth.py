@@ -32,7 +32,7 @@ import msal
 import requests
 from msal.exceptions import MsalServiceError
 
-from .errors import InteractionRequired, SignInError, TokenAcquisitionError
+from .errors import InteractionRequired, SignInError, StoreUnavailable, TokenAcquisitionError
 from .identity import MsalClients
 from .settings import RESERVED_SCOPES, Settings
 from .token_cache import AccountCaches
@@ -150,7 +150,8 @@ class AuthService:
                 claims_challenge=claims,
             )
         except DISCOVERY_FAILURES as exc:
-            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
+                              status=502) from exc
         auth_uri = flow.pop("auth_uri")  # not needed to redeem; keeps the cookie small
         payload = {
             "flow": flow,
@@ -210,7 +211,8 @@ class AuthService:
         try:
             app = self.clients.build(fresh)
         except DISCOVERY_FAILURES as exc:
-            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
+                              status=502) from exc
         try:
             result = app.acquire_token_by_auth_code_flow(flow, response)
         except ValueError as exc:  # MSAL's own state / response checks
@@ -220,7 +222,8 @@ class AuthService:
             raise SignInError("invalid_id_token", "The identity provider's answer could not be "
                               "trusted (ID token check failed).", str(exc)) from exc
         except PROVIDER_FAILURES as exc:
-            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc)) from exc
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
+                              status=502) from exc
         if "error" in result:
             raise SignInError("redeem_failed", "The sign-in could not be completed; the code may "
                               "have been used already or expired.",
@@ -246,7 +249,11 @@ class AuthService:
                 f"identity provider answered for {chosen}. Go back to continue as before, or "
                 f"sign in as {chosen}.",
                 retry="/login?" + urlencode({"next": payload["return_to"], "login_hint": chosen}))
-        self.caches.merge(home_account_id, fresh)
+        try:
+            self.caches.merge(home_account_id, fresh)
+        except StoreUnavailable as exc:
+            raise SignInError("store_unavailable", STORE_UNAVAILABLE, str(exc), status=503,
+                              retry="/") from exc
         self._learn_granted(home_account_id, [str(s) for s in flow.get("scope", [])], result)
         user = User(
             home_account_id=home_account_id,
@@ -307,23 +314,22 @@ class AuthService:
     def acquire_token(self, user: User, scopes: Sequence[str], claims: str | None = None) -> str:
         """An access token for `scopes` from the cache, or from the refresh token.
 
-        Raises InteractionRequired when only the user can fix it (sign in again, consent, MFA).
+        First without a lock and without the network: while the cached access token is good,
+        that is the whole cost of a request. Only when MSAL wants the token endpoint (no token,
+        one about to expire or past its `refresh_in`, a claims challenge) is the account's lock
+        taken, its entry re-read and the silent call made again, so that concurrent requests
+        of one user refresh once.
+
+        Raises InteractionRequired when only the user can fix it (sign in again, consent, MFA),
+        StoreUnavailable when the token cache cannot be read.
         """
+        if not claims:  # MSAL never serves a claims request from its cache
+            cached = self._acquire_offline(user, scopes)
+            if cached is not None:
+                return cached
         with self.caches.open(user.home_account_id) as cache:
-            try:
-                # Both can reach the network: the constructor runs discovery, and MSAL fetches
-                # instance metadata lazily, on the first get_accounts().
-                app = self.clients.build(cache)
-                accounts = [a for a in app.get_accounts()
-                            if a.get("home_account_id") == user.home_account_id]
-                if not accounts:
-                    raise InteractionRequired(scopes, reason="no_account",
-                                              login_hint=user.username, claims=claims)
-                granted = self._cached_default(cache, user.home_account_id, scopes, claims)
-                result = app.acquire_token_silent_with_error(
-                    list(granted or scopes), accounts[0], claims_challenge=claims)
-            except DISCOVERY_FAILURES as exc:
-                raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
+            result = self._acquire_silent(self.clients.build(cache), cache, user, scopes,
+                                          claims)
         if result and "access_token" in result:
             self._learn_granted(user.home_account_id, scopes, result)
             return str(result["access_token"])
@@ -335,6 +341,42 @@ class AuthService:
                                       claims=claims or (result or {}).get("claims"))
         raise TokenAcquisitionError(str(result.get("error")),
                                     str(result.get("error_description", "")))
+
+    def _acquire_offline(self, user: User, scopes: Sequence[str]) -> str | None:
+        """The cached access token if MSAL serves it without any network call, else None.
+
+        MSAL has no cache-only mode, so its client gets an HTTP client that refuses every
+        request; a refusal means "go the locked way". Nothing here is saved.
+        """
+        cache = self.caches.peek(user.home_account_id)
+        offline = OfflineHttp()
+        try:
+            app = self.clients.build(cache, http_client=offline)
+            result = self._acquire_silent(app, cache, user, scopes, None)
+        except (NetworkNeeded, InteractionRequired):
+            return None
+        if offline.refused or not result or "access_token" not in result:
+            return None
+        return str(result["access_token"])
+
+    def _acquire_silent(self, app: msal.ConfidentialClientApplication,
+                        cache: msal.SerializableTokenCache, user: User,
+                        scopes: Sequence[str], claims: str | None) -> dict[str, Any] | None:
+        try:
+            # Both can reach the network: building a client runs discovery (served from the
+            # shared http_cache after the first time), and MSAL fetches instance metadata
+            # lazily, on the first get_accounts().
+            accounts = [a for a in app.get_accounts()
+                        if a.get("home_account_id") == user.home_account_id]
+            if not accounts:
+                raise InteractionRequired(scopes, reason="no_account", login_hint=user.username,
+                                          claims=claims)
+            granted = self._cached_default(cache, user.home_account_id, scopes, claims)
+            result: dict[str, Any] | None = app.acquire_token_silent_with_error(
+                list(granted or scopes), accounts[0], claims_challenge=claims)
+        except DISCOVERY_FAILURES as exc:
+            raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
+        return result
 
     # -- sign-out --------------------------------------------------------------------------
     def sign_out(self, user: User | None) -> str:
@@ -351,13 +393,15 @@ class AuthService:
         id_token = None
         if user is not None:
             try:
-                with self.caches.open(user.home_account_id) as cache:
-                    # Read before the cache is deleted: the provider uses it to pick the session.
-                    for entry in cache.search(cache.CredentialType.ID_TOKEN):
-                        id_token = entry.get("secret")
-            except OSError:
-                log.warning("token cache unreadable at sign-out", exc_info=True)
-            self.caches.remove(user.home_account_id)
+                # Read before the cache is deleted: the provider uses it to pick the session.
+                cache = self.caches.peek(user.home_account_id)
+                for entry in cache.search(cache.CredentialType.ID_TOKEN):
+                    id_token = entry.get("secret")
+                self.caches.remove(user.home_account_id)
+            except StoreUnavailable:
+                # The session ends anyway; the entry expires with the store's lifetime.
+                log.error("token cache unavailable at sign-out; the account's entry was not "
+                          "deleted", exc_info=True)
         try:
             endpoint = self.clients.discovery().get("end_session_endpoint")
         except (requests.RequestException, ValueError):
@@ -377,11 +421,37 @@ class AuthService:
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
 
+class NetworkNeeded(Exception):
+    """MSAL wanted the network during an offline (cache-only) silent call."""
+
+
+class OfflineHttp:
+    """An HTTP client for MSAL that refuses every request, and remembers that it did.
+
+    Not a `requests` exception on purpose: MSAL catches those while refreshing an aging token
+    and falls back to the cached one, which would hide that a refresh is due.
+    """
+
+    def __init__(self) -> None:
+        self.refused = False
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        self.refused = True
+        raise NetworkNeeded()
+
+    get = post = _refuse
+
+    def close(self) -> None:
+        pass
+
+
 def _default_scope(scopes: Sequence[str]) -> str | None:
     """The scope if `scopes` is a single `<resource>/.default`, else None."""
     return scopes[0] if len(scopes) == 1 and scopes[0].endswith("/.default") else None
 
 
+STORE_UNAVAILABLE = ("Your sign-in could not be saved: this app's session storage is not "
+                     "working. Please try again in a few minutes.")
 _UNREACHABLE = "The identity provider could not be reached. Please try again in a moment."
 
 

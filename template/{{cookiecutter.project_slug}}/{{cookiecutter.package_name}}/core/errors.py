@@ -13,12 +13,13 @@ class SignInError(Exception):
     """
 
     def __init__(self, reason: str, message: str, detail: str = "", *,
-                 retry: str = "/login") -> None:
+                 retry: str = "/login", status: int = 400) -> None:
         super().__init__(f"{reason}: {detail or message}")
         self.reason = reason
         self.message = message
         self.detail = detail
         self.retry = retry  # a local URL that lets the user try again
+        self.status = status  # 400: the answer was wrong; 502/503: a service behind us failed
 
 
 class InteractionRequired(Exception):
@@ -43,6 +44,18 @@ class TokenAcquisitionError(Exception):
         super().__init__(f"{error}: {description}" if description else error)
         self.error = error
         self.description = description
+
+
+class StoreUnavailable(Exception):
+    """The session or token-cache store failed (disk full or read-only, server gone...).
+
+    The user gets a page saying so, never a 500 and never a sign-in loop; `what` names the
+    store for logs ("session store", "token cache").
+    """
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__(f"{what} unavailable: {detail}" if detail else f"{what} unavailable")
+        self.what = what
 
 
 class DownstreamApiError(Exception):

@@ -31,7 +31,12 @@ class MsalClients:
         self._discovery: tuple[float, dict[str, Any]] | None = None
         self._discovery_lock = threading.Lock()
 
-    def build(self, cache: msal.TokenCache | None = None) -> msal.ConfidentialClientApplication:
+    def build(self, cache: msal.TokenCache | None = None, *,
+              http_client: Any = None) -> msal.ConfidentialClientApplication:
+        """A client over `cache` (one account's), sharing discovery and connections.
+
+        `http_client` replaces the shared HTTP session (the token layer's offline pass).
+        """
         settings = self.settings
         where: dict[str, Any] = (
             {"oidc_authority": settings.oidc_authority}
@@ -43,7 +48,7 @@ class MsalClients:
             settings.client_id,
             client_credential=self._credential,
             token_cache=cache,
-            http_client=self.http,
+            http_client=self.http if http_client is None else http_client,
             http_cache=self._http_cache,
             # "cp1": this app can answer claims challenges (continuous access evaluation). An
             # Entra capability: other providers are not sent it.

@@ -75,6 +75,12 @@ class Settings:
     allowed_tenant_ids: frozenset[str] = frozenset()
     # An Azure region for MSAL's regional endpoints, or None: no region (see identity.py).
     azure_region: str | None = None
+    # Web sessions: their own bound (memory backend) and a limit per account, so that one
+    # account signing in again and again cannot evict other users' sessions.
+    session_max_entries: int = 100_000
+    sessions_per_account: int = 10
+    # Every call to the provider or an API completes within this, however slowly it trickles.
+    outbound_deadline_seconds: int = 10
 
     @property
     def is_b2c(self) -> bool:
@@ -365,6 +371,9 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         log_level=log_level,
         allowed_tenant_ids=_tenant_ids(reader),
         azure_region=reader.raw("AZURE_REGION"),
+        session_max_entries=reader.integer("SESSION_MAX_ENTRIES", 100_000, 100),
+        sessions_per_account=reader.integer("SESSIONS_PER_ACCOUNT", 10, 1),
+        outbound_deadline_seconds=reader.integer("OUTBOUND_DEADLINE_SECONDS", 10, 1),
     )
     if settings.allowed_tenant_ids and not settings.authority:
         reader.problems.append(

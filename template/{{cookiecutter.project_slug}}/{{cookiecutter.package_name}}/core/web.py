@@ -19,8 +19,10 @@ from .auth import AuthService, SignInResult, SignInStart, User, flow_id
 from .downstream import DownstreamApis
 from .errors import InteractionRequired
 from .identity import MsalClients
+from .sessions import Sessions, SessionState
 from .settings import Settings
-from .token_cache import AccountCaches, build_store
+from .stores import build_store
+from .token_cache import AccountCaches
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +146,70 @@ def callback_cookies(settings: Settings, request_cookies: Mapping[str, str],
     )
 
 
-def session_cookie_name(settings: Settings) -> str:
-    return "__Host-session" if settings.secure_cookies else "session"
+def session_cookie(settings: Settings) -> CookieSpec:
+    """The session cookie: only the session's random id (the session is server-side)."""
+    return CookieSpec("__Host-session" if settings.secure_cookies else "session",
+                      settings.session_lifetime_seconds, settings.secure_cookies, "Lax")
+
+
+# Sign-ins completed in a row, each within this window of the first, after which a page that
+# finds no session shows an error instead of starting yet another one: the session store is
+# losing sessions (evicting them, failing to read them back) and another round trip would only
+# come back to the same place.
+SIGNED_IN_GUARD_SECONDS = 60
+SIGN_INS_BEFORE_GUARD = 2
+
+
+def signed_in_cookie(settings: Settings) -> CookieSpec:
+    """A counter, no credential. It must reach the redirect URI, like the flow cookie: over
+    https the provider's answer is a cross-site POST, which carries only SameSite=None."""
+    if settings.secure_cookies:
+        return CookieSpec("__Host-signed-in", SIGNED_IN_GUARD_SECONDS, True, "None")
+    return CookieSpec("signed-in", SIGNED_IN_GUARD_SECONDS, False, "Lax")
+
+
+def _sign_ins(mark: str | None, now: float) -> tuple[float, int]:
+    """(time of the first, count) of the sign-ins in a row that `mark` records."""
+    first, _, count = (mark or "").partition(".")
+    if not (first.isdigit() and count.isdigit()) or not 0 <= now - int(first) < (
+            SIGNED_IN_GUARD_SECONDS):
+        return now, 0
+    return int(first), int(count)
+
+
+def signed_in_cookies(settings: Settings, cookies: Mapping[str, str], now: float
+                      ) -> CookieChanges:
+    """Set at each completed sign-in: counts sign-ins in a row for `sign_in_refused`."""
+    spec = signed_in_cookie(settings)
+    first, count = _sign_ins(cookies.get(spec.name), now)
+    return CookieChanges(set=((spec, f"{int(first)}.{count + 1}"),))
+
+
+def signed_out_cookies(settings: Settings) -> CookieChanges:
+    return CookieChanges(delete=(signed_in_cookie(settings),))
+
+
+SESSION_STORE_DOWN = ("This app's session storage is not working, so you cannot stay signed in. "
+                      "Please try again in a few minutes.")
+
+
+def sign_in_refused(settings: Settings, session: SessionState, cookies: Mapping[str, str],
+                    now: float) -> str | None:
+    """Why a page must not send a signed-out user to sign in automatically, or None.
+
+    Either the session store cannot be read, or sign-ins just completed, more than once, and
+    their session is already gone: a new sign-in would come back to the same place.
+    """
+    if session.load_failed:
+        return SESSION_STORE_DOWN
+    _, count = _sign_ins(cookies.get(signed_in_cookie(settings).name), now)
+    return SESSION_STORE_DOWN if count >= SIGN_INS_BEFORE_GUARD else None
+
+
+def save_session(services: Services, session: SessionState) -> None:
+    """Persist the request's session before its response leaves; raises StoreUnavailable."""
+    user = current_user(session)
+    services.sessions.save(session, user.home_account_id if user else None)
 
 
 def csrf_token(session: MutableMapping[str, Any]) -> str:
@@ -207,6 +271,7 @@ class Services:
     """Everything the adapters need, built once per process."""
 
     settings: Settings
+    sessions: Sessions
     caches: AccountCaches
     clients: MsalClients
     auth: AuthService
@@ -215,11 +280,13 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    store = build_store(settings.token_cache_backend, settings.token_cache_dir,
-                        settings.token_cache_max_entries, settings.token_cache_ttl_seconds)
-    caches = AccountCaches(store, settings.token_cache_prefix)
+    caches = AccountCaches(build_store(settings, "token_caches"), settings.token_cache_prefix)
+    sessions = Sessions(build_store(settings, "sessions"), settings.token_cache_prefix,
+                        lifetime_seconds=settings.session_lifetime_seconds,
+                        per_account=settings.sessions_per_account)
     clients = MsalClients(settings)
     auth = AuthService(settings, clients, caches)
-    return Services(settings=settings, caches=caches, clients=clients, auth=auth,
+    return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
+                    auth=auth,
                     apis=DownstreamApis(settings, auth, clients.http),
                     security_headers=security_headers(settings))

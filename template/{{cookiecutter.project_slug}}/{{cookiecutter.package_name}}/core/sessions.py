@@ -1,0 +1,210 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""Server-side web sessions in a store from core/stores/: the cookie holds only a random id.
+
+- Stored as JSON, never pickle: write access to the store must not mean code execution.
+- The store key is a hash of the session id, so the store's listing (file names, keys) does
+  not hold ids that could be replayed as cookies.
+- Written only when the session changed, or to renew its sliding lifetime at most once every
+  `RENEW_AFTER_SECONDS`; never on a plain read.
+- `save` is called by the adapter before the response leaves (see views.py): a session that
+  cannot be saved becomes an error page, not a redirect into a sign-in loop.
+- Each account keeps at most `sessions_per_account` sessions (the oldest go first), so one
+  account signing in again and again cannot evict other users' sessions.
+
+A value put in the session must be JSON: strings, numbers, booleans, lists and dicts. Assign
+values (`session["k"] = v`) rather than mutating them in place, which is not seen as a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, TypeVar
+
+from .errors import StoreUnavailable
+from .stores import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+RENEW_AFTER_SECONDS = 300
+FORMAT = 1
+
+
+class SessionState(MutableMapping[str, Any]):
+    """One request's session: a dict of JSON values, plus what the store layer needs."""
+
+    def __init__(self, sid: str | None = None, data: dict[str, Any] | None = None, *,
+                 account: str | None = None, saved_at: float = 0.0,
+                 load_failed: bool = False) -> None:
+        self.sid = sid  # None until the session is first saved
+        self._data = data or {}
+        self.account = account  # the home account id the session was saved for
+        self.saved_at = saved_at
+        self.load_failed = load_failed  # the store could not be read (not "no session")
+        self.modified = False
+        self.rotate_requested = False
+        # Set by `Sessions.save` for the adapter: the cookie to send ("set" the id, or "delete").
+        self.cookie_action: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self.modified = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        if self._data:
+            self._data = {}
+            self.modified = True
+
+    def rotate(self) -> None:
+        """Give the session a new id when it is next saved (at sign-in: no fixation)."""
+        self.rotate_requested = True
+        self.modified = True
+
+
+State = TypeVar("State", bound=SessionState)
+
+
+class Sessions:
+    def __init__(self, store: Store, prefix: str, *, lifetime_seconds: int,
+                 per_account: int, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.lifetime_seconds = lifetime_seconds
+        self.per_account = per_account
+        self.clock = clock
+
+    def _key(self, sid: str) -> str:
+        return f"{self.prefix}:session:{hashlib.sha256(sid.encode()).hexdigest()}"
+
+    def _index_key(self, account: str) -> str:
+        return f"{self.prefix}:sessions-of:{account}"
+
+    # -- load ----------------------------------------------------------------------------------
+    def load(self, sid: str | None, kind: type[State] = SessionState) -> State:  # type: ignore[assignment]
+        """The session named by the cookie's id; an empty one if none, expired or corrupt.
+
+        `kind`: the class to return, a SessionState subclass an adapter adds its framework's
+        session interface to.
+        """
+        if not sid or len(sid) > 128:
+            return kind()
+        key = self._key(sid)
+        try:
+            entry = self.store.get(key)
+        except StoreError:
+            log.warning("session store unreadable", exc_info=True)
+            return kind(load_failed=True)
+        if entry is None:
+            return kind()
+        parsed = _parse(entry.value)
+        if parsed is None:
+            log.warning("session entry is corrupt; deleting it (the user signs in again)")
+            try:
+                self.store.delete(key)
+            except StoreError:
+                log.debug("corrupt session entry could not be deleted", exc_info=True)
+            return kind()
+        data, account, saved_at = parsed
+        if saved_at + self.lifetime_seconds < self.clock():
+            return kind()  # expired; the store's own expiry removes it
+        return kind(sid, data, account=account, saved_at=saved_at)
+
+    # -- save ----------------------------------------------------------------------------------
+    def save(self, state: SessionState, account: str | None) -> None:
+        """Persist `state` if it changed (or is due for renewal) and set `state.cookie_action`.
+
+        `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
+        """
+        now = self.clock()
+        due = state.sid is not None and now - state.saved_at >= RENEW_AFTER_SECONDS
+        if not state.modified and not due:
+            return
+        try:
+            if not state:
+                if state.sid is not None:
+                    state.cookie_action = "delete"
+                    self.retire(state.sid)
+                    state.sid = None
+                state.modified = False
+                return
+            old_sid = state.sid
+            sid = (secrets.token_urlsafe(32) if old_sid is None or state.rotate_requested
+                   else old_sid)
+            value = json.dumps({"format": FORMAT, "data": dict(state), "account": account,
+                                "saved_at": now}, separators=(",", ":"))
+            self.store.set(self._key(sid), value)
+            if old_sid is not None and old_sid != sid:
+                self.retire(old_sid)
+            if account and (account != state.account or old_sid != sid):
+                self._register(account, sid, now)
+        except StoreError as exc:
+            raise StoreUnavailable("session store", str(exc)) from exc
+        state.sid, state.account, state.saved_at, state.modified = sid, account, now, False
+        state.rotate_requested = False
+        state.cookie_action = "set"
+
+    def retire(self, sid: str) -> None:
+        """End a session other than the request's own (the one a browser had before signing
+        in again, or one replaced by a new id); a failure only leaves it to expire."""
+        try:
+            self.store.delete(self._key(sid))
+        except StoreError:
+            log.warning("a session could not be deleted; it expires on its own", exc_info=True)
+        # The per-account index drops ids of deleted sessions when it is next written.
+
+    # -- per-account limit ---------------------------------------------------------------------
+    def _register(self, account: str, sid: str, now: float) -> None:
+        """Record `sid` as one of `account`'s sessions, deleting the oldest beyond the limit."""
+        key = self._index_key(account)
+        with self.store.lock(key):
+            entry = self.store.get(key)
+            known = _parse_index(entry.value) if entry else []
+            digest = self._key(sid)
+            live = [(k, t) for k, t in known
+                    if k != digest and now - t < self.lifetime_seconds
+                    and self.store.version(k) is not None]
+            live.append((digest, now))
+            live.sort(key=lambda item: item[1])
+            for old_key, _ in live[:-self.per_account]:
+                self.store.delete(old_key)
+            live = live[-self.per_account:]
+            self.store.set(key, json.dumps(live, separators=(",", ":")))
+
+
+def _parse(value: str) -> tuple[dict[str, Any], str | None, float] | None:
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(parsed, dict) or parsed.get("format") != FORMAT:
+        return None
+    data, account, saved_at = parsed.get("data"), parsed.get("account"), parsed.get("saved_at")
+    if (not isinstance(data, dict) or not (account is None or isinstance(account, str))
+            or not isinstance(saved_at, (int, float))):
+        return None
+    return data, account, float(saved_at)
+
+
+def _parse_index(value: str) -> list[tuple[str, float]]:
+    try:
+        parsed = json.loads(value)
+        return [(str(k), float(t)) for k, t in parsed]
+    except (ValueError, TypeError, RecursionError):
+        return []  # a corrupt index is rebuilt from this session on

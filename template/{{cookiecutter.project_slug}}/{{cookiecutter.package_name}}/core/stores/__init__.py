@@ -1,0 +1,68 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""Key-value stores behind both the web sessions and the per-account token caches.
+
+One module per backend and one factory (`build_store`), so that a new backend is one module plus
+its dependency. A store only moves strings: what the strings mean, and whether they are valid, is
+decided by the layers above it (core/sessions.py, core/token_cache.py).
+
+Every backend reports its I/O failures as `StoreError`, and only those: the layers above turn a
+`StoreError` into a clear page or a fresh sign-in, while a bug still surfaces as one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+Purpose = Literal["sessions", "token_caches"]
+
+
+class StoreError(Exception):
+    """The store could not be read or written (disk full, read-only, server gone...)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    value: str
+    # Changes whenever the stored value may have changed (a file's inode, size and modification
+    # time; a counter in memory): an in-process copy of the entry is valid while it is the same.
+    version: Hashable
+
+
+class Store(Protocol):
+    def get(self, key: str) -> Entry | None:
+        """The entry, or None if absent or expired."""
+
+    def version(self, key: str) -> Hashable | None:
+        """The entry's current version, cheaper than `get` (None if absent or expired)."""
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[object]:
+        """An exclusive lock on `key`, across the threads (and processes) sharing the store.
+        Taking it may raise StoreError."""
+
+
+def build_store(settings: Settings, purpose: Purpose) -> Store:
+    """The store for sessions or for token caches, each with its own bound and lifetime, so that
+    one kind of entry never evicts the other."""
+    if purpose == "sessions":
+        ttl, max_entries = settings.session_lifetime_seconds, settings.session_max_entries
+        directory = settings.token_cache_dir / "sessions"
+    else:
+        ttl, max_entries = settings.token_cache_ttl_seconds, settings.token_cache_max_entries
+        directory = settings.token_cache_dir
+    if settings.token_cache_backend == "filesystem":
+        from .filesystem import FileStore
+
+        return FileStore(directory, ttl)
+    from .memory import MemoryStore
+
+    return MemoryStore(max_entries, ttl)
