@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .errors import StoreUnavailable
 from .stores import Store, StoreError
@@ -97,7 +97,13 @@ class Sessions:
         return f"{self.prefix}:sessions-of:{account}"
 
     # -- load ----------------------------------------------------------------------------------
-    def load(self, sid: str | None, kind: type[State] = SessionState) -> State:  # type: ignore[assignment]
+    @overload
+    def load(self, sid: str | None) -> SessionState: ...
+
+    @overload
+    def load(self, sid: str | None, kind: type[State]) -> State: ...
+
+    def load(self, sid: str | None, kind: type[SessionState] = SessionState) -> SessionState:
         """The session named by the cookie's id; an empty one if none, expired or corrupt.
 
         `kind`: the class to return, a SessionState subclass an adapter adds its framework's

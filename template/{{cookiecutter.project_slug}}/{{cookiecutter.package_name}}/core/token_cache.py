@@ -35,8 +35,6 @@ from .stores import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-# Sections whose entries belong to one account. AppMetadata entries describe the app instead.
-_ACCOUNT_SECTIONS = frozenset({"Account", "AccessToken", "RefreshToken", "IdToken"})
 _SECRET_SECTIONS = frozenset({"AccessToken", "RefreshToken", "IdToken"})
 # In-process copies of parsed entries, for the lock-free read path.
 PARSED_COPIES = 4096

@@ -253,6 +253,7 @@ def begin_session(session: MutableMapping[str, Any], result: SignInResult) -> No
     """Fill a freshly rotated session after sign-in."""
     session.clear()
     session[SESSION_USER] = result.user.to_dict()
+    csrf_token(session)  # now, so that the pages that show the sign-out form write nothing
     if result.purpose:
         session[SESSION_INTERACTION] = {"key": result.purpose, "at": time.time()}
 
