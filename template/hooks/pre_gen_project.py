@@ -51,7 +51,8 @@ APP_ROUTE_PREFIXES: tuple[str, ...] = ("/api/", "/static/")
 SHADOWED_IMPORTS = frozenset({
     "flask", "msal", "requests", "jwt", "tests", "devprovider", "cachelib", "filelock",
     "cachetools", "dotenv", "werkzeug", "jinja2", "itsdangerous", "flask_session",
-    "cryptography", "trustme", "pytest", "conftest", "cookiecutter", "generator",
+    "cryptography", "trustme", "pytest", "conftest", "cookiecutter", "generator", "urllib3",
+    "gunicorn", "certifi", "selenium", "msal_extensions",
 })
 
 TOP_KEYS: tuple[str, ...] = (

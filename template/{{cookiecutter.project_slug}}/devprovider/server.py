@@ -9,9 +9,11 @@ the handler's thread. A bug in the stand-in becomes a 500 answer plus a tracebac
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import socket
 import ssl
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +56,17 @@ def _redirect(location: str, headers: Sequence[tuple[str, str]] = ()) -> _Respon
     return _Response(302, b"", headers=[("Location", location), *headers])
 
 
+@dataclasses.dataclass
+class Slowness:
+    """How slowly to answer (see ``StandIn.slow``): wait ``delay_s``, then send the answer
+    (status line, headers and body) one byte every ``trickle_bytes_every_s`` seconds if set.
+    ``cancelled`` ends the slowness at once: what is left of the answer goes out in one write."""
+
+    delay_s: float = 0.0
+    trickle_bytes_every_s: float | None = None
+    cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
 class _Site(Protocol):
     """What the server needs of the stand-in it serves (a ``StandIn``)."""
 
@@ -61,6 +74,8 @@ class _Site(Protocol):
     errors: list[str]
 
     def _route(self, req: _Request) -> _Response: ...
+
+    def _slowness(self, path: str) -> Slowness | None: ...
 
 
 class _Server(ThreadingHTTPServer):
@@ -117,6 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         standin = self.server.standin
+        slowness = None
         try:
             raw_length = self.headers.get("Content-Length") or "0"
             length = int(raw_length) if raw_length.isdigit() else -1
@@ -140,14 +156,18 @@ class _Handler(BaseHTTPRequestHandler):
                 form=form, headers=dict(self.headers.items()), body=body,
                 origin=f"{scheme}://{host}", browser_only=self.server.browser_only,
             )
+            slowness = standin._slowness(req.path)
             resp = standin._route(req)
         except Exception:  # noqa: BLE001 - a stand-in bug: answer 500, make it visible to tests
             standin.errors.append(traceback.format_exc())
             resp = _json(500, {"error": "server_error",
                                "error_description": "The stand-in crashed; see StandIn.errors."})
-        self._send(resp)
+        self._send(resp, slowness)
 
-    def _send(self, resp: _Response) -> None:
+    def _send(self, resp: _Response, slowness: Slowness | None = None) -> None:
+        wire, collected = self.wfile, io.BytesIO()
+        if slowness is not None:
+            self.wfile = collected  # collect the whole answer, headers included
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(resp.body)))
@@ -155,3 +175,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(resp.body)
+        if slowness is None:
+            return
+        raw, self.wfile = collected.getvalue(), wire
+        if slowness.cancelled.wait(slowness.delay_s) or slowness.trickle_bytes_every_s is None:
+            wire.write(raw)
+            return
+        for sent in range(len(raw)):
+            wire.write(raw[sent:sent + 1])  # fails once the client has gone
+            if slowness.cancelled.wait(slowness.trickle_bytes_every_s):
+                wire.write(raw[sent + 1:])
+                return

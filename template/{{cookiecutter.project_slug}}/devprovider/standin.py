@@ -52,10 +52,11 @@ and the routing of requests. The rest, one concern per module:
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -66,7 +67,7 @@ from . import pages
 from .apis import _ApiStandIns
 from .identity import _IdentityEndpoints
 from .model import DEFAULT_TENANT_ID, DEFAULT_USERS, OAuthError, TestUser, _Api, _Client
-from .server import _html, _json, _Request, _Response, _Server
+from .server import Slowness, _html, _json, _Request, _Response, _Server
 from .tokens import _b64url
 
 
@@ -101,6 +102,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         self._requested_browser_url = browser_base_url
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
+        self._slow: dict[str, Slowness] = {}  # path prefix -> how slowly to answer
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
@@ -126,6 +128,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         return self
 
     def stop(self) -> None:
+        self.unslow()  # answers still trickling out go out at once
         for srv in self._servers:
             srv.shutdown()
             srv.server_close()
@@ -233,6 +236,50 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
             else:
                 self._demands[api] = (claims, step_up, encoding)
 
+    def slow(self, path_prefix: str, *, delay_s: float = 0.0,
+             trickle_bytes_every_s: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Answer requests whose path starts with ``path_prefix`` slowly: after ``delay_s``
+        seconds, and, with ``trickle_bytes_every_s``, one byte (status line, headers, then body)
+        every that many seconds: a provider that keeps a connection alive without ever quite
+        answering. Lasts until ``unslow()`` or the end of the returned context manager::
+
+            with standin.slow("/oidc/token", trickle_bytes_every_s=0.3):
+                ...
+        """
+        rule = Slowness(delay_s, trickle_bytes_every_s)
+        with self._lock:
+            old = self._slow.pop(path_prefix, None)
+            self._slow[path_prefix] = rule
+        if old is not None:
+            old.cancelled.set()
+
+        @contextlib.contextmanager
+        def undo() -> Iterator[None]:
+            try:
+                yield
+            finally:
+                with self._lock:
+                    if self._slow.get(path_prefix) is rule:
+                        del self._slow[path_prefix]
+                rule.cancelled.set()
+
+        return undo()
+
+    def unslow(self) -> None:
+        """End every ``slow()``; answers trickling out now are sent at once."""
+        with self._lock:
+            rules = list(self._slow.values())
+            self._slow.clear()
+        for rule in rules:
+            rule.cancelled.set()
+
+    def _slowness(self, path: str) -> Slowness | None:
+        if not self._slow:  # the usual case, without taking the lock
+            return None
+        with self._lock:
+            return next((rule for prefix, rule in self._slow.items()
+                         if path.startswith(prefix)), None)
+
     def reset_counts(self) -> None:
         with self._lock:
             self.token_calls.clear()
@@ -274,6 +321,10 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
             return _json(503, {"error": "temporarily_unavailable",
                                "error_description": "The service is unavailable."},
                          [("Retry-After", "1")])
+        if "discovery_garbled" in self.faults and req.path.endswith(
+                "/.well-known/openid-configuration"):
+            # A 200 JSON answer that is not a discovery document (a captive portal, a proxy).
+            return _json(200, {"status": "ok"})
         if segs[0] == "oidc":
             rest = "/".join(segs[1:])
             if rest == ".well-known/openid-configuration":

@@ -46,11 +46,12 @@ def test_the_production_server_reports_bad_settings_without_a_traceback(tmp_path
     """The documented gunicorn command: the message, no traceback, and the master stops
     instead of re-spawning workers that cannot start."""
     pytest.importorskip("gunicorn")
-    command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", "1",
-               "{{ cookiecutter.package_name }}.app:create_app()"]
-    result = subprocess.run(command, cwd=tmp_path, env={"PYTHONPATH": str(
-        Path(__file__).parents[1]), "SECRET_KEY": "short"}, capture_output=True, text=True,
-        timeout=60)
+    project = Path(__file__).parents[1]
+    command = [sys.executable, "-m", "gunicorn", "-c", str(project / "gunicorn.conf.py"),
+               "--bind", "127.0.0.1:0", "{{ cookiecutter.package_name }}.app:create_app()"]
+    result = subprocess.run(command, cwd=tmp_path, env={"PYTHONPATH": str(project),
+                                                        "SECRET_KEY": "short"},
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY is shorter than 32 characters" in result.stderr
     assert "CLIENT_SECRET is missing" in result.stderr

@@ -710,15 +710,17 @@ def test_provider_outage_and_unreachable_api_show_error_pages(
     assert ALICE.name in browser.get(app.url("/")).text
 
 
+@pytest.mark.parametrize("fault", ["discovery_unavailable", "discovery_garbled"])
 def test_unreachable_provider_gives_pages_not_errors(make_app: Callable[..., AppUnderTest],
-                                                     standin: StandIn) -> None:
-    """Discovery fails: /login shows a page (not a 500), and an answer arriving meanwhile is
-    reported as an unreachable provider, not as a state mismatch."""
+                                                     standin: StandIn, fault: str) -> None:
+    """Discovery fails (a 503, or a 200 answer that is no discovery document): /login shows a
+    page (not a 500), and an answer arriving meanwhile is reported as an unreachable provider,
+    not as a state mismatch."""
     app = make_app()
     browser = app.browser()
     answer = provider_answer(app, browser, ALICE)
     app.services.clients._http_cache.clear()  # MSAL would otherwise reuse its discovery
-    standin.faults.add("discovery_unavailable")
+    standin.faults.add(fault)
     try:
         page = browser.get(app.url("/login"))
         assert_error_page(page, "could not be reached", status=502)
@@ -726,4 +728,4 @@ def test_unreachable_provider_gives_pages_not_errors(make_app: Callable[..., App
         assert_error_page(callback, "could not be reached", status=502)
         assert "does not match" not in callback.text
     finally:
-        standin.faults.discard("discovery_unavailable")
+        standin.faults.discard(fault)

@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 # What MSAL lets through when the provider cannot be reached or answers with a server error.
 PROVIDER_FAILURES = (requests.RequestException, MsalServiceError)
 # Building a client runs OpenID discovery; MSAL reports an unreadable discovery document (an HTML
-# error page, a 404) as ValueError.
-DISCOVERY_FAILURES = (*PROVIDER_FAILURES, ValueError)
+# error page, a 404) as ValueError, a JSON document without the endpoints it needs (a captive
+# portal, a proxy's page, a wrong URL) as KeyError, and an unexpected status as RuntimeError.
+DISCOVERY_FAILURES = (*PROVIDER_FAILURES, ValueError, KeyError, RuntimeError)
 
 # Errors after which another interactive sign-in (or consent) can help.
 INTERACTIVE_ERRORS = frozenset(

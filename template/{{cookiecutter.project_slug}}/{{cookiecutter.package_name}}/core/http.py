@@ -66,14 +66,13 @@ class DeadlineExceeded(requests.exceptions.Timeout):
 class _Call:
     """One outbound call (with its redirects) and the socket it is using right now."""
 
-    __slots__ = ("deadline", "expired", "done", "sock", "owns_sock")
+    __slots__ = ("deadline", "expired", "done", "sock")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.expired = False
         self.done = False
         self.sock: socket.socket | None = None
-        self.owns_sock = False  # a duplicate made for the TLS handshake, closed with the call
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -113,26 +112,18 @@ class _Watchdog:
             elif self._heap[0][2] is call:  # earlier than what the thread waits for
                 self._wake.notify()
 
-    def attach(self, call: _Call, sock: socket.socket, *, owned: bool = False) -> None:
+    def attach(self, call: _Call, sock: socket.socket) -> None:
         """`call` now waits on `sock` (cut at once if its deadline has passed already)."""
         with self._lock:
-            if call.sock is sock:
-                return
-            previous = call.sock if call.owns_sock else None
-            call.sock, call.owns_sock = sock, owned
+            call.sock = sock
             expired = call.expired
-        if previous is not None:
-            previous.close()
         if expired:
             _cut(sock)
 
     def finish(self, call: _Call) -> None:
         with self._lock:
             call.done = True
-            sock = call.sock if call.owns_sock else None
             call.sock = None
-        if sock is not None:
-            sock.close()
 
     def _run(self) -> None:
         with self._lock:
@@ -174,13 +165,14 @@ def _bounded(timeout: Any, remaining: float) -> float:
     return min(timeout, remaining) if isinstance(timeout, int | float) else remaining
 
 
-def _connect(conn: HTTPConnection, create: Callable[[], socket.socket], *,
-             handshake_follows: bool) -> socket.socket:
+def _connect(conn: HTTPConnection, create: Callable[[], socket.socket]) -> socket.socket:
     """Open `conn`'s socket within the current call's deadline and report it to the call.
 
     urllib3 gives EACH address of a host the full connect timeout, so a blackholed host with
     eight addresses takes eight times as long: here the addresses are tried one by one within
-    what is left of the deadline.
+    what is left of the deadline. A TLS handshake that follows is bounded by the same (clamped)
+    connect timeout, which Python's ssl module applies to the handshake as a whole; the TLS
+    socket is reported to the call once it exists (see `_HTTPSConnection.connect`).
     """
     call = _active_call()
     if call is None:
@@ -193,9 +185,7 @@ def _connect(conn: HTTPConnection, create: Callable[[], socket.socket], *,
         sock = create()  # urllib3 resolves again and reports the failure its way
     else:
         sock = _connect_to_any(conn, call, addresses)
-    # A TLS wrapper takes over the socket's file descriptor, and this socket object then no
-    # longer reaches it: watch a duplicate during the handshake (see `_HTTPSConnection.connect`).
-    _watchdog.attach(call, sock.dup() if handshake_follows else sock, owned=handshake_follows)
+    _watchdog.attach(call, sock)  # e.g. for a proxy's answer to CONNECT, before TLS
     return sock
 
 
@@ -223,7 +213,7 @@ def _connect_to_any(conn: HTTPConnection, call: _Call, addresses: list[Any]) -> 
 
 class _HTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        return _connect(self, super()._new_conn, handshake_follows=False)
+        return _connect(self, super()._new_conn)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         # A pooled connection is reused by later calls: each one watches its socket.
@@ -235,13 +225,14 @@ class _HTTPConnection(HTTPConnection):
 
 class _HTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        return _connect(self, super()._new_conn, handshake_follows=True)
+        return _connect(self, super()._new_conn)
 
     def connect(self) -> None:
         super().connect()
         call = _active_call()
         if call is not None and self.sock is not None:
-            _watchdog.attach(call, self.sock)  # the TLS socket; closes the duplicate
+            # The TLS socket: it took over the plain socket's file descriptor.
+            _watchdog.attach(call, self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         call = _active_call()

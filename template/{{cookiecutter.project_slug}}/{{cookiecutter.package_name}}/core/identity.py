@@ -34,7 +34,8 @@ if importlib.util.find_spec("msal_extensions") is None:
 class MsalClients:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.http = build_session(settings.ca_bundle)
+        self.http = build_session(settings.ca_bundle,
+                                  deadline_seconds=settings.outbound_deadline_seconds)
         self._http_cache: dict[Any, Any] = {}
         self._credential = client_credential(settings)
         self._discovery: tuple[float, dict[str, Any]] | None = None

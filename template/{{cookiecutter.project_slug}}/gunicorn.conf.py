@@ -1,0 +1,41 @@
+"""Production server settings, used by:
+
+    gunicorn -c gunicorn.conf.py '{{ cookiecutter.package_name }}.app:create_app()'
+
+Options given on the command line (or in GUNICORN_CMD_ARGS) override the values here.
+"""
+
+import os
+
+from dotenv import load_dotenv
+
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+
+load_dotenv()  # as the app does: a .env file in the working directory, real variables win
+
+# Listen on BIND (e.g. "127.0.0.1:8000", "unix:/run/app.sock"), else on PORT on every interface.
+bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT') or '8000'}"
+
+# Threads, not one request per process: a request waiting on the identity provider or an API
+# (up to the outbound deadline per call, several calls per request) keeps only its own thread
+# busy, and the worker keeps answering its other requests meanwhile.
+worker_class = "gthread"
+threads = 8
+
+# Sessions and token caches live in the worker process with the "memory" backend: a second
+# process would not know the users signed in with the first one, and would send about half of
+# the requests back to sign in. The "filesystem" backend is shared by the processes of one
+# machine, so more processes can serve (WEB_CONCURRENCY, default 2).
+_backend = (os.environ.get("TOKEN_CACHE_BACKEND") or DEFAULTS.token_cache_backend).strip().lower()
+workers = 1 if _backend == "memory" else int(os.environ.get("WEB_CONCURRENCY") or "2")
+
+# A worker is restarted only if it stops reporting for this long. With threads it reports while
+# requests wait, so this guards against a stuck process, not a slow provider; it is far above the
+# app's own limits (OUTBOUND_DEADLINE_SECONDS per outbound call). A restart of a "memory" worker
+# signs every user out.
+timeout = 120
+# Requests still running at shutdown or restart get this long to finish.
+graceful_timeout = 30
+# gunicorn 25+ opens a control socket shared by every gunicorn of the same user
+# (~/.gunicorn/gunicorn.ctl); this app does not use it. Older versions ignore the setting.
+control_socket_disable = True

@@ -1,0 +1,376 @@
+"""The shared outbound HTTP session: an overall deadline per call, no cookies, and proxy and CA
+settings read from the environment once. Real servers on loopback, real sockets, no mocks."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from {{ cookiecutter.package_name }}.core.http import (
+    DeadlineExceeded,
+    OutboundEnvironment,
+    OutboundSession,
+    build_session,
+)
+
+DEADLINE = 1.0
+MARGIN = 0.6  # scheduling slack on a busy test machine; the watchdog itself adds up to 0.05 s
+TRICKLE_EVERY = 0.3
+TRICKLE_FOR = 6.0  # then the server gives up: a broken deadline fails the test, not hangs it
+
+
+# ------------------------------------------------------------------------------ servers
+@dataclass
+class Site:
+    """A loopback HTTP(S) server: its base URL and the requests it received."""
+
+    base_url: str
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (path, Cookie header)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so that the client's pool reuses connections
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    server: _SiteServer
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.settimeout(10)
+            self.connection.do_handshake()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        site = self.server.site
+        site.seen.append((self.path, self.headers.get("Cookie") or ""))
+        if self.path == "/trickle-headers":
+            # A status line that never ends: one byte at a time, forever.
+            self._trickle(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 100_000)
+        elif self.path == "/trickle-body":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self._trickle(b"." * 100_000)
+        elif self.path == "/set-cookie":
+            self._answer(200, b"cookie set", [("Set-Cookie", "sid=alice-session; Path=/")])
+        elif self.path == "/set-cookie-and-redirect":
+            self._answer(302, b"", [("Set-Cookie", "hop=1; Path=/"), ("Location", "/echo")])
+        else:
+            self._answer(200, f"direct {self.path}".encode())
+
+    def _answer(self, status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _trickle(self, data: bytes) -> None:
+        self.close_connection = True
+        for index in range(int(TRICKLE_FOR / TRICKLE_EVERY)):
+            self.wfile.write(data[index:index + 1])
+            if self.server.site.stop.wait(TRICKLE_EVERY):
+                return
+
+
+class _SiteServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    site: Site
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:  # handshake in the handler's thread, not in accept()
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+
+@contextlib.contextmanager
+def serve(handler: type[http.server.BaseHTTPRequestHandler],
+          tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    server = _SiteServer(("127.0.0.1", 0), handler)
+    server.tls = tls
+    scheme = "https" if tls else "http"
+    server.site = Site(f"{scheme}://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield server.site
+    finally:
+        server.site.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def tls_context(tls_server_files: tuple[str, str]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls_server_files)
+    return context
+
+
+@pytest.fixture(params=["http", "https"])
+def site(request: pytest.FixtureRequest, tls_context: ssl.SSLContext) -> Iterator[Site]:
+    with serve(_Handler, tls_context if request.param == "https" else None) as running:
+        yield running
+
+
+@pytest.fixture
+def http_site() -> Iterator[Site]:
+    with serve(_Handler) as running:
+        yield running
+
+
+@pytest.fixture
+def session(ca_bundle_path: str) -> Iterator[OutboundSession]:
+    """A session trusting the test CA, with a 1 s deadline and an empty environment."""
+    built = build_session(Path(ca_bundle_path), deadline_seconds=DEADLINE, environ={})
+    yield built
+    built.close()
+
+
+def timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
+    start = time.monotonic()
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - returned for the test to look at
+        return time.monotonic() - start, exc
+    return time.monotonic() - start, None
+
+
+# ------------------------------------------------------------------------------ deadline
+@pytest.mark.parametrize("path", ["/trickle-headers", "/trickle-body"])
+def test_a_trickling_answer_is_cut_at_the_deadline(site: Site, session: OutboundSession,
+                                                   path: str) -> None:
+    """A read timeout restarts with each byte: only an overall deadline stops a server that
+    sends one byte every 0.3 s. The pool is not poisoned by the cut connection."""
+    session.get(site.url("/fast"))  # the slow call reuses this pooled connection
+    elapsed, error = timed(lambda: session.get(site.url(path)))
+    assert isinstance(error, DeadlineExceeded), repr(error)
+    assert isinstance(error, requests.exceptions.Timeout)  # what callers already handle
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + MARGIN
+    # The same session (and pool) answers the next call at once.
+    elapsed, error = timed(lambda: session.get(site.url("/fast")).raise_for_status())
+    assert error is None and elapsed < 0.5
+
+
+def test_every_call_gets_the_whole_deadline(site: Site, session: OutboundSession) -> None:
+    """The deadline is per call, not per session: a cut does not shorten the next call's time,
+    and quick calls on a reused connection are not cut by an earlier call's deadline. (These
+    slow calls open new connections; the test above reuses one.)"""
+    session.deadline_seconds = 0.5
+    for _ in range(2):
+        with pytest.raises(DeadlineExceeded):
+            session.get(site.url("/trickle-body"))
+    started = time.monotonic()
+    while time.monotonic() - started < 0.8:  # past the deadline of the first of these calls
+        assert session.get(site.url("/fast")).text == "direct /fast"
+
+
+@pytest.mark.parametrize("timeout", [None, 60, (5, 60)])
+def test_the_caller_s_timeout_does_not_lift_the_deadline(tls_context: ssl.SSLContext,
+                                                         session: OutboundSession,
+                                                         timeout: float | tuple[float, float] | None
+                                                         ) -> None:
+    """MSAL and other callers may pass their own timeout; a silent server (TLS: one that never
+    completes the handshake) is still given up at the deadline."""
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        session.deadline_seconds = 0.5
+        for scheme in ("http", "https"):
+            url = f"{scheme}://127.0.0.1:{port}/"
+            elapsed, error = timed(lambda u=url: session.get(u, timeout=timeout))  # type: ignore[misc]
+            assert isinstance(error, DeadlineExceeded), repr(error)
+            assert 0.45 <= elapsed < 0.5 + MARGIN
+
+
+@contextlib.contextmanager
+def slow_relay(target: Site) -> Iterator[str]:
+    """A TCP relay to `target` that passes the client's bytes on at once and the server's one
+    every 0.3 s: a TLS handshake that trickles. Yields the relay's base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    port = int(target.base_url.rsplit(":", 1)[1])
+
+    def pump(source: socket.socket, sink: socket.socket, size: int, pause: float) -> None:
+        with contextlib.suppress(OSError), source, sink:
+            while not stop.wait(pause):
+                data = source.recv(size)
+                if not data:
+                    break
+                sink.sendall(data)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", port))
+                for args in ((client, upstream, 65536, 0.0), (upstream, client, 1, TRICKLE_EVERY)):
+                    threading.Thread(target=pump, args=args, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_trickling_tls_handshake_is_cut_at_the_deadline(tls_context: ssl.SSLContext,
+                                                          session: OutboundSession) -> None:
+    with serve(_Handler, tls_context) as tls_site, slow_relay(tls_site) as relay:
+        elapsed, error = timed(lambda: session.get(relay + "/fast"))
+    assert isinstance(error, DeadlineExceeded), repr(error)
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + MARGIN
+
+
+def test_no_thread_per_call(http_site: Site, session: OutboundSession) -> None:
+    session.get(http_site.url("/fast"))
+    threads = threading.active_count()
+    for _ in range(50):
+        session.get(http_site.url("/fast"))
+    assert threading.active_count() <= threads
+
+
+# ------------------------------------------------------------------------------ cookies
+def test_a_cookie_one_call_receives_is_never_sent_with_another(site: Site,
+                                                               session: OutboundSession) -> None:
+    """The session serves every user: an API's or the provider's Set-Cookie for one user's
+    call must not ride along with anyone's later calls."""
+    assert session.get(site.url("/set-cookie")).headers["Set-Cookie"].startswith("sid=")
+    session.get(site.url("/echo"))
+    # Nor within one call's redirects.
+    assert session.get(site.url("/set-cookie-and-redirect")).url == site.url("/echo")
+    assert [cookie for _, cookie in site.seen] == ["", "", "", ""]
+    assert len(session.cookies) == 0
+
+
+# ------------------------------------------------------------------------------ proxies and CA
+class _ProxyHandler(_Handler):
+    """A forward proxy stand-in: records the absolute URL it is asked for and answers itself."""
+
+    def do_GET(self) -> None:
+        self.server.site.seen.append((self.path, ""))
+        self._answer(200, f"proxied {self.path}".encode())
+
+
+@pytest.fixture
+def proxy() -> Iterator[Site]:
+    with serve(_ProxyHandler) as running:
+        yield running
+
+
+def test_proxy_from_the_environment_given_at_build_time(http_site: Site, proxy: Site) -> None:
+    port = http_site.base_url.rsplit(":", 1)[1]
+    session = build_session(None, environ={"HTTP_PROXY": proxy.base_url,
+                                           "NO_PROXY": "localhost, .example.test"})
+    via_proxy = session.get(f"http://127.0.0.1:{port}/a")
+    assert via_proxy.text == f"proxied http://127.0.0.1:{port}/a"
+    direct = session.get(f"http://localhost:{port}/b")  # NO_PROXY
+    assert direct.text == "direct /b"
+    assert [path for path, _ in proxy.seen] == [f"http://127.0.0.1:{port}/a"]
+    assert [path for path, _ in http_site.seen] == ["/b"]
+
+
+def test_no_proxy_networks_and_lower_case_names(http_site: Site, proxy: Site) -> None:
+    session = build_session(None, environ={"http_proxy": proxy.base_url,
+                                           "HTTP_PROXY": "http://127.0.0.1:9/unused",
+                                           "no_proxy": "10.0.0.0/8,127.0.0.0/8"})
+    assert session.get(http_site.url("/c")).text == "direct /c"
+    session = build_session(None, environ={"http_proxy": proxy.base_url,
+                                           "HTTP_PROXY": "http://127.0.0.1:9/unused",
+                                           "no_proxy": "10.0.0.0/8"})
+    assert session.get(http_site.url("/d")).text == "proxied " + http_site.url("/d")
+
+
+def test_the_environment_is_read_once(http_site: Site, proxy: Site,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changing os.environ after start-up changes nothing (requests would re-read it on every
+    call)."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    unproxied = build_session(None)
+    monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+    proxied = build_session(None)
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9/unused")
+    assert unproxied.get(http_site.url("/e")).text == "direct /e"
+    assert proxied.get(http_site.url("/f")).text == "proxied " + http_site.url("/f")
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "url", "exempt"),
+    [
+        ("*", "https://login.example.com/x", True),
+        ("example.com", "https://login.example.com/x", True),
+        ("example.com", "https://example.com/x", True),
+        (".example.com", "https://example.com/x", True),
+        ("*.example.com", "https://login.example.com/x", True),
+        ("example.com", "https://notexample.com/x", False),
+        ("EXAMPLE.com", "https://Login.Example.COM./x", True),
+        ("example.com:8443", "https://login.example.com:8443/x", True),
+        ("example.com:8443", "https://login.example.com/x", False),
+        ("example.com:443", "https://login.example.com/x", True),
+        ("10.1.0.0/16", "http://10.1.2.3/x", True),
+        ("10.1.0.0/16", "http://10.2.2.3/x", False),
+        ("10.1.2.3", "http://10.1.2.3:8080/x", True),
+        ("10.1.2.3:8080", "http://10.1.2.3/x", False),
+        ("::1", "http://[::1]:8080/x", True),
+        ("fd00::/8", "http://[fd12::1]/x", True),
+        ("", "https://login.example.com/x", False),
+    ],
+)
+def test_no_proxy_rules(no_proxy: str, url: str, exempt: bool) -> None:
+    environment = OutboundEnvironment({"HTTPS_PROXY": "http://proxy.test:3128",
+                                       "HTTP_PROXY": "http://proxy.test:3128",
+                                       "NO_PROXY": no_proxy})
+    for _ in range(2):  # the second answer comes from the cache
+        assert (not environment.proxies_for(url)) == exempt
+
+
+def test_proxies_per_scheme_and_all_proxy() -> None:
+    environment = OutboundEnvironment({"HTTPS_PROXY": "http://tls.proxy.test:3128",
+                                       "ALL_PROXY": "http://any.proxy.test:3128"})
+    assert dict(environment.proxies_for("https://a.test/")) == {
+        "https": "http://tls.proxy.test:3128", "all": "http://any.proxy.test:3128"}
+    cgi = OutboundEnvironment({"HTTP_PROXY": "http://from-a-header.test", "REQUEST_METHOD": "GET"})
+    assert not cgi.proxies_for("http://a.test/")  # httpoxy: HTTP_PROXY is ignored under CGI
+
+
+def test_ca_bundle_from_the_environment_given_at_build_time(
+        tls_context: ssl.SSLContext, ca_bundle_path: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve(_Handler, tls_context) as tls_site:
+        trusting = build_session(None, environ={"REQUESTS_CA_BUNDLE": ca_bundle_path})
+        not_trusting = build_session(None, environ={})
+        # The extra CA (CA_BUNDLE) wins over the environment's bundle, which it is added to.
+        extra = build_session(Path(ca_bundle_path),
+                              environ={"REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem"})
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+        assert trusting.get(tls_site.url("/g")).status_code == 200
+        assert trusting.get(tls_site.url("/g"), verify=True).status_code == 200
+        assert extra.get(tls_site.url("/g"), verify=True).status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            not_trusting.get(tls_site.url("/g"))
