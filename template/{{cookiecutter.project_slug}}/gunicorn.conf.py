@@ -29,6 +29,11 @@ threads = 8
 _backend = (os.environ.get("TOKEN_CACHE_BACKEND") or DEFAULTS.token_cache_backend).strip().lower()
 workers = 1 if _backend == "memory" else int(os.environ.get("WEB_CONCURRENCY") or "2")
 
+# The app is built once, in the master, before the workers are forked: a configuration mistake
+# stops gunicorn with the list of settings to fix (and nothing else), instead of each worker
+# failing on its own while the master kills the others mid-start.
+preload_app = True
+
 # A worker is restarted only if it stops reporting for this long. With threads it reports while
 # requests wait, so this guards against a stuck process, not a slow provider; it is far above the
 # app's own limits (OUTBOUND_DEADLINE_SECONDS per outbound call). A restart of a "memory" worker

@@ -114,6 +114,27 @@ def wait_until(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
                     f"{page_text(driver)[:2000]}\nbrowser console:\n{console[-3000:]}")
 
 
+def click_away(driver: Any, element: Any) -> None:
+    """Click `element` and wait until the page it is on has gone: a condition checked right
+    after a click could otherwise still see the old page (a busy machine makes that likely).
+
+    The old page carries a mark that a new document does not have. Asking a page that is being
+    replaced can fail (stale nodes, a script context going away): that means "not yet".
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    driver.execute_script("window.__leaving = true")
+    element.click()
+
+    def left(d: Any) -> bool:
+        try:
+            return bool(d.execute_script("return window.__leaving !== true"))
+        except WebDriverException:
+            return False
+
+    wait_until(driver, left, "the click to leave the page")
+
+
 def page_text(driver: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -144,9 +165,9 @@ def pick_user(driver: Any, app_url: str, user: TestUser) -> None:
 
     assert urlsplit(driver.current_url).hostname != urlsplit(app_url).hostname, (
         "the provider must be on another site than the app")
-    driver.find_element(
+    click_away(driver, driver.find_element(
         By.XPATH, f"//form[input[@name='username' and @value='{user.username}']]"
-                  "//button[@value='accept']").click()
+                  "//button[@value='accept']"))
     # The answer comes back as a form_post page (which submits itself) or a redirect.
     wait_until(driver, lambda d: back_in_app(d, app_url) or at_provider(d, app_url),
                "the provider's answer to reach the app")
@@ -156,7 +177,7 @@ def sign_in_use_apis_and_sign_out(driver: Any, app_url: str, api_names: list[str
     from selenium.webdriver.common.by import By
 
     driver.get(app_url + "/")
-    driver.find_element(By.CSS_SELECTOR, "a[href='/login']").click()
+    click_away(driver, driver.find_element(By.CSS_SELECTOR, "a[href='/login']"))
     wait_until(driver, lambda d: at_provider(d, app_url), "the provider's sign-in page")
     pick_user(driver, app_url, ALICE)
     text = page_text(driver)
@@ -164,7 +185,7 @@ def sign_in_use_apis_and_sign_out(driver: Any, app_url: str, api_names: list[str
 
     for name in api_names:
         path = page_of(name)
-        driver.find_element(By.CSS_SELECTOR, f"nav a[href='{path}']").click()
+        click_away(driver, driver.find_element(By.CSS_SELECTOR, f"nav a[href='{path}']"))
         wait_until(driver, lambda d: back_in_app(d, app_url) or at_provider(d, app_url),
                    f"the {name} page")
         if at_provider(driver, app_url):  # consent for an API not asked for at sign-in
@@ -173,7 +194,7 @@ def sign_in_use_apis_and_sign_out(driver: Any, app_url: str, api_names: list[str
         assert urlsplit(driver.current_url).path == path, (driver.current_url, text[:2000])
         assert ALICE.oid in text or ALICE.username in text, text[:2000]
 
-    driver.find_element(By.XPATH, "//form[@action='/logout']//button").click()
+    click_away(driver, driver.find_element(By.XPATH, "//form[@action='/logout']//button"))
     picker = f"//form[.//*[text()='{ALICE.username}'] and .//input[@name='logout_hint']]//button"
 
     def signed_out(d: Any) -> str | None:
@@ -188,7 +209,7 @@ def sign_in_use_apis_and_sign_out(driver: Any, app_url: str, api_names: list[str
         return "done" if signed_out else None
 
     if wait_until(driver, signed_out, "the provider's sign-out") == "picker":
-        driver.find_element(By.XPATH, picker).click()
+        click_away(driver, driver.find_element(By.XPATH, picker))
         wait_until(driver, lambda d: signed_out(d) == "done", "the end of the sign-out")
     driver.get(app_url + "/")
     text = page_text(driver)

@@ -35,7 +35,7 @@ from msal.exceptions import MsalServiceError
 from .errors import InteractionRequired, SignInError, StoreUnavailable, TokenAcquisitionError
 from .identity import MsalClients
 from .settings import RESERVED_SCOPES, Settings
-from .token_cache import AccountCaches
+from .token_cache import PARSED_COPIES, AccountCaches
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,12 @@ class AuthService:
             cachetools.TTLCache(maxsize=settings.token_cache_max_entries,
                                 ttl=settings.token_cache_ttl_seconds))
         self._granted_lock = threading.Lock()  # cachetools caches are not thread-safe
+        # The offline pass's clients, one per account (see `_acquire_offline`).
+        self._offline_http = OfflineHttp()
+        self._offline_clients: cachetools.LRUCache[
+            str, tuple[msal.SerializableTokenCache, msal.ConfidentialClientApplication]] = (
+            cachetools.LRUCache(maxsize=PARSED_COPIES))
+        self._offline_lock = threading.Lock()
 
     # -- sign-in ---------------------------------------------------------------------------
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
@@ -346,17 +352,25 @@ class AuthService:
     def _acquire_offline(self, user: User, scopes: Sequence[str]) -> str | None:
         """The cached access token if MSAL serves it without any network call, else None.
 
-        MSAL has no cache-only mode, so its client gets an HTTP client that refuses every
-        request; a refusal means "go the locked way". Nothing here is saved.
+        MSAL has no cache-only mode, so this pass's client has an HTTP client that refuses
+        every request; a refusal means "go the locked way". Nothing here is saved. The client is
+        kept with the in-process copy of the account's cache it was built on (see
+        `AccountCaches.peek`), and rebuilt when the store has a newer entry: building one costs
+        more than the rest of a cached silent call.
         """
         cache = self.caches.peek(user.home_account_id)
-        offline = OfflineHttp()
+        with self._offline_lock:
+            kept = self._offline_clients.get(user.home_account_id)
+        if kept is None or kept[0] is not cache:
+            kept = (cache, self.clients.build(cache, http_client=self._offline_http))
+            with self._offline_lock:
+                self._offline_clients[user.home_account_id] = kept
+        self._offline_http.begin()
         try:
-            app = self.clients.build(cache, http_client=offline)
-            result = self._acquire_silent(app, cache, user, scopes, None)
+            result = self._acquire_silent(kept[1], cache, user, scopes, None)
         except (NetworkNeeded, InteractionRequired):
             return None
-        if offline.refused or not result or "access_token" not in result:
+        if self._offline_http.refused() or not result or "access_token" not in result:
             return None
         return str(result["access_token"])
 
@@ -427,17 +441,24 @@ class NetworkNeeded(Exception):
 
 
 class OfflineHttp:
-    """An HTTP client for MSAL that refuses every request, and remembers that it did.
+    """An HTTP client for MSAL that refuses every request, and remembers, per thread, that it
+    did (one client serves the concurrent requests of an account).
 
     Not a `requests` exception on purpose: MSAL catches those while refreshing an aging token
     and falls back to the cached one, which would hide that a refresh is due.
     """
 
     def __init__(self) -> None:
-        self.refused = False
+        self._calls = threading.local()
+
+    def begin(self) -> None:
+        self._calls.refused = False
+
+    def refused(self) -> bool:
+        return bool(getattr(self._calls, "refused", False))
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        self.refused = True
+        self._calls.refused = True
         raise NetworkNeeded()
 
     get = post = _refuse

@@ -1,0 +1,897 @@
+"""Throughput of a generated app against its no-auth floor: gunicorn + wrk, side by side.
+
+    .venv/bin/python benchmarks/throughput.py [--rounds 5] [--seconds 10] [--variants ...]
+
+What it does (details in docs/benchmarks.md, "Throughput against the no-auth floor"):
+
+1. bakes examples/app.yaml into a temporary folder and makes ONE virtual environment for it (the
+   app with its dev extras, plus Microsoft's `identity` package and Flask-Session for the
+   comparison), or installs them into `--venv`; then runs the rest of this script inside it;
+2. starts, on ephemeral loopback ports: the devprovider stand-in (sign-in and /token, in this
+   process), a downstream API stand-in with a fixed cost per call (benchmarks/throughput/
+   downstream_api.py), and for each variant two gunicorn servers (gthread): the variant and its
+   no-auth floor, with the same workers and threads;
+3. signs a user in to each server through the stand-in's sign-in pages (the project's test
+   browser) and gives wrk the session cookie; the page is `/api/<name>` of the spec's first
+   custom API, which calls that API with the user's token and renders its answer;
+4. runs wrk rounds alternating between servers; a round is invalid (the script fails) unless every
+   answer was a 200, every page called the API, and the floor used its fixed token;
+5. counts /token grants per user under steady load with short-lived access tokens;
+6. times the per-request pieces of the auth work in-process (session load, token-cache load,
+   MSAL's silent call) through the app's own objects;
+7. prints a table of medians over rounds. Every process it started is stopped on exit, on
+   Ctrl-C and on failure.
+
+Variants: `memory` and `filesystem` (the generated app with that TOKEN_CACHE_BACKEND) and
+`identity` (benchmarks/throughput/identity_app.py: the `identity` package's Flask pattern).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import html
+import io
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HELPERS = Path(__file__).resolve().parent / "throughput"
+SPEC = ROOT / "examples" / "app.yaml"
+VARIANTS = ("memory", "filesystem", "identity")
+WORKERS = {"memory": 1, "filesystem": 2, "identity": 2}  # memory: its store lives in one process
+MAIN_TOKEN_LIFETIME = 7 * 24 * 3600  # access tokens outlive any run of this script
+MSAL_EXPIRY_MARGIN = 300  # MSAL treats a token expiring within 5 minutes as expired
+REAL_TOKEN_LIFETIME = 3600  # what Entra issues by default (60-90 minutes)
+IDENTITY_PAGE = "/call_downstream_api"  # the route name of Microsoft's sample
+
+
+class BenchmarkError(Exception):
+    """A setup step or a round that did not measure what it should: the run fails."""
+
+
+# ============================================================================ preparation
+def prepare(args: argparse.Namespace) -> None:
+    """Bake the spec, make (or reuse) the venv, then re-run this script inside that venv."""
+    began = time.monotonic()
+    sys.path.insert(0, str(ROOT))
+    from generator.cli import main as cli
+    from generator.spec import context_for_file
+
+    context = context_for_file(SPEC)
+    work = Path(tempfile.mkdtemp(prefix="throughput-"))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            if cli(["new", str(SPEC), "-o", str(work)]) != 0:
+                raise BenchmarkError(f"baking {SPEC} failed")
+        project = work / context["project_slug"]
+        venv = Path(args.venv).resolve() if args.venv else work / "venv"
+        if not (venv / "bin" / "python").exists():
+            print(f"creating a virtual environment in {venv}", flush=True)
+            _run([sys.executable, "-m", "venv", str(venv)])
+        print("installing the baked app (with its dev extras), identity and flask-session",
+              flush=True)
+        _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+              "-e", f"{project}[dev]", "identity>=0.11", "flask-session>=0.8"])
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    python = str(venv / "bin" / "python")
+    os.execv(python, [python, __file__, *sys.argv[1:], "--inner", str(work),
+                      "--project", str(project), "--package", context["package_name"],
+                      "--venv", str(venv),
+                      "--prepared-seconds", f"{time.monotonic() - began:.1f}"])
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchmarkError(f"{' '.join(argv)} failed:\n"
+                             f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+
+
+# ============================================================================ processes
+class Processes:
+    """Every process this script starts, each in its own session, stopped together at the end."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: list[str], *, env: dict[str, str], cwd: Path, log: Path,
+              pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, pass_fds=pass_fds,
+                                    start_new_session=True)
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.started:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.started.clear()
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and its live descendants (gunicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total
+
+
+# ============================================================================ results
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    ok: int
+    bad: int
+    socket_errors: int
+    p50_ms: float
+    p99_ms: float
+    api_calls: int = 0
+    api_tokens: dict[str, int] = field(default_factory=dict)
+    server_cpu: float = 0.0  # seconds, the server's processes
+    api_cpu: float = 0.0
+    wrk_cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    @classmethod
+    def combine(cls, parts: list[WrkResult]) -> WrkResult:
+        """One result for consecutive runs: counts and times add up; the latency percentiles
+        are the mean of the parts' (wrk reports percentiles, not its histogram)."""
+        tokens: Counter[str] = Counter()
+        for part in parts:
+            tokens.update(part.api_tokens)
+        return cls(
+            requests=sum(p.requests for p in parts), seconds=sum(p.seconds for p in parts),
+            ok=sum(p.ok for p in parts), bad=sum(p.bad for p in parts),
+            socket_errors=sum(p.socket_errors for p in parts),
+            p50_ms=statistics.mean(p.p50_ms for p in parts),
+            p99_ms=statistics.mean(p.p99_ms for p in parts),
+            api_calls=sum(p.api_calls for p in parts), api_tokens=dict(tokens),
+            server_cpu=sum(p.server_cpu for p in parts), api_cpu=sum(p.api_cpu for p in parts),
+            wrk_cpu=sum(p.wrk_cpu for p in parts))
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu / max(1, self.requests)
+
+
+@dataclass
+class Server:
+    variant: str
+    floor: bool
+    port: int
+    page: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    client_id: str
+    cookie: str = ""
+    rounds: list[WrkResult] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant} floor" if self.floor else self.variant
+
+    @property
+    def app_url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def url(self) -> str:
+        # wrk and the checks go to 127.0.0.1 ("localhost" may resolve to ::1 first).
+        return f"http://127.0.0.1:{self.port}{self.page}"
+
+
+# ============================================================================ the run
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(args.inner)
+        self.project = Path(args.project)
+        self.package = args.package
+        self.venv = Path(args.venv)
+        self.processes = Processes()
+        self.marker = "bench-" + secrets.token_hex(8)
+        self.servers: list[Server] = []
+
+    # ---------------------------------------------------------------- infrastructure
+    def start_infrastructure(self) -> None:
+        import importlib
+
+        from devprovider import DEFAULT_USERS, StandIn
+        from devprovider.__main__ import register_apis, write_tls_files
+
+        config = importlib.import_module(f"{self.package}.config")
+        self.defaults = config.DEFAULTS
+        customs = [name for name in self.defaults.downstream_apis if name != "graph"]
+        if not customs:
+            raise BenchmarkError("the spec has no custom API to call (the page is /api/<name>)")
+        self.api_name = customs[0]
+        self.api_scopes = [str(s) for s in self.defaults.downstream_apis[self.api_name]["scopes"]]
+        self.users = DEFAULT_USERS
+        tls = self.work / "tls"
+        tls.mkdir()
+        self.ca_path, cert, key = write_tls_files(tls)
+        # Sign-in pages on plain http on 127.0.0.1: another site than the app on localhost.
+        self.standin = StandIn(cert, key, browser_base_url="http://127.0.0.1:0",
+                               access_token_lifetime=MAIN_TOKEN_LIFETIME).start()
+        self.api_env = register_apis(self.standin, self.defaults.downstream_apis)
+
+        sock = _listening_socket()
+        self.api_port = sock.getsockname()[1]
+        self.api_proc = self.processes.start(
+            [str(self.venv / "bin" / "python"), str(HELPERS / "downstream_api.py"),
+             "--fd", str(sock.fileno()), "--marker", self.marker],
+            env=dict(os.environ), cwd=self.work, log=self.work / "api.log",
+            pass_fds=(sock.fileno(),))
+        sock.close()
+        self.api_url = f"http://127.0.0.1:{self.api_port}/{self.api_name}/"
+        self._wait_ready(self.api_port, self.api_proc, self.work / "api.log", "/__stats")
+        # The token every floor uses: a real one for the page's API, valid for the whole run.
+        self.fixed_token = self.standin.mint_access_token(
+            self.users[0].username, "bench-floor", self.api_scopes, lifetime=MAIN_TOKEN_LIFETIME)
+
+    def drain(self) -> dict[str, Any]:
+        """The API's counts once the requests wrk left in flight have finished, then reset.
+
+        wrk stops without waiting for the answers it no longer counts; their API calls arrive a
+        little later and must not be counted in the next round (with another server's token).
+        """
+        last, quiet = self.api_stats(reset=False)["calls"], 0
+        deadline = time.monotonic() + 10
+        while quiet < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # a poll interval: no new call for 3 polls means drained
+            now = self.api_stats(reset=False)["calls"]
+            quiet = quiet + 1 if now == last else 0
+            last = now
+        return self.api_stats(reset=True)
+
+    def api_stats(self, reset: bool = True) -> dict[str, Any]:
+        import requests
+
+        url = f"http://127.0.0.1:{self.api_port}/__stats" + ("?reset=1" if reset else "")
+        return dict(requests.get(url, timeout=10).json())
+
+    def _wait_ready(self, port: int, proc: subprocess.Popen[bytes], log: Path,
+                    path: str = "/") -> None:
+        """Ready once it answers HTTP at all (the socket is listening before the process runs,
+        so a request simply waits for a worker)."""
+        import requests
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchmarkError(f"a server exited at start-up ({proc.args!r}):\n"
+                                     + log.read_text(errors="replace")[-4000:])
+            try:
+                requests.get(f"http://127.0.0.1:{port}{path}", timeout=1)
+                return
+            except requests.RequestException:
+                continue
+        raise BenchmarkError("a server did not answer within 90 s:\n"
+                             + log.read_text(errors="replace")[-4000:])
+
+    # ---------------------------------------------------------------- app servers
+    def app_env(self, backend: str, app_url: str, client_id: str, secret: str,
+                folder: Path) -> dict[str, str]:
+        """The generated app's settings for local development against the stand-in."""
+        where = ({"AUTHORITY": "", "OIDC_AUTHORITY": self.standin.oidc_authority}
+                 if self.defaults.oidc_authority else
+                 {"AUTHORITY": self.standin.authority, "OIDC_AUTHORITY": ""})
+        return {
+            **where,
+            "INSTANCE_DISCOVERY": "false",
+            "CLIENT_ID": client_id,
+            "CLIENT_SECRET": secret,
+            "REDIRECT_URI": app_url + self.defaults.redirect_path,
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "CA_BUNDLE": self.ca_path,
+            "TOKEN_CACHE_BACKEND": backend,
+            "TOKEN_CACHE_DIR": str(folder / "token_cache"),
+            "LOG_LEVEL": "WARNING",
+            **self.api_env,
+            f"API_{self.api_name.upper()}_BASE_URL": self.api_url,
+        }
+
+    def start_server(self, variant: str, floor: bool) -> Server:
+        sock = _listening_socket()
+        port = sock.getsockname()[1]
+        app_url = f"http://localhost:{port}"
+        name = f"{variant}-floor" if floor else variant
+        folder = self.work / name
+        folder.mkdir()
+        client_id, secret = f"bench-{name}", secrets.token_urlsafe(24)
+        redirect_path = self.defaults.redirect_path
+        self.standin.register_client(client_id, secret, [app_url + redirect_path, app_url + "/"])
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+        if variant == "identity":
+            page = IDENTITY_PAGE
+            spec = "identity_app:create_app()"
+            env.update(AUTHORITY=self.standin.authority, CLIENT_ID=client_id,
+                       CLIENT_SECRET=secret, REDIRECT_URI=app_url + redirect_path,
+                       SCOPE=" ".join(self.api_scopes), ENDPOINT=self.api_url,
+                       SESSION_FILE_DIR=str(folder / "flask_session"),
+                       REQUESTS_CA_BUNDLE=self.ca_path)
+            if floor:
+                env.update(BENCH_FLOOR="1", BENCH_FIXED_TOKEN=self.fixed_token,
+                           BENCH_USER_NAME=self.users[0].name)
+        else:
+            page = f"/api/{self.api_name}"
+            spec = f"{self.package}.app:create_app()"
+            env.update(self.app_env(variant, app_url, client_id, secret, folder))
+            if floor:
+                spec = "generated_floor:create_app()"
+                env.update(BENCH_PACKAGE=self.package, BENCH_FIXED_TOKEN=self.fixed_token,
+                           BENCH_PAGE=page)
+        argv = [str(self.venv / "bin" / "gunicorn"), "--bind", f"fd://{sock.fileno()}",
+                "--worker-class", "gthread", "--workers", str(WORKERS[variant]),
+                "--threads", str(self.args.threads), "--log-level", "warning",
+                # A worker recycled mid-run would lose the memory store's sessions.
+                "--max-requests", "0", "--pythonpath", f"{HELPERS},{self.project}"]
+        conf = self.project / "gunicorn.conf.py"
+        if conf.exists():  # the app's shipped settings, with the ones above overriding them
+            argv += ["--config", str(conf)]
+        log = folder / "gunicorn.log"
+        proc = self.processes.start([*argv, spec], env=env, cwd=folder, log=log,
+                                    pass_fds=(sock.fileno(),))
+        sock.close()
+        server = Server(variant, floor, port, page, proc, log, client_id)
+        self._wait_ready(port, proc, log)
+        return server
+
+    # ---------------------------------------------------------------- signing in
+    def sign_in(self, server: Server, username: str) -> str:
+        return self._sign_in(server.app_url + server.page, username, server.name,
+                             identity=server.variant == "identity")
+
+    def _sign_in(self, url: str, username: str, name: str, *, identity: bool = False) -> str:
+        """Sign `username` in by opening the page `url` and going through the stand-in's pages;
+        return the Cookie header that carries the session (what a browser sends to the page)."""
+        from tests.browser import Browser
+
+        with Browser(verify=self.ca_path) as browser:
+            page = browser.get(url)
+            if identity:
+                # identity's login page sends the browser on with <meta http-equiv=refresh>.
+                found = re.search(r"URL=([^'\"]+)", page.text)
+                if not found:
+                    raise BenchmarkError(f"no sign-in link on identity's login page:\n{page.text}")
+                page = browser.get(html.unescape(found.group(1)), initiator=page.url)
+            final = browser.sign_in(page, username)
+            if final.status_code != 200 or self.marker not in final.text:
+                raise BenchmarkError(f"signing in to {name} did not end on the page "
+                                     f"({final.status_code} {final.url}):\n{final.text[:2000]}")
+            return "; ".join(f"{c.name}={c.value}" for c in browser.cookies
+                             if c.domain == "localhost")
+
+    def check_page(self, server: Server, cookie: str | None = None, frozen: bool = False) -> None:
+        """One request as wrk sends it: a 200 page showing the API's answer."""
+        import requests
+
+        cookie = server.cookie if cookie is None else cookie
+        for _ in range(4 if frozen else 1):
+            answer = requests.get(server.url, headers={"Cookie": cookie} if cookie else {},
+                                  allow_redirects=False, timeout=30)
+            if answer.status_code != 200 or self.marker not in answer.text:
+                raise BenchmarkError(f"{server.name}: {server.page} answered "
+                                     f"{answer.status_code} without the API's data:\n"
+                                     f"{answer.text[:2000]}")
+            if frozen and answer.headers.get("X-Bench-Floor") != "frozen":
+                raise BenchmarkError(f"{server.name}: a worker still loads the session after "
+                                     "warm-up (generated_floor.py no longer freezes it)")
+
+    # ---------------------------------------------------------------- wrk
+    def wrk(self, server: Server, seconds: int, cookie: str | None = None,
+            check_tokens: bool = True) -> WrkResult:
+        cookie = server.cookie if cookie is None else cookie
+        argv = ["wrk", f"-t{self.args.wrk_threads}", f"-c{self.args.connections}",
+                f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(HELPERS / "check.lua")]
+        if cookie:
+            argv += ["-H", f"Cookie: {cookie}"]
+        argv.append(server.url)
+        self.api_stats(reset=True)
+        cpu0, api0 = cpu_seconds(server.proc.pid), cpu_seconds(self.api_proc.pid)
+        wrk0 = os.times()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        wrk1 = os.times()
+        stats = self.drain()
+        cpu1, api1 = cpu_seconds(server.proc.pid), cpu_seconds(self.api_proc.pid)
+        line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-RESULT ")),
+                    None)
+        if done.returncode != 0 or line is None:
+            raise BenchmarkError(f"wrk failed on {server.name}:\n{done.stdout}{done.stderr}")
+        raw = json.loads(line.split(" ", 1)[1])
+        result = WrkResult(
+            requests=raw["requests"], seconds=raw["duration_us"] / 1e6, ok=raw["ok"],
+            bad=raw["bad"], socket_errors=raw["socket_errors"], p50_ms=raw["p50_us"] / 1000,
+            p99_ms=raw["p99_us"] / 1000, api_calls=stats["calls"], api_tokens=stats["tokens"],
+            server_cpu=cpu1 - cpu0, api_cpu=api1 - api0,
+            wrk_cpu=(wrk1.children_user + wrk1.children_system
+                     - wrk0.children_user - wrk0.children_system))
+        self.validate(server, result, check_tokens)
+        return result
+
+    def validate(self, server: Server, result: WrkResult, check_tokens: bool) -> None:
+        problems = []
+        if result.bad or result.socket_errors:
+            problems.append(f"{result.bad} answers were not 200 and {result.socket_errors} "
+                            "requests failed at the socket level")
+        # Each page calls the API once; requests still in flight when wrk stopped were not
+        # counted by wrk but may have reached the API.
+        if not result.ok <= result.api_calls <= result.ok + self.args.connections:
+            problems.append(f"{result.ok} pages but {result.api_calls} API calls")
+        fixed = self.fixed_token[-16:]
+        if check_tokens and server.floor and set(result.api_tokens) != {fixed}:
+            problems.append(f"the floor called the API with other tokens than its fixed one: "
+                            f"{result.api_tokens}")
+        if check_tokens and not server.floor and fixed in result.api_tokens:
+            problems.append("the variant called the API with the floor's fixed token")
+        if problems:
+            log = server.log.read_text(errors="replace")[-3000:] if server.log.exists() else ""
+            raise BenchmarkError(f"invalid round on {server.name}: " + "; ".join(problems)
+                                 + (f"\nend of its log ({server.log}):\n{log}" if log else ""))
+
+    # ---------------------------------------------------------------- phases
+    def start_servers(self) -> None:
+        for variant in self.args.variants:
+            for floor in (True, False):
+                server = self.start_server(variant, floor)
+                self.servers.append(server)
+                if not (floor and variant == "identity"):  # that floor has no sign-in at all
+                    server.cookie = self.sign_in(server, self.users[0].username)
+                self.check_page(server)
+                print(f"  {server.name:<18} gunicorn gthread, {WORKERS[variant]} worker(s) x "
+                      f"{self.args.threads} threads, {server.url}", flush=True)
+
+    def api_alone(self) -> WrkResult:
+        """The API stand-in measured alone, with the same wrk settings."""
+        fake = Server("downstream API", False, self.api_port, f"/{self.api_name}/",
+                      self.api_proc, self.work / "api.log", "")
+        argv = ["wrk", f"-t{self.args.wrk_threads}", f"-c{self.args.connections}", "-d5s",
+                "--latency", "-s", str(HELPERS / "check.lua"),
+                "-H", f"Authorization: Bearer {self.fixed_token}", fake.url]
+        api0 = cpu_seconds(self.api_proc.pid)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        api1 = cpu_seconds(self.api_proc.pid)
+        line = next(ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-RESULT "))
+        raw = json.loads(line.split(" ", 1)[1])
+        self.api_stats(reset=True)
+        if raw["bad"] or raw["socket_errors"]:
+            raise BenchmarkError(f"the API stand-in failed under load: {raw}")
+        return WrkResult(raw["requests"], raw["duration_us"] / 1e6, raw["ok"], raw["bad"],
+                         raw["socket_errors"], raw["p50_us"] / 1000, raw["p99_us"] / 1000,
+                         api_calls=raw["requests"], api_cpu=api1 - api0)
+
+    def warm_up(self) -> None:
+        self.grants_before_load = sum(self.standin.token_grants.values())
+        for server in self.servers:
+            self.wrk(server, self.args.warmup)
+            self.check_page(server, frozen=server.floor and server.variant != "identity")
+
+    def rounds(self) -> None:
+        """Each round measures every variant next to its floor, A-B-B-A in halves of
+        `--seconds` (a drift of the machine's speed during the round cancels out), then checks
+        each server's page once more."""
+        pairs = [[s for s in self.servers if s.variant == v] for v in self.args.variants]
+        half = max(1, round(self.args.seconds / 2))  # wrk takes whole seconds
+        for number in range(self.args.rounds):
+            # Alternate which of floor and variant goes first, and rotate the variants.
+            shift = number % len(pairs)
+            for pair in pairs[shift:] + pairs[:shift]:
+                first, second = pair if number % 2 == 0 else pair[::-1]
+                halves: dict[str, list[WrkResult]] = {first.name: [], second.name: []}
+                for server in (first, second, second, first):
+                    halves[server.name].append(self.wrk(server, half))
+                for server in (first, second):
+                    result = WrkResult.combine(halves[server.name])
+                    server.rounds.append(result)
+                    print(f"  round {number + 1}/{self.args.rounds}  {server.name:<18} "
+                          f"{result.rate:8.1f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                          f"p99 {result.p99_ms:7.2f} ms  app CPU "
+                          f"{result.cpu_ms_per_request:5.2f} ms/req", flush=True)
+                    self.check_page(server)
+        # Tokens are valid for the whole run: the rounds should not have needed /token at all.
+        self.grants_during_load = sum(self.standin.token_grants.values()) - self.grants_before_load
+
+    def grants(self) -> list[dict[str, Any]]:
+        """Successful /token grants per user under steady load, with short-lived tokens.
+
+        Access tokens of `window + 5 min` are issued for a new user's sign-in: MSAL uses one until
+        5 minutes before it expires, so the app must refresh it every `window` seconds. wrk then
+        loads that user's page for `--grant-seconds`; the stand-in counts the refresh grants.
+        One grant per window is the minimum; more means concurrent requests refreshed the same
+        token several times."""
+        window = self.args.grant_window
+        rows = []
+        user = self.users[1]
+        for server in self.servers:
+            if server.floor:
+                continue
+            # Only this server is loaded meanwhile; the other users' tokens stay long-lived.
+            self.standin.access_token_lifetime = MSAL_EXPIRY_MARGIN + window
+            try:
+                cookie = self.sign_in(server, user.username)
+                signed_in = time.time()  # the token was received just before this
+                before = Counter(self.standin.token_grants)
+                calls_before = Counter(self.standin.token_calls)
+                started = time.time()
+                result = self.wrk(server, self.args.grant_seconds, cookie=cookie,
+                                  check_tokens=False)
+                ended = time.time()
+            finally:
+                self.standin.access_token_lifetime = MAIN_TOKEN_LIFETIME
+            grants = self.standin.token_grants["refresh_token"] - before["refresh_token"]
+            failed = (self.standin.token_calls["refresh_token"] - calls_before["refresh_token"]
+                      - grants)
+            expiries = int((ended - signed_in) // window) - int((started - signed_in) // window)
+            per_expiry = grants / max(1, expiries)
+            # MSAL refreshes a token 5 minutes before it expires: with 1-hour tokens, once every
+            # 55 minutes of steady use.
+            per_hour = per_expiry * 3600 / (REAL_TOKEN_LIFETIME - MSAL_EXPIRY_MARGIN)
+            rows.append({"variant": server.variant, "seconds": round(ended - started, 1),
+                         "window": window, "expiries": expiries, "grants": grants,
+                         "failed_refreshes": failed, "grants_per_expiry": per_expiry,
+                         "requests": result.requests,
+                         "per_hour": per_hour})
+            print(f"  {server.variant:<18} {grants} refresh grants ({failed} failed) over "
+                  f"{ended - started:.0f} s = {expiries} token expiries; "
+                  f"{result.requests} requests", flush=True)
+        return rows
+
+    # ---------------------------------------------------------------- in-process costs
+    def micro(self) -> dict[str, dict[str, str]]:
+        rows: dict[str, dict[str, str]] = {}
+        for backend in (v for v in self.args.variants if v != "identity"):
+            rows[backend] = self._micro(backend)
+        return rows
+
+    def _micro(self, backend: str) -> dict[str, str]:
+        """Per-call costs through the app's own objects, in this process, for one backend."""
+        import importlib
+        import logging
+
+        import flask
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log
+
+        holder: dict[str, Any] = {}
+
+        def forward(environ: Any, start_response: Any) -> Any:
+            return holder["app"](environ, start_response)
+
+        httpd = make_server("127.0.0.1", 0, forward, threaded=True)
+        port = httpd.server_port
+        app_url = f"http://localhost:{port}"
+        client_id, secret = f"bench-micro-{backend}", secrets.token_urlsafe(24)
+        self.standin.register_client(client_id, secret,
+                                     [app_url + self.defaults.redirect_path, app_url + "/"])
+        folder = self.work / f"micro-{backend}"
+        folder.mkdir()
+        create_app = importlib.import_module(f"{self.package}.app").create_app
+        app = create_app(self.app_env(backend, app_url, client_id, secret, folder))
+        holder["app"] = app
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        out: dict[str, str] = {}
+        try:
+            page = f"/api/{self.api_name}"
+            cookie = self._sign_in(app_url + page, self.users[2].username, f"{backend} in-process")
+            services = app.extensions["msal_webapp"]
+            web = importlib.import_module(f"{self.package}.core.web")
+            scopes = list(services.settings.apis[self.api_name].scopes)
+            grants = sum(self.standin.token_calls.values())
+            with app.test_request_context(page, headers={"Cookie": cookie}):
+                interface = app.session_interface
+                session = interface.open_session(app, flask.request)
+                user = web.current_user(session)
+                if user is None:
+                    raise BenchmarkError("the session loaded in-process holds no user")
+                out["session load"] = _timed(
+                    lambda: interface.open_session(app, flask.request))
+            hid = user.home_account_id
+            caches = services.caches
+
+            def cache_open() -> None:
+                with caches.open(hid):
+                    pass
+
+            out["token-cache open (locked read)"] = _timed(cache_open)
+            if hasattr(caches, "peek"):  # a lock-free read for the cache-hit path
+                out["token-cache peek"] = _timed(lambda: caches.peek(hid))
+                cache = caches.peek(hid)
+            else:
+                with caches.open(hid) as cache:
+                    pass
+
+            def silent() -> None:
+                client = services.clients.build(cache)
+                accounts = [a for a in client.get_accounts() if a.get("home_account_id") == hid]
+                result = client.acquire_token_silent_with_error(scopes, accounts[0])
+                assert result and "access_token" in result, result
+
+            out["MSAL client + silent call"] = _timed(silent)
+            out["acquire_token (all of it)"] = _timed(
+                lambda: services.auth.acquire_token(user, scopes))
+            if sum(self.standin.token_calls.values()) != grants:
+                raise BenchmarkError("a microbenchmark reached /token: not a cache hit")
+        except Exception as exc:  # noqa: BLE001 - report what could be measured
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+        return out
+
+
+def _timed(fn: Callable[[], object], batch: int = 200, batches: int = 11) -> str:
+    """Median over batches of the mean time per call, after a warm-up."""
+    for _ in range(20):
+        fn()
+    means = []
+    for _ in range(batches):
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        means.append((time.perf_counter() - start) / batch)
+    return f"{statistics.median(means) * 1000:.3f} ms"
+
+
+# ============================================================================ report
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for name in ("msal", "flask", "flask-session", "gunicorn", "identity", "requests"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions.append(f"{name} {metadata.version(name)}")
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
+    return (f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
+            + ", ".join(versions) + (f", wrk {wrk[1]}" if len(wrk) > 1 else ""))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(bench: Bench, api: WrkResult, grants: list[dict[str, Any]],
+           micro: dict[str, dict[str, str]], started: float) -> dict[str, Any]:
+    args = bench.args
+    print(f"\n## Throughput against the no-auth floor ({args.rounds} rounds x {args.seconds} s, "
+          f"wrk -t{args.wrk_threads} -c{args.connections}; medians over rounds)\n")
+    print("| Variant | Floor req/s | Variant req/s | Ratio to floor (rounds' range) "
+          "| p50 ms (floor / variant) | p99 ms (floor / variant) "
+          "| App CPU ms/req (floor / variant) |")
+    print("|---|---|---|---|---|---|---|")
+    table = []
+    for variant in args.variants:
+        floor = next(s for s in bench.servers if s.variant == variant and s.floor)
+        app = next(s for s in bench.servers if s.variant == variant and not s.floor)
+        row = {
+            "variant": variant, "workers": WORKERS[variant], "threads": args.threads,
+            "floor_rps": median([r.rate for r in floor.rounds]),
+            "variant_rps": median([r.rate for r in app.rounds]),
+            "ratios": [a.rate / f.rate for a, f in zip(app.rounds, floor.rounds, strict=True)],
+            "floor_p50": median([r.p50_ms for r in floor.rounds]),
+            "variant_p50": median([r.p50_ms for r in app.rounds]),
+            "floor_p99": median([r.p99_ms for r in floor.rounds]),
+            "variant_p99": median([r.p99_ms for r in app.rounds]),
+            "floor_cpu": median([r.cpu_ms_per_request for r in floor.rounds]),
+            "variant_cpu": median([r.cpu_ms_per_request for r in app.rounds]),
+            "rounds": {"floor": [round(r.rate, 1) for r in floor.rounds],
+                       "variant": [round(r.rate, 1) for r in app.rounds]},
+        }
+        row["ratio"] = median(row["ratios"])
+        table.append(row)
+        label = f"{variant} ({WORKERS[variant]} worker{'s' if WORKERS[variant] > 1 else ''})"
+        print(f"| {label} | {row['floor_rps']:.0f} | {row['variant_rps']:.0f} | "
+              f"{row['ratio']:.2f} ({min(row['ratios']):.2f}–{max(row['ratios']):.2f}) | "
+              f"{row['floor_p50']:.2f} / {row['variant_p50']:.2f} | "
+              f"{row['floor_p99']:.2f} / {row['variant_p99']:.2f} | "
+              f"{row['floor_cpu']:.2f} / {row['variant_cpu']:.2f} |")
+    # The API's own cost, alone and as measured inside the rounds.
+    results = [r for s in bench.servers for r in s.rounds]
+    per_call = sum(r.api_cpu for r in results) / max(1, sum(r.api_calls for r in results))
+    busiest = max(results, key=lambda r: r.rate)
+    print(f"\nDownstream API stand-in: alone {api.rate:.0f} req/s (p50 {api.p50_ms:.2f} ms, "
+          f"{1e6 * api.api_cpu / api.requests:.0f} us CPU per call); during the rounds "
+          f"{1e6 * per_call:.0f} us CPU per call, i.e. "
+          f"{100 * busiest.api_cpu / busiest.seconds:.0f}% of one core at the fastest round "
+          f"({busiest.rate:.0f} req/s).")
+    wrk_share = statistics.median(r.wrk_cpu / r.seconds for r in results)
+    print(f"wrk itself used {100 * wrk_share:.0f}% of one core (median over rounds).")
+    print(f"/token grants during warm-up and rounds (tokens valid all run): "
+          f"{bench.grants_during_load}")
+    if grants:
+        print(f"\n/token refresh grants per user under load (access tokens of "
+              f"{args.grant_window} s + MSAL's 5-minute margin; "
+              f"{args.grant_seconds} s of wrk each):\n")
+        print("| Variant | Token expiries | Refresh grants | Grants per expiry | "
+              "Per user per hour with 1-hour tokens |")
+        print("|---|---|---|---|---|")
+        for row in grants:
+            failed = f" (+{row['failed_refreshes']} failed)" if row["failed_refreshes"] else ""
+            print(f"| {row['variant']} | {row['expiries']} | {row['grants']}{failed} | "
+                  f"{row['grants_per_expiry']:.1f} | {row['per_hour']:.1f} |")
+    if micro:
+        print("\nPer-call costs in-process (median of 11 batches of 200 calls):\n")
+        names = sorted({k for costs in micro.values() for k in costs if k != "error"},
+                       key=lambda k: MICRO_ORDER.index(k) if k in MICRO_ORDER else 99)
+        print("| Backend | " + " | ".join(names) + " |")
+        print("|---" * (len(names) + 1) + "|")
+        for backend, costs in micro.items():
+            print(f"| {backend} | " + " | ".join(costs.get(n, "n/a") for n in names) + " |")
+            if "error" in costs:
+                print(f"  ({backend}: stopped early: {costs['error']})")
+    print(f"\nMachine: {machine()}. Total time {time.time() - started:.0f} s.")
+    return {"table": table, "api_alone_rps": api.rate, "grants": grants, "micro": micro}
+
+
+MICRO_ORDER = ["session load", "token-cache open (locked read)", "token-cache peek",
+               "MSAL client + silent call", "acquire_token (all of it)"]
+
+
+# ============================================================================ main
+def run(args: argparse.Namespace) -> int:
+    started = time.time() - args.prepared_seconds
+    sys.path[:0] = [args.project, str(HELPERS)]
+    bench = Bench(args)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C raises KeyboardInterrupt even where SIGINT came in ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        print(f"Machine: {machine()}", flush=True)
+        bench.start_infrastructure()
+        api = bench.api_alone()
+        print(f"downstream API stand-in alone: {api.rate:.0f} req/s, p50 {api.p50_ms:.2f} ms",
+              flush=True)
+        print("starting servers and signing in", flush=True)
+        bench.start_servers()
+        print(f"warm-up ({args.warmup} s each)", flush=True)
+        bench.warm_up()
+        print(f"{args.rounds} rounds of {args.seconds} s", flush=True)
+        bench.rounds()
+        grants = []
+        if args.grant_seconds > 0:
+            print("token refreshes under load", flush=True)
+            grants = bench.grants()
+        micro = {}
+        if not args.no_micro:
+            print("in-process per-call costs", flush=True)
+            micro = bench.micro()
+        results = report(bench, api, grants, micro, started)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return 0
+    except BenchmarkError as exc:
+        print(f"\nFAILED: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SystemExit):
+        print("\ninterrupted; stopping the servers", file=sys.stderr)
+        raise
+    finally:
+        bench.processes.stop_all()
+        with contextlib.suppress(AttributeError):
+            bench.standin.stop()
+        if args.keep:
+            print(f"(kept {bench.work})")
+        else:
+            shutil.rmtree(bench.work, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10,
+                        help="seconds per server per round (in two halves)")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--venv", help="reuse this virtual environment (the baked app and "
+                                       "identity are installed into it)")
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--grant-seconds", type=int, default=20,
+                        help="seconds of load per variant when counting /token grants (0: skip)")
+    parser.add_argument("--grant-window", type=int, default=5,
+                        help="seconds an access token is usable in that phase")
+    parser.add_argument("--no-micro", action="store_true", help="skip the in-process costs")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    # Set by the first stage for the second (inside the baked app's venv).
+    parser.add_argument("--inner", help=argparse.SUPPRESS)
+    parser.add_argument("--project", help=argparse.SUPPRESS)
+    parser.add_argument("--package", help=argparse.SUPPRESS)
+    parser.add_argument("--prepared-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.seconds < 1:
+        parser.error("--rounds and --seconds must be at least 1")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed; on Debian or Ubuntu: apt-get install -y wrk",
+              file=sys.stderr)
+        return 2
+    if args.inner:
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            return 130
+    try:
+        prepare(args)
+    except BenchmarkError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0  # not reached: prepare() replaces this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())
