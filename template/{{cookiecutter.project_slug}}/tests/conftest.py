@@ -47,6 +47,7 @@ class AppUnderTest:
     ca_path: str
     mode: str = "https"  # or "local": local development mode on http://localhost
     browsers: list[Browser] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # the settings the app was built with
 
     def browser(self, profile: str = "chromium") -> Browser:
         """A new browser with its own cookie jar (one per simulated user)."""
@@ -134,6 +135,7 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
         def start(*, mode: str = "https", optional_claims: tuple[str, ...] = (),
                   **overrides: str) -> AppUnderTest:
             secret = secrets.token_urlsafe(24)
+            built_with: dict[str, str] = {}
             provider = standin
             if mode == "local":
                 provider = stack.enter_context(
@@ -148,13 +150,14 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
                 provider.register_client(CLIENT_ID, secret,
                                          [env["REDIRECT_URI"], base_url + "/"],
                                          optional_claims=list(optional_claims))
+                built_with.update(env)
                 return create_app(env)
 
             base_url, app = stack.enter_context(serve_app(
                 build, server_cert_files if mode == "https" else None, host="localhost"))
             return AppUnderTest(base_url=base_url, standin=provider,
                                 services=app.extensions["msal_webapp"], ca_path=ca_bundle_path,
-                                mode=mode)
+                                mode=mode, env=built_with)
 
         yield start
 

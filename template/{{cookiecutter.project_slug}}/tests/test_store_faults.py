@@ -364,3 +364,30 @@ def test_a_token_past_its_refresh_time_is_refreshed_once_for_concurrent_requests
         pages = list(pool.map(lambda _: browser.get(app.url(path)), range(20)))
     assert [p.status_code for p in pages] == [200] * 20
     assert grants(app, "refresh_token") == 1
+
+
+def test_another_worker_process_serves_a_user_signed_in_elsewhere(
+        make_app: Callable[..., AppUnderTest], server_cert_files: tuple[str, str]) -> None:
+    """With the filesystem backend, a second worker (a new app instance on the same store: its
+    own MSAL clients, discovery not yet fetched) serves a signed-in user's pages, sees a refresh
+    made by the first, and a sign-out made through the first."""
+    from {{ cookiecutter.package_name }}.app import create_app
+
+    from tests.conftest import serve_app
+
+    app = make_app(TOKEN_CACHE_BACKEND="filesystem")
+    path = sign_in_api_page(app)
+    browser = app.browser()
+    visit(app, browser, path, ALICE)
+    with serve_app(lambda _: create_app(app.env), server_cert_files, host="localhost") as (
+            other_url, _):
+        # Cookies of localhost go to every port of it: the browser is the same user.
+        page = browser.get(other_url + path)
+        assert page.status_code == 200 and ALICE.oid in page.text
+        expire_access_tokens(app, ALICE)
+        app.standin.reset_counts()
+        assert ALICE.oid in browser.get(app.url(path)).text  # the first worker refreshes
+        assert ALICE.oid in browser.get(other_url + path).text  # the second uses that token
+        assert grants(app, "refresh_token") == 1
+        sign_out(app, browser)
+        assert ALICE.oid not in browser.get(other_url + path).text

@@ -145,11 +145,12 @@ class Served:
     env: dict[str, str]
 
 
-@pytest.fixture
+@pytest.fixture(params=["memory", "filesystem"])
 def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_path: str,
-                 tmp_path: Path) -> Iterator[Served]:
-    """The app under gunicorn with the shipped gunicorn.conf.py and the memory backend, over
-    https on a socket bound here (so its port is known before the app's REDIRECT_URI is)."""
+                 tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The app under gunicorn with the shipped gunicorn.conf.py (the app preloaded, then one
+    worker for the memory backend, two for the filesystem one), over https on a socket bound
+    here (so its port is known before the app's REDIRECT_URI is)."""
     pytest.importorskip("gunicorn")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -157,7 +158,7 @@ def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle
     base_url = f"https://localhost:{listener.getsockname()[1]}"
     secret = secrets.token_urlsafe(24)
     env = app_environment(standin, base_url, ca_bundle_path, tmp_path, secret,
-                          TOKEN_CACHE_BACKEND="memory", OUTBOUND_DEADLINE_SECONDS="3")
+                          TOKEN_CACHE_BACKEND=request.param, OUTBOUND_DEADLINE_SECONDS="3")
     standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"])
     config = tmp_path / "gunicorn.test.py"
     config.write_text(TEST_CONFIG.format(shipped=str(PROJECT / "gunicorn.conf.py")))
@@ -205,6 +206,7 @@ def test_the_shipped_gunicorn_settings_survive_a_provider_slower_than_the_worker
     assert answer.status_code == 502, answer.text
     assert "could not be reached" in answer.text
     assert 3 <= elapsed < 3 + MARGIN  # longer than gunicorn's timeout (2 s), yet answered
-    # The worker was not restarted: the other user's session (in its memory) is still there.
+    # No worker was restarted: the other user's session (in a worker's memory, for the memory
+    # backend) is still there. With two workers, the requests above reached both.
     assert signed_in_as(app, others, BOB)
     assert signed_in_as(app, browser, ALICE)

@@ -361,12 +361,14 @@ class AuthService:
         cache = self.caches.peek(user.home_account_id)
         with self._offline_lock:
             kept = self._offline_clients.get(user.home_account_id)
-        if kept is None or kept[0] is not cache:
-            kept = (cache, self.clients.build(cache, http_client=self._offline_http))
-            with self._offline_lock:
-                self._offline_clients[user.home_account_id] = kept
         self._offline_http.begin()
         try:
+            if kept is None or kept[0] is not cache:
+                # Building runs discovery, refused here too until this process has done it
+                # once the locked way (a new worker process, before its first refresh).
+                kept = (cache, self.clients.build(cache, http_client=self._offline_http))
+                with self._offline_lock:
+                    self._offline_clients[user.home_account_id] = kept
             result = self._acquire_silent(kept[1], cache, user, scopes, None)
         except (NetworkNeeded, InteractionRequired):
             return None
