@@ -132,7 +132,8 @@ class AuthService:
         # The offline pass's clients, one per account (see `_acquire_offline`).
         self._offline_http = OfflineHttp()
         self._offline_clients: cachetools.LRUCache[
-            str, tuple[msal.SerializableTokenCache, msal.ConfidentialClientApplication]] = (
+            str, tuple[msal.SerializableTokenCache, msal.ConfidentialClientApplication,
+                       dict[str, Any]]] = (
             cachetools.LRUCache(maxsize=PARSED_COPIES))
         self._offline_lock = threading.Lock()
 
@@ -366,31 +367,44 @@ class AuthService:
             if kept is None or kept[0] is not cache:
                 # Building runs discovery, refused here too until this process has done it
                 # once the locked way (a new worker process, before its first refresh).
-                kept = (cache, self.clients.build(cache, http_client=self._offline_http))
+                client = self.clients.build(cache, http_client=self._offline_http)
+                account = self.account_of(client, user)
+                if account is None:
+                    return None  # the locked way says why
+                kept = (cache, client, account)
                 with self._offline_lock:
                     self._offline_clients[user.home_account_id] = kept
-            result = self._acquire_silent(kept[1], cache, user, scopes, None)
+            result = self._acquire_silent(kept[1], cache, user, scopes, None, kept[2])
         except (NetworkNeeded, InteractionRequired):
             return None
         if self._offline_http.refused() or not result or "access_token" not in result:
             return None
         return str(result["access_token"])
 
+    @staticmethod
+    def account_of(app: msal.ConfidentialClientApplication, user: User
+                   ) -> dict[str, Any] | None:
+        """The user's account in `app`'s cache, if it is there."""
+        for account in app.get_accounts():
+            if account.get("home_account_id") == user.home_account_id:
+                return dict(account)
+        return None
+
     def _acquire_silent(self, app: msal.ConfidentialClientApplication,
                         cache: msal.SerializableTokenCache, user: User,
-                        scopes: Sequence[str], claims: str | None) -> dict[str, Any] | None:
+                        scopes: Sequence[str], claims: str | None,
+                        account: dict[str, Any] | None = None) -> dict[str, Any] | None:
         try:
             # Both can reach the network: building a client runs discovery (served from the
             # shared http_cache after the first time), and MSAL fetches instance metadata
             # lazily, on the first get_accounts().
-            accounts = [a for a in app.get_accounts()
-                        if a.get("home_account_id") == user.home_account_id]
-            if not accounts:
+            account = account or self.account_of(app, user)
+            if account is None:
                 raise InteractionRequired(scopes, reason="no_account", login_hint=user.username,
                                           claims=claims)
             granted = self._cached_default(cache, user.home_account_id, scopes, claims)
             result: dict[str, Any] | None = app.acquire_token_silent_with_error(
-                list(granted or scopes), accounts[0], claims_challenge=claims)
+                list(granted or scopes), account, claims_challenge=claims)
         except DISCOVERY_FAILURES as exc:
             raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
         return result

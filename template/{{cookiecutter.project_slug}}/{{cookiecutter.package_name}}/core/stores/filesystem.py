@@ -19,10 +19,12 @@ import logging
 import os
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 
+import cachetools
 import filelock
 
 from . import Entry, StoreError
@@ -46,6 +48,7 @@ class FileStore:
     SWEEP_INTERVAL_SECONDS = 3600.0
     LOCK_STRIPES = 256
     LOCK_TIMEOUT_SECONDS = 30.0
+    RECENT_ENTRIES = 1024  # entries kept in memory, each used only while its file is unchanged
 
     def __init__(self, directory: Path, ttl_seconds: int) -> None:
         self._dir = private_directory(directory)
@@ -53,6 +56,8 @@ class FileStore:
         self._ttl = ttl_seconds
         self._locks = KeyedLocks()
         self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_SECONDS
+        self._recent: cachetools.LRUCache[str, Entry] = cachetools.LRUCache(self.RECENT_ENTRIES)
+        self._recent_guard = threading.Lock()
 
     def _digest(self, key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
@@ -82,6 +87,22 @@ class FileStore:
 
     def get(self, key: str) -> Entry | None:
         path = self._path(key)
+        # A stat is cheaper than opening and reading: an entry read before and unchanged since
+        # (same inode, size and mtime) is served from memory.
+        info = self._live_stat(path)
+        if info is None:
+            return None
+        with self._recent_guard:
+            recent = self._recent.get(key)
+        if recent is not None and recent.version == self._version(info):
+            return recent
+        entry = self._read(path)
+        if entry is not None:
+            with self._recent_guard:
+                self._recent[key] = entry
+        return entry
+
+    def _read(self, path: Path) -> Entry | None:
         try:
             with path.open("rb") as handle:
                 info = os.fstat(handle.fileno())  # the version of what is read, not a newer file
@@ -107,6 +128,11 @@ class FileStore:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(value.encode("utf-8"))
                 handle.flush()
+                # File systems stamp writes with a coarse clock (a few ms), and a replaced
+                # file's inode number can come back: a precise mtime keeps two quick writes of
+                # the same size apart in `version`.
+                now = time.time_ns()
+                os.utime(handle.fileno(), ns=(now, now))
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
         except OSError as exc:
