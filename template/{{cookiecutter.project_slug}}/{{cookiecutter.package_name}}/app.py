@@ -18,7 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .config import DEFAULTS
 from .core.sessions import SessionState
 from .core.settings import load_settings, load_settings_or_exit
-from .core.web import Services, build_services, session_cookie
+from .core.web import CookieSpec, Services, build_services
 from .views import bp
 
 
@@ -35,11 +35,11 @@ class StoreSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> StoreSession:
         services: Services = app.extensions["msal_webapp"]
-        cookie = request.cookies.get(session_cookie(services.settings).name)
+        cookie = request.cookies.get(services.session_cookie.name)
         return services.sessions.load(cookie, StoreSession)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        spec = session_cookie(app.extensions["msal_webapp"].settings)
+        spec: CookieSpec = app.extensions["msal_webapp"].session_cookie
         if session.cookie_action == "set":
             response.set_cookie(spec.name, session.sid, max_age=spec.max_age, path=spec.path,
                                 secure=spec.secure, httponly=spec.httponly,

@@ -49,6 +49,9 @@ class SessionState(MutableMapping[str, Any]):
         self.rotate_requested = False
         # Set by `Sessions.save` for the adapter: the cookie to send ("set" the id, or "delete").
         self.cookie_action: str | None = None
+        # Values derived from the data, kept for the rest of the request (e.g. the parsed user),
+        # each with the data it was derived from, so that a change is never served stale.
+        self.derived: dict[str, tuple[Any, Any]] = {}
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -133,15 +136,19 @@ class Sessions:
         return kind(sid, data, account=account, saved_at=saved_at)
 
     # -- save ----------------------------------------------------------------------------------
+    def needs_save(self, state: SessionState) -> bool:
+        """Whether `save` would write: the session changed, or its renewal is due."""
+        return state.modified or (state.sid is not None
+                                  and self.clock() - state.saved_at >= RENEW_AFTER_SECONDS)
+
     def save(self, state: SessionState, account: str | None) -> None:
         """Persist `state` if it changed (or is due for renewal) and set `state.cookie_action`.
 
         `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
         """
-        now = self.clock()
-        due = state.sid is not None and now - state.saved_at >= RENEW_AFTER_SECONDS
-        if not state.modified and not due:
+        if not self.needs_save(state):
             return
+        now = self.clock()
         try:
             if not state:
                 if state.sid is not None:

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from .auth import AuthService, SignInResult, SignInStart, User, flow_id
 from .downstream import DownstreamApis
@@ -208,6 +208,8 @@ def sign_in_refused(settings: Settings, session: SessionState, cookies: Mapping[
 
 def save_session(services: Services, session: SessionState) -> None:
     """Persist the request's session before its response leaves; raises StoreUnavailable."""
+    if not services.sessions.needs_save(session):
+        return
     user = current_user(session)
     services.sessions.save(session, user.home_account_id if user else None)
 
@@ -259,7 +261,14 @@ def begin_session(session: MutableMapping[str, Any], result: SignInResult) -> No
 
 
 def current_user(session: MutableMapping[str, Any]) -> User | None:
-    return User.from_dict(session.get(SESSION_USER))
+    data = session.get(SESSION_USER)
+    if not isinstance(session, SessionState):
+        return User.from_dict(data)
+    # Asked several times per request (the view, the page's template, the save): parsed once.
+    derived = session.derived.get(SESSION_USER)
+    if derived is None or derived[0] is not data:
+        derived = session.derived[SESSION_USER] = (data, User.from_dict(data))
+    return cast(User | None, derived[1])
 
 
 def api_succeeded(session: MutableMapping[str, Any]) -> None:
@@ -278,6 +287,7 @@ class Services:
     auth: AuthService
     apis: DownstreamApis
     security_headers: dict[str, str]  # the same for every response: computed once
+    session_cookie: CookieSpec
 
 
 def build_services(settings: Settings) -> Services:
@@ -290,4 +300,5 @@ def build_services(settings: Settings) -> Services:
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
                     auth=auth,
                     apis=DownstreamApis(settings, auth, clients.http),
-                    security_headers=security_headers(settings))
+                    security_headers=security_headers(settings),
+                    session_cookie=session_cookie(settings))

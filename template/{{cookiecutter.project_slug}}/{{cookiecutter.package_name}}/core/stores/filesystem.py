@@ -52,6 +52,7 @@ class FileStore:
 
     def __init__(self, directory: Path, ttl_seconds: int) -> None:
         self._dir = private_directory(directory)
+        self._dir_str = str(self._dir)
         self._lock_dir = private_directory(directory / "locks")
         self._ttl = ttl_seconds
         self._locks = KeyedLocks()
@@ -62,16 +63,18 @@ class FileStore:
     def _digest(self, key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self._dir / (self._digest(key) + ".json")
+    def _path(self, key: str) -> str:
+        # A str, not a Path: this runs twice per request, and building Path objects costs
+        # more than the hash.
+        return f"{self._dir_str}/{self._digest(key)}.json"
 
-    def _live_stat(self, path: Path) -> os.stat_result | None:
+    def _live_stat(self, path: str) -> os.stat_result | None:
         try:
-            info = path.stat()
+            info = os.stat(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StoreError(f"cannot read {path.name}: {exc}") from exc
+            raise StoreError(f"cannot read {os.path.basename(path)}: {exc}") from exc
         if info.st_mtime + self._ttl < time.time():
             return None  # expired; the sweep removes it
         return info
@@ -102,9 +105,9 @@ class FileStore:
                 self._recent[key] = entry
         return entry
 
-    def _read(self, path: Path) -> Entry | None:
+    def _read(self, path: str) -> Entry | None:
         try:
-            with path.open("rb") as handle:
+            with open(path, "rb") as handle:
                 info = os.fstat(handle.fileno())  # the version of what is read, not a newer file
                 if info.st_mtime + self._ttl < time.time():
                     return None
@@ -112,7 +115,7 @@ class FileStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StoreError(f"cannot read {path.name}: {exc}") from exc
+            raise StoreError(f"cannot read {os.path.basename(path)}: {exc}") from exc
         try:
             return Entry(data.decode("utf-8"), self._version(info))
         except UnicodeDecodeError:
@@ -123,7 +126,7 @@ class FileStore:
         try:
             fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")  # created 0600
         except OSError as exc:
-            raise StoreError(f"cannot write {path.name}: {exc}") from exc
+            raise StoreError(f"cannot write {os.path.basename(path)}: {exc}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(value.encode("utf-8"))
@@ -137,7 +140,7 @@ class FileStore:
             os.replace(tmp, path)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
-            raise StoreError(f"cannot write {path.name}: {exc}") from exc
+            raise StoreError(f"cannot write {os.path.basename(path)}: {exc}") from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -147,7 +150,7 @@ class FileStore:
 
     def delete(self, key: str) -> None:
         try:
-            self._path(key).unlink(missing_ok=True)
+            Path(self._path(key)).unlink(missing_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot delete an entry: {exc}") from exc
 
