@@ -571,6 +571,21 @@ def test_lost_cache_entry_leads_to_exactly_one_sign_in(app_under_test: AppUnderT
     assert app.standin.authorize_calls == 1
 
 
+def test_a_round_trip_that_does_not_help_is_not_repeated(
+        app_under_test: AppUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token cache that silently drops what it is given: the sign-in comes back without a
+    token, so does the one round trip for the API's token that follows, and then the page says
+    so instead of sending the user round again."""
+    app = app_under_test
+    path = sign_in_api_page(app)
+    monkeypatch.setattr(app.services.caches.store, "set", lambda key, value: None)
+    browser = app.browser()
+    app.standin.reset_counts()
+    final = visit(app, browser, path, ALICE, round_trips=2)
+    assert_error_page(final, "did not give this app access", status=403)
+    assert app.standin.authorize_calls == 2
+
+
 @pytest.mark.parametrize("encoding", ["base64", "json"])
 def test_claims_challenge_is_answered_once(app_under_test: AppUnderTest, encoding: str) -> None:
     app = app_under_test

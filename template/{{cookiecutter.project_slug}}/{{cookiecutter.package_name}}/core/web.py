@@ -1,7 +1,9 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
 """Web-facing rules every adapter applies the same way: cookies, CSRF, the consent loop guard.
 
-Adapters translate these into their framework's calls; none of the decisions live in adapters.
+core/flows.py puts them together into what each page does; adapters translate the outcomes
+into their framework's calls, and none of the decisions live in adapters. Time comes in as an
+argument (the auth service's clock), never from `time.time()` here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -231,11 +232,12 @@ def interaction_key(scopes: Sequence[str], claims: str | None) -> str:
     return hashlib.sha256(f"{' '.join(sorted(scopes))}|{claims or ''}".encode()).hexdigest()[:32]
 
 
-def should_interact(session: MutableMapping[str, Any], error: InteractionRequired) -> bool:
+def should_interact(session: MutableMapping[str, Any], error: InteractionRequired,
+                    now: float) -> bool:
     """False if the user just went through this very round trip and it did not help."""
     last = session.get(SESSION_INTERACTION) or {}
     return not (last.get("key") == interaction_key(error.scopes, error.claims)
-                and time.time() - float(last.get("at", 0)) < LOOP_WINDOW_SECONDS)
+                and now - float(last.get("at", 0)) < LOOP_WINDOW_SECONDS)
 
 
 def page_sign_in(settings: Settings, api: str | None) -> tuple[list[str], str]:
@@ -251,13 +253,13 @@ def page_sign_in(settings: Settings, api: str | None) -> tuple[list[str], str]:
     return scopes, interaction_key(scopes, None)
 
 
-def begin_session(session: MutableMapping[str, Any], result: SignInResult) -> None:
+def begin_session(session: MutableMapping[str, Any], result: SignInResult, now: float) -> None:
     """Fill a freshly rotated session after sign-in."""
     session.clear()
     session[SESSION_USER] = result.user.to_dict()
     csrf_token(session)  # now, so that the pages that show the sign-out form write nothing
     if result.purpose:
-        session[SESSION_INTERACTION] = {"key": result.purpose, "at": time.time()}
+        session[SESSION_INTERACTION] = {"key": result.purpose, "at": now}
 
 
 def current_user(session: MutableMapping[str, Any]) -> User | None:

@@ -1,0 +1,220 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""What each page of the sign-in flow does, decided here for every web framework.
+
+An adapter builds a `WebRequest` (the request's cookies, its session and where it is), calls
+one of these functions and translates the `Outcome` it gets back: a `Redirect` or a `Page`
+(template, context, status), each with the cookies to set or delete. `finish` saves the session
+first, so that a session that cannot be saved becomes an error page in every framework.
+
+    outcome = flows.finish(services, req, flows.login(services, req, next_path, login_hint))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import requests
+
+from .auth import User
+from .downstream import ApiResponse
+from .errors import (
+    DownstreamApiError,
+    InteractionRequired,
+    SignInError,
+    StoreUnavailable,
+    TokenAcquisitionError,
+)
+from .sessions import SessionState
+from .web import (
+    SESSION_STORE_DOWN,
+    CookieChanges,
+    Services,
+    api_succeeded,
+    begin_session,
+    callback_cookies,
+    csrf_valid,
+    current_user,
+    interaction_key,
+    page_sign_in,
+    save_session,
+    should_interact,
+    sign_in_cookies,
+    sign_in_refused,
+    signed_in_cookies,
+    signed_out_cookies,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebRequest:
+    """What the core needs of a request, whatever the framework."""
+
+    here: str  # the local path and query, to come back to after a sign-in
+    cookies: Mapping[str, str]
+    session: SessionState
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
+    cookies: CookieChanges = CookieChanges()
+
+
+@dataclass(frozen=True)
+class Page:
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+    cookies: CookieChanges = CookieChanges()
+
+
+Outcome = Redirect | Page
+
+
+def error_page(title: str, message: str, status: int, retry: str | None = None) -> Page:
+    """The error page: what happened, in words, and a way to go on (`retry`, a local URL)."""
+    return Page("error.html", {"title": title, "message": message, "retry": retry}, status)
+
+
+def _with_cookies(outcome: Outcome, changes: CookieChanges) -> Outcome:
+    return replace(outcome, cookies=CookieChanges(set=outcome.cookies.set + changes.set,
+                                                  delete=outcome.cookies.delete + changes.delete))
+
+
+def session_saved(services: Services, req: WebRequest) -> Page | None:
+    """Save the request's session if it changed: None, or the error page if it cannot be."""
+    try:
+        save_session(services, req.session)
+    except StoreUnavailable as exc:
+        log.error("%s", exc)
+        return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503, retry="/")
+    return None
+
+
+def finish(services: Services, req: WebRequest, outcome: Outcome) -> Outcome:
+    """Save the request's session before the outcome is sent; a failed save replaces it by
+    the error page (the cookies of a redirect it replaces are dropped with it)."""
+    return session_saved(services, req) or outcome
+
+
+# -- signing in -------------------------------------------------------------------------------
+def signed_in_user(services: Services, req: WebRequest, api: str | None = None
+                   ) -> User | Outcome:
+    """The signed-in user, or what a page for signed-in users answers a signed-out one: a
+    sign-in (with the scopes of `api`, the API the page calls, for one round trip from a cold
+    start), or an error page when another sign-in could not help."""
+    user = current_user(req.session)
+    if user is not None:
+        return user
+    refused = sign_in_refused(services.settings, req.session, req.cookies, services.auth.clock())
+    if refused:
+        return error_page("Session storage unavailable", refused, 503, retry="/")
+    scopes, purpose = page_sign_in(services.settings, api)
+    return start_sign_in(services, req, return_to=req.here, scopes=scopes, purpose=purpose)
+
+
+def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
+                  scopes: list[str] | None = None, login_hint: str | None = None,
+                  claims: str | None = None, purpose: str = "",
+                  for_account: str | None = None) -> Outcome:
+    """Send the browser to the provider, with this sign-in's flow cookie."""
+    try:
+        start = services.auth.start_sign_in(
+            return_to=return_to, scopes=scopes, login_hint=login_hint, claims=claims,
+            purpose=purpose, for_account=for_account,
+            retire_session=req.session.sid if req.session else None)
+    except SignInError as exc:
+        log.warning("sign-in could not start: %s", exc)
+        return error_page("Sign-in service problem", exc.message, exc.status, retry=return_to)
+    return Redirect(start.auth_uri, sign_in_cookies(services, start, req.cookies))
+
+
+def login(services: Services, req: WebRequest, next_path: str | None,
+          login_hint: str | None) -> Outcome:
+    """The sign-in link: `next_path` is where to come back to."""
+    return start_sign_in(services, req, return_to=next_path or "/",
+                         login_hint=login_hint or None)
+
+
+def complete_sign_in(services: Services, req: WebRequest, answer: Mapping[str, str]
+                     ) -> Outcome:
+    """The redirect URI: redeem the provider's answer (form_post fields or query), start a new
+    session for the user, and go back to where the sign-in started."""
+    found = callback_cookies(services.settings, req.cookies, answer)
+    try:
+        result = services.auth.complete_sign_in(found.flow_cookie, answer,
+                                                others_in_progress=found.others_in_progress)
+    except SignInError as exc:
+        log.warning("sign-in failed: %s", exc)
+        outcome: Outcome = error_page("Sign-in failed", exc.message, exc.status,
+                                      retry=exc.retry)
+    else:
+        if result.retire_session:
+            # The session this browser had before signing in ends here.
+            services.sessions.retire(result.retire_session)
+        req.session.rotate()
+        begin_session(req.session, result, services.auth.clock())
+        outcome = Redirect(result.return_to,
+                           signed_in_cookies(services.settings, req.cookies,
+                                             services.auth.clock()))
+    # The used flow cookie is single-use, whatever the outcome; other tabs' ones stay.
+    return _with_cookies(outcome, found.used)
+
+
+def sign_out(services: Services, req: WebRequest, submitted_csrf: str | None) -> Outcome:
+    """The sign-out form: forget the user's tokens and session, then the provider's sign-out."""
+    if not csrf_valid(req.session, submitted_csrf):
+        return error_page("Sign-out not confirmed",
+                          "The sign-out form expired; please try again.", 400, retry="/")
+    end_session_url = services.auth.sign_out(current_user(req.session))
+    req.session.clear()
+    return Redirect(end_session_url, signed_out_cookies(services.settings))
+
+
+# -- calling APIs -----------------------------------------------------------------------------
+def call_api(services: Services, req: WebRequest, user: User, name: str, path: str = "",
+             **options: Any) -> ApiResponse | Outcome:
+    """Call the API `name` for the user: its response, or the outcome that takes its place (a
+    consent or claims round trip, or an error page). `options` go to `DownstreamApis.call`."""
+    try:
+        response = services.apis.call(user, name, path, **options)
+    except InteractionRequired as exc:
+        if not should_interact(req.session, exc, services.auth.clock()):
+            return error_page("Access not granted",
+                              f"Signing in again did not give this app access to {name}. "
+                              "Your administrator may need to grant consent.", 403, retry="/")
+        return start_sign_in(services, req, return_to=req.here, scopes=exc.scopes,
+                             login_hint=exc.login_hint, claims=exc.claims,
+                             purpose=interaction_key(exc.scopes, exc.claims),
+                             for_account=user.home_account_id)
+    except StoreUnavailable as exc:
+        log.error("%s", exc)
+        return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503,
+                          retry=req.here)
+    except TokenAcquisitionError as exc:
+        log.error("token acquisition failed: %s", exc)
+        return error_page("Sign-in service problem",
+                          "A token for this API could not be obtained.", 502, retry=req.here)
+    except DownstreamApiError as exc:
+        log.warning("%s", exc)
+        return error_page("API error", f"{name} answered with HTTP {exc.status}.", 502,
+                          retry=req.here)
+    except requests.RequestException as exc:
+        log.warning("API %s unreachable: %s", name, exc)
+        return error_page("API unreachable", f"{name} could not be reached.", 502,
+                          retry=req.here)
+    api_succeeded(req.session)
+    return response
+
+
+def api_data(response: ApiResponse) -> Any:
+    """An API's answer for a page: its JSON, or its text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
