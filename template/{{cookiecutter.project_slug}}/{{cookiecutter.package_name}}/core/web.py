@@ -3,7 +3,7 @@
 
 core/flows.py puts them together into what each page does; adapters translate the outcomes
 into their framework's calls, and none of the decisions live in adapters. Time comes in as an
-argument (the auth service's clock), never from `time.time()` here.
+argument (the clock given to `build_services`), never read here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping, MutableMapping, Sequence
+import time
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -292,13 +293,15 @@ class Services:
     session_cookie: CookieSpec
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
+    """The app's services; `clock` (wall-clock seconds) is the one time source of sessions,
+    sign-in flows and the web rules."""
     caches = AccountCaches(build_store(settings, "token_caches"), settings.token_cache_prefix)
     sessions = Sessions(build_store(settings, "sessions"), settings.token_cache_prefix,
                         lifetime_seconds=settings.session_lifetime_seconds,
-                        per_account=settings.sessions_per_account)
+                        per_account=settings.sessions_per_account, clock=clock)
     clients = MsalClients(settings)
-    auth = AuthService(settings, clients, caches)
+    auth = AuthService(settings, clients, caches, clock=clock)
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
                     auth=auth,
                     apis=DownstreamApis(settings, auth, clients.http),
