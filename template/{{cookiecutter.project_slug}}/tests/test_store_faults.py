@@ -121,11 +121,14 @@ class FaultyDirectory:
         self.mounted = done.returncode == 0
         return self.mounted
 
+    def _folders(self) -> list[Path]:
+        return [self.path, *(p for p in self.path.rglob("*") if p.is_dir())]
+
     def read_only(self) -> None:
         if self.mounted:
             subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
         elif os.geteuid() != 0:
-            for folder in [self.path, *(p for p in self.path.rglob("*") if p.is_dir())]:
+            for folder in self._folders():
                 folder.chmod(0o500)
         else:
             pytest.skip("as root without mount, nothing can be made read-only")
@@ -146,7 +149,7 @@ class FaultyDirectory:
             subprocess.run(["mount", "-o", "remount,rw", str(self.path)], check=False)
             self._filler.unlink(missing_ok=True)
         else:
-            for folder in [self.path, *(p for p in self.path.rglob("*") if p.is_dir())]:
+            for folder in self._folders():
                 with contextlib.suppress(OSError):
                     folder.chmod(0o700)
 

@@ -18,8 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .config import DEFAULTS
 from .core.sessions import SessionState
 from .core.settings import load_settings, load_settings_or_exit
-from .core.web import CookieSpec, Services, build_services
-from .views import bp
+from .core.web import CookieChanges, CookieSpec, Services, build_services
+from .views import apply_cookies, bp
 
 
 class StoreSession(SessionState, SessionMixin):
@@ -29,8 +29,9 @@ class StoreSession(SessionState, SessionMixin):
 class StoreSessionInterface(SessionInterface):
     """Flask sessions over the core's session layer (core/sessions.py).
 
-    The store is written by views.py before the response leaves (so that a failed write becomes
-    an error page); here only the cookie follows what that save decided.
+    The store is written before the response leaves (core/flows.py `finish`, through views.py),
+    so that a failed write becomes an error page; here only the cookie follows what that save
+    decided.
     """
 
     def open_session(self, app: Flask, request: Request) -> StoreSession:
@@ -41,12 +42,9 @@ class StoreSessionInterface(SessionInterface):
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         spec: CookieSpec = app.extensions["msal_webapp"].session_cookie
         if session.cookie_action == "set":
-            response.set_cookie(spec.name, session.sid, max_age=spec.max_age, path=spec.path,
-                                secure=spec.secure, httponly=spec.httponly,
-                                samesite=spec.samesite)
+            apply_cookies(response, CookieChanges(set=((spec, session.sid),)))
         elif session.cookie_action == "delete":
-            response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,
-                                   httponly=spec.httponly, samesite=spec.samesite)
+            apply_cookies(response, CookieChanges(delete=(spec,)))
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:

@@ -56,14 +56,14 @@ def respond(outcome: flows.Outcome) -> Response:
         response = cast(Response, redirect(outcome.location))
     else:
         response = _render(outcome)
-    return _apply(response, outcome.cookies)
+    return apply_cookies(response, outcome.cookies)
 
 
 def _render(page: flows.Page) -> Response:
     return Response(render_template(page.template, **page.context), status=page.status)
 
 
-def _apply(response: Response, changes: CookieChanges) -> Response:
+def apply_cookies(response: Response, changes: CookieChanges) -> Response:
     for spec in changes.delete:
         # Browsers match a deletion on name, path and (for __Host- names) Secure.
         response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,

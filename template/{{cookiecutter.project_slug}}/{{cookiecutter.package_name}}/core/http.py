@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import certifi
@@ -211,34 +211,35 @@ def _connect_to_any(conn: HTTPConnection, call: _Call, addresses: list[Any]) -> 
     raise error or ConnectTimeoutError(conn, f"Connection to {conn.host}: no time left.")
 
 
-class _HTTPConnection(HTTPConnection):
+class _Watched:
+    """What both connection classes add: a connect bound by the call's deadline, and the
+    connection's socket watched for the call using it."""
+
+    sock: socket.socket | None
+
     def _new_conn(self) -> socket.socket:
-        return _connect(self, super()._new_conn)
+        return _connect(cast(HTTPConnection, self), super()._new_conn)  # type: ignore[misc]
+
+    def _watch(self) -> None:
+        call = _active_call()
+        if call is not None and self.sock is not None:
+            _watchdog.attach(call, self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         # A pooled connection is reused by later calls: each one watches its socket.
-        call = _active_call()
-        if call is not None and self.sock is not None:
-            _watchdog.attach(call, self.sock)
-        super().request(*args, **kwargs)
+        self._watch()
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _HTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        return _connect(self, super()._new_conn)
+class _HTTPConnection(_Watched, HTTPConnection):
+    pass
 
+
+class _HTTPSConnection(_Watched, HTTPSConnection):
     def connect(self) -> None:
         super().connect()
-        call = _active_call()
-        if call is not None and self.sock is not None:
-            # The TLS socket: it took over the plain socket's file descriptor.
-            _watchdog.attach(call, self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        call = _active_call()
-        if call is not None and self.sock is not None:
-            _watchdog.attach(call, self.sock)
-        super().request(*args, **kwargs)
+        # The TLS socket: it took over the plain socket's file descriptor.
+        self._watch()
 
 
 class _HTTPPool(HTTPConnectionPool):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, TypeVar, overload
 
 from .errors import StoreUnavailable
-from .stores import Store, StoreError
+from .stores import CorruptEntries, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Sessions:
         self.lifetime_seconds = lifetime_seconds
         self.per_account = per_account
         self.clock = clock
+        self._corrupt = CorruptEntries(log, "session")
 
     def _key(self, sid: str) -> str:
         return f"{self.prefix}:session:{hashlib.sha256(sid.encode()).hexdigest()}"
@@ -124,11 +125,7 @@ class Sessions:
             return kind()
         parsed = _parse(entry.value)
         if parsed is None:
-            log.warning("session entry is corrupt; deleting it (the user signs in again)")
-            try:
-                self.store.delete(key)
-            except StoreError:
-                log.debug("corrupt session entry could not be deleted", exc_info=True)
+            self._corrupt.discard(self.store, key)
             return kind()
         data, account, saved_at = parsed
         if saved_at + self.lifetime_seconds < self.clock():
@@ -136,19 +133,15 @@ class Sessions:
         return kind(sid, data, account=account, saved_at=saved_at)
 
     # -- save ----------------------------------------------------------------------------------
-    def needs_save(self, state: SessionState) -> bool:
-        """Whether `save` would write: the session changed, or its renewal is due."""
-        return state.modified or (state.sid is not None
-                                  and self.clock() - state.saved_at >= RENEW_AFTER_SECONDS)
-
     def save(self, state: SessionState, account: str | None) -> None:
         """Persist `state` if it changed (or is due for renewal) and set `state.cookie_action`.
 
         `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
         """
-        if not self.needs_save(state):
-            return
         now = self.clock()
+        due = state.sid is not None and now - state.saved_at >= RENEW_AFTER_SECONDS
+        if not state.modified and not due:
+            return
         try:
             if not state:
                 if state.sid is not None:

@@ -31,7 +31,7 @@ import cachetools
 import msal
 
 from .errors import StoreUnavailable
-from .stores import Store, StoreError
+from .stores import CorruptEntries, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class AccountCaches:
         self._copies: cachetools.LRUCache[str, tuple[Hashable, msal.SerializableTokenCache]] = (
             cachetools.LRUCache(PARSED_COPIES))
         self._copies_guard = threading.Lock()
-        self._reported: cachetools.TTLCache[str, bool] = cachetools.TTLCache(1024, 3600)
+        # Wrong shape includes "not wholly this account's" (see parse_entry).
+        self._corrupt = CorruptEntries(log, "token cache")
 
     def key(self, home_account_id: str) -> str:
         return f"{self.prefix}:token_cache:{home_account_id}"
@@ -109,20 +110,8 @@ class AccountCaches:
             return None, None
         data = parse_entry(entry.value, home_account_id)
         if data is None:
-            self._discard_corrupt(key)
+            self._corrupt.discard(self.store, key)
         return entry.version, data
-
-    def _discard_corrupt(self, key: str) -> None:
-        with self._copies_guard:
-            first = key not in self._reported
-            self._reported[key] = True
-        if first:  # once, not on every request while the entry cannot even be deleted
-            log.warning("token cache entry is corrupt or not its account's; deleting it "
-                        "(the user signs in again)")
-        try:
-            self.store.delete(key)
-        except StoreError:
-            log.debug("corrupt token cache entry could not be deleted", exc_info=True)
 
     def peek(self, home_account_id: str) -> msal.SerializableTokenCache:
         """The account's cache for reading only: no lock, no write; do not modify it.

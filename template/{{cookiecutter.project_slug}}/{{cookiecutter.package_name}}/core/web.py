@@ -71,9 +71,8 @@ class CookieSpec:
 MAX_SIGN_INS_IN_PROGRESS = 4
 
 
-def flow_cookie(settings: Settings) -> CookieSpec:
-    """The cookie carrying the in-flight sign-in (like ASP.NET Core's correlation cookie); its
-    name is a prefix, completed by `flow_id` so that sign-ins in two tabs do not collide.
+def _reaches_redirect_uri(settings: Settings, name: str, max_age: int) -> CookieSpec:
+    """A cookie the browser must send with the provider's answer to the redirect URI.
 
     Over https the provider returns with a cross-site POST: only a SameSite=None cookie comes
     along, and browsers accept SameSite=None only with Secure. In local development on
@@ -83,8 +82,14 @@ def flow_cookie(settings: Settings) -> CookieSpec:
     """
     if settings.secure_cookies:
         # __Host-: the browser enforces Secure, Path=/ and no Domain for this name.
-        return CookieSpec("__Host-auth-flow", settings.sign_in_timeout_seconds, True, "None")
-    return CookieSpec("auth-flow", settings.sign_in_timeout_seconds, False, "Lax")
+        return CookieSpec(f"__Host-{name}", max_age, True, "None")
+    return CookieSpec(name, max_age, False, "Lax")
+
+
+def flow_cookie(settings: Settings) -> CookieSpec:
+    """The cookie carrying the in-flight sign-in (like ASP.NET Core's correlation cookie); its
+    name is a prefix, completed by `flow_id` so that sign-ins in two tabs do not collide."""
+    return _reaches_redirect_uri(settings, "auth-flow", settings.sign_in_timeout_seconds)
 
 
 def _flow_cookie_named(settings: Settings, name: str) -> CookieSpec:
@@ -163,11 +168,8 @@ SIGN_INS_BEFORE_GUARD = 2
 
 
 def signed_in_cookie(settings: Settings) -> CookieSpec:
-    """A counter, no credential. It must reach the redirect URI, like the flow cookie: over
-    https the provider's answer is a cross-site POST, which carries only SameSite=None."""
-    if settings.secure_cookies:
-        return CookieSpec("__Host-signed-in", SIGNED_IN_GUARD_SECONDS, True, "None")
-    return CookieSpec("signed-in", SIGNED_IN_GUARD_SECONDS, False, "Lax")
+    """A counter, no credential; read at the redirect URI, like the flow cookie."""
+    return _reaches_redirect_uri(settings, "signed-in", SIGNED_IN_GUARD_SECONDS)
 
 
 def _sign_ins(mark: str | None, now: float) -> tuple[float, int]:
@@ -210,9 +212,7 @@ def sign_in_refused(settings: Settings, session: SessionState, cookies: Mapping[
 
 def save_session(services: Services, session: SessionState) -> None:
     """Persist the request's session before its response leaves; raises StoreUnavailable."""
-    if not services.sessions.needs_save(session):
-        return
-    user = current_user(session)
+    user = current_user(session)  # parsed once per request (see current_user)
     services.sessions.save(session, user.home_account_id if user else None)
 
 

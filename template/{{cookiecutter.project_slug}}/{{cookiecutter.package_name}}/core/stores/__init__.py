@@ -12,9 +12,13 @@ Every backend reports its I/O failures as `StoreError`, and only those: the laye
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
+
+import cachetools
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -48,6 +52,30 @@ class Store(Protocol):
     def lock(self, key: str) -> contextlib.AbstractContextManager[object]:
         """An exclusive lock on `key`, across the threads (and processes) sharing the store.
         Taking it may raise StoreError."""
+
+
+class CorruptEntries:
+    """Deletes the entries a layer above found corrupt (unparsable, or of the wrong shape), and
+    logs each key once: not on every request while an entry cannot even be deleted (a read-only
+    store). `what` names the kind of entry in the log, which goes to the layer's own logger."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._reported: cachetools.TTLCache[str, bool] = cachetools.TTLCache(1024, 3600)
+        self._guard = threading.Lock()  # cachetools caches are not thread-safe
+
+    def discard(self, store: Store, key: str) -> None:
+        with self._guard:
+            first = key not in self._reported
+            self._reported[key] = True
+        if first:
+            self._log.warning("%s entry is corrupt; deleting it (the user signs in again)",
+                              self._what)
+        try:
+            store.delete(key)
+        except StoreError:
+            self._log.debug("corrupt %s entry could not be deleted", self._what, exc_info=True)
 
 
 def build_store(settings: Settings, purpose: Purpose) -> Store:
