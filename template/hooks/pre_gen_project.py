@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 CONTEXT_JSON = r'''{{ cookiecutter | tojson }}'''
 
 # --- choices: the one list of each (cookiecutter.json mirrors them; a test keeps them equal) ---
-FRAMEWORKS: tuple[str, ...] = ("flask",)
+FRAMEWORKS: tuple[str, ...] = ("flask", "django", "fastapi")
 AUTHORITY_KINDS: tuple[str, ...] = ("entra", "oidc")
 CREDENTIAL_KINDS: tuple[str, ...] = ("secret",)
 CACHE_BACKENDS: tuple[str, ...] = ("memory", "filesystem")

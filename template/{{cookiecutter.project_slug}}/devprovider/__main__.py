@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
             from {{ cookiecutter.package_name }}.app import create_app
 
             create_app(env).run(host=args.host, port=args.port)
+{% elif cookiecutter.framework == "django" %}
+            raise SystemExit("not yet")
+{% elif cookiecutter.framework == "fastapi" %}
+            raise SystemExit("not yet")
 {% endif %}
         finally:
             standin.stop()

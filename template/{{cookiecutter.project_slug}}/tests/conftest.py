@@ -1,7 +1,7 @@
 """Fixtures: the identity-provider and API stand-ins, and this app served over real HTTP(S).
 
-The behavioural tests (test_web_flow.py) only use `app_under_test` / `make_app`, so they would
-run unchanged against another framework's adapter: only `serve_app` below knows about Flask.
+The behavioural tests (test_web_flow.py) only use `app_under_test` / `make_app`, so they run
+unchanged against every framework's adapter: only tests/app_server.py knows the framework.
 
 As with a real tenant, the provider is on another site than the app: the app is served as
 `localhost` and the stand-in as `127.0.0.1` (different sites for a browser's SameSite rules),
@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import ssl
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
-from werkzeug.serving import make_server
 
-from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.web import Services
 
 from devprovider import StandIn
 from devprovider.__main__ import register_apis
+from tests.app_server import serve
 from tests.browser import Browser
 
 pytest_plugins = ["tests.devprovider_fixtures"]
@@ -68,34 +64,6 @@ def server_cert_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFacto
     cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
     cert.private_key_pem.write_to_path(str(key))
     return str(chain), str(key)
-
-
-@contextlib.contextmanager
-def serve_app(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
-              host: str = "127.0.0.1") -> Iterator[tuple[str, Any]]:
-    """Serve a WSGI app from a thread on an ephemeral port; `build(base_url)` makes the app.
-
-    The port is known only once the socket is bound, and the app's REDIRECT_URI needs it, so the
-    server starts with a forwarding WSGI callable that is pointed at the app once it is built.
-    """
-    holder: dict[str, Any] = {}
-    ssl_context = None
-    if cert_files:
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(*cert_files)
-    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
-                         threaded=True, ssl_context=ssl_context)
-    base_url = f"{'https' if cert_files else 'http'}://{host}:{server.port}"
-    holder["app"] = build(base_url)
-    # A short poll interval keeps shutdown (once per test) quick.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield base_url, holder["app"]
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Path,
@@ -142,7 +110,7 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
                     StandIn(*tls_server_files, browser_base_url="http://127.0.0.1:0",
                             reuse_keys=True))
 
-            def build(base_url: str) -> Any:
+            def env_for(base_url: str) -> dict[str, str]:
                 env = app_environment(provider, base_url, ca_bundle_path, tmp_path, secret,
                                       **overrides)
                 # Entra has no separate list of sign-out targets for web apps: the
@@ -151,13 +119,12 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
                                          [env["REDIRECT_URI"], base_url + "/"],
                                          optional_claims=list(optional_claims))
                 built_with.update(env)
-                return create_app(env)
+                return env
 
-            base_url, app = stack.enter_context(serve_app(
-                build, server_cert_files if mode == "https" else None, host="localhost"))
-            return AppUnderTest(base_url=base_url, standin=provider,
-                                services=app.extensions["msal_webapp"], ca_path=ca_bundle_path,
-                                mode=mode, env=built_with)
+            base_url, services = stack.enter_context(serve(
+                env_for, server_cert_files if mode == "https" else None, host="localhost"))
+            return AppUnderTest(base_url=base_url, standin=provider, services=services,
+                                ca_path=ca_bundle_path, mode=mode, env=built_with)
 
         yield start
 

@@ -6,31 +6,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.core.web import Services
 
 from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import start_dev_environment
+from tests.app_server import serve
 from tests.browser import Browser
-from tests.conftest import page_of, serve_app
+from tests.conftest import page_of
 
 ALICE = DEFAULT_USERS[0]
 
 
 @pytest.fixture
-def dev_app(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+def dev_app(tmp_path: Path) -> Iterator[tuple[str, Services]]:
     started: list[StandIn] = []
 
-    def build(base_url: str) -> Any:
+    def env_for(base_url: str) -> dict[str, str]:
         standin, env = start_dev_environment(tmp_path, base_url)
         started.append(standin)
-        return create_app(env)
+        return env
 
-    with serve_app(build, None, host="localhost") as served:
+    with serve(env_for, None, host="localhost") as served:
         try:
             yield served
         finally:
@@ -39,8 +39,8 @@ def dev_app(tmp_path: Path) -> Iterator[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize("profile", ["chromium", "firefox", "safari"])
-def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Any], profile: str) -> None:
-    base_url, app = dev_app
+def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], profile: str) -> None:
+    base_url, services = dev_app
     browser = Browser(verify=True, profile=profile)  # plain http only: no test CA is needed
     start = browser.get(base_url + "/login", allow_redirects=False)
     (name, morsel), = SimpleCookie(start.headers["Set-Cookie"]).items()
@@ -53,7 +53,6 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Any], profile
     assert where.scheme == "http" and where.hostname != urlsplit(base_url).hostname
     final = browser.sign_in(page, ALICE.username)
     assert final.url == base_url + "/" and ALICE.name in final.text
-    services = app.extensions["msal_webapp"]
     for api in services.settings.apis:
         page = browser.get(base_url + page_of(api))
         if urlsplit(page.url).path.endswith("/authorize"):  # consent for an API

@@ -23,11 +23,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from {{ cookiecutter.package_name }}.app import create_app
-
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from devprovider.__main__ import start_dev_environment
-from tests.conftest import AppUnderTest, page_of, serve_app
+from tests.app_server import serve
+from tests.conftest import AppUnderTest, page_of
 
 ALICE = DEFAULT_USERS[0]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -227,14 +226,14 @@ def test_https_mode(browser: Any, make_app: Callable[..., AppUnderTest]) -> None
 def test_local_development_mode(browser: Any, tmp_path: Path) -> None:
     started: list[StandIn] = []
 
-    def build(base_url: str) -> Any:
+    def env_for(base_url: str) -> dict[str, str]:
         standin, env = start_dev_environment(tmp_path, base_url)
         started.append(standin)
-        return create_app(env)
+        return env
 
     try:
-        with serve_app(build, None, host="localhost") as (base_url, app):
-            apis = list(app.extensions["msal_webapp"].settings.apis)
+        with serve(env_for, None, host="localhost") as (base_url, services):
+            apis = list(services.settings.apis)
             sign_in_use_apis_and_sign_out(browser, base_url, apis)
     finally:
         for standin in started:

@@ -26,6 +26,7 @@ import requests
 
 from {{ cookiecutter.package_name }}.core.stores import Entry, StoreError
 
+from tests.app_server import serve
 from tests.conftest import AppUnderTest
 from tests.test_web_flow import (
     ALICE,
@@ -374,15 +375,11 @@ def test_another_worker_process_serves_a_user_signed_in_elsewhere(
     """With the filesystem backend, a second worker (a new app instance on the same store: its
     own MSAL clients, discovery not yet fetched) serves a signed-in user's pages, sees a refresh
     made by the first, and a sign-out made through the first."""
-    from {{ cookiecutter.package_name }}.app import create_app
-
-    from tests.conftest import serve_app
-
     app = make_app(TOKEN_CACHE_BACKEND="filesystem")
     path = sign_in_api_page(app)
     browser = app.browser()
     visit(app, browser, path, ALICE)
-    with serve_app(lambda _: create_app(app.env), server_cert_files, host="localhost") as (
+    with serve(lambda _: app.env, server_cert_files, host="localhost") as (
             other_url, _):
         # Cookies of localhost go to every port of it: the browser is the same user.
         page = browser.get(other_url + path)

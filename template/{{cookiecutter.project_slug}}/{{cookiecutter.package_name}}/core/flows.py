@@ -35,6 +35,7 @@ from .web import (
     api_succeeded,
     begin_session,
     callback_cookies,
+    csrf_token,
     csrf_valid,
     current_user,
     interaction_key,
@@ -79,6 +80,30 @@ Outcome = Redirect | Page
 def error_page(title: str, message: str, status: int, retry: str | None = None) -> Page:
     """The error page: what happened, in words, and a way to go on (`retry`, a local URL)."""
     return Page("error.html", {"title": title, "message": message, "retry": retry}, status)
+
+
+# A form whose token does not match the session's (sign-out, or a form of the framework's own
+# CSRF protection): the same page in every framework.
+FORM_EXPIRED_TITLE = "Sign-out not confirmed"
+FORM_EXPIRED_MESSAGE = "The sign-out form expired; please try again."
+
+
+def form_expired() -> Page:
+    return error_page(FORM_EXPIRED_TITLE, FORM_EXPIRED_MESSAGE, 400, retry="/")
+
+
+def template_globals(services: Services, session: SessionState) -> dict[str, Any]:
+    """What every page's template may use besides its own context (see templates/base.html);
+    the adapters add `static(path)`, the URL of a static file."""
+    settings = services.settings
+    return {
+        "app_name": settings.app_name,
+        "user": current_user(session),
+        "api_names": [name for name in settings.apis if name != "graph"],
+        "has_graph": "graph" in settings.apis,
+        # The sign-out form's token, made (and stored in the session) when a page shows it.
+        "form_token": lambda: csrf_token(session),
+    }
 
 
 def _with_cookies(outcome: Outcome, changes: CookieChanges) -> Outcome:
@@ -169,8 +194,7 @@ def complete_sign_in(services: Services, req: WebRequest, answer: Mapping[str, s
 def sign_out(services: Services, req: WebRequest, submitted_csrf: str | None) -> Outcome:
     """The sign-out form: forget the user's tokens and session, then the provider's sign-out."""
     if not csrf_valid(req.session, submitted_csrf):
-        return error_page("Sign-out not confirmed",
-                          "The sign-out form expired; please try again.", 400, retry="/")
+        return form_expired()
     end_session_url = services.auth.sign_out(current_user(req.session))
     req.session.clear()
     return Redirect(end_session_url, signed_out_cookies(services.settings))

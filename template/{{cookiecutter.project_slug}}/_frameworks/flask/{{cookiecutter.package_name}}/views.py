@@ -23,6 +23,7 @@ from flask import (
     render_template,
     request,
     session,
+    url_for,
 )
 from werkzeug.exceptions import HTTPException
 
@@ -31,7 +32,7 @@ from .core import flows
 from .core.auth import User
 from .core.downstream import ApiResponse
 from .core.sessions import SessionState
-from .core.web import CookieChanges, Services, csrf_token, current_user
+from .core.web import CookieChanges, Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("main", __name__)
@@ -109,14 +110,8 @@ def call_api(name: str, path: str = "", **options: Any) -> ApiResponse | Respons
 
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    settings = services().settings
-    return {
-        "app_name": settings.app_name,
-        "user": current_user(session),
-        "api_names": [name for name in settings.apis if name != "graph"],
-        "has_graph": "graph" in settings.apis,
-        "csrf_token": lambda: csrf_token(session),
-    }
+    return {**flows.template_globals(services(), cast(SessionState, session)),
+            "static": lambda path: url_for("static", filename=path)}
 
 
 @bp.after_app_request

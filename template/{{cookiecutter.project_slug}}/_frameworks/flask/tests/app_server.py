@@ -1,0 +1,41 @@
+"""The one test module that knows this app's framework: how the tests build and serve it.
+
+Flask under werkzeug's threaded WSGI server, in the test process. Every other test module
+reaches the app through `build_app`, `serve` and the names below, so the behavioural suite
+runs unchanged against each framework's adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.core.web import Services
+
+from tests.servers import serve_wsgi
+
+FRAMEWORK = "flask"
+# What the documented gunicorn command serves (README.md, gunicorn.conf.py).
+GUNICORN_APP = "{{ cookiecutter.package_name }}.app:create_app()"
+# Python code that builds the app the way the production entry point does (from os.environ
+# and a .env file), to check how it fails.
+ENTRY_POINT_CODE = ("from {{ cookiecutter.package_name }}.app import create_app; "
+                    "create_app()")
+
+
+def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
+    """The WSGI app for `env` (no .env file, no os.environ) and its core services; raises
+    SettingsError for settings it cannot run with."""
+    app = create_app(env)
+    return app, app.extensions["msal_webapp"]
+
+
+@contextlib.contextmanager
+def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] | None,
+          host: str = "localhost") -> Iterator[tuple[str, Services]]:
+    """Serve the app built from `env_for(base_url)`: (base_url, its services)."""
+    with serve_wsgi(lambda base_url: build_app(env_for(base_url))[0], cert_files,
+                    host) as (base_url, app):
+        yield base_url, app.extensions["msal_webapp"]

@@ -1,0 +1,60 @@
+"""Serving an app under test from a thread, on an ephemeral port, over http or https.
+
+tests/app_server.py (the one module that knows this app's framework) uses these; the port is
+known once the socket is bound, before the app is built, so the app's REDIRECT_URI can name it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from werkzeug.serving import make_server
+
+
+def listening_socket() -> socket.socket:
+    """A socket listening on 127.0.0.1 at a port the system picks."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+def base_url_of(listener: socket.socket, cert_files: tuple[str, str] | None, host: str) -> str:
+    return f"{'https' if cert_files else 'http'}://{host}:{listener.getsockname()[1]}"
+
+
+def server_ssl_context(cert_files: tuple[str, str] | None) -> ssl.SSLContext | None:
+    if not cert_files:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*cert_files)
+    return context
+
+
+@contextlib.contextmanager
+def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
+               host: str = "localhost") -> Iterator[tuple[str, Any]]:
+    """Serve the WSGI app `build(base_url)` returns from a thread (werkzeug's threaded server):
+    (base_url, that app)."""
+    listener = listening_socket()
+    base_url = base_url_of(listener, cert_files, host)
+    app = build(base_url)
+    server = make_server("127.0.0.1", 0, app, threaded=True, fd=listener.fileno(),
+                         ssl_context=server_ssl_context(cert_files))
+    # A short poll interval keeps shutdown (once per test) quick.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield base_url, app
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+        listener.close()

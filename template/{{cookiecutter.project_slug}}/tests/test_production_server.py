@@ -1,0 +1,151 @@
+"""The shipped production server (gunicorn with gunicorn.conf.py): its settings, its start-up
+with bad settings, and a provider slower than its worker timeout."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+
+from devprovider import DEFAULT_USERS, StandIn, TestUser
+from tests.app_server import GUNICORN_APP
+from tests.browser import Browser
+from tests.conftest import CLIENT_ID, AppUnderTest, app_environment, page_of
+from tests.test_time_limits import MARGIN, TRICKLE, timed_get
+from tests.test_web_flow import sign_in
+
+ALICE, BOB = DEFAULT_USERS[0], DEFAULT_USERS[1]
+PROJECT = Path(__file__).parents[1]
+
+
+def test_the_production_server_reports_bad_settings_without_a_traceback(tmp_path: Path) -> None:
+    """The documented gunicorn command: the message, no traceback, and the master stops
+    instead of re-spawning workers that cannot start."""
+    pytest.importorskip("gunicorn")
+    project = Path(__file__).parents[1]
+    command = [sys.executable, "-m", "gunicorn", "-c", str(project / "gunicorn.conf.py"),
+               "--bind", "127.0.0.1:0", GUNICORN_APP]
+    result = subprocess.run(command, cwd=tmp_path, env={"PYTHONPATH": str(project),
+                                                        "SECRET_KEY": "short"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY is shorter than 32 characters" in result.stderr
+    assert "CLIENT_SECRET is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ gunicorn
+# The shipped settings plus, for the test, a worker timeout shorter than the slow request: a
+# sync worker would be killed by it (and answer 500); a threaded one keeps reporting.
+TEST_CONFIG = """
+import os
+exec(compile(open({shipped!r}).read(), {shipped!r}, "exec"))
+timeout = 2
+control_socket_disable = True  # gunicorn 25+: no shared ~/.gunicorn/gunicorn.ctl between tests
+"""
+
+
+@pytest.mark.parametrize(("env", "workers"), [
+    ({"TOKEN_CACHE_BACKEND": "memory", "WEB_CONCURRENCY": "4"}, 1),
+    ({"TOKEN_CACHE_BACKEND": "filesystem"}, 2),
+    ({"TOKEN_CACHE_BACKEND": "filesystem", "WEB_CONCURRENCY": "4"}, 4),
+    ({}, 1 if DEFAULTS.token_cache_backend == "memory" else 2),
+])
+def test_the_shipped_gunicorn_settings(env: dict[str, str], workers: int,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process for the memory backend (its sessions and caches live in that process)."""
+    for name in ("TOKEN_CACHE_BACKEND", "WEB_CONCURRENCY", "BIND", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
+    assert settings["workers"] == workers
+    assert settings["worker_class"] == "gthread" and settings["threads"] > 1
+    assert settings["bind"] == "0.0.0.0:8000"
+    monkeypatch.setenv("PORT", "9000")
+    assert runpy.run_path(str(PROJECT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:9000"
+
+
+@dataclass
+class Served:
+    app: AppUnderTest
+    env: dict[str, str]
+
+
+@pytest.fixture(params=["memory", "filesystem"])
+def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_path: str,
+                 tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The app under gunicorn with the shipped gunicorn.conf.py (the app preloaded, then one
+    worker for the memory backend, two for the filesystem one), over https on a socket bound
+    here (so its port is known before the app's REDIRECT_URI is)."""
+    pytest.importorskip("gunicorn")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    base_url = f"https://localhost:{listener.getsockname()[1]}"
+    secret = secrets.token_urlsafe(24)
+    env = app_environment(standin, base_url, ca_bundle_path, tmp_path, secret,
+                          TOKEN_CACHE_BACKEND=request.param, OUTBOUND_DEADLINE_SECONDS="3")
+    standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"])
+    config = tmp_path / "gunicorn.test.py"
+    config.write_text(TEST_CONFIG.format(shipped=str(PROJECT / "gunicorn.conf.py")))
+    server_env = {**env, "PYTHONPATH": str(PROJECT), "PATH": os.environ.get("PATH", ""),
+                  "BIND": f"fd://{listener.fileno()}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(config), "--certfile", server_cert_files[0],
+         "--keyfile", server_cert_files[1],
+         GUNICORN_APP],
+        cwd=tmp_path, env=server_env, pass_fds=[listener.fileno()], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    # The socket listens already: the first request waits in its backlog until a worker is up.
+    app = AppUnderTest(base_url=base_url, standin=standin, services=None,  # type: ignore[arg-type]
+                       ca_path=ca_bundle_path)
+    try:
+        yield Served(app, env)
+    finally:
+        for browser in app.browsers:
+            browser.close()
+        server.send_signal(signal.SIGINT)  # quick shutdown
+        output, _ = server.communicate(timeout=30)
+        listener.close()
+        assert "WORKER TIMEOUT" not in output, output
+        assert "Traceback" not in output, output
+
+
+def signed_in_as(app: AppUnderTest, browser: Browser, user: TestUser) -> bool:
+    return user.name in browser.get(app.url("/"), timeout=30).text
+
+
+def test_the_shipped_gunicorn_settings_survive_a_provider_slower_than_the_worker_timeout(
+        gunicorn_app: Served) -> None:
+    app = gunicorn_app.app
+    name = DEFAULTS.sign_in_api or next(iter(DEFAULTS.downstream_apis), None)
+    if name is None:
+        pytest.skip("this app calls no API")
+    assert app.browser().get(app.url("/"), timeout=30).status_code == 200  # a worker is up
+    others = app.browser()
+    sign_in(app, others, BOB)
+    browser = app.browser()
+    sign_in(app, browser, ALICE, page_of(name))
+    api_path = urlsplit(gunicorn_app.env[f"API_{name.upper()}_BASE_URL"]).path
+    with app.standin.slow(api_path, trickle_bytes_every_s=TRICKLE):
+        answer, elapsed = timed_get(browser, app.url(page_of(name)))
+    assert answer.status_code == 502, answer.text
+    assert "could not be reached" in answer.text
+    assert 3 <= elapsed < 3 + MARGIN  # longer than gunicorn's timeout (2 s), yet answered
+    # No worker was restarted: the other user's session (in a worker's memory, for the memory
+    # backend) is still there. With two workers, the requests above reached both.
+    assert signed_in_as(app, others, BOB)
+    assert signed_in_as(app, browser, ALICE)
