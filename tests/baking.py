@@ -20,6 +20,16 @@ from typing import Any
 
 import yaml
 
+from generator import spec as gspec
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_TEMPLATE = ROOT / "template" / "{{cookiecutter.project_slug}}"
+FRAMEWORKS: tuple[str, ...] = gspec.rules().FRAMEWORKS
+# Imports that give away a framework's code: none may be left in another framework's project.
+FRAMEWORK_IMPORT = re.compile(r"^\s*(?:from|import)\s+(flask|django|fastapi|starlette|uvicorn)\b",
+                              re.MULTILINE)
+FRAMEWORK_OF_IMPORT = {"flask": "flask", "django": "django", "fastapi": "fastapi",
+                       "starlette": "fastapi", "uvicorn": "fastapi"}
 UNRENDERED = re.compile(r"\{\{\s*cookiecutter\.|\{%[^%]*cookiecutter\.")
 SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) ", re.MULTILINE)
 TIMEOUT = 900
@@ -40,6 +50,8 @@ class Bake:
     problems: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     generated_summary: str = ""
+    # Test ids (module::name[param]) of the generated suite, by outcome, from its JUnit report.
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     def report(self, about: str = "") -> str:
         head = f"spec shape {self.name}" + (f" ({about})" if about else "")
@@ -95,6 +107,66 @@ def check_files(project: Path) -> list[str]:
     return problems
 
 
+def post_gen_hook() -> Any:
+    """The post-generation hook as a module (it runs nothing when imported)."""
+    import importlib.util
+
+    path = gspec.template_dir() / "hooks" / "post_gen_project.py"
+    module_spec = importlib.util.spec_from_file_location("post_gen_project", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def framework_files(framework: str, package: str) -> set[str]:
+    """The project paths of a framework's own files (template/…/_frameworks/<framework>/)."""
+    folder = PROJECT_TEMPLATE / "_frameworks" / framework
+    return {path.relative_to(folder).as_posix().replace("{{cookiecutter.package_name}}", package)
+            for path in folder.rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+
+
+def foreign_framework_files(project: Path, framework: str, package: str) -> list[str]:
+    """Files or imports of a framework other than `framework` left in the project."""
+    problems = []
+    if (project / "_frameworks").exists():
+        problems.append("_frameworks/ was left in the project")
+    own = framework_files(framework, package)
+    shared_by: dict[str, tuple[str, ...]] = post_gen_hook().SHARED_BY
+    for other in FRAMEWORKS:
+        if other == framework:
+            continue
+        for rel in sorted(framework_files(other, package) - own):
+            if framework in shared_by.get(rel, ()):
+                continue  # the shared template's file of that name, which this framework uses
+            if (project / rel).exists():
+                problems.append(f"{rel}: a file of the {other} adapter")
+    for rel, users in shared_by.items():
+        if framework not in users and rel not in own and (project / rel).exists():
+            problems.append(f"{rel}: only for {', '.join(users)}")
+    for path in project.rglob("*.py"):
+        for match in FRAMEWORK_IMPORT.finditer(path.read_text(encoding="utf-8")):
+            if FRAMEWORK_OF_IMPORT[match[1]] != framework:
+                problems.append(f"{path.relative_to(project)}: imports {match[1]}")
+    return problems
+
+
+def junit_outcomes(report: Path) -> dict[str, str]:
+    """{test id: passed | failed | error | skipped} from a pytest JUnit XML report."""
+    import xml.etree.ElementTree as ET
+
+    outcomes: dict[str, str] = {}
+    if not report.is_file():
+        return outcomes
+    for case in ET.parse(report).getroot().iter("testcase"):
+        module = case.get("classname", "").replace(".", "/") + ".py"
+        kinds = {child.tag for child in case}
+        outcome = ("failed" if "failure" in kinds else "error" if "error" in kinds
+                   else "skipped" if "skipped" in kinds else "passed")
+        outcomes[f"{module}::{case.get('name')}"] = outcome
+    return outcomes
+
+
 # Generated test modules that test core code and test tools whose text is the same for every spec
 # (only the package name differs): the HTTP client and its deadlines, the stores, sessions and
 # token caches, the test browser. The examples run them; spec shapes, which exist to catch what
@@ -106,10 +178,15 @@ SHAPE_INDEPENDENT_MODULES = (
 
 
 def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
-                   mypy_cache: Path, *, whole_suite: bool = True) -> Bake:
+                   mypy_cache: Path, *, whole_suite: bool = True,
+                   framework: str | None = None) -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, mypy and its suite
-    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``)."""
+    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``); ``framework`` overrides the
+    spec's."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if framework is not None:
+        spec = {**(gspec.load_spec(spec) if isinstance(spec, Path) else spec),
+                "framework": framework}
     if isinstance(spec, Path):
         spec_file = spec
     else:
@@ -132,6 +209,9 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
     project = bake.project = projects[0]
 
     bake.problems += [f"files: {p}" for p in check_files(project)]
+    context = gspec.spec_to_context(gspec.load_spec(spec_file))
+    bake.problems += [f"files: {p}" for p in foreign_framework_files(
+        project, context["framework"], context["package_name"])]
     bake.problems += [f"files: {m} is listed in SHAPE_INDEPENDENT_MODULES but not generated"
                       for m in SHAPE_INDEPENDENT_MODULES if not (project / m).is_file()]
     ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake)
@@ -146,11 +226,13 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
            if not k.startswith(("PYTEST_", "MSAL_WEBAPP_SPEC_SHAPES"))}
     env["PYTHONPATH"] = str(project)
     env["COLUMNS"] = "240"  # long enough for the reasons in the "FAILED ..." summary lines
+    report = workdir / "junit.xml"
     suite = _run("generated suite",
                  [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
-                  "-p", "no:xdist", "-p", "no:randomly",
+                  "-p", "no:xdist", "-p", "no:randomly", f"--junitxml={report}",
                   *([] if whole_suite else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES])],
                  project, bake, env)
+    bake.outcomes = junit_outcomes(report)
     if suite is not None:
         lines = suite.stdout.strip().splitlines()
         bake.generated_summary = lines[-1] if lines else ""

@@ -32,6 +32,7 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "authority": ("tenant", "organizations", "common", "oidc"),
     "cache": R.CACHE_BACKENDS,
     "redirect": ("default", "unusual"),
+    "framework": R.FRAMEWORKS,
 }
 
 Row = tuple[str, ...]  # one value per factor, in FACTORS order
@@ -74,7 +75,7 @@ def row_of_spec(spec: dict[str, Any]) -> Row | None:
     row = (str(len(custom)), "yes" if R.GRAPH in apis else "no",
            "graph" if sign_in == R.GRAPH else "custom" if sign_in else "none", kind,
            spec["cache"]["backend"],
-           "default" if redirect == R.DEFAULT_REDIRECT_PATH else "unusual")
+           "default" if redirect == R.DEFAULT_REDIRECT_PATH else "unusual", spec["framework"])
     if any(value not in values for value, values in zip(row, FACTORS.values(), strict=True)):
         return None
     return tuple(str(value) for value in row)
@@ -165,7 +166,7 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
     values = dict(zip(FACTORS, row, strict=True))
     spec: dict[str, Any] = {
         "project_name": PROJECT_NAMES[index % len(PROJECT_NAMES)],
-        "framework": "flask",
+        "framework": values["framework"],
     }
     if index % 4 == 0:
         spec["project_slug"] = f"portal-{index}"
@@ -288,7 +289,8 @@ def authorities(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     """Any valid spec the schema allows (docs/spec.md), built field by field."""
-    spec: dict[str, Any] = {"project_name": draw(project_names), "framework": "flask"}
+    spec: dict[str, Any] = {"project_name": draw(project_names),
+                            "framework": draw(st.sampled_from(R.FRAMEWORKS))}
     spec["authority"] = draw(authorities())
     if draw(st.booleans()):
         spec["client_id"] = draw(guids if spec["authority"]["kind"] == "entra"
@@ -328,6 +330,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
 
 def describe(spec: dict[str, Any]) -> str:
     apis = spec["downstream_apis"]
-    return (f"authority={spec['authority']['kind']} cache={spec['cache']['backend']} "
+    return (f"framework={spec['framework']} "
+            f"authority={spec['authority']['kind']} cache={spec['cache']['backend']} "
             f"apis={','.join(apis) or '-'} sign_in_api={spec.get('sign_in_api', '(default)')!r} "
             f"redirect={spec.get('redirect_path', '(default)')}")

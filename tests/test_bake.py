@@ -13,12 +13,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from baking import Bake, bake_and_check
+from baking import FRAMEWORKS, Bake, bake_and_check, post_gen_hook
 from hypothesis import HealthCheck, Phase, given, settings
 from shapes import R, describe, pairwise_shapes, specs
 
@@ -47,11 +48,53 @@ def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
         pytest.fail(report, pytrace=False)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: f"example-{path.stem}")
+PARITY_EXAMPLE = ROOT / "examples" / "app.yaml"
+
+
+def shared_test_modules() -> set[str]:
+    """The generated test modules rendered from one copy for every framework (the
+    behavioural suite among them), as project paths."""
+    folder = ROOT / "template" / "{{cookiecutter.project_slug}}" / "tests"
+    only_some = set(post_gen_hook().SHARED_BY)
+    return {f"tests/{path.name}" for path in folder.glob("test_*.py")} - only_some
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e != PARITY_EXAMPLE],
+                         ids=lambda path: f"example-{path.stem}")
 def test_example_bakes_and_its_suite_passes(example: Path, tmp_path: Path, mypy_cache: Path,
                                             record_property: Any) -> None:
     bake = bake_and_check(f"example-{example.stem}", example, tmp_path, mypy_cache)
     _assert_bake_passed(bake, describe(yaml.safe_load(example.read_text())), record_property)
+
+
+def test_every_framework_passes_the_same_shared_tests(tmp_path: Path, mypy_cache: Path,
+                                                      record_property: Any) -> None:
+    """examples/app.yaml baked for each framework: each whole generated suite passes, and the
+    shared modules (the behavioural suite, the real-browser test, …) pass with the same test
+    ids in all three. The three suites run at once (each bake is mostly waiting on I/O)."""
+    with ThreadPoolExecutor(max_workers=len(FRAMEWORKS)) as pool:
+        bakes = dict(zip(FRAMEWORKS, pool.map(
+            lambda fw: bake_and_check(f"example-app-{fw}", PARITY_EXAMPLE, tmp_path / fw,
+                                      mypy_cache / fw, framework=fw), FRAMEWORKS), strict=True))
+    for framework, bake in bakes.items():
+        print(f"{framework}: {bake.generated_summary} "
+              + " ".join(f"{k}={v:.1f}s" for k, v in bake.timings.items()))
+    failed = [bake for bake in bakes.values() if bake.problems]
+    if failed:
+        _assert_bake_passed(failed[0], f"{len(failed)} of {len(bakes)} frameworks failed",
+                            record_property)
+    shared = shared_test_modules()
+    passed = {framework: {test for test, outcome in bake.outcomes.items()
+                          if outcome == "passed" and test.split("::")[0] in shared}
+              for framework, bake in bakes.items()}
+    assert all(passed.values()), {fw: len(ids) for fw, ids in passed.items()}
+    assert "tests/test_web_flow.py" in {test.split("::")[0] for test in passed["flask"]}
+    everywhere = set.intersection(*passed.values())
+    differences = {framework: sorted(ids - everywhere) for framework, ids in passed.items()}
+    assert not any(differences.values()), f"passed in some frameworks only: {differences}"
+    record_property("spec_shape", "example-app (3 frameworks)")
+    record_property("timings", {fw: round(b.timings.get("generated suite", 0), 1)
+                                for fw, b in bakes.items()})
 
 
 @pytest.mark.parametrize("shape_id", sorted(SHAPES))

@@ -79,8 +79,8 @@ RULES: list[tuple[str, Mutation, list[str]]] = [
     ("package-shadows-stdlib", _set("package_name", "email"), ["package_name: 'email'", "shadow"]),
     ("package-default-shadows", _set("project_name", "Requests"),
      ["package_name (default from project_slug): 'requests'", "shadow"]),
-    ("framework-choice", _set("framework", "django"),
-     ["framework: 'django' is not a supported choice", "allowed: 'flask'"]),
+    ("framework-choice", _set("framework", "rails"),
+     ["framework: 'rails' is not a supported choice", "allowed: 'flask', 'django', 'fastapi'"]),
     ("authority-kind-choice", _set("authority.kind", "adfs"),
      ["authority.kind: 'adfs'", "allowed: 'entra', 'oidc'"]),
     ("authority-kind-missing", _set("authority", {"tenant": "common"}),
@@ -190,7 +190,7 @@ def test_rule_rejected_without_output(tmp_path: Path, spec: dict[str, Any], muta
 
 def test_all_errors_reported_at_once(tmp_path: Path, spec: dict[str, Any],
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    spec["framework"] = "django"
+    spec["framework"] = "pyramid"
     spec["cache"]["backend"] = "redis"
     spec["redirect_path"] = "/logout"
     rc, out = _run(tmp_path, spec)

@@ -123,3 +123,43 @@ def test_bake_mini_template_runs_hook_and_renders(cookies: Any, tmp_path: Path) 
     assert result.exit_code == 0, result.exception
     assert result.project_path.name == "fabrikam"
     assert f"{API}/A" in (result.project_path / "fabrikam" / "__init__.py").read_text()
+
+
+def _post_gen_hook() -> Any:
+    import importlib.util
+
+    path = TEMPLATE / "hooks" / "post_gen_project.py"
+    module_spec = importlib.util.spec_from_file_location("post_gen_project", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_post_gen_hook_keeps_only_the_chosen_framework(tmp_path: Path) -> None:
+    hook = _post_gen_hook()
+    assert hook.FRAMEWORKS == gspec.rules().FRAMEWORKS
+    for framework in hook.FRAMEWORKS:
+        project = tmp_path / framework
+        for fw in hook.FRAMEWORKS:
+            (project / "_frameworks" / fw / "pkg").mkdir(parents=True)
+            (project / "_frameworks" / fw / "pkg" / f"{fw}.py").write_text(fw)
+        (project / "gunicorn.conf.py").write_text("shared")
+        assert hook.select_framework(project, framework) == []
+        assert sorted(p.name for p in (project / "pkg").iterdir()) == [f"{framework}.py"]
+        assert not (project / "_frameworks").exists()
+        assert (project / "gunicorn.conf.py").exists() == (
+            framework in hook.SHARED_BY["gunicorn.conf.py"])
+        assert hook.select_framework(project, framework) == []  # idempotent
+
+    # A file in both the shared template and a framework's folder is a template bug: refused,
+    # and nothing is moved.
+    project = tmp_path / "clash"
+    (project / "_frameworks" / "flask").mkdir(parents=True)
+    (project / "_frameworks" / "flask" / "README.md").write_text("adapter")
+    (project / "README.md").write_text("shared")
+    assert hook.select_framework(project, "flask") == [
+        "README.md: is in the shared template and in _frameworks/flask/"]
+    assert (project / "README.md").read_text() == "shared"
+    assert hook.select_framework(project, "rails") == [
+        "framework: 'rails' is not one of flask, django, fastapi"]

@@ -52,7 +52,9 @@ SHADOWED_IMPORTS = frozenset({
     "flask", "msal", "requests", "jwt", "tests", "devprovider", "cachelib", "filelock",
     "cachetools", "dotenv", "werkzeug", "jinja2", "itsdangerous", "flask_session",
     "cryptography", "trustme", "pytest", "conftest", "cookiecutter", "generator", "urllib3",
-    "gunicorn", "certifi", "selenium", "msal_extensions",
+    "gunicorn", "certifi", "selenium", "msal_extensions", "django", "whitenoise", "fastapi",
+    "starlette", "uvicorn", "httpx", "httpcore", "anyio", "sniffio", "multipart",
+    "python_multipart", "pydantic", "manage",
 })
 
 TOP_KEYS: tuple[str, ...] = (

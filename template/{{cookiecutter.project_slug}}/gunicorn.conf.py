@@ -1,6 +1,10 @@
 """Production server settings, used by:
 
+{% if cookiecutter.framework == "django" %}
+    gunicorn -c gunicorn.conf.py {{ cookiecutter.package_name }}.wsgi:application
+{% else %}
     gunicorn -c gunicorn.conf.py '{{ cookiecutter.package_name }}.app:create_app()'
+{% endif %}
 
 Options given on the command line (or in GUNICORN_CMD_ARGS) override the values here.
 """

@@ -1,0 +1,77 @@
+"""The one test module that knows this app's framework: how the tests build and serve it.
+
+Django under werkzeug's threaded WSGI server, in the test process. Django's own settings are
+fixed for the process: they are set up once here (a SQLite database in a temporary folder,
+migrated once). Each app built here carries its own core services (web/services.py), so apps
+with different settings can run side by side. Every other test module reaches the app through
+`build_app`, `serve` and the names below, so the behavioural suite runs unchanged against each
+framework's adapter.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from unittest import mock
+
+import django
+from django.core.management import call_command
+
+from {{ cookiecutter.package_name }}.core.web import Services
+from {{ cookiecutter.package_name }}.web.services import ServicesApp, create_app
+
+from tests.servers import serve_wsgi
+
+FRAMEWORK = "django"
+# What the documented gunicorn command serves (README.md, gunicorn.conf.py).
+GUNICORN_APP = "{{ cookiecutter.package_name }}.wsgi:application"
+# Python code that builds the app the way the production entry point does (from os.environ
+# and a .env file), to check how it fails.
+ENTRY_POINT_CODE = "import {{ cookiecutter.package_name }}.wsgi"
+
+
+def _set_up_django() -> None:
+    """Django's settings for this process: its own variables (not the core's, which each app
+    gets from its env) and a migrated database."""
+    folder = tempfile.mkdtemp(prefix="django-tests-")
+    atexit.register(shutil.rmtree, folder, True)
+    django_env = {
+        "DJANGO_SETTINGS_MODULE": "{{ cookiecutter.package_name }}.settings",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "localhost,127.0.0.1",
+        "DATABASE_PATH": os.path.join(folder, "db.sqlite3"),
+        "TRUSTED_PROXY_HOPS": "0",
+    }
+    # Read while Django loads its settings, then the test process's environment is as it was.
+    with mock.patch.dict(os.environ, django_env):
+        django.setup()
+        from django.conf import settings
+
+        settings.INSTALLED_APPS  # noqa: B018  (loads the settings module now)
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+_set_up_django()
+
+
+def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
+    """The WSGI app for `env` (no .env file, no os.environ) and its core services; raises
+    SettingsError for settings it cannot run with."""
+    app = create_app(env)
+    return app, app.services
+
+
+@contextlib.contextmanager
+def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] | None,
+          host: str = "localhost") -> Iterator[tuple[str, Services]]:
+    """Serve the app built from `env_for(base_url)`: (base_url, its services)."""
+    with serve_wsgi(lambda base_url: build_app(env_for(base_url))[0], cert_files,
+                    host) as (base_url, app):
+        assert isinstance(app, ServicesApp)
+        yield base_url, app.services

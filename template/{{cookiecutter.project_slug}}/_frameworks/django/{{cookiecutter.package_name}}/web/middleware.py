@@ -1,0 +1,87 @@
+"""The middleware: the core's security headers, its session as `request.session`, and a lazy
+`request.user` for the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
+
+from ..core import flows
+from ..core.web import CookieChanges, current_user
+from .responses import apply_cookies, render_page, session_state, web_request
+from .services import services_for
+from .sessions import SessionStore
+
+GetResponse = Callable[[HttpRequest], HttpResponse]
+
+
+class SecurityHeadersMiddleware:
+    """The core's security headers on every response (static files and error pages too); a
+    view may set its own."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        for name, value in services_for(request).security_headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+class SessionMiddleware:
+    """`request.session`: the core's session under the core's cookie (not Django's session
+    cookie settings: its name and flags follow the app's URL, see core/web.py).
+
+    Saved before the response leaves, for views that change it themselves (the app's routes
+    have saved it already, through views.respond); if it cannot be, a page says so. Then the
+    cookie follows what that save decided.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        services = services_for(request)
+        sid = request.COOKIES.get(services.session_cookie.name)
+        request.session = SessionStore(state=services.sessions.load(sid), services=services)
+        response = self.get_response(request)
+        failed = flows.session_saved(services, web_request(request))
+        if failed:
+            response = render_page(request, failed)
+        spec = services.session_cookie
+        state = session_state(request)
+        if state.cookie_action == "set":
+            apply_cookies(response, CookieChanges(set=((spec, state.sid or ""),)))
+        elif state.cookie_action == "delete":
+            apply_cookies(response, CookieChanges(delete=(spec,)))
+        # Django's CSRF cookie is Secure (settings.py), which Safari drops on plain http: an
+        # app on http://localhost (local development) sends it without.
+        csrf_cookie = response.cookies.get(settings.CSRF_COOKIE_NAME)
+        if csrf_cookie is not None and not services.settings.secure_cookies:
+            csrf_cookie["secure"] = False
+        return response
+
+
+def _user(request: HttpRequest) -> object:
+    signed_in = current_user(session_state(request))
+    if signed_in is None:
+        return AnonymousUser()
+    return auth.authenticate(request, signed_in=signed_in) or AnonymousUser()
+
+
+class AuthenticationMiddleware:
+    """`request.user`: the signed-in user's row (web/backends.py), looked up only when read,
+    so that pages that do not use it make no database query."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.user = SimpleLazyObject(lambda: _user(request))
+        return self.get_response(request)

@@ -1,0 +1,133 @@
+"""Views: home, sign-in, the redirect URI, sign-out, the profile and one page per API, and the
+error pages.
+
+Each view only translates between Django and the core: it builds the core's view of the
+request, asks core/flows.py what to do, and turns the answer (a redirect or a page, with its
+cookies) into a Django response (web/responses.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from ..core import flows
+from .decorators import call_api, login_required
+from .responses import respond, web_request
+from .services import services_for
+
+log = logging.getLogger(__name__)
+View = TypeVar("View", bound=Callable[..., Any])
+
+NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually "
+             "please check your spelling and try again.")
+
+
+def allow(*methods: str) -> Callable[[View], View]:
+    """Only these HTTP methods; others get the error page (405), as every error does."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if request.method not in methods:
+                response = respond(request, flows.error_page(
+                    "Method Not Allowed", "The method is not allowed for the requested URL.",
+                    405))
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return cast(View, wrapped)
+
+    return decorate
+
+
+@allow("GET", "HEAD")
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "index.html")
+
+
+@allow("GET", "HEAD")
+def login(request: HttpRequest) -> HttpResponse:
+    return respond(request, flows.login(services_for(request), web_request(request),
+                                        request.GET.get("next"), request.GET.get("login_hint")))
+
+
+# The provider's answer is a cross-site POST (form_post, over https) or GET (query, local
+# development): no CSRF token of Django's; the sign-in's flow cookie and `state` protect it.
+@csrf_exempt
+@allow("GET", "POST")
+def auth_response(request: HttpRequest) -> HttpResponse:
+    answer = (request.POST if request.method == "POST" else request.GET).dict()
+    return respond(request, flows.complete_sign_in(services_for(request), web_request(request),
+                                                   answer))
+
+
+# Checked twice: by Django's CsrfViewMiddleware (csrfmiddlewaretoken) and by the core's token.
+@allow("POST")
+def logout(request: HttpRequest) -> HttpResponse:
+    return respond(request, flows.sign_out(services_for(request), web_request(request),
+                                           request.POST.get("csrf_token")))
+
+
+@allow("GET", "HEAD")
+@login_required(api="graph")
+def profile(request: HttpRequest) -> HttpResponse:
+    if "graph" not in services_for(request).settings.apis:
+        raise Http404
+    me = call_api(request, "graph", "me")
+    if isinstance(me, HttpResponse):
+        return me
+    return render(request, "profile.html", {"me": flows.api_data(me)})
+
+
+@allow("GET", "HEAD")
+def api(request: HttpRequest, name: str) -> HttpResponse:
+    if name not in services_for(request).settings.apis:
+        raise Http404
+    return cast(HttpResponse, login_required(api=name)(_api_page)(request, name))
+
+
+def _api_page(request: HttpRequest, name: str) -> HttpResponse:
+    answer = call_api(request, name)
+    if isinstance(answer, HttpResponse):
+        return answer
+    data = flows.api_data(answer)
+    return render(request, "api.html", {"name": name, "data": data,
+                                        "pretty": json.dumps(data, indent=2, sort_keys=True)})
+
+
+# -- error pages (settings.CSRF_FAILURE_VIEW, urls.py handler400 ... handler500) -------------
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF check refused a form: the same page as the core's own check."""
+    log.warning("CSRF check failed: %s", reason)
+    return respond(request, flows.form_expired())
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return respond(request, flows.error_page(
+        "Bad Request", "The browser (or proxy) sent a request that this server could not "
+        "understand.", 400, retry="/"))
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return respond(request, flows.error_page(
+        "Forbidden", "You don't have the permission to access the requested resource.", 403,
+        retry="/"))
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return respond(request, flows.error_page("Not Found", NOT_FOUND, 404))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # Django has logged the exception (logger django.request), without showing it.
+    return respond(request, flows.error_page("Something went wrong", "The error was logged.",
+                                             500, retry="/"))
