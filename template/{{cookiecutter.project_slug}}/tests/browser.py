@@ -655,6 +655,14 @@ class Browser:
                               ctx.navigation, ctx.form_action)
 
     def close(self) -> None:
+        # urllib3 2.8's PoolManager.clear() drops its pools without closing their connections
+        # (they close when collected): close them now, or a server stopped after the test
+        # waits for them (uvicorn's graceful shutdown, the TLS close).
+        for adapter in self.session.adapters.values():
+            pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
+            if pools is not None:
+                for key in list(pools.keys()):
+                    pools[key].close()
         self.session.close()
 
     def __enter__(self) -> Self:

@@ -51,6 +51,10 @@ class AppUnderTest:
         self.browsers.append(browser)
         return browser
 
+    def close_browsers(self) -> None:
+        for browser in self.browsers:
+            browser.close()
+
     def url(self, path: str) -> str:
         return self.base_url + path
 
@@ -123,8 +127,11 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
 
             base_url, services = stack.enter_context(serve(
                 env_for, server_cert_files if mode == "https" else None, host="localhost"))
-            return AppUnderTest(base_url=base_url, standin=provider, services=services,
-                                ca_path=ca_bundle_path, mode=mode, env=built_with)
+            app = AppUnderTest(base_url=base_url, standin=provider, services=services,
+                               ca_path=ca_bundle_path, mode=mode, env=built_with)
+            # Before the server stops: a server waits for the connections its clients keep.
+            stack.callback(app.close_browsers)
+            return app
 
         yield start
 

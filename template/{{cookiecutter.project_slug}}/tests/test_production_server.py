@@ -115,8 +115,7 @@ def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle
     try:
         yield Served(app, env)
     finally:
-        for browser in app.browsers:
-            browser.close()
+        app.close_browsers()
         server.send_signal(signal.SIGINT)  # quick shutdown
         output, _ = server.communicate(timeout=30)
         listener.close()

@@ -201,13 +201,30 @@ def sign_out(services: Services, req: WebRequest, submitted_csrf: str | None) ->
 
 
 # -- calling APIs -----------------------------------------------------------------------------
+# What makes an API call "unreachable" for the blocking driver; an async adapter adds the
+# errors of its own transport (see `api_failure`).
+UNREACHABLE: tuple[type[BaseException], ...] = (requests.RequestException,)
+
+
 def call_api(services: Services, req: WebRequest, user: User, name: str, path: str = "",
              **options: Any) -> ApiResponse | Outcome:
     """Call the API `name` for the user: its response, or the outcome that takes its place (a
     consent or claims round trip, or an error page). `options` go to `DownstreamApis.call`."""
     try:
         response = services.apis.call(user, name, path, **options)
-    except InteractionRequired as exc:
+    except Exception as exc:
+        return api_failure(services, req, user, name, exc)
+    api_succeeded(req.session)
+    return response
+
+
+def api_failure(services: Services, req: WebRequest, user: User, name: str,
+                exc: Exception, unreachable: tuple[type[BaseException], ...] = UNREACHABLE
+                ) -> Outcome:
+    """The outcome that takes the place of API `name`'s response when calling it raised `exc`,
+    for every driver of the call (`unreachable`: its transport's errors); any other exception
+    is raised again. A consent round trip starts a sign-in: blocking I/O."""
+    if isinstance(exc, InteractionRequired):
         if not should_interact(req.session, exc, services.auth.clock()):
             return error_page("Access not granted",
                               f"Signing in again did not give this app access to {name}. "
@@ -216,24 +233,23 @@ def call_api(services: Services, req: WebRequest, user: User, name: str, path: s
                              login_hint=exc.login_hint, claims=exc.claims,
                              purpose=interaction_key(exc.scopes, exc.claims),
                              for_account=user.home_account_id)
-    except StoreUnavailable as exc:
+    if isinstance(exc, StoreUnavailable):
         log.error("%s", exc)
         return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503,
                           retry=req.here)
-    except TokenAcquisitionError as exc:
+    if isinstance(exc, TokenAcquisitionError):
         log.error("token acquisition failed: %s", exc)
         return error_page("Sign-in service problem",
                           "A token for this API could not be obtained.", 502, retry=req.here)
-    except DownstreamApiError as exc:
+    if isinstance(exc, DownstreamApiError):
         log.warning("%s", exc)
         return error_page("API error", f"{name} answered with HTTP {exc.status}.", 502,
                           retry=req.here)
-    except requests.RequestException as exc:
+    if isinstance(exc, unreachable):
         log.warning("API %s unreachable: %s", name, exc)
         return error_page("API unreachable", f"{name} could not be reached.", 502,
                           retry=req.here)
-    api_succeeded(req.session)
-    return response
+    raise exc
 
 
 def api_data(response: ApiResponse) -> Any:

@@ -1,0 +1,65 @@
+"""The one test module that knows this app's framework: how the tests build and serve it.
+
+FastAPI under uvicorn, in a thread of the test process (its own event loop), so that several
+apps with different settings can be served at once and tests can reach each app's services.
+Every other test module reaches the app through `build_app`, `serve` and the names below, so
+the behavioural suite runs unchanged against each framework's adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import uvicorn
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.core.web import Services
+
+from tests.servers import base_url_of, listening_socket
+
+FRAMEWORK = "fastapi"
+# What the documented uvicorn command serves (README.md).
+UVICORN_APP = "{{ cookiecutter.package_name }}.app:create_app"
+# Python code that builds the app the way the production entry point does (from os.environ
+# and a .env file), to check how it fails.
+ENTRY_POINT_CODE = ("from {{ cookiecutter.package_name }}.app import create_app; "
+                    "create_app()")
+
+
+def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
+    """The ASGI app for `env` (no .env file, no os.environ) and its core services; raises
+    SettingsError for settings it cannot run with."""
+    app = create_app(env)
+    return app, app.state.services
+
+
+@contextlib.contextmanager
+def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] | None,
+          host: str = "localhost") -> Iterator[tuple[str, Services]]:
+    """Serve the app built from `env_for(base_url)`: (base_url, its services)."""
+    listener = listening_socket()
+    base_url = base_url_of(listener, cert_files, host)
+    app, services = build_app(env_for(base_url))
+    config = uvicorn.Config(app, ssl_certfile=cert_files[0] if cert_files else None,
+                            ssl_keyfile=cert_files[1] if cert_files else None,
+                            proxy_headers=False, lifespan="on", log_level="warning",
+                            # A connection a test left open must not hold up the next test.
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    # uvicorn installs signal handlers only in the main thread: none here.
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn stopped before it started serving")
+            time.sleep(0.01)  # polling for readiness, not waiting a fixed time
+        yield base_url, services
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()

@@ -1,0 +1,137 @@
+"""FastAPI application factory: wires the core services into FastAPI.
+
+    uvicorn --factory {{ cookiecutter.package_name }}.app:create_app --no-proxy-headers
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from pathlib import Path
+
+from dotenv import load_dotenv
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import DEFAULTS
+from .core import flows
+from .core.aio import AsyncApis
+from .core.settings import load_settings, load_settings_or_exit
+from .core.web import build_services
+from .dependencies import Interrupt
+from .routes import render, respond, router
+from .sessions import SessionMiddleware
+
+
+class SecurityHeaders:
+    """Adds the core's security headers to every response (those it has not set itself)."""
+
+    def __init__(self, app: ASGIApp, headers: Mapping[str, str]) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                        for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self.headers if k not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ForwardedHeaders:
+    """Honours X-Forwarded-For, -Proto and -Host as set by the `hops` proxies in front of the
+    app (TRUSTED_PROXY_HOPS), like werkzeug's ProxyFix: the `hops`-th value from the right is
+    the one the outermost trusted proxy saw; values further left came from the client.
+    (uvicorn's own proxy support trusts addresses, not hops, and ignores X-Forwarded-Host.)"""
+
+    def __init__(self, app: ASGIApp, hops: int) -> None:
+        self.app = app
+        self.hops = hops
+
+    def _value(self, headers: dict[bytes, bytes], name: bytes) -> str | None:
+        values = [v.strip() for v in headers.get(name, b"").decode("latin-1").split(",")]
+        return values[-self.hops] if len(values) >= self.hops and values[-self.hops] else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = dict(scope["headers"])
+            scope = dict(scope)
+            if client := self._value(headers, b"x-forwarded-for"):
+                scope["client"] = (client, 0)
+            if proto := self._value(headers, b"x-forwarded-proto"):
+                scope["scheme"] = proto.lower()
+            if host := self._value(headers, b"x-forwarded-host"):
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [
+                    (b"host", host.encode("latin-1"))]
+        await self.app(scope, receive, send)
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
+    """Build the app from `environ` (default: os.environ plus a .env file in development)."""
+    if environ is None:
+        load_dotenv()  # a .env file in the working directory; real variables win over it
+        settings = load_settings_or_exit(os.environ, DEFAULTS)
+    else:
+        settings = load_settings(environ, DEFAULTS)
+    logging.basicConfig(level=settings.log_level)
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.apis.aclose()
+
+    # No /docs, /redoc or /openapi.json: this is a signed-in web app, not a public API.
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    app.state.apis = AsyncApis(services)  # one shared httpx client (per proxy) for the app
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    _handle_errors(app)
+    # Added innermost first: the forwarded headers are applied, then the security headers
+    # wrap everything, including the pages the session middleware answers with.
+    app.add_middleware(SessionMiddleware, services=services, render=render)
+    app.add_middleware(SecurityHeaders, headers=services.security_headers)
+    if settings.trusted_proxy_hops:
+        app.add_middleware(ForwardedHeaders, hops=settings.trusted_proxy_hops)
+    return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    """Error pages, never a stack trace or FastAPI's JSON errors."""
+
+    @app.exception_handler(Interrupt)
+    async def interrupted(request: Request, exc: Interrupt) -> Response:
+        return await respond(request, exc.outcome)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        title = HTTPStatus(exc.status_code).phrase
+        message = "" if exc.detail == title else str(exc.detail)
+        if exc.status_code == 404:
+            message = message or "The requested page was not found."
+        response = await respond(request, flows.error_page(title, message, exc.status_code,
+                                                           retry="/"))
+        response.headers.update(exc.headers or {})  # e.g. Allow, with 405
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return await respond(request, flows.error_page(
+            "Bad request", "The request's parameters are not valid.", 400, retry="/"))

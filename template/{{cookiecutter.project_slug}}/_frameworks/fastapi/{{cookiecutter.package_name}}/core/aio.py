@@ -1,0 +1,129 @@
+# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
+"""Calling downstream APIs from async code: the sans-IO `call_plan` driven with httpx.
+
+The plan, the error pages and the consent round trip are the blocking driver's (core/downstream.py,
+core/flows.py); only the transport differs:
+
+- tokens come from MSAL, which blocks: `acquire_token` runs in a worker thread, never on the
+  event loop;
+- requests go out through one `httpx.AsyncClient` per proxy (usually one, direct), shared by
+  every request of the app, with the same trust store, proxies, timeouts and whole-call deadline
+  as the blocking session of core/http.py, and no cookie jar.
+
+    apis = AsyncApis(services)          # once per app; `await apis.aclose()` at shutdown
+    outcome = await call_api(services, apis, req, user, "todo", "items")
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import certifi
+import httpx
+import requests
+from anyio.to_thread import run_sync
+
+from . import flows
+from .auth import User
+from .downstream import ApiRequest, ApiResponse, NeedToken, Plan, call_plan
+from .http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT
+from .web import Services, api_succeeded
+
+# An API call that fails with these could not reach the API: the blocking driver's errors
+# (MSAL's own calls) plus httpx's, and TimeoutError, the whole-call deadline.
+UNREACHABLE: tuple[type[BaseException], ...] = (requests.RequestException, httpx.HTTPError,
+                                                TimeoutError)
+
+
+async def run_async(plan: Plan, acquire: Callable[[NeedToken], Awaitable[str]],
+                    send: Callable[[ApiRequest], Awaitable[ApiResponse]]) -> ApiResponse:
+    """Drive a plan with async I/O (what `downstream.run_sync` does with blocking I/O)."""
+    step = next(plan)
+    while True:
+        result = await (acquire(step) if isinstance(step, NeedToken) else send(step.request))
+        try:
+            step = plan.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def _refuse_cookies() -> http.cookiejar.CookieJar:
+    # One user's Set-Cookie must never go out with another user's call (as in core/http.py).
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+class AsyncApis:
+    """The configured APIs, called by name with httpx; one per app, shared by its requests."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        blocking = services.clients.http  # the core's session: its settings are the app's
+        verify = blocking.verify
+        # requests' `verify=True` means certifi's bundle; a path is CA_BUNDLE (merged with the
+        # default trust store by core/http.py) or REQUESTS_CA_BUNDLE.
+        self._tls = ssl.create_default_context(
+            cafile=verify if isinstance(verify, str) else certifi.where())
+        self._clients: dict[str | None, httpx.AsyncClient] = {}
+
+    def _client(self, url: str) -> httpx.AsyncClient:
+        """The client for `url`: direct, or through the proxy the environment names for it
+        (read once by core/http.py, NO_PROXY included); made on first use."""
+        proxies = self.services.clients.http.environment.proxies_for(url)
+        proxy = proxies.get(urlsplit(url).scheme.lower()) or proxies.get("all")
+        client = self._clients.get(proxy)
+        if client is None:
+            client = self._clients[proxy] = httpx.AsyncClient(
+                verify=self._tls, proxy=proxy, trust_env=False, cookies=_refuse_cookies(),
+                follow_redirects=False,
+                timeout=httpx.Timeout(DEFAULT_TIMEOUT[1], connect=CONNECT_TIMEOUT_SECONDS))
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        """One request, answered in full (headers and body) within the outbound deadline
+        (OUTBOUND_DEADLINE_SECONDS, read at each call as core/http.py does): past it, a
+        TimeoutError, whatever the server trickles."""
+        with anyio.fail_after(self.services.clients.http.deadline_seconds):
+            raw = await self._client(request.url).request(
+                request.method, request.url, headers=request.headers, content=request.body)
+        return ApiResponse(status=raw.status_code,
+                           headers={k.lower(): v for k, v in raw.headers.items()},
+                           body=raw.content)
+
+    async def call(self, user: User, name: str, path: str = "", *, method: str = "GET",
+                   json: Any = None, params: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> ApiResponse:
+        """What `DownstreamApis.call` does, without blocking the event loop."""
+        api = self.services.settings.apis[name]
+
+        async def acquire(step: NeedToken) -> str:
+            return await run_sync(partial(self.services.auth.acquire_token, user, step.scopes,
+                                          claims=step.claims))
+
+        plan = call_plan(api, path, method=method, json_body=json, params=params,
+                         headers=headers)
+        return await run_async(plan, acquire, self.send)
+
+
+async def call_api(services: Services, apis: AsyncApis, req: flows.WebRequest, user: User,
+                   name: str, path: str = "", **options: Any) -> ApiResponse | flows.Outcome:
+    """`flows.call_api`, async: the API's response, or the outcome that takes its place, from
+    the same mapping of errors to pages (`flows.api_failure`)."""
+    try:
+        response = await apis.call(user, name, path, **options)
+    except Exception as exc:
+        # A consent round trip starts a sign-in (MSAL, maybe discovery): in a worker thread.
+        return await run_sync(partial(flows.api_failure, services, req, user, name, exc,
+                                      UNREACHABLE))
+    api_succeeded(req.session)
+    return response

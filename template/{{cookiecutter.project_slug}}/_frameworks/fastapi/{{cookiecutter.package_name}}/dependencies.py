@@ -1,0 +1,108 @@
+"""Dependencies for routes: the signed-in user, and a client for a named downstream API.
+
+    @router.get("/todo")
+    async def todo(todo: Annotated[ApiClient, Depends(api_client("todo"))]) -> Response:
+        items = await todo.json("items")
+        ...
+
+A route that needs a signed-in user gets one, or never runs: a signed-out visitor is sent to
+sign in (with the scopes of the route's API, one provider round trip from a cold start). An
+API call that needs the user (consent, a claims challenge) or fails raises `Interrupt`, which
+carries the core's outcome (a redirect to the provider or an error page); the handler
+registered in app.py answers with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from anyio.to_thread import run_sync
+from fastapi import Depends, HTTPException, Request
+
+from .core import aio, flows
+from .core.auth import User
+from .core.downstream import ApiResponse
+from .core.web import Services
+from .sessions import web_request
+
+
+class Interrupt(Exception):
+    """Answer the request with this core outcome instead of what the route would have."""
+
+    def __init__(self, outcome: flows.Outcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def get_services(request: Request) -> Services:
+    """The app's core services (on `app.state`: several apps may run in one process)."""
+    services: Services = request.app.state.services
+    return services
+
+
+AppServices = Annotated[Services, Depends(get_services)]
+
+
+async def _user_for(request: Request, api: str | None) -> User:
+    # Starting a sign-in builds an MSAL client (discovery, the first time): in a worker thread.
+    found = await run_sync(flows.signed_in_user, get_services(request), web_request(request),
+                           api)
+    if not isinstance(found, User):
+        raise Interrupt(found)
+    return found
+
+
+def signed_in(api: str | None = None) -> Callable[[Request], Awaitable[User]]:
+    """A dependency giving the signed-in user; `api`: the API the route calls, whose scopes
+    a signed-out visitor signs in with."""
+
+    async def user(request: Request) -> User:
+        return await _user_for(request, api)
+
+    return user
+
+
+CurrentUser = Annotated[User, Depends(signed_in())]
+
+
+@dataclass
+class ApiClient:
+    """The API `name`, called for the signed-in user of this request."""
+
+    name: str
+    user: User
+    request: Request
+
+    async def call(self, path: str = "", **options: Any) -> ApiResponse:
+        """The API's response (`options`: method, json, params, headers); raises Interrupt
+        with the consent round trip or the error page that takes its place."""
+        services = get_services(self.request)
+        result = await aio.call_api(services, self.request.app.state.apis,
+                                    web_request(self.request), self.user, self.name, path,
+                                    **options)
+        if not isinstance(result, ApiResponse):
+            raise Interrupt(result)
+        return result
+
+    async def json(self, path: str = "", **options: Any) -> Any:
+        """The API's answer: its JSON, or its text."""
+        return flows.api_data(await self.call(path, **options))
+
+
+def api_client(name: str) -> Callable[[Request], Awaitable[ApiClient]]:
+    """A dependency giving a client for the configured API `name` (404 if it is not one)."""
+
+    async def client(request: Request) -> ApiClient:
+        if name not in get_services(request).settings.apis:
+            raise HTTPException(404)
+        return ApiClient(name, await _user_for(request, name), request)
+
+    return client
+
+
+async def path_api_client(name: str, request: Request) -> ApiClient:
+    """`api_client` for the API named by the route's `{name}` path parameter."""
+    return await api_client(name)(request)
+

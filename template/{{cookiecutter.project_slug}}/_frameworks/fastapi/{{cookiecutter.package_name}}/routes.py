@@ -1,0 +1,113 @@
+"""Routes: home, sign-in, the redirect URI, sign-out, the profile and one page per API.
+
+This module only translates between FastAPI and the core: each route builds a `WebRequest`,
+asks core/flows.py what to do, and turns the answer (a redirect or a page, with its cookies)
+into a response. The decisions live in the core, the same for every framework. Whatever blocks
+(MSAL, the session store) runs in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
+
+from .config import DEFAULTS
+from .core import flows
+from .dependencies import ApiClient, api_client, get_services, path_api_client
+from .sessions import cookie_headers, web_request
+
+router = APIRouter()
+
+
+def _template_globals(request: Request) -> dict[str, Any]:
+    return {**flows.template_globals(get_services(request), request.scope["session"]),
+            # A path, not an absolute URL: right behind a proxy whose headers are not trusted.
+            "static": lambda path: str(request.app.url_path_for("static", path=path))}
+
+
+# The pages are the shared Jinja templates (also used by the other frameworks' apps).
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates",
+                            context_processors=[_template_globals])
+
+
+def render(request: Request, page: flows.Page) -> Response:
+    response = templates.TemplateResponse(request, page.template, page.context,
+                                          status_code=page.status)
+    response.raw_headers.extend(cookie_headers(page.cookies))
+    return response
+
+
+async def respond(request: Request, outcome: flows.Outcome) -> Response:
+    """The response for a core outcome, after the core saved the session (a failed save
+    becomes the error page)."""
+    outcome = await run_sync(flows.finish, get_services(request), web_request(request), outcome)
+    if isinstance(outcome, flows.Page):
+        return render(request, outcome)
+    response = RedirectResponse(outcome.location, status_code=302)
+    response.raw_headers.extend(cookie_headers(outcome.cookies))
+    return response
+
+
+async def flow(request: Request, step: Callable[..., flows.Outcome], *args: Any) -> Response:
+    """Run a core flow step (blocking: MSAL, the store) in a worker thread, then answer."""
+    outcome = await run_sync(partial(step, get_services(request), web_request(request), *args))
+    return await respond(request, outcome)
+
+
+@router.get("/")
+async def index(request: Request) -> Response:
+    return render(request, flows.Page("index.html"))
+
+
+@router.get("/login")
+async def login(request: Request, next: str | None = None,
+                login_hint: str | None = None) -> Response:
+    return await flow(request, flows.login, next, login_hint)
+
+
+# The redirect path is the one registered with the identity provider (config.py): POST
+# (form_post, over https) or GET (query, local development).
+@router.api_route(DEFAULTS.redirect_path, methods=["GET", "POST"])
+async def auth_response(request: Request) -> Response:
+    answer: dict[str, str] = {}
+    if request.method == "POST":
+        for key, value in (await request.form()).multi_items():
+            if not isinstance(value, UploadFile):
+                answer.setdefault(key, value)  # the first of repeated fields, as elsewhere
+    else:
+        for key, value in request.query_params.multi_items():
+            answer.setdefault(key, value)
+    return await flow(request, flows.complete_sign_in, answer)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    # The core checks the form's CSRF token against the session's (FastAPI has none built in).
+    token = (await request.form()).get("csrf_token")
+    return await flow(request, flows.sign_out, token if isinstance(token, str) else None)
+
+
+@router.get("/profile")
+async def profile(request: Request,
+                  graph: Annotated[ApiClient, Depends(api_client("graph"))]) -> Response:
+    me = await graph.json("me")
+    return render(request, flows.Page("profile.html", {"me": me}))
+
+
+@router.get("/api/{name}")
+async def api(request: Request, client: Annotated[ApiClient, Depends(path_api_client)]
+              ) -> Response:
+    data = await client.json()
+    return render(request, flows.Page("api.html", {
+        "name": client.name, "data": data,
+        "pretty": json.dumps(data, indent=2, sort_keys=True)}))
+
