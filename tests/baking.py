@@ -169,11 +169,15 @@ def junit_outcomes(report: Path) -> dict[str, str]:
 
 # Generated test modules that test core code and test tools whose text is the same for every spec
 # (only the package name differs): the HTTP client and its deadlines, the stores, sessions and
-# token caches, the test browser. The examples run them; spec shapes, which exist to catch what
-# depends on the spec, skip them (about half of a generated suite's time, mostly deadline waits).
+# token caches, the test browser, the local provider's own conformance tests; and the slow
+# end-to-end modules whose outcome hardly depends on the spec: the production server (its
+# process and configuration) and the real browser. The examples run them (examples/app.yaml in
+# every framework); spec shapes, which exist to catch what depends on the spec, skip them
+# (about half of a generated suite's time, mostly deadline waits and process starts).
 SHAPE_INDEPENDENT_MODULES = (
     "tests/test_http_client.py", "tests/test_time_limits.py", "tests/test_stores.py",
     "tests/test_sessions.py", "tests/test_token_cache.py", "tests/test_browser.py",
+    "tests/test_devprovider.py", "tests/test_production_server.py", "tests/test_real_browser.py",
 )
 
 

@@ -445,8 +445,10 @@ class _IdentityEndpoints(_Tenant):
         granted = self._consented_scopes(user, client, resource, names)
         if resource == GRAPH_RESOURCE:
             oidc_granted: list[str] = [s for s in ("openid", "profile") if s in oidc]
-            if "openid" in oidc:
-                oidc_granted.append("email")  # Entra adds email to Graph tokens with openid
+            if "openid" in oidc and mode != "oidc":
+                # Entra adds email to Graph tokens with openid. A standard provider answers
+                # with what it granted, which its refresh tokens may ask for again.
+                oidc_granted.append("email")
             scp = granted + oidc_granted
             # Graph scopes in short form, like "User.Read profile openid email"
             scope = " ".join(scp)

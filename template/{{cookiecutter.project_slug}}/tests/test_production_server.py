@@ -53,6 +53,7 @@ TEST_CONFIG = """
 import os
 exec(compile(open({shipped!r}).read(), {shipped!r}, "exec"))
 timeout = 2
+graceful_timeout = 5  # the test's own shutdown: not what is tested, and quick under load
 control_socket_disable = True  # gunicorn 25+: no shared ~/.gunicorn/gunicorn.ctl between tests
 """
 
@@ -117,7 +118,7 @@ def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle
     finally:
         app.close_browsers()
         server.send_signal(signal.SIGINT)  # quick shutdown
-        output, _ = server.communicate(timeout=30)
+        output, _ = server.communicate(timeout=60)
         listener.close()
         assert "WORKER TIMEOUT" not in output, output
         assert "Traceback" not in output, output

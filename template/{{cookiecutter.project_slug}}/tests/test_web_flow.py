@@ -700,6 +700,22 @@ def test_open_redirects_are_refused(app_under_test: AppUnderTest) -> None:
     assert final.url == app.url("/")
 
 
+def test_unknown_pages_and_wrong_methods_get_the_error_page(app_under_test: AppUnderTest
+                                                             ) -> None:
+    """The framework's own errors (no such page or file, a method the page does not take) are
+    the app's error page, with its headers, in every framework."""
+    app = app_under_test
+    browser = app.browser()
+    for path in ("/no-such-page", "/api/no-such-api", "/static/no-such-file.css"):
+        page = browser.get(app.url(path))
+        assert_error_page(page, "There is no page at this address", status=404)
+        assert page.headers["X-Frame-Options"] == "DENY", path
+    wrong = browser.get(app.url("/logout"))
+    assert_error_page(wrong, "does not take that kind of request", status=405)
+    assert "POST" in wrong.headers["Allow"]
+    assert browser.get(app.url("/static/style.css")).status_code == 200
+
+
 # ------------------------------------------------------------------------------ other providers
 def test_any_openid_connect_provider_by_configuration(make_app: Callable[..., AppUnderTest],
                                                       standin: StandIn) -> None:

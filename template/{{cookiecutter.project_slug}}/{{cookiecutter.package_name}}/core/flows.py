@@ -11,9 +11,11 @@ first, so that a session that cannot be saved becomes an error page in every fra
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -80,6 +82,23 @@ Outcome = Redirect | Page
 def error_page(title: str, message: str, status: int, retry: str | None = None) -> Page:
     """The error page: what happened, in words, and a way to go on (`retry`, a local URL)."""
     return Page("error.html", {"title": title, "message": message, "retry": retry}, status)
+
+
+# The pages of HTTP errors the framework finds (no such page, a method the page does not take,
+# a malformed request, a bug): the same words in every framework.
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("Bad request", "The browser sent a request this app could not understand."),
+    403: ("Forbidden", "You do not have access to this page."),
+    404: ("Not found", "There is no page at this address."),
+    405: ("Method not allowed", "This page does not take that kind of request."),
+    500: ("Something went wrong", "The error was logged."),
+}
+
+
+def http_error(status: int) -> Page:
+    """The error page for an HTTP error status (any status; unknown ones by their phrase)."""
+    title, message = HTTP_ERRORS.get(status) or (HTTPStatus(status).phrase, "")
+    return error_page(title, message, status, retry="/")
 
 
 # A form whose token does not match the session's (sign-out, or a form of the framework's own
@@ -258,3 +277,15 @@ def api_data(response: ApiResponse) -> Any:
         return response.json()
     except ValueError:
         return response.text
+
+
+def api_page(name: str, response: ApiResponse) -> Page:
+    """The page showing what the API `name` answered (/api/<name>)."""
+    data = api_data(response)
+    return Page("api.html", {"name": name, "data": data,
+                             "pretty": json.dumps(data, indent=2, sort_keys=True)})
+
+
+def profile_page(response: ApiResponse) -> Page:
+    """The page showing the user's Microsoft Graph profile (/profile, Graph's /me)."""
+    return Page("profile.html", {"me": api_data(response)})

@@ -9,7 +9,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -122,16 +121,10 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        title = HTTPStatus(exc.status_code).phrase
-        message = "" if exc.detail == title else str(exc.detail)
-        if exc.status_code == 404:
-            message = message or "The requested page was not found."
-        response = await respond(request, flows.error_page(title, message, exc.status_code,
-                                                           retry="/"))
+        response = await respond(request, flows.http_error(exc.status_code))
         response.headers.update(exc.headers or {})  # e.g. Allow, with 405
         return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return await respond(request, flows.error_page(
-            "Bad request", "The request's parameters are not valid.", 400, retry="/"))
+        return await respond(request, flows.http_error(400))

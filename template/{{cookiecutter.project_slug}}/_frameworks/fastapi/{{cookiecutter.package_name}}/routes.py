@@ -8,7 +8,6 @@ into a response. The decisions live in the core, the same for every framework. W
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -99,15 +98,11 @@ async def logout(request: Request) -> Response:
 @router.get("/profile")
 async def profile(request: Request,
                   graph: Annotated[ApiClient, Depends(api_client("graph"))]) -> Response:
-    me = await graph.json("me")
-    return render(request, flows.Page("profile.html", {"me": me}))
+    return await respond(request, flows.profile_page(await graph.call("me")))
 
 
 @router.get("/api/{name}")
 async def api(request: Request, client: Annotated[ApiClient, Depends(path_api_client)]
               ) -> Response:
-    data = await client.json()
-    return render(request, flows.Page("api.html", {
-        "name": client.name, "data": data,
-        "pretty": json.dumps(data, indent=2, sort_keys=True)}))
+    return await respond(request, flows.api_page(client.name, await client.call()))
 

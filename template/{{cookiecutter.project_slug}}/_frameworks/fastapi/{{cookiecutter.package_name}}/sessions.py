@@ -102,8 +102,7 @@ class SessionMiddleware:
             log.exception("unhandled error")
             outcome = await run_sync(partial(
                 flows.finish, services, web_request(request),
-                flows.error_page("Something went wrong", "The error was logged.", 500,
-                                 retry="/")))
+                flows.http_error(500)))
             assert isinstance(outcome, flows.Page)
             await self.render(request, outcome)(scope, receive, send_cookie)
 

@@ -7,7 +7,6 @@ Flask response. The decisions live in the core, the same for every framework.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -164,7 +163,7 @@ def profile() -> Any:
     me = call_api("graph", "me")
     if isinstance(me, Response):
         return me
-    return render_template("profile.html", me=flows.api_data(me))
+    return respond(flows.profile_page(me))
 
 
 @bp.get("/api/<name>")
@@ -178,18 +177,19 @@ def _api_page(name: str) -> Any:
     answer = call_api(name)
     if isinstance(answer, Response):
         return answer
-    data = flows.api_data(answer)
-    return render_template("api.html", name=name, data=data,
-                           pretty=json.dumps(data, indent=2, sort_keys=True))
+    return respond(flows.api_page(name, answer))
 
 
 @bp.app_errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
-    return respond(flows.error_page(exc.name, exc.description or "", exc.code or 500))
+    response = respond(flows.http_error(exc.code or 500))
+    allow = dict(exc.get_headers()).get("Allow")  # 405: the methods the page takes
+    if allow:
+        response.headers["Allow"] = allow
+    return response
 
 
 @bp.app_errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error")
-    return respond(flows.error_page("Something went wrong", "The error was logged.", 500,
-                                    retry="/"))
+    return respond(flows.http_error(500))

@@ -8,7 +8,6 @@ cookies) into a Django response (web/responses.py).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -26,10 +25,6 @@ from .services import services_for
 log = logging.getLogger(__name__)
 View = TypeVar("View", bound=Callable[..., Any])
 
-NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually "
-             "please check your spelling and try again.")
-
-
 def allow(*methods: str) -> Callable[[View], View]:
     """Only these HTTP methods; others get the error page (405), as every error does."""
 
@@ -37,9 +32,7 @@ def allow(*methods: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if request.method not in methods:
-                response = respond(request, flows.error_page(
-                    "Method Not Allowed", "The method is not allowed for the requested URL.",
-                    405))
+                response = respond(request, flows.http_error(405))
                 response["Allow"] = ", ".join(methods)
                 return response
             return view(request, *args, **kwargs)
@@ -85,7 +78,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     me = call_api(request, "graph", "me")
     if isinstance(me, HttpResponse):
         return me
-    return render(request, "profile.html", {"me": flows.api_data(me)})
+    return respond(request, flows.profile_page(me))
 
 
 @allow("GET", "HEAD")
@@ -99,9 +92,7 @@ def _api_page(request: HttpRequest, name: str) -> HttpResponse:
     answer = call_api(request, name)
     if isinstance(answer, HttpResponse):
         return answer
-    data = flows.api_data(answer)
-    return render(request, "api.html", {"name": name, "data": data,
-                                        "pretty": json.dumps(data, indent=2, sort_keys=True)})
+    return respond(request, flows.api_page(name, answer))
 
 
 # -- error pages (settings.CSRF_FAILURE_VIEW, urls.py handler400 ... handler500) -------------
@@ -112,22 +103,17 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return respond(request, flows.error_page(
-        "Bad Request", "The browser (or proxy) sent a request that this server could not "
-        "understand.", 400, retry="/"))
+    return respond(request, flows.http_error(400))
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return respond(request, flows.error_page(
-        "Forbidden", "You don't have the permission to access the requested resource.", 403,
-        retry="/"))
+    return respond(request, flows.http_error(403))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return respond(request, flows.error_page("Not Found", NOT_FOUND, 404))
+    return respond(request, flows.http_error(404))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django has logged the exception (logger django.request), without showing it.
-    return respond(request, flows.error_page("Something went wrong", "The error was logged.",
-                                             500, retry="/"))
+    return respond(request, flows.http_error(500))
