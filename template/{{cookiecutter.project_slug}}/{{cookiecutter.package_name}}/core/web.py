@@ -296,8 +296,9 @@ class Services:
 def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
     """The app's services; `clock` (wall-clock seconds) is the one time source of sessions,
     sign-in flows and the web rules."""
-    caches = AccountCaches(build_store(settings, "token_caches"), settings.token_cache_prefix)
-    sessions = Sessions(build_store(settings, "sessions"), settings.token_cache_prefix,
+    caches = AccountCaches(build_store(settings, "token_caches", clock),
+                           settings.token_cache_prefix)
+    sessions = Sessions(build_store(settings, "sessions", clock), settings.token_cache_prefix,
                         lifetime_seconds=settings.session_lifetime_seconds,
                         per_account=settings.sessions_per_account, clock=clock)
     clients = MsalClients(settings)

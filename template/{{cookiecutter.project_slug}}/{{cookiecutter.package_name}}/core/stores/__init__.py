@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -78,9 +79,10 @@ class CorruptEntries:
             self._log.debug("corrupt %s entry could not be deleted", self._what, exc_info=True)
 
 
-def build_store(settings: Settings, purpose: Purpose) -> Store:
+def build_store(settings: Settings, purpose: Purpose,
+                clock: Callable[[], float] = time.time) -> Store:
     """The store for sessions or for token caches, each with its own bound and lifetime, so that
-    one kind of entry never evicts the other."""
+    one kind of entry never evicts the other; entries age by `clock` (wall-clock seconds)."""
     if purpose == "sessions":
         ttl, max_entries = settings.session_lifetime_seconds, settings.session_max_entries
         directory = settings.token_cache_dir / "sessions"
@@ -90,7 +92,7 @@ def build_store(settings: Settings, purpose: Purpose) -> Store:
     if settings.token_cache_backend == "filesystem":
         from .filesystem import FileStore
 
-        return FileStore(directory, ttl)
+        return FileStore(directory, ttl, clock)
     from .memory import MemoryStore
 
-    return MemoryStore(max_entries, ttl)
+    return MemoryStore(max_entries, ttl, timer=clock)

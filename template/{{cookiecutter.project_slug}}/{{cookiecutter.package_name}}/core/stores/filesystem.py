@@ -21,7 +21,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 
 import cachetools
@@ -50,11 +50,15 @@ class FileStore:
     LOCK_TIMEOUT_SECONDS = 30.0
     RECENT_ENTRIES = 1024  # entries kept in memory, each used only while its file is unchanged
 
-    def __init__(self, directory: Path, ttl_seconds: int) -> None:
+    def __init__(self, directory: Path, ttl_seconds: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`clock`: wall-clock seconds, against which the files' modification times (set by the
+        system when they are written) are aged."""
         self._dir = private_directory(directory)
         self._dir_str = str(self._dir)
         self._lock_dir = private_directory(directory / "locks")
         self._ttl = ttl_seconds
+        self._clock = clock
         self._locks = KeyedLocks()
         self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_SECONDS
         self._recent: cachetools.LRUCache[str, Entry] = cachetools.LRUCache(self.RECENT_ENTRIES)
@@ -75,7 +79,7 @@ class FileStore:
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {os.path.basename(path)}: {exc}") from exc
-        if info.st_mtime + self._ttl < time.time():
+        if info.st_mtime + self._ttl < self._clock():
             return None  # expired; the sweep removes it
         return info
 
@@ -109,7 +113,7 @@ class FileStore:
         try:
             with open(path, "rb") as handle:
                 info = os.fstat(handle.fileno())  # the version of what is read, not a newer file
-                if info.st_mtime + self._ttl < time.time():
+                if info.st_mtime + self._ttl < self._clock():
                     return None
                 data = handle.read()
         except FileNotFoundError:
@@ -157,7 +161,7 @@ class FileStore:
     def sweep(self) -> int:
         """Delete expired entries (accounts and sessions that never came back) and leftover
         temporary files of writers that died. Runs from `set` at most once an hour."""
-        now, removed = time.time(), 0
+        now, removed = self._clock(), 0
         try:
             paths = list(self._dir.iterdir())
         except OSError:
