@@ -22,8 +22,12 @@ What it does (details in docs/benchmarks.md, "Throughput against the no-auth flo
 7. prints a table of medians over rounds. Every process it started is stopped on exit, on
    Ctrl-C and on failure.
 
-Variants: `memory` and `filesystem` (the generated app with that TOKEN_CACHE_BACKEND) and
-`identity` (benchmarks/throughput/identity_app.py: the `identity` package's Flask pattern).
+Variants: `memory` and `filesystem` (the generated app with that TOKEN_CACHE_BACKEND),
+`identity` (benchmarks/throughput/identity_app.py: the `identity` package's Flask pattern), and
+`django` and `fastapi`: the same spec baked with that `framework:` (memory backend, one
+process), served as each app's README says (gunicorn gthread with the shipped gunicorn.conf.py;
+uvicorn --factory), each against a floor in its own framework and server
+(benchmarks/throughput/django_floor.py, fastapi_floor.py).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +61,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / "throughput"
 SPEC = ROOT / "examples" / "app.yaml"
-VARIANTS = ("memory", "filesystem", "identity")
-WORKERS = {"memory": 1, "filesystem": 2, "identity": 2}  # memory: its store lives in one process
+VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi")
+# memory, django, fastapi: the memory backend, whose store lives in one process
+WORKERS = {"memory": 1, "filesystem": 2, "identity": 2, "django": 1, "fastapi": 1}
+FRAMEWORKS = ("django", "fastapi")  # variants that are the spec baked with another framework
+SERVER = {"fastapi": "uvicorn"}  # the others: gunicorn gthread
 MAIN_TOKEN_LIFETIME = 7 * 24 * 3600  # access tokens outlive any run of this script
 MSAL_EXPIRY_MARGIN = 300  # MSAL treats a token expiring within 5 minutes as expired
 REAL_TOKEN_LIFETIME = 3600  # what Entra issues by default (60-90 minutes)
@@ -83,14 +91,30 @@ def prepare(args: argparse.Namespace) -> None:
             if cli(["new", str(SPEC), "-o", str(work)]) != 0:
                 raise BenchmarkError(f"baking {SPEC} failed")
         project = work / context["project_slug"]
+        # The other frameworks' apps: the same spec with another `framework:`. Only their
+        # dependencies are installed; each server finds its package first on PYTHONPATH.
+        extra: list[str] = []
+        for framework in (v for v in args.variants if v in FRAMEWORKS):
+            spec = work / f"app-{framework}.yaml"
+            text, found = re.subn(r"(?m)^framework:.*$", f"framework: {framework}",
+                                  SPEC.read_text())
+            if found != 1:
+                raise BenchmarkError(f"{SPEC} has no single `framework:` line to replace")
+            spec.write_text(text)
+            with contextlib.redirect_stdout(io.StringIO()):
+                if cli(["new", str(spec), "-o", str(work / f"bake-{framework}")]) != 0:
+                    raise BenchmarkError(f"baking {spec} failed")
+            baked = work / f"bake-{framework}" / context["project_slug"]
+            extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
+                "dependencies"]
         venv = Path(args.venv).resolve() if args.venv else work / "venv"
         if not (venv / "bin" / "python").exists():
             print(f"creating a virtual environment in {venv}", flush=True)
             _run([sys.executable, "-m", "venv", str(venv)])
-        print("installing the baked app (with its dev extras), identity and flask-session",
-              flush=True)
+        print("installing the baked app (with its dev extras), identity and flask-session"
+              + (" and the other frameworks' dependencies" if extra else ""), flush=True)
         _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-              "-e", f"{project}[dev]", "identity>=0.11", "flask-session>=0.8"])
+              "-e", f"{project}[dev]", "identity>=0.11", "flask-session>=0.8", *extra])
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -349,6 +373,8 @@ class Bench:
         }
 
     def start_server(self, variant: str, floor: bool) -> Server:
+        if variant in FRAMEWORKS:
+            return self.start_framework_server(variant, floor)
         sock = _listening_socket()
         port = sock.getsockname()[1]
         app_url = f"http://localhost:{port}"
@@ -391,6 +417,66 @@ class Bench:
         proc = self.processes.start([*argv, spec], env=env, cwd=folder, log=log,
                                     pass_fds=(sock.fileno(),))
         sock.close()
+        server = Server(variant, floor, port, page, proc, log, client_id)
+        self._wait_ready(port, proc, log)
+        return server
+
+    def start_framework_server(self, variant: str, floor: bool) -> Server:
+        """The spec baked with framework `variant` (memory backend), served as its README says:
+        Django under gunicorn gthread with its gunicorn.conf.py, the same options as the Flask
+        servers; FastAPI under one uvicorn process (`--factory`, `--no-proxy-headers`). The
+        floor is the same app through benchmarks/throughput/<variant>_floor.py."""
+        project = self.work / f"bake-{variant}" / self.project.name
+        name = f"{variant}-floor" if floor else variant
+        folder = self.work / name
+        folder.mkdir()
+        client_id, secret = f"bench-{name}", secrets.token_urlsafe(24)
+        page = f"/api/{self.api_name}"
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+        # The baked package first (the Flask one is installed in the venv under the same name).
+        env["PYTHONPATH"] = f"{HELPERS}{os.pathsep}{project}"
+        if floor:
+            env.update(BENCH_PACKAGE=self.package, BENCH_FIXED_TOKEN=self.fixed_token,
+                       BENCH_PAGE=page)
+        log = folder / "server.log"
+        if variant == "django":
+            sock = _listening_socket()
+            port = sock.getsockname()[1]
+            env.update(DJANGO_SETTINGS_MODULE=f"{self.package}.settings",
+                       DATABASE_PATH=str(folder / "db.sqlite3"),
+                       # wrk and the checks send Host: 127.0.0.1 (the cookie is localhost's).
+                       ALLOWED_HOSTS="localhost,127.0.0.1")
+        else:
+            # uvicorn's --fd takes the socket for a Unix one (no TCP_NODELAY on its
+            # connections): it binds the port itself, free a moment ago.
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        app_url = f"http://localhost:{port}"
+        self.standin.register_client(client_id, secret,
+                                     [app_url + self.defaults.redirect_path, app_url + "/"])
+        env.update(self.app_env("memory", app_url, client_id, secret, folder))
+        if variant == "django":
+            done = subprocess.run([str(self.venv / "bin" / "python"),
+                                   str(project / "manage.py"), "migrate", "--noinput"],
+                                  env=env, cwd=folder, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise BenchmarkError(f"manage.py migrate failed:\n{done.stdout}{done.stderr}")
+            spec = "django_floor:application" if floor else f"{self.package}.wsgi:application"
+            argv = [str(self.venv / "bin" / "gunicorn"), "--bind", f"fd://{sock.fileno()}",
+                    "--worker-class", "gthread", "--workers", str(WORKERS[variant]),
+                    "--threads", str(self.args.threads), "--log-level", "warning",
+                    "--max-requests", "0", "--config", str(project / "gunicorn.conf.py"), spec]
+            proc = self.processes.start(argv, env=env, cwd=folder, log=log,
+                                        pass_fds=(sock.fileno(),))
+            sock.close()
+        else:
+            spec = "fastapi_floor:create_app" if floor else f"{self.package}.app:create_app"
+            argv = [str(self.venv / "bin" / "uvicorn"), "--factory", spec,
+                    "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers",
+                    "--log-level", "warning"]
+            proc = self.processes.start(argv, env=env, cwd=folder, log=log)
         server = Server(variant, floor, port, page, proc, log, client_id)
         self._wait_ready(port, proc, log)
         return server
@@ -496,8 +582,10 @@ class Bench:
                 if not (floor and variant == "identity"):  # that floor has no sign-in at all
                     server.cookie = self.sign_in(server, self.users[0].username)
                 self.check_page(server)
-                print(f"  {server.name:<18} gunicorn gthread, {WORKERS[variant]} worker(s) x "
-                      f"{self.args.threads} threads, {server.url}", flush=True)
+                how = ("uvicorn, 1 process" if SERVER.get(variant) == "uvicorn" else
+                       f"gunicorn gthread, {WORKERS[variant]} worker(s) x "
+                       f"{self.args.threads} threads")
+                print(f"  {server.name:<18} {how}, {server.url}", flush=True)
 
     def api_alone(self) -> WrkResult:
         """The API stand-in measured alone, with the same wrk settings."""
@@ -597,7 +685,8 @@ class Bench:
     # ---------------------------------------------------------------- in-process costs
     def micro(self) -> dict[str, dict[str, str]]:
         rows: dict[str, dict[str, str]] = {}
-        for backend in (v for v in self.args.variants if v != "identity"):
+        # Through the Flask app's objects: the backends' costs (the other frameworks share them).
+        for backend in (v for v in self.args.variants if v in ("memory", "filesystem")):
             rows[backend] = self._micro(backend)
         return rows
 
@@ -701,7 +790,8 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     versions = []
-    for name in ("msal", "flask", "flask-session", "gunicorn", "identity", "requests"):
+    for name in ("msal", "flask", "flask-session", "gunicorn", "identity", "requests",
+                 "django", "fastapi", "starlette", "uvicorn", "httpx"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{name} {metadata.version(name)}")
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
@@ -742,7 +832,8 @@ def report(bench: Bench, api: WrkResult, grants: list[dict[str, Any]],
         }
         row["ratio"] = median(row["ratios"])
         table.append(row)
-        label = f"{variant} ({WORKERS[variant]} worker{'s' if WORKERS[variant] > 1 else ''})"
+        label = (f"{variant} (uvicorn, 1 process)" if SERVER.get(variant) == "uvicorn" else
+                 f"{variant} ({WORKERS[variant]} worker{'s' if WORKERS[variant] > 1 else ''})")
         print(f"| {label} | {row['floor_rps']:.0f} | {row['variant_rps']:.0f} | "
               f"{row['ratio']:.2f} ({min(row['ratios']):.2f}–{max(row['ratios']):.2f}) | "
               f"{row['floor_p50']:.2f} / {row['variant_p50']:.2f} | "

@@ -27,6 +27,7 @@ class StoreProxy:
 
     def __init__(self, inner: Store, fail: Iterable[str] = ()) -> None:
         self.inner = inner
+        self.blocking = inner.blocking
         self.fail = set(fail)
         self.calls: list[tuple[str, str]] = []  # (method, key)
         self.values: list[str] = []  # every value passed to `set`

@@ -140,6 +140,18 @@ def session_saved(services: Services, req: WebRequest) -> Page | None:
     return None
 
 
+def save_due(services: Services, req: WebRequest) -> bool:
+    """Whether `finish` (or `session_saved`) has a session to write: without one they do no
+    I/O, and an async adapter need not call them from a worker thread."""
+    return services.sessions.save_due(req.session)
+
+
+def known_user(req: WebRequest) -> User | None:
+    """The signed-in user of the request, if any; no I/O (`signed_in_user` may start a
+    sign-in, which builds an MSAL client: an async adapter calls it only without a user)."""
+    return current_user(req.session)
+
+
 def finish(services: Services, req: WebRequest, outcome: Outcome) -> Outcome:
     """Save the request's session before the outcome is sent; a failed save replaces it by
     the error page (the cookies of a redirect it replaces are dropped with it)."""

@@ -132,16 +132,25 @@ class Sessions:
             return kind()  # expired; the store's own expiry removes it
         return kind(sid, data, account=account, saved_at=saved_at)
 
+    @property
+    def blocking(self) -> bool:
+        """Whether loading and saving wait on I/O (see Store.blocking)."""
+        return bool(getattr(self.store, "blocking", True))
+
     # -- save ----------------------------------------------------------------------------------
+    def save_due(self, state: SessionState) -> bool:
+        """Whether `save` has anything to write (a change, or the sliding renewal)."""
+        return state.modified or (state.sid is not None
+                                  and self.clock() - state.saved_at >= RENEW_AFTER_SECONDS)
+
     def save(self, state: SessionState, account: str | None) -> None:
         """Persist `state` if it changed (or is due for renewal) and set `state.cookie_action`.
 
         `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
         """
-        now = self.clock()
-        due = state.sid is not None and now - state.saved_at >= RENEW_AFTER_SECONDS
-        if not state.modified and not due:
+        if not self.save_due(state):
             return
+        now = self.clock()
         try:
             if not state:
                 if state.sid is not None:

@@ -46,9 +46,11 @@ AppServices = Annotated[Services, Depends(get_services)]
 
 
 async def _user_for(request: Request, api: str | None) -> User:
+    req = web_request(request)
     # Starting a sign-in builds an MSAL client (discovery, the first time): in a worker thread.
-    found = await run_sync(flows.signed_in_user, get_services(request), web_request(request),
-                           api)
+    found: User | flows.Outcome | None = flows.known_user(req)
+    if found is None:
+        found = await run_sync(flows.signed_in_user, get_services(request), req, api)
     if not isinstance(found, User):
         raise Interrupt(found)
     return found

@@ -48,7 +48,9 @@ def render(request: Request, page: flows.Page) -> Response:
 async def respond(request: Request, outcome: flows.Outcome) -> Response:
     """The response for a core outcome, after the core saved the session (a failed save
     becomes the error page)."""
-    outcome = await run_sync(flows.finish, get_services(request), web_request(request), outcome)
+    services, req = get_services(request), web_request(request)
+    if flows.save_due(services, req):  # else nothing to write: no thread needed
+        outcome = await run_sync(flows.finish, services, req, outcome)
     if isinstance(outcome, flows.Page):
         return render(request, outcome)
     response = RedirectResponse(outcome.location, status_code=302)

@@ -73,7 +73,9 @@ class SessionMiddleware:
         services = self.services
         request = Request(scope)
         sid = request.cookies.get(services.session_cookie.name)
-        scope["session"] = await run_sync(services.sessions.load, sid, SessionState)
+        scope["session"] = (await run_sync(services.sessions.load, sid, SessionState)
+                            if services.sessions.blocking
+                            else services.sessions.load(sid, SessionState))
         started = replaced = False
 
         async def send_cookie(message: Message) -> None:
@@ -87,7 +89,9 @@ class SessionMiddleware:
                 return  # the body of the response that a failed save replaced
             if message["type"] == "http.response.start":
                 started = True
-                failed = await run_sync(flows.session_saved, services, web_request(request))
+                req = web_request(request)
+                failed = (await run_sync(flows.session_saved, services, req)
+                          if flows.save_due(services, req) else None)
                 if failed is not None:
                     replaced = True
                     await self.render(request, failed)(scope, receive, send_cookie)

@@ -40,6 +40,10 @@ class Entry:
 
 
 class Store(Protocol):
+    # Whether its calls wait on I/O (a file, a server): an async adapter then makes them from
+    # a worker thread, never on its event loop. The memory store's do not.
+    blocking: bool
+
     def get(self, key: str) -> Entry | None:
         """The entry, or None if absent or expired."""
 

@@ -45,6 +45,7 @@ def private_directory(path: Path) -> Path:
 
 
 class FileStore:
+    blocking = True
     SWEEP_INTERVAL_SECONDS = 3600.0
     LOCK_STRIPES = 256
     LOCK_TIMEOUT_SECONDS = 30.0

@@ -36,6 +36,7 @@ class KeyedLocks:
 
 
 class MemoryStore:
+    blocking = False  # a dict in this process
     def __init__(self, max_entries: int, ttl_seconds: int,
                  timer: Callable[[], float] = time.monotonic) -> None:
         # The value is kept with its version: a write counter, unique within the process.
