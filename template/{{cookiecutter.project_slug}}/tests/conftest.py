@@ -70,8 +70,11 @@ def server_cert_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFacto
     return str(chain), str(key)
 
 
-def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Path,
-                    secret: str, **overrides: str) -> dict[str, str]:
+def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Path, *,
+                    optional_claims: tuple[str, ...] = (), **overrides: str) -> dict[str, str]:
+    """The settings of an app served at `base_url`, registered with the stand-in (a new client
+    secret; `optional_claims`: the ID token claims the registration asks for)."""
+    secret = secrets.token_urlsafe(24)
     # The stand-in speaks as the kind of provider this app was generated for: Entra ID, or a
     # strict standard OpenID Connect provider (its /oidc issuer).
     where = ({"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority}
@@ -89,6 +92,10 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
         **register_apis(standin, DEFAULTS.downstream_apis),
     }
     env.update(overrides)
+    # Entra has no separate list of sign-out targets for web apps: the post-logout redirect
+    # URI must be one of the redirect URIs.
+    standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"],
+                            optional_claims=list(optional_claims))
     return env
 
 
@@ -106,7 +113,6 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
 
         def start(*, mode: str = "https", optional_claims: tuple[str, ...] = (),
                   **overrides: str) -> AppUnderTest:
-            secret = secrets.token_urlsafe(24)
             built_with: dict[str, str] = {}
             provider = standin
             if mode == "local":
@@ -115,13 +121,8 @@ def make_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_pat
                             reuse_keys=True))
 
             def env_for(base_url: str) -> dict[str, str]:
-                env = app_environment(provider, base_url, ca_bundle_path, tmp_path, secret,
-                                      **overrides)
-                # Entra has no separate list of sign-out targets for web apps: the
-                # post-logout redirect URI must be one of the redirect URIs.
-                provider.register_client(CLIENT_ID, secret,
-                                         [env["REDIRECT_URI"], base_url + "/"],
-                                         optional_claims=list(optional_claims))
+                env = app_environment(provider, base_url, ca_bundle_path, tmp_path,
+                                      optional_claims=optional_claims, **overrides)
                 built_with.update(env)
                 return env
 

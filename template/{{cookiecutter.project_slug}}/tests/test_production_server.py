@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import runpy
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +20,8 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.app_server import GUNICORN_APP
 from tests.browser import Browser
-from tests.conftest import CLIENT_ID, AppUnderTest, app_environment, page_of
+from tests.conftest import AppUnderTest, app_environment, page_of
+from tests.servers import base_url_of, listening_socket
 from tests.test_time_limits import MARGIN, TRICKLE, timed_get
 from tests.test_web_flow import sign_in
 
@@ -92,14 +91,10 @@ def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle
     worker for the memory backend, two for the filesystem one), over https on a socket bound
     here (so its port is known before the app's REDIRECT_URI is)."""
     pytest.importorskip("gunicorn")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    base_url = f"https://localhost:{listener.getsockname()[1]}"
-    secret = secrets.token_urlsafe(24)
-    env = app_environment(standin, base_url, ca_bundle_path, tmp_path, secret,
+    listener = listening_socket()
+    base_url = base_url_of(listener, server_cert_files, "localhost")
+    env = app_environment(standin, base_url, ca_bundle_path, tmp_path,
                           TOKEN_CACHE_BACKEND=request.param, OUTBOUND_DEADLINE_SECONDS="3")
-    standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"])
     config = tmp_path / "gunicorn.test.py"
     config.write_text(TEST_CONFIG.format(shipped=str(PROJECT / "gunicorn.conf.py")))
     server_env = {**env, "PYTHONPATH": str(PROJECT), "PATH": os.environ.get("PATH", ""),

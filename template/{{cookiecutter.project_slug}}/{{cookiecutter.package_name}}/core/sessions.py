@@ -135,22 +135,23 @@ class Sessions:
     @property
     def blocking(self) -> bool:
         """Whether loading and saving wait on I/O (see Store.blocking)."""
-        return bool(getattr(self.store, "blocking", True))
+        return self.store.blocking
 
     # -- save ----------------------------------------------------------------------------------
-    def save_due(self, state: SessionState) -> bool:
+    def save_due(self, state: SessionState, now: float | None = None) -> bool:
         """Whether `save` has anything to write (a change, or the sliding renewal)."""
+        now = self.clock() if now is None else now
         return state.modified or (state.sid is not None
-                                  and self.clock() - state.saved_at >= RENEW_AFTER_SECONDS)
+                                  and now - state.saved_at >= RENEW_AFTER_SECONDS)
 
     def save(self, state: SessionState, account: str | None) -> None:
         """Persist `state` if it changed (or is due for renewal) and set `state.cookie_action`.
 
         `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
         """
-        if not self.save_due(state):
-            return
         now = self.clock()
+        if not self.save_due(state, now):
+            return
         try:
             if not state:
                 if state.sid is not None:

@@ -8,6 +8,8 @@ operator fixes a deployment in one pass instead of one restart per mistake.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
 
 # MSAL adds these to every sign-in itself and refuses them in a scope list.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
@@ -293,6 +297,21 @@ def _tenant_ids(reader: _Reader) -> frozenset[str]:
 
 # gunicorn's "app failed to load" exit status: the master stops instead of re-spawning workers.
 EXIT_BAD_SETTINGS = 4
+
+
+def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Settings:
+    """The settings an app factory starts with, with logging set to their level.
+
+    `environ` given (tests, an embedding program): from it alone, raising SettingsError. None
+    (a real start): os.environ plus a .env file in the working directory (real variables win
+    over it), and a mistake exits with the list of settings to fix."""
+    if environ is None:
+        load_dotenv()
+        settings = load_settings_or_exit(os.environ, defaults)
+    else:
+        settings = load_settings(environ, defaults)
+    logging.basicConfig(level=settings.log_level)
+    return settings
 
 
 def load_settings_or_exit(environ: Mapping[str, str], defaults: AppDefaults) -> Settings:

@@ -4,9 +4,7 @@ a provider or API slower than any client would wait, under the real command line
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +18,8 @@ from {{ cookiecutter.package_name }}.core.settings import EXIT_BAD_SETTINGS
 
 from devprovider import DEFAULT_USERS, StandIn
 from tests.app_server import UVICORN_APP
-from tests.conftest import CLIENT_ID, AppUnderTest, app_environment, page_of
+from tests.conftest import AppUnderTest, app_environment, page_of
+from tests.servers import base_url_of, listening_socket
 from tests.test_time_limits import MARGIN, TRICKLE, timed_get
 from tests.test_web_flow import sign_in
 
@@ -45,14 +44,10 @@ def uvicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_
                 tmp_path: Path) -> Iterator[tuple[AppUnderTest, dict[str, str]]]:
     """The app under the documented uvicorn command, over https on a socket bound here (so its
     port is known before the app's REDIRECT_URI is)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    base_url = f"https://localhost:{listener.getsockname()[1]}"
-    secret = secrets.token_urlsafe(24)
-    env = app_environment(standin, base_url, ca_bundle_path, tmp_path, secret,
+    listener = listening_socket()
+    base_url = base_url_of(listener, server_cert_files, "localhost")
+    env = app_environment(standin, base_url, ca_bundle_path, tmp_path,
                           OUTBOUND_DEADLINE_SECONDS="2")
-    standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"])
     server = subprocess.Popen(
         [*COMMAND, "--fd", str(listener.fileno()), "--ssl-certfile", server_cert_files[0],
          "--ssl-keyfile", server_cert_files[1]],

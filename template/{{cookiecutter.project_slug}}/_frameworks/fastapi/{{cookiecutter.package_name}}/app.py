@@ -5,13 +5,10 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from dotenv import load_dotenv
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -22,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .config import DEFAULTS
 from .core import flows
 from .core.aio import AsyncApis
-from .core.settings import load_settings, load_settings_or_exit
+from .core.settings import app_settings
 from .core.web import build_services
 from .dependencies import Interrupt
 from .routes import render, respond, router
@@ -83,12 +80,7 @@ class ForwardedHeaders:
 
 def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     """Build the app from `environ` (default: os.environ plus a .env file in development)."""
-    if environ is None:
-        load_dotenv()  # a .env file in the working directory; real variables win over it
-        settings = load_settings_or_exit(os.environ, DEFAULTS)
-    else:
-        settings = load_settings(environ, DEFAULTS)
-    logging.basicConfig(level=settings.log_level)
+    settings = app_settings(environ, DEFAULTS)
     services = build_services(settings)
 
     @asynccontextmanager

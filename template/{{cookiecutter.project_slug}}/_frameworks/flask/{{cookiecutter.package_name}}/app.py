@@ -5,19 +5,16 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from dotenv import load_dotenv
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS
 from .core.sessions import SessionState
-from .core.settings import load_settings, load_settings_or_exit
+from .core.settings import app_settings
 from .core.web import CookieChanges, CookieSpec, Services, build_services
 from .views import apply_cookies, bp
 
@@ -49,13 +46,7 @@ class StoreSessionInterface(SessionInterface):
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """Build the app from `environ` (default: os.environ plus a .env file in development)."""
-    if environ is None:
-        load_dotenv()  # a .env file in the working directory; real variables win over it
-        settings = load_settings_or_exit(os.environ, DEFAULTS)
-    else:
-        settings = load_settings(environ, DEFAULTS)
-    logging.basicConfig(level=settings.log_level)
-
+    settings = app_settings(environ, DEFAULTS)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key)
     app.session_interface = StoreSessionInterface()

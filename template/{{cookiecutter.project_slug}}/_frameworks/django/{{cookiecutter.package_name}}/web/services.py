@@ -8,7 +8,6 @@ say) gets the process's services, built once from os.environ.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -18,7 +17,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest
 
 from ..config import DEFAULTS
-from ..core.settings import load_settings, load_settings_or_exit
+from ..core.settings import app_settings, load_settings
 from ..core.web import Services, build_services
 
 SERVICES_KEY = "msal_webapp.services"
@@ -71,18 +70,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> ServicesApp:
     """The WSGI application, with services for `environ` (default: os.environ plus a .env
     file in the working directory; a bad setting then exits with the list to fix)."""
     global _process_services
+    services = build_services(app_settings(environ, DEFAULTS))
     if environ is None:
-        from dotenv import load_dotenv
-
-        load_dotenv()  # real variables win over the file
-        settings = load_settings_or_exit(os.environ, DEFAULTS)
-        logging.basicConfig(level=settings.log_level)
-        services = build_services(settings)
         with _lock:
             _process_services = services
-    else:
-        settings = load_settings(environ, DEFAULTS)
-        logging.basicConfig(level=settings.log_level)
-        services = build_services(settings)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "{{ cookiecutter.package_name }}.settings")
     return ServicesApp(_django_handler(), services)
