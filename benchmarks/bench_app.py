@@ -6,7 +6,12 @@
 - client build: building the per-request MSAL client with the shared http_cache (discovery
   served from memory) against building it with a fresh http_cache (discovery over HTTPS);
 - silent token: `AuthService.acquire_token` served from the cache, per request, for the memory
-  and filesystem stores, with 1 and 1 000 signed-in accounts in the store.
+  and filesystem stores, with 1 and 1 000 signed-in accounts in the store;
+- token request per credential: a new MSAL client (as the app builds one per request) and one
+  token request to the local stand-in, with a secret, with the app's certificate credential (a
+  key loaded once), and with the two forms MSAL also accepts that the app avoids: the key as a
+  PEM string (parsed again for every assertion) and a PKCS#12 path (decrypted in every client
+  constructor).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +116,59 @@ def main() -> None:
                 assert sum(standin.token_calls.values()) == 0  # every call was a cache hit
                 print(f"silent token from cache ({backend}, {accounts} accounts): "
                       f"median {median:.2f} ms, max {worst:.2f} ms")
+        credential_costs(standin, work, DEFAULTS, load_settings)
+
+
+def credential_costs(standin: Any, work: Path, defaults: Any, load_settings: Any) -> None:
+    """One token request on a new client, per kind of credential."""
+    import msal
+    import trustme
+    from contoso_portal.core.credentials import Credential
+    from contoso_portal.core.http import build_session
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    resource = "api://bench-api"
+    standin.register_api("bench", resource, ["Read"])
+    issued = trustme.CA().issue_cert("bench.example", key_type=trustme.KeyType.RSA)
+    cert_pem, key_pem = issued.cert_chain_pems[0].bytes(), issued.private_key_pem.bytes()
+    key = serialization.load_pem_private_key(key_pem, None)
+    (work / "client.pfx").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"bench", key, x509.load_pem_x509_certificate(cert_pem), None,  # type: ignore[arg-type]
+        serialization.BestAvailableEncryption(b"pfx-password")))
+    standin.register_client_certificate("bench", cert_pem)
+    base = {"AUTHORITY": standin.authority, "INSTANCE_DISCOVERY": "false", "CLIENT_ID": "bench",
+            "REDIRECT_URI": "https://app.example" + defaults.redirect_path,
+            "SECRET_KEY": "k" * 48, "CA_BUNDLE": str(work / "ca.pem")}
+    http = build_session(work / "ca.pem", deadline_seconds=10)
+    secret = load_settings({**base, "CLIENT_SECRET": "secret-" + "x" * 20}, defaults)
+    certificate = load_settings({**base, "CLIENT_CREDENTIAL": "certificate",
+                                 "CLIENT_CERTIFICATE_FILE": str(work / "client.pfx"),
+                                 "CLIENT_CERTIFICATE_PASSWORD": "pfx-password"}, defaults)
+    loaded = Credential(certificate.credentials[0], "bench", None, http)
+    forms: dict[str, Callable[[], Any]] = {
+        "secret": Credential(secret.credentials[0], "bench", None, http).client_credential,
+        "certificate, key loaded once (the app)": loaded.client_credential,
+        "certificate, PEM string (MSAL parses it per assertion)": lambda: {
+            "private_key": key_pem.decode(), "public_certificate": cert_pem.decode()},
+        "certificate, PKCS#12 path (MSAL decrypts it per client)": lambda: {
+            "private_key_pfx_path": str(work / "client.pfx"), "passphrase": "pfx-password"},
+    }
+    http_cache: dict[Any, Any] = {}
+
+    def request(credential: Callable[[], Any]) -> None:
+        app = msal.ConfidentialClientApplication(
+            "bench", client_credential=credential(), authority=standin.authority,
+            instance_discovery=False, http_client=http, http_cache=http_cache)
+        result = app.acquire_token_for_client([resource + "/.default"])
+        assert "access_token" in result, result
+
+    for name, credential in forms.items():
+        request(credential)
+        median, worst = timed(partial(request, credential), 40)
+        print(f"token request on a new client, {name}: median {median:.1f} ms, "
+              f"max {worst:.1f} ms")
 
 
 if __name__ == "__main__":

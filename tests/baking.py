@@ -107,6 +107,19 @@ def check_files(project: Path) -> list[str]:
     return problems
 
 
+def baked_credential(config_py: Path) -> dict[str, str]:
+    """The `credential=` mapping of a generated config.py's AppDefaults (read, not imported)."""
+    import ast
+
+    for node in ast.walk(ast.parse(config_py.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AppDefaults":
+            for keyword in node.keywords:
+                if keyword.arg == "credential":
+                    value: dict[str, str] = ast.literal_eval(keyword.value)
+                    return value
+    raise AssertionError(f"{config_py}: no AppDefaults(credential=...)")
+
+
 def post_gen_hook() -> Any:
     """The post-generation hook as a module (it runs nothing when imported)."""
     import importlib.util

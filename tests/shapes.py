@@ -10,7 +10,10 @@ unusual but valid values are baked too.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import keyword
+import math
 import random
 import string
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "cache": R.CACHE_BACKENDS,
     "redirect": ("default", "unusual"),
     "framework": R.FRAMEWORKS,
+    # The credential kind; an assertion by its source.
+    "credential": ("secret", "certificate", *R.ASSERTION_SOURCES),
 }
 
 Row = tuple[str, ...]  # one value per factor, in FACTORS order
@@ -40,9 +45,12 @@ Pair = tuple[tuple[str, str], tuple[str, str]]  # ((factor, value), (factor, val
 
 
 def row_is_valid(row: Row) -> bool:
-    """The hook's rules, as far as the factors see them: sign_in_api must be a configured API."""
+    """The hook's rules, as far as the factors see them: sign_in_api must be a configured API,
+    and a managed identity's assertion is for Entra ID only."""
     values = dict(zip(FACTORS, row, strict=True))
     if values["sign_in"] == "graph" and values["graph"] == "no":
+        return False
+    if values["credential"] == "managed_identity" and values["authority"] == "oidc":
         return False
     return not (values["sign_in"] == "custom" and values["apis"] == "0")
 
@@ -72,10 +80,12 @@ def row_of_spec(spec: dict[str, Any]) -> Row | None:
             tenant if tenant in ("organizations", "common") else
             None if tenant == "consumers" else "tenant")
     redirect = spec.get("redirect_path", R.DEFAULT_REDIRECT_PATH)
+    credential = spec["credential"]
     row = (str(len(custom)), "yes" if R.GRAPH in apis else "no",
            "graph" if sign_in == R.GRAPH else "custom" if sign_in else "none", kind,
            spec["cache"]["backend"],
-           "default" if redirect == R.DEFAULT_REDIRECT_PATH else "unusual", spec["framework"])
+           "default" if redirect == R.DEFAULT_REDIRECT_PATH else "unusual", spec["framework"],
+           credential["source"] if credential["kind"] == "assertion" else credential["kind"])
     if any(value not in values for value, values in zip(row, FACTORS.values(), strict=True)):
         return None
     return tuple(str(value) for value in row)
@@ -91,27 +101,84 @@ def example_rows() -> list[Row]:
     return rows
 
 
-# The greedy search below depends on the order of candidates; with this order it reaches the
-# lower bound: 4 x 4 (apis, authority) pairs need 16 rows, 3 of them are the examples, so 13
-# shapes. (The first of 200 seeds tried that gets there; the test only requires full coverage.)
+# The greedy search below depends on the order of candidates (a fixed shuffle); it is only the
+# start: `shrink` then repairs fewer rows until they cover every pair again.
 CANDIDATE_ORDER_SEED = 5
+REPAIR_SEED = 0
+REPAIR_STEPS = 20_000
 
 
 def covering_rows(already: list[Row] | None = None) -> list[Row]:
-    """Greedy covering array: repeatedly take the valid row covering most uncovered pairs.
+    """A small covering array: every valid pair that ``already`` (the examples, baked anyway)
+    misses is in one of the rows. Deterministic (fixed seeds), so the shape ids are stable.
 
-    Rows in ``already`` (the examples) are baked anyway: only the pairs they miss are searched
-    for. Deterministic (a fixed candidate order), so the shape ids are stable.
+    A greedy search (repeatedly the valid row covering most uncovered pairs) gives a start;
+    then, from the lower bound up (the most pairs two factors have left to cover), its first
+    rows are repaired until they cover everything (`repair`): with 4 x 5 (apis, credential)
+    pairs, 3 of them in the examples, that is 17 rows where the greedy search alone needs 23.
     """
+    already = already or []
     candidates = all_valid_rows()
     random.Random(CANDIDATE_ORDER_SEED).shuffle(candidates)
-    uncovered = valid_pairs() - set().union(set(), *(pairs_of(row) for row in already or []))
+    uncovered = valid_pairs() - set().union(set(), *(pairs_of(row) for row in already))
     rows: list[Row] = []
-    while uncovered:
-        best = max(candidates, key=lambda row: len(pairs_of(row) & uncovered))
+    left = set(uncovered)
+    while left:
+        best = max(candidates, key=lambda row: len(pairs_of(row) & left))
         rows.append(best)
-        uncovered -= pairs_of(best)
+        left -= pairs_of(best)
+    for size in range(lower_bound(uncovered), len(rows)):
+        repaired = repair(rows[:size], uncovered)
+        if repaired is not None:
+            return repaired
     return rows
+
+
+def lower_bound(uncovered: set[Pair]) -> int:
+    """No fewer rows can cover ``uncovered``: one row holds one pair of any two factors."""
+    by_factors: dict[tuple[str, str], int] = {}
+    for (f1, _), (f2, _) in uncovered:
+        by_factors[f1, f2] = by_factors.get((f1, f2), 0) + 1
+    return max(by_factors.values(), default=0)
+
+
+def repair(start: list[Row], uncovered: set[Pair]) -> list[Row] | None:
+    """Change ``start``'s rows until they cover ``uncovered`` (None if REPAIR_STEPS do not do it).
+
+    Each step puts an uncovered pair into a random row, keeping the change if it covers at least
+    as many pairs as it loses (or, less and less often, if it does not: simulated annealing).
+    """
+    rng = random.Random(REPAIR_SEED)
+    rows = [list(row) for row in start]
+    index = {factor: i for i, factor in enumerate(FACTORS)}
+    count: dict[Pair, int] = dict.fromkeys(uncovered, 0)
+    for row in rows:
+        for pair in pairs_of(tuple(row)) & uncovered:
+            count[pair] += 1
+    left = {pair for pair, n in count.items() if n == 0}
+    for step in range(REPAIR_STEPS):
+        if not left:
+            return [tuple(row) for row in rows]
+        (f1, v1), (f2, v2) = rng.choice(sorted(left))
+        i = rng.randrange(len(rows))
+        new = list(rows[i])
+        new[index[f1]], new[index[f2]] = v1, v2
+        if not row_is_valid(tuple(new)):
+            continue
+        old_pairs = pairs_of(tuple(rows[i])) & uncovered
+        new_pairs = pairs_of(tuple(new)) & uncovered
+        lost = [pair for pair in old_pairs - new_pairs if count[pair] == 1]
+        gained = [pair for pair in new_pairs - old_pairs if count[pair] == 0]
+        temperature = max(0.05, 1 - step / REPAIR_STEPS)
+        if len(gained) >= len(lost) or rng.random() < math.exp(
+                (len(gained) - len(lost)) / temperature):
+            for pair in old_pairs - new_pairs:
+                count[pair] -= 1
+            for pair in new_pairs - old_pairs:
+                count[pair] += 1
+            left = (left - set(gained)) | set(lost)
+            rows[i] = new
+    return None
 
 
 # ----------------------------------------------------------------------- rows -> specs
@@ -135,6 +202,24 @@ GRAPH_SCOPES: tuple[list[str] | None, ...] = (
     ["User.Read"], None, ["User.Read", "Mail.Read", "Calendars.Read"],
     ["https://graph.microsoft.com/.default"], ["https://graph.microsoft.com/User.Read"],
 )
+# The credential's details, rotating with the row: nothing baked (the app's defaults and the
+# environment), and the spec's optional fields (a path with a space, a PKCS#12 file, x5c, a
+# user-assigned identity, ...).
+CREDENTIAL_DETAILS: dict[str, tuple[dict[str, Any], ...]] = {
+    "secret": ({}, {"secret_file": "/run/secrets/portal/client-secret"}),
+    "certificate": (
+        {"certificate_file": "/run/secrets/app/client.pem",
+         "private_key_file": "/run/secrets/app/client.key"},
+        {},
+        {"certificate_file": "/etc/portal certs/client.pfx", "x5c": "chain"},
+        {"x5c": "none"},
+    ),
+    "token_file": ({}, {"token_file": "/var/run/secrets/azure/tokens/azure-identity-token"}),
+    "managed_identity": ({}, {"managed_identity": "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"},
+                         {"managed_identity": "system"}),
+    "callable": ({"callable": "contoso.credentials:signed_assertion"},
+                 {"callable": "portal_assertions:token"}),
+}
 GUIDS: tuple[str, ...] = ("11111111-2222-3333-4444-555555555555",
                           "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
                           "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE")
@@ -185,7 +270,13 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
         spec["authority"] = authority
         if index % 2:
             spec["client_id"] = GUIDS[index % len(GUIDS)]
-    spec["credential"] = {"kind": "secret"}
+    credential = values["credential"]
+    details = CREDENTIAL_DETAILS[credential]
+    if credential in R.ASSERTION_SOURCES:
+        spec["credential"] = {"kind": "assertion", "source": credential,
+                              **details[index % len(details)]}
+    else:
+        spec["credential"] = {"kind": credential, **details[index % len(details)]}
     spec["cache"] = {"backend": values["cache"]}
     apis: dict[str, Any] = {}
     if values["graph"] == "yes":
@@ -212,6 +303,7 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
     return spec
 
 
+@functools.cache
 def pairwise_shapes() -> list[Shape]:
     shapes = []
     unusual = itertools.count()  # each unusual redirect path in turn
@@ -295,7 +387,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         spec["client_id"] = draw(guids if spec["authority"]["kind"] == "entra"
                                  else st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))
-    spec["credential"] = {"kind": draw(st.sampled_from(R.CREDENTIAL_KINDS))}
+    spec["credential"] = draw(credentials(spec["authority"]["kind"]))
     spec["cache"] = {"backend": draw(st.sampled_from(R.CACHE_BACKENDS))}
     apis: dict[str, Any] = {}
     if draw(st.booleans()):
@@ -328,9 +420,46 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     return spec
 
 
+@st.composite
+def credentials(draw: st.DrawFn, authority_kind: str) -> dict[str, Any]:
+    """Any valid `credential` section for an authority of ``authority_kind``."""
+    kind = draw(st.sampled_from(R.CREDENTIAL_KINDS))
+    credential: dict[str, Any] = {"kind": kind}
+    paths = st.from_regex(r"/[a-z][a-z0-9_-]{0,8}(/[a-z0-9][a-z0-9._ -]{0,10}[a-z0-9]){1,3}",
+                          fullmatch=True)
+    if kind == "secret" and draw(st.booleans()):
+        credential["secret_file"] = draw(paths)
+    elif kind == "certificate":
+        suffix = draw(st.sampled_from([".pem", ".crt", ".pfx", ".P12"]))
+        if draw(st.booleans()):
+            credential["certificate_file"] = draw(paths) + suffix
+        if suffix in (".pem", ".crt") and draw(st.booleans()):
+            credential["private_key_file"] = draw(paths) + ".key"
+        if draw(st.booleans()):
+            credential["x5c"] = draw(st.sampled_from(R.X5C_CHOICES))
+    elif kind == "assertion":
+        sources = [s for s in R.ASSERTION_SOURCES
+                   if not (s == "managed_identity" and authority_kind == "oidc")]
+        source = credential["source"] = draw(st.sampled_from(sources))
+        if source == "token_file" and draw(st.booleans()):
+            credential["token_file"] = draw(paths)
+        elif source == "managed_identity" and draw(st.booleans()):
+            credential["managed_identity"] = draw(st.one_of(st.just("system"), guids))
+        elif source == "callable":
+            name = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(
+                lambda n: not keyword.iskeyword(n))
+            modules = draw(st.lists(name, min_size=1, max_size=3))
+            credential["callable"] = ".".join(modules) + ":" + draw(name)
+    return credential
+
+
 def describe(spec: dict[str, Any]) -> str:
     apis = spec["downstream_apis"]
+    credential = spec["credential"]
     return (f"framework={spec['framework']} "
             f"authority={spec['authority']['kind']} cache={spec['cache']['backend']} "
+            f"credential={credential['kind']}"
+            + (f"/{credential.get('source')}" if credential["kind"] == "assertion" else "")
+            + " "
             f"apis={','.join(apis) or '-'} sign_in_api={spec.get('sign_in_api', '(default)')!r} "
             f"redirect={spec.get('redirect_path', '(default)')}")

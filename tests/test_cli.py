@@ -47,6 +47,10 @@ def _oidc(**extra: Any) -> Mutation:
     return _set("authority", {"kind": "oidc", **extra})
 
 
+def _cred(kind: str, **fields: Any) -> Mutation:
+    return _set("credential", {"kind": kind, **fields})
+
+
 API = "api://11111111-2222-3333-4444-555555555555"
 
 # (id, mutation, substrings the one error line must contain: field path, bad value, allowed)
@@ -107,8 +111,71 @@ RULES: list[tuple[str, Mutation, list[str]]] = [
     ("client-id-oidc-space", lambda s: (_oidc(issuer="https://id.example.com/r")(s),
                                         _set("client_id", "my app")(s)),
      ["client_id: 'my app'", "without whitespace"]),
-    ("credential-choice", _set("credential.kind", "certificate"),
-     ["credential.kind: 'certificate'", "allowed: 'secret'"]),
+    ("credential-choice", _set("credential.kind", "x509"),
+     ["credential.kind: 'x509'", "allowed: 'secret', 'certificate', 'assertion'"]),
+    # credential: each refusal names the field and the fix
+    ("credential-kind-missing", _set("credential", {}),
+     ["credential.kind: missing", "'secret', 'certificate', 'assertion'"]),
+    ("credential-field-of-another-kind", _cred("secret", certificate_file="/run/app/c.pem"),
+     ["credential.certificate_file: only used when credential.kind is 'certificate', not "
+      "'secret'", "allowed keys for 'secret': 'kind', 'secret_file'"]),
+    ("credential-unknown-key", _cred("certificate", thumbprint="AB12"),
+     ["credential.thumbprint: unknown key", "'kind', 'certificate_file', 'private_key_file', "
+      "'x5c'"]),
+    ("credential-password-key", _cred("certificate", certificate_password="pw"),
+     ["credential.certificate_password: passwords never go in the spec",
+      "CLIENT_CERTIFICATE_PASSWORD or CLIENT_CERTIFICATE_PASSWORD_FILE"]),
+    ("credential-path-type", _cred("secret", secret_file=42),
+     ["credential.secret_file: expected a string", "/run/secrets/client-secret"]),
+    ("credential-path-empty", _cred("secret", secret_file=""),
+     ["credential.secret_file: must not be empty", "set CLIENT_SECRET_FILE in .env later"]),
+    ("credential-path-whitespace", _cred("certificate", certificate_file=" /run/c.pem"),
+     ["credential.certificate_file: ' /run/c.pem' must not start or end with whitespace"]),
+    ("credential-path-control", _cred("certificate", private_key_file="/run/c\tkey"),
+     ["credential.private_key_file:", "control character"]),
+    ("credential-path-placeholder", _cred("assertion", source="token_file",
+                                          token_file="/var/run/<token>"),
+     ["credential.token_file: '/var/run/<token>' looks like a placeholder", "real path"]),
+    ("credential-path-jinja", _cred("secret", secret_file="/run/{{ name }}"),
+     ["credential.secret_file:", "Jinja delimiter"]),
+    ("credential-path-secret", _cred("secret", secret_file="kP7mQ2xR9vL4nT8wZ3cY6bH1"),
+     ["credential.secret_file: <a value that looks like a secret, not shown>",
+      "not a file path", "give that file's path"]),
+    ("credential-pkcs12-with-key", _cred("certificate", certificate_file="/run/app/c.PFX",
+                                         private_key_file="/run/app/c.key"),
+     ["credential.private_key_file: not used with a PKCS#12 certificate_file",
+      "remove private_key_file, or use a PEM certificate_file"]),
+    ("credential-x5c", _cred("certificate", x5c="full"),
+     ["credential.x5c: 'full' is not a supported choice", "'leaf', 'chain', 'none'"]),
+    ("credential-source-missing", _cred("assertion"),
+     ["credential.source: missing (required when kind is 'assertion')",
+      "'token_file', 'managed_identity', 'callable'"]),
+    ("credential-source-choice", _cred("assertion", source="env"),
+     ["credential.source: 'env' is not a supported choice"]),
+    ("credential-managed-identity-oidc",
+     lambda s: (_oidc(issuer="https://id.example.com/r")(s),
+                _cred("assertion", source="managed_identity")(s)),
+     ["credential.source: 'managed_identity' needs authority.kind 'entra'",
+      "use 'token_file' or 'callable'"]),
+    ("credential-managed-identity-malformed",
+     _cred("assertion", source="managed_identity", managed_identity="my-identity"),
+     ["credential.managed_identity: 'my-identity'", "'system'", "client id (a GUID)"]),
+    ("credential-key-of-another-source",
+     _cred("assertion", source="token_file", callable="contoso.credentials:signed_assertion"),
+     ["credential.callable: only used when credential.source is 'callable', not "
+      "'token_file'; remove it"]),
+    ("credential-callable-without-assertion", _cred("secret", callable="contoso.a:b"),
+     ["credential.callable: only used when credential.kind is 'assertion'"]),
+    ("credential-callable-missing", _cred("assertion", source="callable"),
+     ["credential.callable: missing (required when source is 'callable')",
+      "contoso.credentials:signed_assertion"]),
+    ("credential-callable-malformed",
+     _cred("assertion", source="callable", callable="contoso.credentials.signed_assertion"),
+     ["credential.callable: 'contoso.credentials.signed_assertion' is not an importable "
+      "function", "'package.module:function'"]),
+    ("credential-callable-keyword",
+     _cred("assertion", source="callable", callable="contoso.class:sign"),
+     ["credential.callable: 'contoso.class:sign' is not an importable function"]),
     ("cache-choice", _set("cache.backend", "redis"),
      ["cache.backend: 'redis'", "allowed: 'memory', 'filesystem'"]),
     ("apis-wrong-type", _set("downstream_apis", ["graph"]),

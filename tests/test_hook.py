@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 import pytest
+from baking import baked_credential
 from conftest import TEMPLATE, make_mini_template
 
 from generator import spec as gspec
@@ -95,6 +96,17 @@ def test_downstream_apis_as_json_string(tmp_path: Path, value: str, expected: st
     ({"downstream_apis": '{"todo": 1}'}, "ERROR: downstream_apis.todo: expected a mapping"),
     ({"call_graph": False, "sign_in_api": "graph"},
      "ERROR: sign_in_api: 'graph' is not a configured API"),
+    ({"credential_kind": "assertion", "assertion_source": "callable"},
+     "ERROR: assertion_callable: missing (required when source is 'callable')"),
+    ({"authority_kind": "oidc", "oidc_issuer": "https://id.example.com/r",
+      "credential_kind": "assertion", "assertion_source": "managed_identity"},
+     "ERROR: assertion_source: 'managed_identity' needs authority.kind 'entra'"),
+    ({"credential_kind": "certificate",
+      "credential_defaults": {"CLIENT_CERTIFICATE_FILE": "/c/app.pfx",
+                              "CLIENT_PRIVATE_KEY_FILE": "/c/app.key"}},
+     "ERROR: credential_defaults.CLIENT_PRIVATE_KEY_FILE: not used with a PKCS#12"),
+    ({"credential_defaults": {"CLIENT_SECRET": "x"}},
+     "ERROR: credential_defaults.CLIENT_SECRET: secrets never go in the spec"),
 ])
 def test_bake_rejects(cookies: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str],
                       extra: dict[str, Any], expected: str) -> None:
@@ -112,6 +124,30 @@ def test_bake_invalid_choice_is_cookiecutters(cookies: Any) -> None:
     result = cookies.bake(template=str(TEMPLATE), extra_context={"cache_backend": "redis"})
     assert result.exit_code != 0 and isinstance(result.exception, ValueError)
     assert "redis provided for choice variable cache_backend" in str(result.exception)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({}, {"CLIENT_CREDENTIAL": "secret"}),
+    ({"credential_kind": "certificate"}, {"CLIENT_CREDENTIAL": "certificate"}),
+    ({"credential_kind": "assertion"}, {"CLIENT_CREDENTIAL": "assertion"}),  # token file
+    ({"credential_kind": "assertion", "assertion_source": "managed_identity"},
+     {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}),
+    ({"credential_kind": "assertion", "assertion_source": "callable",
+      "assertion_callable": "contoso.credentials:signed_assertion"},
+     {"CLIENT_CREDENTIAL": "assertion",
+      "CLIENT_ASSERTION_CALLABLE": "contoso.credentials:signed_assertion"}),
+    ({"credential_kind": "certificate",
+      "credential_defaults": {"CLIENT_CERTIFICATE_FILE": "/c/app.pfx",
+                              "CLIENT_CERTIFICATE_X5C": "chain"}},
+     {"CLIENT_CREDENTIAL": "certificate", "CLIENT_CERTIFICATE_FILE": "/c/app.pfx",
+      "CLIENT_CERTIFICATE_X5C": "chain"}),
+], ids=["default", "certificate", "token-file", "managed-identity", "callable", "defaults"])
+def test_bake_the_credential_prompts(cookies: Any, extra: dict[str, Any],
+                                     expected: dict[str, str]) -> None:
+    """The answers to the credential prompts reach config.py's `credential=` (real template)."""
+    result = cookies.bake(template=str(TEMPLATE), extra_context=extra)
+    assert result.exit_code == 0, result.exception
+    assert baked_credential(result.project_path / "contoso_portal" / "config.py") == expected
 
 
 def test_bake_mini_template_runs_hook_and_renders(cookies: Any, tmp_path: Path) -> None:

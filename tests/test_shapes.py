@@ -36,11 +36,15 @@ def test_every_valid_pair_of_option_values_is_baked() -> None:
                   for v1 in vs1 for v2 in vs2}
     impossible = every_pair - valid_pairs()
     assert valid_pairs() <= covered, sorted(valid_pairs() - covered)
-    # The only pairs left out are those the rules forbid: sign-in with an API that is not there.
+    # The only pairs left out are those the rules forbid: sign-in with an API that is not there,
+    # a managed identity's assertion with another OpenID Connect provider.
     assert impossible == {(("apis", "0"), ("sign_in", "custom")),
-                          (("graph", "no"), ("sign_in", "graph"))}
+                          (("graph", "no"), ("sign_in", "graph")),
+                          (("authority", "oidc"), ("credential", "managed_identity"))}
     assert all(row is not None and row_is_valid(row) for row in rows)
-    assert len(rows) <= 20  # each row is a bake of about half a minute
+    # Each row is a bake of about half a minute: no more than the lower bound, the 4 x 5
+    # (apis, credential) pairs.
+    assert len(rows) == len(FACTORS["apis"]) * len(FACTORS["credential"])
     assert len(example_rows()) == len(EXAMPLES)  # each example counts
 
 
@@ -76,6 +80,18 @@ def test_every_shape_is_a_valid_spec_with_its_options() -> None:
         assert ctx["cache_backend"] == values["cache"]
         default_redirect = ctx["redirect_path"] == R.DEFAULT_REDIRECT_PATH
         assert default_redirect is (values["redirect"] == "default")
+        kind = ctx["credential_kind"]
+        assert (ctx["assertion_source"] if kind == "assertion" else kind) == values["credential"]
+
+
+def test_shapes_bake_the_credential_details() -> None:
+    """The shapes bake the spec's optional credential fields too, not only the kinds."""
+    defaults = [gspec.spec_to_context(shape.spec)["credential_defaults"]
+                for shape in pairwise_shapes()]
+    baked = {name for d in defaults for name in d}
+    assert {} in defaults
+    assert baked == set(R.CREDENTIAL_VARIABLES.values()), baked
+    assert any(" " in d.get("CLIENT_CERTIFICATE_FILE", "") for d in defaults)
 
 
 def test_shapes_use_unusual_api_names() -> None:

@@ -34,6 +34,14 @@ def test_cookiecutter_json_matches_rules() -> None:
     assert tuple(ctx["framework"]) == R.FRAMEWORKS
     assert tuple(ctx["authority_kind"]) == R.AUTHORITY_KINDS
     assert tuple(ctx["credential_kind"]) == R.CREDENTIAL_KINDS
+    assert tuple(ctx["assertion_source"]) == R.ASSERTION_SOURCES
+    assert ctx["assertion_callable"] == "" and ctx["credential_defaults"] == {}
+    prompts = ctx["__prompts__"]
+    assert set(prompts["credential_kind"]) == {"__prompt__", *R.CREDENTIAL_KINDS}
+    assert set(prompts["assertion_source"]) == {"__prompt__", *R.ASSERTION_SOURCES}
+    for key in ("assertion_source", "assertion_callable"):
+        prompt = prompts[key]["__prompt__"] if key == "assertion_source" else prompts[key]
+        assert "(assertion credentials only" in prompt, prompt
     assert tuple(ctx["cache_backend"]) == R.CACHE_BACKENDS
     assert ctx["entra_instance"] == R.DEFAULT_INSTANCE
     assert ctx["entra_tenant"] == R.DEFAULT_TENANT
@@ -48,6 +56,7 @@ def test_example_context(spec: dict[str, Any]) -> None:
         "package_name": "contoso_portal", "framework": "flask", "authority_kind": "entra",
         "entra_instance": "https://login.microsoftonline.com", "entra_tenant": "organizations",
         "oidc_issuer": "", "client_id": "", "credential_kind": "secret",
+        "assertion_source": "token_file", "assertion_callable": "", "credential_defaults": {},
         "cache_backend": "memory", "call_graph": True, "graph_scopes": "User.Read",
         "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
                                      "scopes": [f"{API}/Todo.Read"]}},
@@ -85,6 +94,18 @@ def test_oidc_context() -> None:
     lambda s: s["authority"].update(tenant="contoso.onmicrosoft.com"),
     lambda s: s.update(sign_in_api="todo", redirect_path="/auth/redirect"),
     lambda s: s.update(downstream_apis={}, sign_in_api=""),
+    lambda s: s.update(credential={"kind": "secret", "secret_file": "/run/secrets/s"}),
+    lambda s: s.update(credential={"kind": "certificate", "certificate_file": "/c/app.pem",
+                                   "private_key_file": "/c/app.key", "x5c": "chain"}),
+    lambda s: s.update(credential={"kind": "certificate"}),
+    lambda s: s.update(credential={"kind": "assertion", "source": "token_file"}),
+    lambda s: s.update(credential={"kind": "assertion", "source": "token_file",
+                                   "token_file": "/var/run/t"}),
+    lambda s: s.update(credential={"kind": "assertion", "source": "managed_identity"}),
+    lambda s: s.update(credential={"kind": "assertion", "source": "managed_identity",
+                                   "managed_identity": "11111111-2222-3333-4444-555555555555"}),
+    lambda s: s.update(credential={"kind": "assertion", "source": "callable",
+                                   "callable": "contoso.credentials:signed_assertion"}),
 ])
 def test_round_trip(spec: dict[str, Any], mutate: Any) -> None:
     mutate(spec)
@@ -92,6 +113,7 @@ def test_round_trip(spec: dict[str, Any], mutate: Any) -> None:
     back = R.context_to_spec(ctx)
     assert R.validate_spec(back) == []
     assert R.spec_to_context(back) == ctx
+    assert back["credential"] == spec["credential"]  # the credential comes back as it was given
 
 
 @pytest.mark.parametrize(("scopes", "ok"), [
@@ -151,3 +173,68 @@ def test_context_messages_use_variable_names() -> None:
     problems = R.context_problems(ctx)
     assert problems[0].startswith("entra_tenant: 'bad tenant'")
     assert problems[1].startswith("graph_scopes[1]: 'openid' is reserved")
+
+
+def test_credential_context(spec: dict[str, Any]) -> None:
+    """The credential's context keys: the kind, the assertion's source and callable (prompts),
+    and the spec's optional fields as `credential_defaults` (variable -> default)."""
+    spec["credential"] = {"kind": "assertion", "source": "managed_identity",
+                          "managed_identity": "system"}
+    ctx = gspec.spec_to_context(spec)
+    assert {k: ctx[k] for k in ("credential_kind", "assertion_source", "assertion_callable",
+                                "credential_defaults")} == {
+        "credential_kind": "assertion", "assertion_source": "managed_identity",
+        "assertion_callable": "",
+        "credential_defaults": {"CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}}
+    spec["credential"] = {"kind": "certificate", "certificate_file": "/c/app.pfx", "x5c": "none"}
+    ctx = gspec.spec_to_context(spec)
+    assert ctx["credential_defaults"] == {"CLIENT_CERTIFICATE_FILE": "/c/app.pfx",
+                                          "CLIENT_CERTIFICATE_X5C": "none"}
+    assert ctx["assertion_source"] == "token_file" and ctx["assertion_callable"] == ""
+
+    # Cookiecutter always has an assertion_source: it is ignored unless the kind is assertion.
+    for source in R.ASSERTION_SOURCES:
+        assert R.context_to_spec({**ctx, "assertion_source": source})["credential"] == {
+            "kind": "certificate", "certificate_file": "/c/app.pfx", "x5c": "none"}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"credential_kind": "assertion", "assertion_source": "callable"},
+     "assertion_callable: missing (required when source is 'callable')"),
+    ({"credential_kind": "assertion", "assertion_source": "callable",
+      "assertion_callable": "no colon"}, "assertion_callable: 'no colon' is not an importable"),
+    ({"assertion_callable": "contoso.a:b"},
+     "assertion_callable: only used when credential.kind is 'assertion', not 'secret'"),
+    ({"credential_kind": "assertion", "assertion_source": "token_file",
+      "assertion_callable": "contoso.a:b"},
+     "assertion_callable: only used when credential.source is 'callable', not 'token_file'"),
+    ({"authority_kind": "oidc", "oidc_issuer": "https://id.example.com/r",
+      "credential_kind": "assertion", "assertion_source": "managed_identity"},
+     "assertion_source: 'managed_identity' needs authority.kind 'entra'"),
+    ({"credential_kind": "certificate",
+      "credential_defaults": {"CLIENT_CERTIFICATE_FILE": "/c/app.p12",
+                              "CLIENT_PRIVATE_KEY_FILE": "/c/app.key"}},
+     "credential_defaults.CLIENT_PRIVATE_KEY_FILE: not used with a PKCS#12 certificate_file"),
+    ({"credential_defaults": {"CLIENT_CERTIFICATE_FILE": "/c/app.pem"}},
+     "credential_defaults.CLIENT_CERTIFICATE_FILE: only used when credential.kind is "
+     "'certificate', not 'secret'"),
+    ({"credential_defaults": {"CLIENT_SECRET": "x"}},
+     "credential_defaults.CLIENT_SECRET: secrets never go in the spec"),
+    ({"credential_defaults": {"CLIENT_CREDENTIAL": "certificate"}},
+     "credential_defaults.CLIENT_CREDENTIAL: set it with credential_kind"),
+    ({"credential_defaults": {"CLIENT_ASERTION_FILE": "/t"}},
+     "credential_defaults.CLIENT_ASERTION_FILE: unknown key 'CLIENT_ASERTION_FILE' (did you mean "
+     "'CLIENT_ASSERTION_FILE'?)"),
+    ({"credential_defaults": '{"CLIENT_SECRET_FILE": "/run/s"}'},
+     "credential_defaults: given as text"),
+    ({"credential_defaults": '{"CLIENT_SECRET_FILE": '},
+     "credential_defaults: '{\"CLIENT_SECRET_FILE\": ' is not valid JSON"),
+    ({"credential_defaults": ["CLIENT_SECRET_FILE"]},
+     "credential_defaults: expected a JSON object (variable name -> default value)"),
+])
+def test_credential_context_problems(changes: dict[str, Any], expected: str) -> None:
+    """What the hook tells a cookiecutter user, in the context's own names."""
+    ctx = gspec.spec_to_context(gspec.parse_spec(
+        (TEMPLATE.parent / "examples" / "app.yaml").read_text()))
+    problems = R.context_problems({**ctx, **changes})
+    assert len(problems) == 1 and problems[0].startswith(expected), problems

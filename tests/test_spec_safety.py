@@ -287,6 +287,37 @@ def test_no_message_echoes_a_secret_value(tmp_path: Path, spec: dict[str, Any],
         assert not shown, done.stderr
 
 
+@pytest.mark.parametrize(("secret", "core"), SECRETS,
+                         ids=["entra", "jwt", "pem", "url", "random"])
+def test_no_credential_field_takes_or_echoes_a_secret(spec: dict[str, Any], secret: str,
+                                                      core: str) -> None:
+    """A secret pasted into each field of each credential kind: refused, never shown. Its
+    file-path keys are named like secrets (secret_file, token_file, private_key_file) but are
+    checked as paths; a password key is refused."""
+    fragments = [core[i:i + 10] for i in range(len(core) - 9)]
+    credentials = [
+        ({"kind": "secret", "secret_file": secret}, ["credential.secret_file"]),
+        ({"kind": "certificate", "certificate_file": secret, "private_key_file": secret,
+          "x5c": secret, "password": secret},
+         ["credential.certificate_file", "credential.private_key_file", "credential.x5c",
+          "credential.password"]),
+        ({"kind": "assertion", "source": "token_file", "token_file": secret},
+         ["credential.token_file"]),
+        ({"kind": "assertion", "source": "managed_identity", "managed_identity": secret},
+         ["credential.managed_identity"]),
+        ({"kind": "assertion", "source": "callable", "callable": secret},
+         ["credential.callable"]),
+        ({"kind": "assertion", "source": secret}, ["credential.source"]),
+    ]
+    for credential, fields in credentials:
+        spec["credential"] = credential
+        messages = gspec.validate_spec(spec)
+        assert sorted(m.split(":")[0] for m in messages) == sorted(fields), messages
+        assert not [f for f in fragments if any(f in m for m in messages)], messages
+    spec["credential"] = {"kind": "certificate", "password": "hunter2"}
+    assert gspec.validate_spec(spec) == [f"credential.password: {R.PASSWORD_KEY_FIX}"]
+
+
 def test_the_hook_never_echoes_a_secret() -> None:
     ctx = gspec.spec_to_context(gspec.parse_spec((ROOT / "examples" / "app.yaml").read_text()))
     wrong_values = {**ctx, "client_id": SECRET, "entra_tenant": SECRET,

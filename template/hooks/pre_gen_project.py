@@ -31,7 +31,9 @@ CONTEXT_JSON = r'''{{ cookiecutter | tojson }}'''
 # --- choices: the one list of each (cookiecutter.json mirrors them; a test keeps them equal) ---
 FRAMEWORKS: tuple[str, ...] = ("flask", "django", "fastapi")
 AUTHORITY_KINDS: tuple[str, ...] = ("entra", "oidc")
-CREDENTIAL_KINDS: tuple[str, ...] = ("secret",)
+CREDENTIAL_KINDS: tuple[str, ...] = ("secret", "certificate", "assertion")
+ASSERTION_SOURCES: tuple[str, ...] = ("token_file", "managed_identity", "callable")
+X5C_CHOICES: tuple[str, ...] = ("leaf", "chain", "none")
 CACHE_BACKENDS: tuple[str, ...] = ("memory", "filesystem")
 
 DEFAULT_INSTANCE = "https://login.microsoftonline.com"
@@ -69,13 +71,36 @@ AUTHORITY_KEYS: dict[str, tuple[str, ...]] = {
     "oidc": ("kind", "issuer"),
 }
 API_KEYS: tuple[str, ...] = ("base_url", "scopes")
+# credential: the keys of each kind besides `kind`. Of an assertion's, `token_file`,
+# `managed_identity` and `callable` each belong to the source of the same name.
+CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
+    "secret": ("secret_file",),
+    "certificate": ("certificate_file", "private_key_file", "x5c"),
+    "assertion": ("source", "token_file", "managed_identity", "callable"),
+}
+CREDENTIAL_PATH_KEYS: tuple[str, ...] = (
+    "secret_file", "certificate_file", "private_key_file", "token_file",
+)
+PKCS12_SUFFIXES: tuple[str, ...] = (".pfx", ".p12")
+DEFAULT_MANAGED_IDENTITY = "system"
+# Spec field of `credential` -> the run-time variable whose default it bakes (config.py), and the
+# key of the `credential_defaults` context mapping. `kind`, `source` and `callable` have context
+# keys of their own (credential_kind, assertion_source, assertion_callable).
+CREDENTIAL_VARIABLES: dict[str, str] = {
+    "secret_file": "CLIENT_SECRET_FILE",
+    "certificate_file": "CLIENT_CERTIFICATE_FILE",
+    "private_key_file": "CLIENT_PRIVATE_KEY_FILE",
+    "x5c": "CLIENT_CERTIFICATE_X5C",
+    "token_file": "CLIENT_ASSERTION_FILE",
+    "managed_identity": "CLIENT_ASSERTION_MANAGED_IDENTITY",
+}
 
 # Keys of template/cookiecutter.json (a test keeps them equal).
 CONTEXT_KEYS: tuple[str, ...] = (
     "project_name", "project_slug", "package_name", "framework", "authority_kind",
     "entra_instance", "entra_tenant", "oidc_issuer", "client_id", "credential_kind",
-    "cache_backend", "call_graph", "graph_scopes", "downstream_apis", "sign_in_api",
-    "redirect_path",
+    "assertion_source", "assertion_callable", "credential_defaults", "cache_backend",
+    "call_graph", "graph_scopes", "downstream_apis", "sign_in_api", "redirect_path",
 )
 # Spec field path -> cookiecutter variable, to word messages for people running cookiecutter.
 SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
@@ -84,6 +109,10 @@ SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
     ("authority.instance", "entra_instance"),
     ("authority.issuer", "oidc_issuer"),
     ("credential.kind", "credential_kind"),
+    ("credential.source", "assertion_source"),
+    ("credential.callable", "assertion_callable"),
+    *((f"credential.{field}", f"credential_defaults.{variable}")
+      for field, variable in CREDENTIAL_VARIABLES.items()),
     ("cache.backend", "cache_backend"),
     ("downstream_apis.graph.scopes", "graph_scopes"),
 )
@@ -122,6 +151,20 @@ SECRET_KEY_WORDS: tuple[str, ...] = (
 SECRET_KEY_FIX = ("secrets never go in the spec; set CLIENT_SECRET or CLIENT_SECRET_FILE in the "
                   "environment (or in .env, which is not committed) and remove this key")
 SECRET_SHOWN = "<a value that looks like a secret, not shown>"
+PASSWORD_KEY_WORDS: tuple[str, ...] = ("password", "passwd", "passphrase", "pwd")
+PASSWORD_KEY_FIX = ("passwords never go in the spec; set CLIENT_CERTIFICATE_PASSWORD or "
+                    "CLIENT_CERTIFICATE_PASSWORD_FILE in the environment (or in .env, which is "
+                    "not committed) and remove this key")
+# `package.module:function`, the form of CLIENT_ASSERTION_CALLABLE.
+CALLABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+                         r":[A-Za-z_][A-Za-z0-9_]*$")
+CALLABLE_EXAMPLE = "contoso.credentials:signed_assertion"
+PATH_EXAMPLES: dict[str, str] = {
+    "secret_file": "/run/secrets/client-secret",
+    "certificate_file": "/run/secrets/app/client.pem",
+    "private_key_file": "/run/secrets/app/client.key",
+    "token_file": "/var/run/secrets/azure/tokens/azure-identity-token",
+}
 # Entra client secrets: three characters, a digit, 'Q~', then 31-34 more.
 ENTRA_SECRET_RE = re.compile(r"[A-Za-z0-9_.~-]{3}[0-9]Q~[A-Za-z0-9_.~-]{31,34}")
 DOTTED_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[._-][A-Za-z0-9]+)+$")
@@ -616,6 +659,109 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
     return names
 
 
+def _path_problem(field: str, value: str) -> str | None:
+    """What is wrong with a file path of the credential (its value already shown or hidden)."""
+    if any(m in value for m in JINJA_MARKERS):
+        return None  # reported by _check_jinja
+    if _strong_secret(value) or looks_like_secret(value):
+        return (f"{SECRET_SHOWN} looks like a secret, not a file path; secrets never go in the "
+                "spec: put it in a file that is not committed and give that file's path here, "
+                "or set it in the environment")
+    example = f"e.g. {field}: {PATH_EXAMPLES[field]}"
+    if not value.strip():
+        return (f"must not be empty; give the file's path ({example}), or leave it out and set "
+                f"{CREDENTIAL_VARIABLES[field]} in .env later")
+    if value != value.strip():
+        return f"{_show(value)} must not start or end with whitespace"
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        return f"{_show(value)} contains a control character (newline, tab, ...); {example}"
+    marks = _placeholder(value)
+    if marks:
+        return f"{_show(value)} looks like a placeholder (it contains {marks}); put the real path"
+    return None
+
+
+def _check_credential(cred: Any, authority_kind: str | None, errors: list[str]) -> None:
+    """The `credential` section: its kind, the keys of that kind, and their values."""
+    if not _require_mapping("credential", cred, errors, "e.g. credential: {kind: secret}"):
+        return
+    every_key = ("kind", *(k for keys in CREDENTIAL_KEYS.values() for k in keys))
+    kind: str | None = None
+    if "kind" not in cred:
+        errors.append(f"credential.kind: missing; allowed: {_choices(CREDENTIAL_KINDS)}")
+    elif _check_choice("credential.kind", cred["kind"], CREDENTIAL_KINDS, errors):
+        kind = cred["kind"]
+    allowed = every_key if kind is None else ("kind", *CREDENTIAL_KEYS[kind])
+    for key in cred:
+        if key in allowed:
+            continue
+        if key in every_key:
+            owner = next(k for k, keys in CREDENTIAL_KEYS.items() if key in keys)
+            errors.append(f"credential.{key}: only used when credential.kind is {owner!r}, not "
+                          f"{kind!r}; remove it (allowed keys for {kind!r}: "
+                          f"{_choices(allowed)})")
+        elif isinstance(key, str) and any(
+                w in re.sub(r"[^a-z0-9]", "", key.lower()) for w in PASSWORD_KEY_WORDS):
+            errors.append(f"credential.{_key(key)}: {PASSWORD_KEY_FIX}")
+        else:
+            errors.append(_unknown_key("credential", key, allowed))
+    present = [key for key in allowed if key in cred and key != "kind"]
+
+    source: str | None = None
+    if kind == "assertion":
+        if "source" not in cred:
+            errors.append("credential.source: missing (required when kind is 'assertion'); "
+                          f"allowed: {_choices(ASSERTION_SOURCES)}")
+        elif _check_choice("credential.source", cred["source"], ASSERTION_SOURCES, errors):
+            source = cred["source"]
+        if source == "managed_identity" and authority_kind == "oidc":
+            errors.append("credential.source: 'managed_identity' needs authority.kind 'entra' "
+                          "(only Entra ID accepts a managed identity's token as the app's "
+                          "credential); with another OpenID Connect provider use 'token_file' "
+                          "or 'callable'")
+        for key in ASSERTION_SOURCES:  # each source has the key of its own name
+            if key in cred and source is not None and key != source:
+                errors.append(f"credential.{key}: only used when credential.source is {key!r}, "
+                              f"not {source!r}; remove it")
+                present.remove(key)
+        if source == "callable" and "callable" not in cred:
+            errors.append("credential.callable: missing (required when source is 'callable'): "
+                          "the function that returns a signed JWT, as 'package.module:function', "
+                          f"e.g. callable: {CALLABLE_EXAMPLE}")
+
+    for key in present:
+        path, value = f"credential.{key}", cred[key]
+        if key == "source":
+            continue
+        if key == "x5c":
+            _check_choice(path, value, X5C_CHOICES, errors)
+        elif key in CREDENTIAL_PATH_KEYS:
+            if _require_str(path, value, errors, f"e.g. {key}: {PATH_EXAMPLES[key]}"):
+                problem = _path_problem(key, value)
+                if problem:
+                    errors.append(f"{path}: {problem}")
+        elif key == "managed_identity":
+            if not (isinstance(value, str) and (value == DEFAULT_MANAGED_IDENTITY
+                                                or is_guid(value))):
+                errors.append(f"{path}: {_show(value)} is not allowed; use 'system' (the "
+                              "system-assigned managed identity) or the client id (a GUID) of "
+                              "a user-assigned managed identity")
+        elif key == "callable" and _require_str(path, value, errors,
+                                                f"e.g. callable: {CALLABLE_EXAMPLE}"):
+            names = re.split(r"[.:]", value)
+            if not CALLABLE_RE.match(value) or any(keyword.iskeyword(n) for n in names):
+                errors.append(f"{path}: {_show(value)} is not an importable function; use "
+                              "'package.module:function' (a module path, ':', then a function "
+                              "taking no arguments that returns a signed JWT), e.g. "
+                              f"{CALLABLE_EXAMPLE}")
+    cert, key_file = cred.get("certificate_file"), cred.get("private_key_file")
+    if (kind == "certificate" and isinstance(cert, str) and isinstance(key_file, str)
+            and cert.lower().endswith(PKCS12_SUFFIXES)):
+        errors.append(f"credential.private_key_file: not used with a PKCS#12 certificate_file "
+                      f"({_show(cert)} holds the private key); remove private_key_file, or use "
+                      "a PEM certificate_file")
+
+
 def _check_jinja(path: str, value: Any, errors: list[str]) -> None:
     if isinstance(value, str):
         if any(m in value for m in JINJA_MARKERS):
@@ -623,7 +769,9 @@ def _check_jinja(path: str, value: Any, errors: list[str]) -> None:
                           "would evaluate; remove the brace sequence")
     elif isinstance(value, dict):
         for k, v in value.items():
-            if not is_secret_key(k):  # reported as a secret key; its value is never shown
+            # A secret key is reported as such; its value is never shown. The credential's file
+            # paths (secret_file, token_file, ...) are named like secrets but hold paths.
+            if not is_secret_key(k) or (path == "credential" and k in CREDENTIAL_PATH_KEYS):
                 _check_jinja(f"{path}.{_key(k)}" if path else _key(k), v, errors)
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -663,8 +811,9 @@ def validate_spec(spec: Any) -> list[str]:
                 errors.append(f"client_id: {_show(cid)} looks like a placeholder (it contains "
                               f"{_placeholder(cid)}); put the real client id, or leave it out "
                               "and set CLIENT_ID in .env later")
-    for section, field, options in (("credential", "kind", CREDENTIAL_KINDS),
-                                    ("cache", "backend", CACHE_BACKENDS)):
+    if "credential" in spec:
+        _check_credential(spec["credential"], kind, errors)
+    for section, field, options in (("cache", "backend", CACHE_BACKENDS),):
         if section not in spec:
             continue
         value = spec[section]
@@ -713,6 +862,8 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
     sign_in_api = spec.get("sign_in_api")
     if sign_in_api is None:
         sign_in_api = GRAPH if graph is not None else ""
+    cred = spec["credential"]
+    assertion = cred["kind"] == "assertion"
     instance = auth.get("instance", DEFAULT_INSTANCE) if kind == "entra" else DEFAULT_INSTANCE
     if instance.endswith("/"):
         instance = instance[:-1]
@@ -726,7 +877,13 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
         "entra_tenant": auth.get("tenant", DEFAULT_TENANT) if kind == "entra" else DEFAULT_TENANT,
         "oidc_issuer": auth["issuer"] if kind == "oidc" else "",
         "client_id": spec.get("client_id") or "",
-        "credential_kind": spec["credential"]["kind"],
+        "credential_kind": cred["kind"],
+        "assertion_source": cred["source"] if assertion else ASSERTION_SOURCES[0],
+        "assertion_callable": cred.get("callable", "") if assertion else "",
+        # Only what the spec gives: the app has its own defaults for the rest.
+        "credential_defaults": {variable: cred[field]
+                                for field, variable in CREDENTIAL_VARIABLES.items()
+                                if field in cred},
         "cache_backend": spec["cache"]["backend"],
         "call_graph": graph is not None,
         "graph_scopes": " ".join(graph_scopes),
@@ -749,11 +906,33 @@ def _scopes_from_context(value: Any) -> Any:
     return value.split() if isinstance(value, str) else value
 
 
+def _context_mapping(ctx: dict[str, Any], key: str, what: str, example: str,
+                     problems: list[str]) -> tuple[dict[Any, Any], bool]:
+    """A mapping variable of the context, and whether it came as (JSON) text."""
+    raw = ctx.get(key, {})
+    as_text = isinstance(raw, str) and bool(raw.strip())
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            problems.append(f"{key}: {_show(raw)} is not valid JSON ({exc.msg} at column "
+                            f"{exc.colno}); expected a JSON object like {example}")
+            raw = {}
+    if not isinstance(raw, dict):
+        problems.append(f"{key}: expected a JSON object ({what}), got {_type_name(raw)} "
+                        f"{_show(raw)}")
+        raw = {}
+    return raw, as_text
+
+
 def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
     """Spec for a cookiecutter context (keys starting with '_' are cookiecutter's own).
 
-    Handles cookiecutter's quirks: booleans as yes/no strings, downstream_apis as a JSON string
-    (from `key=value` on the command line), scopes as a space-separated string. Raises SpecError
+    Handles cookiecutter's quirks: booleans as yes/no strings, downstream_apis and
+    credential_defaults as JSON strings (from `key=value` on the command line), scopes as a
+    space-separated string; assertion_source is ignored unless credential_kind is 'assertion'
+    (cookiecutter always has a value for it), credential_defaults' variables become the
+    credential's fields (CLIENT_CERTIFICATE_FILE -> certificate_file, ...). Raises SpecError
     when the context cannot be read as a spec at all; the spec itself is checked by validate_spec.
     """
     problems: list[str] = []
@@ -778,20 +957,28 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
         if issuer not in ("", None):
             authority["issuer"] = issuer
 
-    apis_raw = ctx.get("downstream_apis", {})
-    as_text = isinstance(apis_raw, str) and bool(apis_raw.strip())
-    if isinstance(apis_raw, str):
-        try:
-            apis_raw = json.loads(apis_raw) if apis_raw.strip() else {}
-        except json.JSONDecodeError as exc:
-            problems.append(f"downstream_apis: {_show(apis_raw)} is not valid JSON ({exc.msg} at "
-                            "column " + str(exc.colno) + '); expected a JSON object like '
-                            '{"todo": {"base_url": "https://...", "scopes": ["api://<id>/S"]}}')
-            apis_raw = {}
-    if not isinstance(apis_raw, dict):
-        problems.append(f"downstream_apis: expected a JSON object (name -> base_url and scopes), "
-                        f"got {_type_name(apis_raw)} {_show(apis_raw)}")
-        apis_raw = {}
+    apis_raw, as_text = _context_mapping(
+        ctx, "downstream_apis", "name -> base_url and scopes",
+        '{"todo": {"base_url": "https://...", "scopes": ["api://<id>/S"]}}', problems)
+    defaults_raw, defaults_as_text = _context_mapping(
+        ctx, "credential_defaults", "variable name -> default value",
+        '{"CLIENT_CERTIFICATE_FILE": "/run/secrets/app/client.pem"}', problems)
+    credential_kind = ctx.get("credential_kind")
+    credential: dict[str, Any] = {"kind": credential_kind}
+    if credential_kind == "assertion":
+        credential["source"] = ctx.get("assertion_source", ASSERTION_SOURCES[0])
+    if ctx.get("assertion_callable") not in ("", None):
+        credential["callable"] = ctx["assertion_callable"]  # refused unless source callable
+    field_of = {variable: field for field, variable in CREDENTIAL_VARIABLES.items()}
+    for name, value in defaults_raw.items():
+        if name in field_of:
+            credential[field_of[name]] = value
+        elif name in ("CLIENT_CREDENTIAL", "CLIENT_ASSERTION_CALLABLE"):
+            own = "credential_kind" if name == "CLIENT_CREDENTIAL" else "assertion_callable"
+            problems.append(f"credential_defaults.{name}: set it with {own}, not in "
+                            "credential_defaults; remove it")
+        else:
+            problems.append(_unknown_key("credential_defaults", name, list(field_of)))
     apis: dict[str, Any] = {}
     call_graph = _to_bool("call_graph", ctx.get("call_graph", True), problems)
     if GRAPH in apis_raw:
@@ -809,6 +996,8 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(problems)
     if as_text and not JSON_STRING_RENDERS:
         problems.append(JSON_STRING_FIX)
+    if defaults_as_text and not JSON_STRING_RENDERS:
+        problems.append(JSON_STRING_FIX.replace("downstream_apis", "credential_defaults", 1))
 
     spec: dict[str, Any] = {
         "project_name": ctx.get("project_name"),
@@ -816,7 +1005,7 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
         "package_name": ctx.get("package_name"),
         "framework": ctx.get("framework"),
         "authority": authority,
-        "credential": {"kind": ctx.get("credential_kind")},
+        "credential": credential,
         "cache": {"backend": ctx.get("cache_backend")},
         "downstream_apis": apis,
         "sign_in_api": ctx.get("sign_in_api", ""),

@@ -4,13 +4,27 @@ Used by the test suite (over real HTTPS on loopback) and by local development mo
 See ``devprovider.standin`` for the behaviour and the Entra error codes it reproduces.
 """
 
-from .model import DEFAULT_TENANT_ID, DEFAULT_USERS, GRAPH_RESOURCE, OAuthError, TestUser
+from .model import (
+    DEFAULT_TENANT_ID,
+    DEFAULT_USERS,
+    GRAPH_RESOURCE,
+    TOKEN_EXCHANGE_AUDIENCE,
+    ClientAuth,
+    ManagedIdentity,
+    OAuthError,
+    TestUser,
+)
 from .standin import StandIn
+from .tokens import ExternalIssuer
 
 __all__ = [
     "DEFAULT_TENANT_ID",
     "DEFAULT_USERS",
     "GRAPH_RESOURCE",
+    "TOKEN_EXCHANGE_AUDIENCE",
+    "ClientAuth",
+    "ExternalIssuer",
+    "ManagedIdentity",
     "OAuthError",
     "StandIn",
     "TestUser",

@@ -15,6 +15,8 @@ Nothing here is imported by the app itself: it only runs when you start it expli
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import secrets
 import signal
 import tempfile
@@ -25,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from devprovider import DEFAULT_USERS, StandIn
 
@@ -59,6 +65,86 @@ def write_tls_files(folder: Path) -> tuple[str, str, str]:
     return str(paths[0]), str(paths[1]), str(paths[2])
 
 
+# The issuer and subject of the federated token that local development puts in the token file
+# (on AKS: the cluster's OIDC issuer and the pod's service account).
+DEV_CLUSTER_ISSUER = "https://oidc.cluster.localhost/dev"
+DEV_SERVICE_ACCOUNT = "system:serviceaccount:default:app"
+TOKEN_EXCHANGE = "api://AzureADTokenExchange"
+
+
+def dev_certificate(folder: Path, name: str) -> tuple[Path, Path, str]:
+    """A self-signed certificate and its key for the app's registration with the stand-in:
+    (certificate file, key file, certificate PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=90))
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_path, key_path = folder / "client-cert.pem", folder / "client-key.pem"
+    cert_path.write_bytes(pem)
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path, pem.decode("ascii")
+
+
+def dev_credential(standin: StandIn, folder: Path, defaults: AppDefaults, secret: str
+                   ) -> dict[str, str]:
+    """The app's credential for local development, of the kind the project was generated for,
+    registered with the stand-in: its variables.
+
+    A certificate is made here; a federated token file gets a token of a stand-in "cluster"
+    issuer; a managed identity is the stand-in's App Service emulation. A function of your own
+    cannot be known here: local development then signs in with a secret."""
+    baked = defaults.credential
+    kind = baked.get("CLIENT_CREDENTIAL", "secret")
+    if kind == "certificate":
+        cert_path, key_path, pem = dev_certificate(folder, defaults.app_name)
+        standin.register_client_certificate(DEV_CLIENT_ID, pem)
+        return {"CLIENT_CREDENTIAL": "certificate", "CLIENT_CERTIFICATE_FILE": str(cert_path),
+                "CLIENT_PRIVATE_KEY_FILE": str(key_path)}
+    if kind == "assertion" and baked.get("CLIENT_ASSERTION_MANAGED_IDENTITY"):
+        identity = standin.add_managed_identity()
+        standin.add_federated_credential(DEV_CLIENT_ID, issuer=standin.issuer,
+                                         subject=identity.object_id, audience=TOKEN_EXCHANGE)
+        # MSAL finds App Service's managed identity endpoint by these variables, which it
+        # reads from the process environment.
+        os.environ["IDENTITY_ENDPOINT"] = standin.identity_endpoint
+        os.environ["IDENTITY_HEADER"] = standin.identity_header
+        return {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}
+    if kind == "assertion" and not baked.get("CLIENT_ASSERTION_CALLABLE"):
+        issuer = standin.external_issuer(DEV_CLUSTER_ISSUER)
+        standin.add_federated_credential(DEV_CLIENT_ID, issuer=DEV_CLUSTER_ISSUER,
+                                         subject=DEV_SERVICE_ACCOUNT, audience=TOKEN_EXCHANGE)
+        token = folder / "azure-identity-token"
+        # A day: longer than a development session (kubelet renews the real one hourly).
+        token.write_text(issuer.mint(DEV_SERVICE_ACCOUNT, audience=TOKEN_EXCHANGE,
+                                     lifetime=24 * 3600))
+        return {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_FILE": str(token)}
+    return {"CLIENT_CREDENTIAL": "secret", "CLIENT_SECRET": secret}
+
+
+def describe_credential(env: Mapping[str, str]) -> str:
+    """What the app proves its identity with in local development, for the start-up lines."""
+    if env.get("CLIENT_CERTIFICATE_FILE"):
+        return f"a certificate made for this run ({env['CLIENT_CERTIFICATE_FILE']})"
+    if env.get("CLIENT_ASSERTION_MANAGED_IDENTITY"):
+        return ("a managed identity (App Service emulation at "
+                f"{os.environ.get('IDENTITY_ENDPOINT')})")
+    if env.get("CLIENT_ASSERTION_FILE"):
+        return f"a federated token file ({env['CLIENT_ASSERTION_FILE']})"
+    callable_ = app_defaults().credential.get("CLIENT_ASSERTION_CALLABLE")
+    if callable_:
+        return (f"a client secret made for this run (your assertion function {callable_} is "
+                "for real deployments)")
+    return "a client secret made for this run"
+
+
 def app_defaults() -> AppDefaults:
     """The defaults this app was generated with (its config module)."""
     # Deferred: only this package's own config, never the app's web layer.
@@ -80,7 +166,8 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     with. Its browser pages go on the other loopback site (``browser_port``: 0 picks a free
     port); discovery and /token stay on https. An app generated for a generic OpenID Connect
     provider gets the stand-in's strict ``/oidc`` provider, an Entra app its Entra endpoints
-    (whose ID tokens carry ``optional_claims``)."""
+    (whose ID tokens carry ``optional_claims``). Its credential is of the project's kind (see
+    `dev_credential`)."""
     defaults = app_defaults()
     ca_path, cert_path, key_path = write_tls_files(folder)
     pages = f"http://{other_loopback_site(app_url)}:{browser_port}"
@@ -91,6 +178,7 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     # post_logout_redirect_uri against the redirect URIs.
     standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri, app_url + "/"],
                             display_name=defaults.app_name, optional_claims=optional_claims)
+    credential = dev_credential(standin, folder, defaults, secret)
     where = ({"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority}
              if defaults.oidc_authority else
              {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""})
@@ -98,7 +186,7 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
         **where,
         "INSTANCE_DISCOVERY": "false",
         "CLIENT_ID": DEV_CLIENT_ID,
-        "CLIENT_SECRET": secret,
+        **credential,
         "REDIRECT_URI": redirect_uri,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "CA_BUNDLE": ca_path,
@@ -133,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
               f"\n  Sign-in pages:  {standin.browser_base_url}   (the local identity provider,"
               " on another site like a real one)"
               f"\n  Provider:       {issuer}   (discovery and tokens, https)"
+              f"\n  App credential: {describe_credential(env)}"
               "\n  Ctrl+C stops both.\n", flush=True)
         try:
 {% if cookiecutter.framework == "flask" %}

@@ -5,6 +5,10 @@
 ``mode == "oidc"``). Errors are ``OAuthError``s, answered the way the provider answers them: an
 error page when the redirect URI cannot be trusted, a redirect with ``error`` parameters, or error
 JSON from /token (Entra's, with AADSTS codes, or RFC 6749's plain ``error`` and description).
+
+/token authenticates the client (``_authenticate_client``) by one of its secrets, a private-key
+JWT signed by one of its certificates, or a federated token matching one of its federated
+identity credentials; the codes are listed in ``standin.py``.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import jwt
 from . import pages
 from .model import (
     ASSERTION_TYPE,
+    CLOCK_SKEW,
     CODE_LIFETIME,
     GRAPH_RESOURCE,
     REFRESH_TOKEN_LIFETIME,
     TENANT_PLACEHOLDER,
+    ClientAuth,
     OAuthError,
     TestUser,
     _AuthRequest,
@@ -38,7 +44,14 @@ from .model import (
 )
 from .server import _html, _json, _redirect, _Request, _Response
 from .tenant import _Tenant
-from .tokens import _b64url, _check_client_assertion
+from .tokens import (
+    _b64url,
+    _check_client_assertion,
+    _check_strict_assertion,
+    _thumbprint,
+    _unverified,
+    _verify_federated,
+)
 
 _SESSION_COOKIE = "devprovider_session"
 
@@ -66,7 +79,7 @@ class _IdentityEndpoints(_Tenant):
         web = self._browser_base_url or self.base_url
         if mode == "oidc":
             prefix = f"{self.base_url}/oidc"
-            issuer = self.issuer("oidc")
+            issuer = self.oidc_issuer
             auth, token, keys, logout = (f"{web}/oidc/authorize", f"{prefix}/token",
                                          f"{prefix}/keys", f"{web}/oidc/logout")
         else:
@@ -108,7 +121,7 @@ class _IdentityEndpoints(_Tenant):
         }
 
     def _jwks(self) -> dict[str, Any]:
-        return {"keys": [self._key.jwk(self.issuer())]}
+        return {"keys": [self._key.jwk(self.issuer)]}
 
     def _error_page(self, status: int, e: OAuthError, req: _Request) -> _Response:
         fields = self._error_fields(e, req)
@@ -343,7 +356,7 @@ class _IdentityEndpoints(_Tenant):
                 raise OAuthError("invalid_request", 900561,
                                  "The endpoint only accepts POST requests. Received a "
                                  f"{req.method} request.")
-            client = self._authenticate_client(req)
+            client = self._authenticate_client(req, mode)
             if grant == "authorization_code":
                 result = self._grant_code(req, client, mode)
             elif grant == "refresh_token":
@@ -361,7 +374,9 @@ class _IdentityEndpoints(_Tenant):
             self.token_grants[grant] += 1
         return _json(200, result)
 
-    def _authenticate_client(self, req: _Request) -> _Client:
+    def _authenticate_client(self, req: _Request, mode: str) -> _Client:
+        """The client the request authenticates as (a secret, in the body or by Basic, or a
+        client assertion), recorded in ``client_auth_log``; else ``OAuthError``."""
         form = req.form
         basic_id = basic_secret = None
         auth = req.headers.get("Authorization") or ""
@@ -384,25 +399,142 @@ class _IdentityEndpoints(_Tenant):
         secret = basic_secret if basic_id else form.get("client_secret")
         assertion = form.get("client_assertion")
         if assertion:
-            self._check_assertion(req, client, assertion)
+            method, credential = self._check_assertion(req, client, assertion, mode)
         elif secret is not None:
-            if client.secret is None or not hmac.compare_digest(secret.encode(),
-                                                                client.secret.encode()):
-                raise OAuthError("invalid_client", 7000215,
-                                 "Invalid client secret provided. Ensure the secret being sent in "
-                                 "the request is the client secret value, not the client secret "
-                                 f"ID, for a secret added to app '{client_id}'.", status=401)
+            method, credential = "secret", self._check_secret(client, secret)
         else:
             raise OAuthError("invalid_client", 7000218,
                              "The request body must contain the following parameter: "
                              "'client_assertion' or 'client_secret'.", status=401)
+        with self._lock:
+            self.client_auth_log.append(ClientAuth(client.client_id, method, credential,
+                                                   form.get("grant_type", "")))
         return client
 
-    def _check_assertion(self, req: _Request, client: _Client, assertion: str) -> None:
+    def _check_secret(self, client: _Client, secret: str) -> str:
+        """The key id of the client's secret ``secret``; else 7000215 (or 7000222, expired)."""
+        with self._lock:
+            candidates = list(client.secrets)
+        # Compare with every secret (constant time each): which one matched is not timed.
+        matched = [s for s in candidates
+                   if hmac.compare_digest(secret.encode(), s.value.encode())]
+        if not matched:
+            raise OAuthError("invalid_client", 7000215,
+                             "Invalid client secret provided. Ensure the secret being sent in "
+                             "the request is the client secret value, not the client secret "
+                             f"ID, for a secret added to app '{client.client_id}'.", status=401)
+        found = matched[0]
+        if found.expires_at is not None and found.expires_at <= self.now():
+            raise OAuthError("invalid_client", 7000222,
+                             f"The provided client secret keys for app '{client.client_id}' "
+                             "are expired. Visit the Azure portal to create new keys for your "
+                             "app: https://aka.ms/NewClientSecret, or consider using "
+                             "certificate credentials for added security: "
+                             "https://aka.ms/certCreds.", status=401)
+        return found.key_id
+
+    def _check_assertion(self, req: _Request, client: _Client, assertion: str,
+                         mode: str) -> tuple[str, str]:
+        """Check a client assertion: (method, credential) for ``client_auth_log``.
+
+        An assertion whose ``iss`` is not the client id is a federated token (workload
+        identity federation); else a private-key JWT signed by a registered certificate,
+        checked as Entra does, or in the strict OIDC mode by the standard's rules."""
         if req.form.get("client_assertion_type") != ASSERTION_TYPE:
             raise _missing_parameter("client_assertion_type")
-        _check_client_assertion(assertion, client, token_url=self.base_url + req.path,
-                                now=self.now())
+        header, unverified = _unverified(assertion)
+        iss = unverified.get("iss")
+        # A federated token is issued by someone else and names its key by kid; a private-key
+        # JWT is issued by the client itself (or names a certificate by its thumbprint, even
+        # when its iss is wrong: then the certificate checks answer). How Entra tells them
+        # apart is UNCONFIRMED.
+        names_certificate = "x5t" in header or "x5t#S256" in header
+        if isinstance(iss, str) and iss != client.client_id and not names_certificate:
+            return "federated", self._check_federated(client, assertion, header, unverified)
+        token_url = self.base_url + req.path
+        if mode != "oidc":
+            # Entra accepts the same assertion (same jti) again while it is valid: MSAL
+            # reuses one for 9 minutes.
+            cert = _check_client_assertion(assertion, client, token_url=token_url,
+                                           now=self.now())
+            return "certificate", _thumbprint(cert)
+        now = self.now()
+        cert, claims = _check_strict_assertion(assertion, client, now=now,
+                                               audiences={token_url, self.oidc_issuer})
+        with self._lock:  # check-and-record: of two uses of one jti, exactly one succeeds
+            for used, until in list(self._used_jtis.items()):
+                if until < now:
+                    del self._used_jtis[used]
+            key = (client.client_id, str(claims["jti"]))
+            if key in self._used_jtis:
+                # OpenID Connect Core 9: the JWT "MUST NOT be replayed"; RFC 7523 3 (7.).
+                raise OAuthError("invalid_client", 0, "The client assertion was already used "
+                                 "(its jti has been seen).", status=401)
+            self._used_jtis[key] = float(claims["exp"]) + CLOCK_SKEW
+        return "certificate", _thumbprint(cert)
+
+    def _trusted_keys(self, issuer: str) -> dict[str, Any] | None:
+        """The public keys (kid -> key) of a trusted issuer of federated tokens: an external
+        issuer made by ``external_issuer`` or the stand-in's own Entra issuer (managed
+        identities); None when the issuer is unknown."""
+        if issuer == self.issuer:
+            return {self._key.kid: self._key.public_key()}
+        with self._lock:
+            external = self._external_issuers.get(issuer)
+        return external._public_keys() if external is not None else None
+
+    def _check_federated(self, client: _Client, assertion: str, header: Mapping[str, Any],
+                         unverified: Mapping[str, Any]) -> str:
+        """Check a federated client assertion against the client's federated identity
+        credentials, as Entra does: ``"{issuer}|{subject}"`` of the matching one, else
+        ``OAuthError``. Issuer, subject and audience match case-sensitively; the same token
+        may be presented again while it is valid."""
+        issuer = str(unverified["iss"])
+        with self._lock:
+            records = list(client.federated)
+        if not records:
+            # Text as reported; the error value and status are UNCONFIRMED.
+            raise OAuthError("invalid_client", 70025,
+                             f"The client '{client.display_name}'({client.client_id}) has no "
+                             "configured federated identity credentials.", status=401)
+        check = ("Please check your federated identity credential Subject, Audience and Issuer "
+                 "against the presented assertion. "
+                 "https://learn.microsoft.com/entra/workload-id/workload-identity-federation")
+        records = [r for r in records if r.issuer == issuer]
+        if not records:
+            raise OAuthError("invalid_client", 700211,
+                             "No matching federated identity record found for presented "
+                             f"assertion issuer '{issuer}'. {check}", status=401)
+        keys = self._trusted_keys(issuer)
+        if keys is None:
+            # A credential names an issuer whose keys cannot be had (Entra fetches its
+            # discovery document): the code, error value and status are as reported for
+            # unreachable issuers (90061 before, 50166 now), UNCONFIRMED for this case.
+            raise OAuthError("invalid_request", 50166,
+                             "Request to External OIDC endpoint failed.")
+        claims = _verify_federated(assertion, header, keys, issuer, self.now())
+        if issuer == self.issuer and "scp" in claims:
+            # Entra-issued tokens may be federated credentials only when app-only (managed
+            # identities); the error value is UNCONFIRMED.
+            raise OAuthError("invalid_client", 700229,
+                             "Forbidden token type. Only app-only tokens may be used as "
+                             "Federated Identity Credentials for AAD issuer.", status=401)
+        subject = claims.get("sub")
+        # Entra keys a federated credential by issuer and subject: the subject is matched
+        # before the audience (which code wins when both differ is UNCONFIRMED).
+        records = [r for r in records if r.subject == subject]
+        if not records:
+            raise OAuthError("invalid_client", 700213,
+                             "No matching federated identity record found for presented "
+                             f"assertion subject '{subject}'. {check}", status=401)
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if not any(r.audience in audiences for r in records):
+            shown = " ".join(str(a) for a in audiences)
+            raise OAuthError("invalid_client", 700212,
+                             "No matching federated identity record found for presented "
+                             f"assertion audience '{shown}'. {check}", status=401)
+        return f"{issuer}|{subject}"
 
     def _one_resource(self, raw: str, client_id: str) -> tuple[set[str], str, set[str]]:
         oidc, resources = self._parse_scopes(raw, client_id)
@@ -670,7 +802,7 @@ class _IdentityEndpoints(_Tenant):
         now = int(self.now())
         sp_oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client.client_id}"))
         api = self._api_for(resource)
-        claims = {"aud": api.audience if api else resource, "iss": self.issuer(), "iat": now,
+        claims = {"aud": api.audience if api else resource, "iss": self.issuer, "iat": now,
                   "nbf": now, "exp": now + self.access_token_lifetime, "azp": client.client_id,
                   "azpacr": "1", "idtyp": "app", "oid": sp_oid, "sub": sp_oid,
                   "tid": self.tenant_id, "roles": [], "ver": "2.0",
@@ -735,7 +867,7 @@ class _IdentityEndpoints(_Tenant):
         if params.get("client_id"):
             apps.add(params["client_id"])
         if params.get("id_token_hint"):
-            aud = self._hinted_client(params["id_token_hint"], self.issuer("entra"))
+            aud = self._hinted_client(params["id_token_hint"], self.issuer)
             if aud:
                 apps.add(aud)
         if target and any(target in self._clients[c].redirect_uris
@@ -762,7 +894,7 @@ class _IdentityEndpoints(_Tenant):
                           "or the parameter 'id_token_hint' is required when "
                           "'post_logout_redirect_uri' is used.")
         if hint:
-            aud = self._hinted_client(hint, self.issuer("oidc"))
+            aud = self._hinted_client(hint, self.oidc_issuer)
             if aud is None:
                 return refuse("Invalid parameter: id_token_hint")
             if client_id and client_id != aud:

@@ -1,8 +1,10 @@
 """What the Entra ID stand-in knows and keeps: constants, test users, errors, its records.
 
-The records are app registrations (``_Client``), registered APIs (``_Api``), pending /authorize
-requests, authorization codes and refresh tokens; the helpers at the end read the
-``access_token`` part of an OpenID Connect ``claims`` request.
+The records are app registrations (``_Client``, with their secrets, certificates and federated
+identity credentials), registered APIs (``_Api``), pending /authorize requests, authorization
+codes and refresh tokens, plus the public records tests read (``ClientAuth``,
+``ManagedIdentity``); the helpers at the end read the ``access_token`` part of an OpenID
+Connect ``claims`` request.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ CODE_LIFETIME = 600  # Entra codes live about 10 minutes
 REFRESH_TOKEN_LIFETIME = 90 * 24 * 3600  # 90 days of inactivity (web apps)
 CLOCK_SKEW = 300  # leeway for client assertions' exp/nbf, like Entra's 5 minutes
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# The audience Entra expects of federated tokens (public cloud) and managed identities ask for.
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 # Entra's discovery for organizations/common publishes this literal in its issuer.
 TENANT_PLACEHOLDER = "{tenantid}"
 
@@ -79,18 +83,62 @@ class _TokenRejected(Exception):
         self.description = description
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientAuth:
+    """One successful client authentication at /token (``StandIn.client_auth_log``).
+
+    ``method`` is ``"secret"``, ``"certificate"`` or ``"federated"``; ``credential`` names the
+    credential without revealing it: the secret's key id, the certificate's SHA-256 thumbprint
+    (base64url, no padding), or ``"{issuer}|{subject}"`` of the federated token."""
+
+    client_id: str
+    method: str
+    credential: str
+    grant_type: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagedIdentity:
+    """A managed identity of the App Service emulation (``StandIn.add_managed_identity``):
+    its service principal's object id (the ``oid``/``sub`` of its tokens) and its client id."""
+
+    object_id: str
+    client_id: str
+
+
+@dataclasses.dataclass
+class _ClientSecret:
+    """One of an app's client secrets (Entra's ``passwordCredentials``)."""
+
+    key_id: str  # a GUID, what the portal shows as the "Secret ID"
+    value: str
+    expires_at: float | None  # epoch seconds on the stand-in's clock; None: never
+    # Set on the secret given to register_client: re-registering replaces that one only.
+    from_registration: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _FederatedCredential:
+    """A federated identity credential: Entra matches all three case-sensitively."""
+
+    issuer: str
+    subject: str
+    audience: str
+
+
 @dataclasses.dataclass
 class _Client:
     client_id: str
-    secret: str | None
     # Also the allowed sign-out targets: Entra has no separate post-logout list for web apps,
     # and Keycloak's default ("+") is the redirect URIs too.
     redirect_uris: list[str]
     display_name: str
     # ID token optional claims the app registration asks for (e.g. "login_hint").
     optional_claims: frozenset[str] = frozenset()
+    secrets: list[_ClientSecret] = dataclasses.field(default_factory=list)
     certs_sha1: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
     certs_sha256: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
+    federated: list[_FederatedCredential] = dataclasses.field(default_factory=list)
 
     def redirect_uri_allowed(self, uri: str) -> bool:
         if uri in self.redirect_uris:  # exact, case-sensitive

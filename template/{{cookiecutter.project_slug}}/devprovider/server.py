@@ -31,7 +31,18 @@ class _Request:
     headers: Mapping[str, str]
     body: bytes
     origin: str  # scheme://host:port this request arrived on
-    browser_only: bool
+    # Which listener it arrived on: "main" (https), "browser" (the sign-in pages only) or
+    # "msi" (the managed identity endpoint only).
+    listener: str = "main"
+
+    @property
+    def browser_only(self) -> bool:
+        return self.listener == "browser"
+
+    def header(self, name: str) -> str | None:
+        """A request header, by its case-insensitive name."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
 
 @dataclasses.dataclass
@@ -84,10 +95,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = False
 
     def __init__(self, addr: tuple[str, int], standin: _Site, tls: ssl.SSLContext | None,
-                 browser_only: bool) -> None:
+                 listener: str = "main") -> None:
         self.standin = standin
         self.tls = tls
-        self.browser_only = browser_only
+        self.listener = listener  # see _Request.listener
         super().__init__(addr, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -154,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
                 method=self.command, path=url.path or "/",
                 query=dict(parse_qsl(url.query, keep_blank_values=True)), raw_query=url.query,
                 form=form, headers=dict(self.headers.items()), body=body,
-                origin=f"{scheme}://{host}", browser_only=self.server.browser_only,
+                origin=f"{scheme}://{host}", listener=self.server.listener,
             )
             slowness = standin._slowness(req.path)
             resp = standin._route(req)

@@ -9,7 +9,15 @@ the same stand-in serves Flask, Django and FastAPI apps):
   that never widen beyond the scopes granted with them (``invalid_scope``) and that rotate
   (reusing one revokes its family), a replayed code revokes the refresh tokens issued from it,
   and sign-out wants ``id_token_hint`` or ``client_id`` with ``post_logout_redirect_uri``,
-* a Microsoft Graph stand-in (``/graph/v1.0/me``) and custom API stand-ins (``/apis/{name}/...``).
+* a Microsoft Graph stand-in (``/graph/v1.0/me``) and custom API stand-ins (``/apis/{name}/...``),
+* App Service's managed identity endpoint (``identity_endpoint``, plain http on a loopback
+  listener of its own, as on App Service; see ``msi.py``).
+
+Client credentials, as an Entra app registration holds them: several client secrets (each with a
+key id and an optional expiry), certificates, and federated identity credentials that trust
+tokens of an external issuer (``external_issuer``) or of the stand-in's own issuer (its managed
+identities). Every successful client authentication at /token is logged in
+``client_auth_log`` (which credential, never its value).
 
 It aims to REJECT what Entra rejects (PKCE, redirect URI binding, single-use codes, one resource
 per token request, consent, client authentication), with Entra's error JSON and AADSTS codes.
@@ -27,8 +35,20 @@ unauthorized_client 700016, garbage code or refresh token invalid_grant 9002313,
 (UNCONFIRMED), two resources 28000 (error value UNCONFIRMED: invalid_request), empty scope with a
 code invalid_request 28003, no consent invalid_grant 65001 + suberror consent_required, step-up
 invalid_grant 50076 + suberror basic_action, refresh token expired 700082 / revoked 50173 (both
-suberror bad_token), assertions: expired 700024, unknown key or bad signature 700027, audience
-700023 (UNCONFIRMED), iss/sub 700021.
+suberror bad_token). Client credentials (all invalid_client, 401 unless said): wrong or removed
+secret 7000215, expired secret 7000222; certificate assertions: malformed 50027 (UNCONFIRMED),
+expired 700024, unknown or unregistered key or bad signature 700027, audience 700023
+(UNCONFIRMED), iss/sub 700021 (the same assertion may be used again while valid, as MSAL does);
+federated assertions (``iss`` other than the client id): the client has no federated credential
+70025 (error value and status UNCONFIRMED), none for the token's issuer 700211, the issuer's keys
+cannot be had (a credential names an issuer the stand-in does not know) invalid_request 50166,
+400 (UNCONFIRMED for this case), key not among the issuer's 7000272, bad signature 7000274 (text
+UNCONFIRMED), expired 700024, a user token of the stand-in's own issuer 700229 (error value
+UNCONFIRMED), subject 700213, audience 700212 (subject is checked first: UNCONFIRMED which wins
+when both differ). The strict /oidc mode checks private_key_jwt by OpenID Connect Core 1.0
+section 9 and RFC 7523: ``aud`` the token endpoint or the issuer, ``iss`` = ``sub`` = the client
+id, ``exp`` and ``jti`` required, a ``jti`` used once only while the assertion is valid; its
+errors are RFC 6749's ``invalid_client`` (401) without Entra's fields.
 
 Sign-out: ``post_logout_redirect_uri`` must be one of the app's redirect URIs (Entra has no
 separate list for web apps). Entra style: without a ``logout_hint`` (the ID token's optional
@@ -41,18 +61,21 @@ The code is split by concern. This module holds ``StandIn``: its configuration, 
 and the routing of requests. The rest, one concern per module:
 
 * ``model.py``: constants, test users, ``OAuthError`` and the records the stand-in keeps,
-* ``tokens.py``: signing keys, JWKS entries, checks of access tokens and client assertions,
+* ``tokens.py``: signing keys, JWKS entries, external issuers, checks of access tokens and
+  client assertions,
 * ``server.py``: the threaded HTTP(S) server and the request/response plumbing,
 * ``tenant.py``: the state the endpoints share (users, apps, consents, keys, clock, URLs) and the
   tokens it mints,
 * ``identity.py``: discovery, /authorize, /token grants and logout,
 * ``apis.py``: the Graph and custom API stand-ins and their claims challenges,
+* ``msi.py``: managed identities and App Service's managed identity endpoint,
 * ``pages.py``: the HTML pages.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import ssl
 import threading
 import uuid
@@ -66,16 +89,27 @@ from cryptography.hazmat.primitives import hashes
 from . import pages
 from .apis import _ApiStandIns
 from .identity import _IdentityEndpoints
-from .model import DEFAULT_TENANT_ID, DEFAULT_USERS, OAuthError, TestUser, _Api, _Client
+from .model import (
+    DEFAULT_TENANT_ID,
+    DEFAULT_USERS,
+    TOKEN_EXCHANGE_AUDIENCE,
+    OAuthError,
+    TestUser,
+    _Api,
+    _Client,
+    _ClientSecret,
+    _FederatedCredential,
+)
+from .msi import _ManagedIdentityEndpoint
 from .server import Slowness, _html, _json, _Request, _Response, _Server
-from .tokens import _b64url
+from .tokens import ExternalIssuer, _b64url, _SigningKey
 
 
-class StandIn(_IdentityEndpoints, _ApiStandIns):
+class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
     """The Entra ID + API stand-in. ``start()`` it (or use it as a context manager).
 
-    The endpoints are in ``identity.py`` and ``apis.py``; the state they share, the URLs and the
-    clock in ``tenant.py``.
+    The endpoints are in ``identity.py``, ``apis.py`` and ``msi.py``; the state they share, the
+    URLs and the clock in ``tenant.py``.
     """
 
     def __init__(
@@ -92,7 +126,8 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         reuse_keys: bool = False,
     ) -> None:
         """``reuse_keys``: sign with keys shared by every stand-in of this process (fast test
-        set-up) instead of keys made for this one."""
+        set-up) instead of keys made for this one; ``external_issuer`` keys too (one per
+        issuer URL)."""
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._tls.load_cert_chain(tls_cert_file, tls_key_file)
         super().__init__(tenant_id, users, access_token_lifetime, tenant_domain=tenant_domain,
@@ -103,13 +138,14 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._slow: dict[str, Slowness] = {}  # path prefix -> how slowly to answer
+        self._msi_server: _Server | None = None  # started by identity_endpoint
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
         """Bind 127.0.0.1 on ephemeral ports and serve from daemon threads."""
         if self._servers:
             return self
-        main = _Server(("127.0.0.1", 0), self, self._tls, browser_only=False)
+        main = _Server(("127.0.0.1", 0), self, self._tls)
         self._servers.append(main)
         self._base_url = f"https://127.0.0.1:{main.server_address[1]}"
         if self._requested_browser_url:
@@ -117,25 +153,45 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
             host = url.hostname or "localhost"
             tls = self._tls if url.scheme == "https" else None
             bind = "127.0.0.1" if host in ("localhost", "127.0.0.1") else host
-            web = _Server((bind, url.port or 0), self, tls, browser_only=True)
+            web = _Server((bind, url.port or 0), self, tls, listener="browser")
             self._servers.append(web)
             self._browser_base_url = f"{url.scheme}://{host}:{web.server_address[1]}"
         for srv in self._servers:
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                 name="devprovider", daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._serve(srv)
         return self
+
+    def _serve(self, srv: _Server) -> None:
+        t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                             name="devprovider", daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def stop(self) -> None:
         self.unslow()  # answers still trickling out go out at once
-        for srv in self._servers:
+        with self._lock:
+            servers, self._servers = list(self._servers), []
+            threads, self._threads = list(self._threads), []
+            self._msi_server = None
+        for srv in servers:
             srv.shutdown()
             srv.server_close()
-        for t in self._threads:
+        for t in threads:
             t.join(timeout=5)
-        self._servers.clear()
-        self._threads.clear()
+
+    @property
+    def identity_endpoint(self) -> str:
+        """The managed identity endpoint of the App Service emulation (MSAL's
+        ``IDENTITY_ENDPOINT``): ``http://127.0.0.1:<port>/msi/token``, plain http on loopback
+        as on App Service. Its listener starts on first use (most tests never need it) and
+        serves nothing else. Send ``identity_header`` as ``X-IDENTITY-HEADER``."""
+        with self._lock:
+            if not self._servers:
+                raise RuntimeError("StandIn.start() first: the port is chosen when it starts")
+            if self._msi_server is None:
+                self._msi_server = _Server(("127.0.0.1", 0), self, None, listener="msi")
+                self._servers.append(self._msi_server)
+                self._serve(self._msi_server)
+            return f"http://127.0.0.1:{self._msi_server.server_address[1]}/msi/token"
 
     def __enter__(self) -> Self:
         return self.start()
@@ -154,7 +210,14 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         display_name: str | None = None,
         optional_claims: Sequence[str] = (),
     ) -> None:
-        """Register (or replace) an app registration. ``client_secret=None``: certificate only.
+        """Register (or replace) an app registration. ``client_secret=None``: no secret from
+        here (a certificate, a federated credential or secrets added with
+        ``add_client_secret``).
+
+        ``client_secret`` is the registration's first secret (``client_secret_id`` gives its
+        key id). Registering a client again replaces that secret, its redirect URIs and
+        optional claims, and keeps the secrets added with ``add_client_secret``, the
+        certificates and the federated credentials.
 
         Sign-out targets are checked against the redirect URIs, as Entra does for web apps (it
         has no separate post-logout list): ``post_logout_redirect_uris`` are simply added to
@@ -165,19 +228,127 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
         with self._lock:
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
-            client = _Client(client_id, client_secret, uris, name, frozenset(optional_claims))
-            if old is not None:  # keep certificates registered earlier
+            client = _Client(client_id, uris, name, frozenset(optional_claims))
+            if old is not None:  # keep the credentials added to it
+                client.secrets = [s for s in old.secrets if not s.from_registration]
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
+                client.federated = old.federated
+            if client_secret:
+                same = next((s for s in (old.secrets if old else []) if s.from_registration
+                             and s.value == client_secret), None)
+                added = next((s for s in client.secrets if s.value == client_secret), None)
+                if added is None:
+                    # The same value keeps its key id (and expiry) across registrations.
+                    client.secrets.insert(0, same or _ClientSecret(
+                        str(uuid.uuid4()), client_secret, None, from_registration=True))
             self._clients[client_id] = client
+
+    def _client(self, client_id: str) -> _Client:
+        try:
+            return self._clients[client_id]
+        except KeyError:
+            raise KeyError(f"unknown client {client_id!r}: register_client() first") from None
+
+    def add_client_secret(self, client_id: str, secret: str, *,
+                          expires_at: float | datetime.datetime | None = None) -> str:
+        """Add a client secret (one of Entra's ``passwordCredentials``: an app may hold
+        several); returns its key id, a GUID. ``expires_at`` (epoch seconds or an aware
+        datetime, on the stand-in's clock ``now()``): from then on the secret is refused with
+        AADSTS7000222. Adding a value the client already holds returns that secret's key id
+        and sets its expiry to ``expires_at``."""
+        if not secret:
+            raise ValueError("a client secret cannot be empty")
+        when = expires_at.timestamp() if isinstance(expires_at, datetime.datetime) else (
+            None if expires_at is None else float(expires_at))
+        with self._lock:
+            client = self._client(client_id)
+            for held in client.secrets:
+                if held.value == secret:
+                    held.expires_at = when
+                    return held.key_id
+            held = _ClientSecret(str(uuid.uuid4()), secret, when)
+            client.secrets.append(held)
+            return held.key_id
+
+    def _held_secret(self, client_id: str, secret: str) -> _ClientSecret:
+        found = next((s for s in self._client(client_id).secrets if s.value == secret), None)
+        if found is None:
+            raise KeyError(f"client {client_id!r} holds no such secret")  # never the value
+        return found
+
+    def client_secret_id(self, client_id: str, secret: str) -> str:
+        """The key id of one of the client's secrets (``register_client``'s too): what
+        ``client_auth_log`` names it by."""
+        with self._lock:
+            return self._held_secret(client_id, secret).key_id
+
+    def remove_client_secret(self, client_id: str, secret: str) -> None:
+        """Revoke a client secret: afterwards it is refused like a wrong one (7000215)."""
+        with self._lock:
+            client = self._client(client_id)
+            client.secrets.remove(self._held_secret(client_id, secret))
+
+    @staticmethod
+    def _load_certificate(cert_pem: str | bytes) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(cert_pem.encode() if isinstance(cert_pem, str)
+                                              else cert_pem)
 
     def register_client_certificate(self, client_id: str, cert_pem: str | bytes) -> None:
         """Add a certificate credential (private_key_jwt) to a registered client."""
-        cert = x509.load_pem_x509_certificate(cert_pem.encode() if isinstance(cert_pem, str)
-                                              else cert_pem)
+        cert = self._load_certificate(cert_pem)
         with self._lock:
-            client = self._clients[client_id]
+            client = self._client(client_id)
             client.certs_sha1[_b64url(cert.fingerprint(hashes.SHA1()))] = cert
             client.certs_sha256[_b64url(cert.fingerprint(hashes.SHA256()))] = cert
+
+    def unregister_client_certificate(self, client_id: str, cert_pem: str | bytes) -> None:
+        """Remove a certificate credential: assertions it signs get AADSTS700027 afterwards."""
+        cert = self._load_certificate(cert_pem)
+        sha256 = _b64url(cert.fingerprint(hashes.SHA256()))
+        with self._lock:
+            client = self._client(client_id)
+            if sha256 not in client.certs_sha256:
+                raise KeyError(f"client {client_id!r} has no certificate {sha256}")
+            del client.certs_sha256[sha256]
+            del client.certs_sha1[_b64url(cert.fingerprint(hashes.SHA1()))]
+
+    def external_issuer(self, issuer_url: str) -> ExternalIssuer:
+        """A token issuer this stand-in trusts for federated credentials (a Kubernetes
+        cluster, GitHub Actions...), with its own signing key; the same one for the same URL.
+        Its tokens (``mint``) are accepted as client assertions by clients with a matching
+        ``add_federated_credential``. Issuer URLs are compared exactly, as Entra does."""
+        if issuer_url == self.issuer:
+            raise ValueError("the stand-in's own issuer is trusted already (managed identities)")
+        with self._lock:
+            found = self._external_issuers.get(issuer_url)
+            if found is None:
+                key = (_SigningKey.shared(f"external {issuer_url}") if self._reuse_keys
+                       else _SigningKey())
+                found = self._external_issuers[issuer_url] = ExternalIssuer(issuer_url, key,
+                                                                            self.now)
+            return found
+
+    def add_federated_credential(self, client_id: str, *, issuer: str, subject: str,
+                                 audience: str = TOKEN_EXCHANGE_AUDIENCE) -> None:
+        """Add a federated identity credential to a client: a token of ``issuer`` for
+        ``subject`` and ``audience`` (all compared case-sensitively) authenticates it. One per
+        issuer and subject, as in Entra: adding the pair again replaces its audience. For a
+        managed identity: ``issuer=standin.issuer, subject=identity.object_id``."""
+        record = _FederatedCredential(issuer, subject, audience)
+        with self._lock:
+            client = self._client(client_id)
+            client.federated = [r for r in client.federated
+                                if (r.issuer, r.subject) != (issuer, subject)] + [record]
+
+    def remove_federated_credential(self, client_id: str, *, issuer: str, subject: str) -> None:
+        """Remove the client's federated credential for ``issuer`` and ``subject``."""
+        with self._lock:
+            client = self._client(client_id)
+            kept = [r for r in client.federated if (r.issuer, r.subject) != (issuer, subject)]
+            if len(kept) == len(client.federated):
+                raise KeyError(f"client {client_id!r} has no federated credential for "
+                               f"{issuer!r} and {subject!r}")
+            client.federated = kept
 
     def register_api(self, name: str, resource: str, scopes: list[str]) -> str:
         """Register a custom API (``resource`` like ``api://<guid>``); returns its base URL.
@@ -289,6 +460,8 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
             self.last_logout = None
             self.api_calls.clear()
             self.api_challenges.clear()
+            self.client_auth_log.clear()
+            self.msi_requests.clear()
 
     def mint_access_token(self, username: str, client_id: str, scopes: list[str],
                           *, lifetime: int | None = None, **extra_claims: Any) -> str:
@@ -304,6 +477,8 @@ class StandIn(_IdentityEndpoints, _ApiStandIns):
     def _route(self, req: _Request) -> _Response:
         if "server_crash" in self.faults:  # lets tests prove that handler bugs surface
             raise RuntimeError("fault injected: server_crash")
+        if req.listener == "msi":  # the managed identity endpoint's own listener
+            return self._msi(req)
         segs = [s for s in req.path.split("/") if s]
         if req.browser_only and not (
             not segs or segs == ["error"] or segs in (["oidc", "authorize"], ["oidc", "logout"])

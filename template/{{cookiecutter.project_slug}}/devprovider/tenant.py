@@ -2,8 +2,9 @@
 
 ``_Tenant`` holds the state that the identity endpoints (``identity.py``) and the API stand-ins
 (``apis.py``) share: test users, app registrations, registered APIs, consents, issued codes and
-refresh tokens, claims demands, the signing keys, the clock, the counters tests read, and the
-URLs. ``StandIn`` (``standin.py``) builds on both and adds the listeners and configuration.
+refresh tokens, claims demands, the signing keys, trusted external issuers and managed
+identities, the clock, the counters and logs tests read, and the URLs. ``StandIn``
+(``standin.py``) builds on both and adds the listeners and configuration.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .model import (
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
     OIDC_SCOPES,
+    ClientAuth,
+    ManagedIdentity,
     OAuthError,
     TestUser,
     _Api,
@@ -32,7 +35,7 @@ from .model import (
     _RefreshToken,
 )
 from .server import _Request
-from .tokens import _b64url, _SigningKey
+from .tokens import ExternalIssuer, _b64url, _SigningKey
 
 # Graph's delegated scopes are many; these give the registered casing for the usual ones.
 # Other Graph scope names are accepted as given.
@@ -79,6 +82,20 @@ class _Tenant:
         # user signed in to in that session}. Sign-out uses it to know who and which apps.
         self._sessions: dict[str, dict[str, set[str]]] = {}
         self._hint_secret = secrets.token_bytes(16)
+        # Client authentications at /token that succeeded (tests read which credential).
+        self.client_auth_log: list[ClientAuth] = []
+        # Requests to the managed identity endpoint (App Service emulation), whatever their
+        # outcome: {"resource", "client_id" (or None), "api_version"}.
+        self.msi_requests: list[dict[str, Any]] = []
+        # The App Service emulation's IDENTITY_HEADER: random per stand-in (a GUID there too).
+        self.identity_header = str(uuid.uuid4())
+        self._reuse_keys = reuse_keys
+        self._external_issuers: dict[str, ExternalIssuer] = {}
+        self._managed_identities: list[ManagedIdentity] = []
+        self._system_identity: ManagedIdentity | None = None
+        # Strict OIDC mode: (client id, jti) of private_key_jwt assertions used -> until when
+        # they would be valid (replays within that time are refused).
+        self._used_jtis: dict[tuple[str, str], float] = {}
         # Two keys: one published in the JWKS (id tokens, custom API tokens) and one that is NOT
         # published, for Graph tokens: like Entra, an app must not be able to validate those.
         self._key = _SigningKey.shared("jwks") if reuse_keys else _SigningKey()
@@ -110,9 +127,19 @@ class _Tenant:
     def graph_base_url(self) -> str:
         return f"{self.base_url}/graph/v1.0"
 
-    def issuer(self, mode: str = "entra") -> str:
-        """The id token issuer: Entra style ``{base}/{tid}/v2.0``, or ``{base}/oidc``."""
-        return self.oidc_authority if mode == "oidc" else f"{self.base_url}/{self.tenant_id}/v2.0"
+    @property
+    def issuer(self) -> str:
+        """The Entra-style issuer of the stand-in's tokens: ``{base}/{tenant id}/v2.0`` (the
+        ``iss`` of its ID tokens, v2 access tokens and managed identity tokens)."""
+        return f"{self.base_url}/{self.tenant_id}/v2.0"
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The issuer of the strict generic OpenID Connect mode: ``{base}/oidc``."""
+        return self.oidc_authority
+
+    def _issuer(self, mode: str) -> str:
+        return self.oidc_issuer if mode == "oidc" else self.issuer
 
     def now(self) -> float:
         """The stand-in's clock: ``time.time() + clock_offset``."""
@@ -222,7 +249,7 @@ class _Tenant:
         else:
             api = self._api_for(resource)
             aud = api.audience if api else resource
-            claims = {"aud": aud, "iss": self.issuer(), "azp": client_id, "azpacr": "1",
+            claims = {"aud": aud, "iss": self.issuer, "azp": client_id, "azpacr": "1",
                       "preferred_username": user.username, "ver": "2.0", **common}
         claims.update(extra or {})
         return self._sign(claims, graph=resource == GRAPH_RESOURCE)
@@ -240,7 +267,8 @@ class _Tenant:
                   nonce: str | None, auth_time: int | None) -> str:
         now = int(self.now())
         claims: dict[str, Any] = {
-            "aud": client_id, "iss": self.issuer(mode), "iat": now, "nbf": now, "exp": now + 3600,
+            "aud": client_id, "iss": self._issuer(mode), "iat": now, "nbf": now,
+            "exp": now + 3600,
             "rh": "0.stand-in.", "sid": sid, "sub": self._sub(user, client_id),
             "tid": self.tenant_id, "uti": _b64url(secrets.token_bytes(16)), "ver": "2.0",
             "aio": _b64url(secrets.token_bytes(24)),

@@ -1,22 +1,34 @@
 """Signing keys and JWTs of the stand-in: JWKS entries, signing, and checking what comes back.
 
-``_verify_bearer`` checks an access token presented to an API stand-in; ``_check_client_assertion``
-checks a client assertion (``private_key_jwt``) sent to /token. Neither knows about the rest of
-the stand-in: the caller passes the key, the clock reading and what to expect.
+``_verify_bearer`` checks an access token presented to an API stand-in. Client assertions sent
+to /token are checked by ``_check_client_assertion`` (a ``private_key_jwt`` signed by a
+registered certificate, the way Entra checks it), ``_check_strict_assertion`` (the same, by the
+rules of OpenID Connect Core 1.0 section 9 and RFC 7523, for the strict ``/oidc`` mode) and
+``_verify_federated`` (a token of a trusted issuer, for federated identity credentials).
+``ExternalIssuer`` is such an issuer, made by tests. None of them knows about the rest of the
+stand-in: the caller passes the keys, the clock reading and what to expect.
+
+Errors (all ``invalid_client``, 401): malformed assertion 50027 (UNCONFIRMED), unknown key or
+bad signature of a certificate assertion 700027, expired 700024, audience 700023 (UNCONFIRMED),
+iss/sub 700021; federated token: key not in the issuer's keys 7000272, bad signature 7000274
+(text UNCONFIRMED).
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .model import CLOCK_SKEW, OAuthError, _Client, _TokenRejected
+from .model import CLOCK_SKEW, TOKEN_EXCHANGE_AUDIENCE, OAuthError, _Client, _TokenRejected
 
 
 def _b64url(data: bytes) -> str:
@@ -88,15 +100,97 @@ def _verify_bearer(token: str, key: _SigningKey, *, now: float, audiences: Itera
     return claims
 
 
+class ExternalIssuer:
+    """An external token issuer that the stand-in trusts, like a Kubernetes cluster's service
+    account issuer or GitHub Actions: made by ``StandIn.external_issuer(url)``.
+
+    It signs with its own RSA key (RS256, with a ``kid``); the stand-in knows its public key
+    as Entra knows an issuer's keys from its discovery document. ``mint`` makes the tokens a
+    workload would present as a federated client assertion."""
+
+    def __init__(self, url: str, key: _SigningKey, clock: Callable[[], float]) -> None:
+        self.url = url
+        self._key = key
+        self._clock = clock  # the stand-in's clock, so clock_offset moves these tokens too
+
+    @property
+    def kid(self) -> str:
+        return self._key.kid
+
+    def jwks(self) -> dict[str, Any]:
+        """The issuer's JSON Web Key Set, as its ``jwks_uri`` would publish it."""
+        entry = self._key.jwk(self.url)
+        del entry["issuer"]  # an Entra-only field
+        return {"keys": [entry]}
+
+    def mint(self, subject: str, audience: str = TOKEN_EXCHANGE_AUDIENCE, lifetime: int = 3600,
+             **claims: Any) -> str:
+        """A signed token for ``subject``. ``lifetime`` may be negative (an expired token:
+        issued an hour before it expired). ``claims`` are added, and override the defaults."""
+        now = int(self._clock())
+        issued = now if lifetime > 0 else now + lifetime - 3600
+        body: dict[str, Any] = {"iss": self.url, "sub": subject, "aud": audience,
+                                "iat": issued, "nbf": issued, "exp": now + lifetime,
+                                "jti": str(uuid.uuid4())}
+        body.update(claims)
+        return self._key.sign(body)
+
+    def _public_keys(self) -> dict[str, Any]:
+        return {self._key.kid: self._key.public_key()}
+
+    def __repr__(self) -> str:
+        return f"ExternalIssuer({self.url!r})"
+
+
+def _thumbprint(cert: x509.Certificate) -> str:
+    """A certificate's SHA-256 thumbprint, base64url without padding (``x5t#S256``)."""
+    return _b64url(cert.fingerprint(hashes.SHA256()))
+
+
+def _malformed(detail: str = "") -> OAuthError:
+    # UNCONFIRMED code number.
+    return OAuthError("invalid_client", 50027, f"JWT token is invalid or malformed.{detail}",
+                      status=401)
+
+
+def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a JWT, unverified; else ``_malformed``."""
+    try:
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise _malformed() from None
+    return header, claims
+
+
+def _decode(token: str, key: Any, alg: str) -> dict[str, Any]:
+    """The claims of a JWT whose signature ``key`` verifies; the claims are checked by the
+    caller, which knows which error each failure is."""
+    return jwt.decode(token, key, algorithms=[alg],
+                      options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                               "verify_aud": False, "verify_iss": False})
+
+
+def _check_lifetime(claims: Mapping[str, Any], now: float) -> None:
+    """Entra's check of an assertion's ``exp`` (and ``nbf`` when present), with its 5 minutes
+    of leeway: else AADSTS700024."""
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int | float) or exp < now - CLOCK_SKEW or (
+            isinstance(nbf, int | float) and nbf > now + CLOCK_SKEW):
+        raise OAuthError("invalid_client", 700024,
+                         "Client assertion is not within its valid time range. Current time: "
+                         f"{datetime.fromtimestamp(now, UTC).isoformat()}, expiry "
+                         f"time of assertion {exp}.", status=401)
+
+
 def _check_client_assertion(assertion: str, client: _Client, *, token_url: str,
-                            now: float) -> None:
-    """Check a client assertion sent to ``token_url``; else ``OAuthError`` (invalid_client)."""
+                            now: float) -> x509.Certificate:
+    """Check a client assertion sent to ``token_url`` as Entra does; returns the registered
+    certificate that signed it, else ``OAuthError`` (invalid_client)."""
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
-        # UNCONFIRMED code number.
-        raise OAuthError("invalid_client", 50027, "JWT token is invalid or malformed.",
-                         status=401) from None
+        raise _malformed() from None
     alg = header.get("alg")
     if alg == "PS256":
         thumb, certs = header.get("x5t#S256"), client.certs_sha256
@@ -114,24 +208,14 @@ def _check_client_assertion(assertion: str, client: _Client, *, token_url: str,
                          "is not registered on application. [Reason - The key was not found., "
                          f"Thumbprint of key used by client: '{thumb}']", status=401)
     try:
-        claims = jwt.decode(assertion, cast(Any, cert.public_key()), algorithms=[alg],
-                            options={"verify_exp": False, "verify_nbf": False,
-                                     "verify_iat": False, "verify_aud": False,
-                                     "verify_iss": False})
+        claims = _decode(assertion, cert.public_key(), alg)
     except jwt.InvalidSignatureError:
         raise OAuthError("invalid_client", 700027,
                          "Client assertion failed signature validation.", status=401) from None
     except jwt.PyJWTError:
-        raise OAuthError("invalid_client", 50027, "JWT token is invalid or malformed.",
-                         status=401) from None
-    exp, nbf = claims.get("exp"), claims.get("nbf")
+        raise _malformed() from None
     # No nbf is fine (MSAL sends none); the same jti may be reused while valid (MSAL does).
-    if not isinstance(exp, int | float) or exp < now - CLOCK_SKEW or (
-            isinstance(nbf, int | float) and nbf > now + CLOCK_SKEW):
-        raise OAuthError("invalid_client", 700024,
-                         "Client assertion is not within its valid time range. Current time: "
-                         f"{datetime.fromtimestamp(now, UTC).isoformat()}, expiry "
-                         f"time of assertion {exp}.", status=401)
+    _check_lifetime(claims, now)
     aud = claims.get("aud")
     if (aud if isinstance(aud, list) else [aud]).count(token_url) == 0:
         # Code 700023 is as reported in the wild (UNCONFIRMED).
@@ -142,3 +226,107 @@ def _check_client_assertion(assertion: str, client: _Client, *, token_url: str,
         raise OAuthError("invalid_client", 700021,
                          "Client assertion application identifier doesn't match 'client_id' "
                          "parameter.", status=401)
+    return cert
+
+
+# private_key_jwt: asymmetric algorithms only (HS* would be client_secret_jwt, not offered).
+_STRICT_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                "ES512")
+
+
+def _named_certs(header: Mapping[str, Any], client: _Client) -> list[x509.Certificate]:
+    """The registered certificates a JWS header names by ``x5t#S256``, ``x5t`` or ``kid``."""
+    out: list[x509.Certificate] = []
+    for name, certs in (("x5t#S256", client.certs_sha256), ("x5t", client.certs_sha1)):
+        value = header.get(name)
+        if isinstance(value, str):
+            cert = certs.get(value.rstrip("=").replace("+", "-").replace("/", "_"))
+            if cert is not None:
+                out.append(cert)
+    kid = header.get("kid")
+    if isinstance(kid, str) and kid:
+        for cert in list(client.certs_sha256.values()):  # a copy: others may register
+            names = {_thumbprint(cert), _b64url(cert.fingerprint(hashes.SHA1()))}
+            names |= {cert.fingerprint(h).hex() for h in (hashes.SHA1(), hashes.SHA256())}
+            if kid.rstrip("=") in names or kid.lower() in names:
+                out.append(cert)
+    return out
+
+
+def _check_strict_assertion(assertion: str, client: _Client, *, audiences: set[str],
+                            now: float) -> tuple[x509.Certificate, dict[str, Any]]:
+    """Check a ``private_key_jwt`` assertion by OpenID Connect Core 1.0 section 9 and RFC 7523
+    section 3: signed by a registered certificate (named by ``x5t#S256``, ``x5t`` or ``kid``,
+    else each is tried); ``iss`` = ``sub`` = the client id; ``aud`` one of ``audiences`` (the
+    token endpoint URL or the issuer identifier); ``exp`` required and not passed; ``jti``
+    required. Returns the certificate and the claims (the caller enforces single use of the
+    ``jti``); else ``OAuthError`` (invalid_client, 401; no Entra code: the strict mode answers
+    RFC 6749 error JSON)."""
+
+    def refuse(message: str) -> OAuthError:
+        return OAuthError("invalid_client", 0, message, status=401)
+
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        raise refuse("The client assertion is not a valid JWT.") from None
+    alg = header.get("alg")
+    if alg not in _STRICT_ALGS:
+        raise refuse(f"Client assertion algorithm {alg!r} is not allowed for private_key_jwt.")
+    named = _named_certs(header, client)
+    candidates = named + [c for c in list(client.certs_sha256.values()) if c not in named]
+    found: tuple[x509.Certificate, dict[str, Any]] | None = None
+    for cert in candidates:
+        try:
+            found = cert, _decode(assertion, cert.public_key(), alg)
+            break
+        except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
+            continue  # not this certificate (or not this kind of key)
+        except jwt.PyJWTError:
+            raise refuse("The client assertion is not a valid JWT.") from None
+    if found is None:
+        raise refuse("The client assertion signature does not verify with any key registered "
+                      "for the client.")
+    cert, claims = found
+    if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
+        raise refuse("The client assertion's iss and sub must both be the client_id.")
+    aud = claims.get("aud")
+    if not set(aud if isinstance(aud, list) else [aud]) & audiences:
+        raise refuse("The client assertion's aud must be the token endpoint URL or the "
+                     "issuer identifier.")
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int | float):
+        raise refuse("The client assertion has no exp.")
+    if exp < now - CLOCK_SKEW or (isinstance(nbf, int | float) and nbf > now + CLOCK_SKEW):
+        raise refuse("The client assertion is expired or not yet valid.")
+    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        raise refuse("The client assertion has no jti.")
+    return cert, claims
+
+
+def _verify_federated(assertion: str, header: Mapping[str, Any], keys: Mapping[str, Any],
+                      issuer: str, now: float) -> dict[str, Any]:
+    """Verify a federated token with its trusted issuer's public keys (``kid`` -> key) and
+    check its lifetime; returns its claims, else ``OAuthError`` (invalid_client, 401)."""
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise OAuthError("invalid_client", 7000272,
+                         f"The certificate with identifier {kid} used to sign the federated "
+                         f"credential could not be found in the metadata of identity provider "
+                         f"{issuer}. Please validate that your Identity Provider's metadata "
+                         "exposes the key used to sign the incoming token.", status=401)
+    alg = header.get("alg")
+    if alg not in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"):
+        raise _malformed(f" alg {alg!r}.")
+    try:
+        claims = _decode(assertion, key, alg)
+    except jwt.InvalidSignatureError:
+        # Text UNCONFIRMED (the code is Entra's ClientAssertionContainsInvalidSignature).
+        raise OAuthError("invalid_client", 7000274,
+                         "Key was found, but use of the key to verify the signature failed.",
+                         status=401) from None
+    except jwt.PyJWTError:
+        raise _malformed() from None
+    _check_lifetime(claims, now)
+    return claims

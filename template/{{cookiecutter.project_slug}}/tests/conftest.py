@@ -12,6 +12,7 @@ http://localhost and the provider's sign-in pages on http://127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
         **where,
         "INSTANCE_DISCOVERY": "false",  # a loopback host is not a known Entra instance
         "CLIENT_ID": CLIENT_ID,
+        # A secret, whatever kind the project was generated for: test_credentials.py tests
+        # every kind, and the other tests need not make certificates or federated tokens.
+        "CLIENT_CREDENTIAL": "secret",
         "CLIENT_SECRET": secret,
         "REDIRECT_URI": base_url + DEFAULTS.redirect_path,
         "SECRET_KEY": secrets.token_urlsafe(48),
@@ -155,10 +159,21 @@ def page_of(api: str) -> str:
     return "/profile" if api == "graph" else f"/api/{api}"
 
 
+def names_the_credential(message: str) -> bool:
+    """Whether a start-up message about an environment without credential variables names the
+    credential to set. The project's own kind applies; a managed identity needs no variable."""
+    baked = DEFAULTS.credential
+    if baked.get("CLIENT_CREDENTIAL") == "assertion" and baked.get(
+            "CLIENT_ASSERTION_MANAGED_IDENTITY"):
+        return True
+    return re.search(r"CLIENT_(SECRET|CERTIFICATE_FILE|ASSERTION|CREDENTIAL)", message) is not None
+
+
 def environment_for_settings_tests(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """A complete, valid environment without any server, for start-up tests."""
     env = {
         "CLIENT_ID": CLIENT_ID,
+        "CLIENT_CREDENTIAL": "secret",
         "CLIENT_SECRET": "not-a-real-secret",
         "REDIRECT_URI": "https://app.example.com" + DEFAULTS.redirect_path,
         "SECRET_KEY": "k" * 48,

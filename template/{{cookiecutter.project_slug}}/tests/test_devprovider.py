@@ -30,9 +30,10 @@ import pytest
 import requests
 import trustme
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import load_pem_x509_certificate
 
-from devprovider import StandIn
+from devprovider import TOKEN_EXCHANGE_AUDIENCE, ClientAuth, ExternalIssuer, StandIn
 from devprovider.__main__ import app_defaults, start_dev_environment
 from devprovider.model import TENANT_PLACEHOLDER
 from tests.browser import Browser, auth_response, parse_forms
@@ -54,6 +55,8 @@ TODO_READ = f"{TODO_RESOURCE}/Todo.Read"
 TODO_AUD = TODO_RESOURCE.removeprefix("api://")
 OTHER_ID, OTHER_SECRET = "0ther000-0000-4000-8000-000000000001", "other-secret"
 SIGN_IN = "openid profile offline_access"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TODO_DEFAULT = f"{TODO_RESOURCE}/.default"
 
 
 def token_url(standin: StandIn) -> str:
@@ -761,15 +764,27 @@ def test_private_key_jwt_client_assertions(standin: StandIn, tls_ca: trustme.CA,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             "client_assertion": signed, "scope": f"{TODO_RESOURCE}/.default"})
 
+    standin.reset_counts()
     reused = assertion()
     assert call(reused).status_code == 200 and call(reused).status_code == 200
     assert call(assertion("PS256")).status_code == 200
+    # Each use is logged under the certificate's SHA-256 thumbprint, whatever the header named.
+    assert standin.client_auth_log == 3 * [ClientAuth(cert_id, "certificate",
+                                                      b64(cert.fingerprint(hashes.SHA256())),
+                                                      "client_credentials")]
     assert_error(call(assertion(exp_in=-1000)), 401, "invalid_client", 700024)
     other_key = serialization.load_pem_private_key(
         tls_ca.issue_cert("x.test", key_type=trustme.KeyType.RSA).private_key_pem.bytes(), None)
     assert_error(call(assertion(signer=other_key)), 401, "invalid_client", 700027)
     assert_error(call(assertion(aud=f"{standin.base_url}/common/oauth2/v2.0/token")), 401,
                  "invalid_client", 700023)
+    assert len(standin.client_auth_log) == 3  # refusals are not client authentications
+    # An unregistered certificate is unknown again, for the assertion in use too.
+    standin.unregister_client_certificate(cert_id, cert_pem)
+    assert_error(call(reused), 401, "invalid_client", 700027)
+    assert_error(call(assertion("PS256")), 401, "invalid_client", 700027)
+    with pytest.raises(KeyError):
+        standin.unregister_client_certificate(cert_id, cert_pem)
     standin.register_client_certificate(CLIENT_ID, tls_ca.issue_cert("y.test")
                                         .cert_chain_pems[0].bytes())
     assert_error(http_session.post(token_url(standin), data={
@@ -777,6 +792,271 @@ def test_private_key_jwt_client_assertions(standin: StandIn, tls_ca: trustme.CA,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": reused, "scope": f"{TODO_RESOURCE}/.default"}),
         401, "invalid_client", 700027)
+
+
+def client_credentials(standin: StandIn, session: requests.Session, client_id: str, *,
+                       oidc: bool = False, **credential: str) -> requests.Response:
+    """A client credentials request for the todo API, authenticated by ``credential``: a
+    ``client_secret`` or a ``client_assertion`` (its type is added)."""
+    if "client_assertion" in credential:
+        credential = {"client_assertion_type": ASSERTION_TYPE, **credential}
+    url = oidc_token_url(standin) if oidc else token_url(standin)
+    return session.post(url, data={"grant_type": "client_credentials", "client_id": client_id,
+                                   "scope": TODO_DEFAULT, **credential})
+
+
+def test_several_client_secrets_revoked_and_expired(standin: StandIn,
+                                                    http_session: requests.Session) -> None:
+    def with_secret(secret: str, *, basic: bool = False) -> requests.Response:
+        if basic:  # client_secret_basic: the same checks
+            return http_session.post(token_url(standin), auth=(CLIENT_ID, secret), data={
+                "grant_type": "client_credentials", "scope": TODO_DEFAULT})
+        return client_credentials(standin, http_session, CLIENT_ID, client_secret=secret)
+
+    first = standin.client_secret_id(CLIENT_ID, CLIENT_SECRET)  # register_client's secret
+    second = standin.add_client_secret(CLIENT_ID, "second-secret-value")
+    assert uuid.UUID(first) and uuid.UUID(second) and first != second
+    assert standin.add_client_secret(CLIENT_ID, "second-secret-value") == second
+    standin.reset_counts()
+    assert with_secret(CLIENT_SECRET).status_code == 200
+    assert with_secret("second-secret-value", basic=True).status_code == 200
+    assert standin.client_auth_log == [
+        ClientAuth(CLIENT_ID, "secret", first, "client_credentials"),
+        ClientAuth(CLIENT_ID, "secret", second, "client_credentials")]
+    assert "secret-value" not in repr(standin.client_auth_log)
+    # A removed secret is refused like a wrong one; the other keeps working.
+    standin.remove_client_secret(CLIENT_ID, CLIENT_SECRET)
+    assert_error(with_secret(CLIENT_SECRET), 401, "invalid_client", 7000215)
+    assert_error(with_secret(CLIENT_SECRET, basic=True), 401, "invalid_client", 7000215)
+    assert with_secret("second-secret-value").status_code == 200
+    with pytest.raises(KeyError):
+        standin.client_secret_id(CLIENT_ID, CLIENT_SECRET)
+    # Registering the app again sets its first secret and keeps the ones added since.
+    standin.register_client(CLIENT_ID, "new-first-secret", [REDIRECT_URI])
+    assert with_secret("new-first-secret").status_code == 200
+    assert with_secret("second-secret-value").status_code == 200
+    assert_error(with_secret(CLIENT_SECRET), 401, "invalid_client", 7000215)
+    # An expired secret: AADSTS7000222 from its expiry on, on the stand-in's clock.
+    expiring = standin.add_client_secret(CLIENT_ID, "short-lived", expires_at=standin.now() + 60)
+    assert with_secret("short-lived").status_code == 200
+    standin.clock_offset += 61
+    expired = with_secret("short-lived")
+    assert_error(expired, 401, "invalid_client", 7000222)
+    assert (f"The provided client secret keys for app '{CLIENT_ID}' are expired."
+            in expired.json()["error_description"])
+    assert with_secret("second-secret-value").status_code == 200
+    assert [r.credential for r in standin.client_auth_log] == [
+        first, second, second, standin.client_secret_id(CLIENT_ID, "new-first-secret"), second,
+        expiring, second]
+    standin.reset_counts()
+    assert standin.client_auth_log == []
+
+
+K8S_ISSUER = "https://oidc.kubernetes.test/cluster-1"
+SERVICE_ACCOUNT = "system:serviceaccount:web:portal"
+
+
+def test_federated_credentials_match_issuer_subject_and_audience(
+        standin: StandIn, http_session: requests.Session) -> None:
+    fed_id = "fed00000-0000-4000-8000-000000000001"
+    standin.register_client(fed_id, None, [REDIRECT_URI])
+    cluster = standin.external_issuer(K8S_ISSUER)
+    assert standin.external_issuer(K8S_ISSUER) is cluster  # one issuer, one key
+    standin.add_federated_credential(fed_id, issuer=K8S_ISSUER, subject=SERVICE_ACCOUNT)
+
+    def present(token: str) -> requests.Response:
+        return client_credentials(standin, http_session, fed_id, client_assertion=token)
+
+    # The same token may be presented many times while it is valid; MSAL takes it too.
+    standin.reset_counts()
+    token = cluster.mint(SERVICE_ACCOUNT)
+    assert claims_of(token)["aud"] == TOKEN_EXCHANGE_AUDIENCE
+    assert all(present(token).status_code == 200 for _ in range(3))
+    app = msal.ConfidentialClientApplication(
+        fed_id, client_credential={"client_assertion": lambda: token},
+        authority=standin.authority, instance_discovery=False, http_client=http_session)
+    assert "access_token" in app.acquire_token_for_client([TODO_DEFAULT])
+    assert standin.client_auth_log == 4 * [ClientAuth(
+        fed_id, "federated", f"{K8S_ISSUER}|{SERVICE_ACCOUNT}", "client_credentials")]
+    # Expired; another audience; another subject, also by case only (Entra is case-sensitive).
+    assert_error(present(cluster.mint(SERVICE_ACCOUNT, lifetime=-600)), 401,
+                 "invalid_client", 700024)
+    assert_error(present(cluster.mint(SERVICE_ACCOUNT, audience="api://Elsewhere")), 401,
+                 "invalid_client", 700212)
+    for subject in ("system:serviceaccount:web:other", SERVICE_ACCOUNT.upper()):
+        wrong = present(cluster.mint(subject))
+        assert_error(wrong, 401, "invalid_client", 700213)
+        assert ("No matching federated identity record found for presented assertion subject "
+                f"'{subject}'") in wrong.json()["error_description"]
+    # An issuer the app does not trust (known to the stand-in or not): no record for it.
+    github = standin.external_issuer("https://token.actions.githubusercontent.com")
+    for issuer in (github, standin.external_issuer(K8S_ISSUER.upper())):
+        unknown = present(issuer.mint(SERVICE_ACCOUNT))
+        assert_error(unknown, 401, "invalid_client", 700211)
+        assert f"presented assertion issuer '{issuer.url}'" in unknown.json()[
+            "error_description"]
+    # A trusted issuer's name on a token it did not sign: a key it does not publish, or its
+    # key id on another key's signature.
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = claims_of(token)
+    assert_error(present(jwt.encode(claims, forger, algorithm="RS256", headers={"kid": "k2"})),
+                 401, "invalid_client", 7000272)
+    assert_error(present(jwt.encode(claims, forger, algorithm="RS256",
+                                    headers={"kid": cluster.kid})), 401, "invalid_client",
+                 7000274)
+    # A credential naming an issuer whose keys cannot be had (Entra fetches its metadata).
+    standin.add_federated_credential(fed_id, issuer="https://unreachable.test",
+                                     subject=SERVICE_ACCOUNT)
+    assert_error(present(jwt.encode({**claims, "iss": "https://unreachable.test"}, forger,
+                                    algorithm="RS256", headers={"kid": "k"})),
+                 400, "invalid_request", 50166)
+    assert len(standin.client_auth_log) == 4  # none of the refusals authenticated
+    # Removing credentials: the issuer's last one goes; with none left, Entra says so.
+    standin.remove_federated_credential(fed_id, issuer=K8S_ISSUER, subject=SERVICE_ACCOUNT)
+    assert_error(present(token), 401, "invalid_client", 700211)
+    standin.remove_federated_credential(fed_id, issuer="https://unreachable.test",
+                                        subject=SERVICE_ACCOUNT)
+    assert_error(present(token), 401, "invalid_client", 70025)
+    with pytest.raises(KeyError):
+        standin.remove_federated_credential(fed_id, issuer=K8S_ISSUER, subject=SERVICE_ACCOUNT)
+    # An issuer's keys are public, for apps that check such tokens themselves.
+    key = jwt.PyJWK(cluster.jwks()["keys"][0]).key
+    assert jwt.decode(token, key, algorithms=["RS256"],
+                      audience=TOKEN_EXCHANGE_AUDIENCE)["iss"] == K8S_ISSUER
+
+
+def test_managed_identity_app_service_endpoint_through_msal(
+        standin: StandIn, http_session: requests.Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)  # other managed identity sources
+    monkeypatch.setenv("IDENTITY_ENDPOINT", standin.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", standin.identity_header)
+    assert standin.identity_endpoint.startswith("http://127.0.0.1:")
+    assert standin.identity_endpoint.endswith("/msi/token")
+    system = standin.add_managed_identity()
+    assert standin.add_managed_identity() is system  # one system-assigned identity
+    user_id = "a55e55ed-0000-4000-8000-0000000005e2"
+    user = standin.add_managed_identity(client_id=user_id)
+    assert len({system.object_id, system.client_id, user.object_id, user_id}) == 4
+
+    def identity_token(identity: Any) -> dict[str, Any]:
+        client = msal.ManagedIdentityClient(identity, http_client=http_session)
+        return client.acquire_token_for_client(resource=TOKEN_EXCHANGE_AUDIENCE)
+
+    result = identity_token(msal.SystemAssignedManagedIdentity())
+    assert "access_token" in result, result
+    assert standin.msi_requests == [{"resource": TOKEN_EXCHANGE_AUDIENCE, "client_id": None,
+                                     "api_version": "2019-08-01"}]
+    # A v2 app-only token of the stand-in's tenant, signed with its published key.
+    jwks = http_session.get(f"{standin.authority}/discovery/v2.0/keys").json()
+    signed = jwt.decode(result["access_token"], jwt.PyJWK(jwks["keys"][0]).key,
+                        algorithms=["RS256"], audience=TOKEN_EXCHANGE_AUDIENCE)
+    assert signed["iss"] == standin.issuer == f"{standin.base_url}/{standin.tenant_id}/v2.0"
+    assert signed["sub"] == signed["oid"] == system.object_id
+    assert signed["azp"] == system.client_id and signed["tid"] == standin.tenant_id
+    user_result = identity_token(msal.UserAssignedManagedIdentity(client_id=user_id))
+    assert claims_of(user_result["access_token"])["oid"] == user.object_id
+    assert standin.msi_requests[-1]["client_id"] == user_id
+    # An identity the app service does not have; a wrong or missing X-IDENTITY-HEADER.
+    unknown = identity_token(msal.UserAssignedManagedIdentity(
+        client_id="0dd00000-0000-4000-8000-000000000000"))
+    assert unknown.get("error_description") == "400, Unable to load the proper Managed Identity."
+    params = {"api-version": "2019-08-01", "resource": TOKEN_EXCHANGE_AUDIENCE}
+    raw = http_session.get(standin.identity_endpoint, params=params,
+                           headers={"X-IDENTITY-HEADER": "not-the-header"})
+    assert raw.status_code == 401 and raw.json()["statusCode"] == 401
+    assert http_session.get(standin.identity_endpoint, params=params).status_code == 400
+    old_version = {**params, "api-version": "2017-09-01"}  # App Service's older protocol
+    assert http_session.get(standin.identity_endpoint, params=old_version, headers={
+        "X-IDENTITY-HEADER": standin.identity_header}).status_code == 400
+    # Only on its own listener: the https endpoints do not serve it.
+    assert http_session.get(f"{standin.base_url}/msi/token", params=params).status_code == 404
+    # The identity as an app registration's federated credential (the managed identity's
+    # token is the client assertion, fetched by MSAL's callback at each token request).
+    app_id = "a9900000-0000-4000-8000-000000000001"
+    standin.register_client(app_id, None, [REDIRECT_URI])
+    standin.add_federated_credential(app_id, issuer=standin.issuer, subject=system.object_id)
+    standin.reset_counts()
+    system_client = msal.ManagedIdentityClient(msal.SystemAssignedManagedIdentity(),
+                                               http_client=http_session)
+    app = msal.ConfidentialClientApplication(
+        app_id, authority=standin.authority, instance_discovery=False, http_client=http_session,
+        client_credential={"client_assertion": lambda: system_client.acquire_token_for_client(
+            resource=TOKEN_EXCHANGE_AUDIENCE)["access_token"]})
+    assert "access_token" in app.acquire_token_for_client([TODO_DEFAULT])
+    assert standin.client_auth_log == [ClientAuth(
+        app_id, "federated", f"{standin.issuer}|{system.object_id}", "client_credentials")]
+    # Another identity's token; a user's token from the same issuer (app-only tokens only).
+    assert_error(client_credentials(standin, http_session, app_id,
+                                    client_assertion=user_result["access_token"]),
+                 401, "invalid_client", 700213)
+    user_token = standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ])
+    assert_error(client_credentials(standin, http_session, app_id, client_assertion=user_token),
+                 401, "invalid_client", 700229)
+
+
+def assert_oidc_client_error(resp: requests.Response) -> None:
+    """A strict provider's refusal of a client's credentials: 401 invalid_client, RFC 6749
+    error JSON without Entra's fields."""
+    assert resp.status_code == 401, resp.text
+    body = resp.json()
+    assert body.keys() == {"error", "error_description"} and body["error"] == "invalid_client"
+    assert "AADSTS" not in body["error_description"]
+
+
+def test_strict_oidc_private_key_jwt_rules(standin: StandIn, tls_ca: trustme.CA,
+                                           http_session: requests.Session) -> None:
+    issued = tls_ca.issue_cert("client.contoso.test", key_type=trustme.KeyType.RSA)
+    cert_pem = issued.cert_chain_pems[0].bytes().decode()
+    key: Any = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
+    cert = load_pem_x509_certificate(cert_pem.encode())
+    thumbprint = base64.urlsafe_b64encode(cert.fingerprint(hashes.SHA256())).rstrip(b"=").decode()
+    cert_id = "ce271000-0000-4000-8000-000000000002"
+    standin.register_client(cert_id, None, [REDIRECT_URI])
+    standin.register_client_certificate(cert_id, cert_pem)
+
+    def assertion(drop: str = "", header: dict[str, str] | None = None,
+                  **claims: Any) -> str:
+        now = int(time.time())
+        body = {"aud": oidc_token_url(standin), "iss": cert_id, "sub": cert_id,
+                "jti": str(uuid.uuid4()), "iat": now, "exp": now + 300, **claims}
+        body.pop(drop, None)
+        return jwt.encode(body, key, algorithm="RS256", headers=header or {"kid": "any-id"})
+
+    def present(signed: str) -> requests.Response:
+        return client_credentials(standin, http_session, cert_id, oidc=True,
+                                  client_assertion=signed)
+
+    standin.reset_counts()
+    once = assertion()
+    assert present(once).status_code == 200  # an unknown kid: each certificate is tried
+    assert_oidc_client_error(present(once))  # a replayed jti is refused
+    # The audience may be the issuer identifier too; the key named by x5t#S256 or kid.
+    assert present(assertion(aud=standin.oidc_issuer,
+                             header={"x5t#S256": thumbprint})).status_code == 200
+    assert present(assertion(header={"kid": thumbprint})).status_code == 200
+    assert standin.client_auth_log == 3 * [ClientAuth(cert_id, "certificate", thumbprint,
+                                                      "client_credentials")]
+    for refused in (assertion(aud=token_url(standin)),  # Entra's token endpoint: not ours
+                    assertion(aud=standin.issuer),
+                    assertion(drop="jti"), assertion(drop="exp"), assertion(exp=1_000_000),
+                    assertion(sub="someone-else"),
+                    jwt.encode(claims_of(assertion()), rsa.generate_private_key(
+                        public_exponent=65537, key_size=2048), algorithm="RS256")):
+        assert_oidc_client_error(present(refused))
+    # Entra's endpoint under the same stand-in keeps accepting a reused assertion (MSAL's).
+    entra = assertion(aud=token_url(standin), header={
+        "x5t": base64.urlsafe_b64encode(cert.fingerprint(hashes.SHA1())).rstrip(b"=").decode()})
+    assert all(client_credentials(standin, http_session, cert_id, client_assertion=entra
+                                  ).status_code == 200 for _ in range(2))
+    # Federated tokens at /oidc: the same trust rules, and they may be presented again.
+    cluster = standin.external_issuer(K8S_ISSUER)
+    standin.add_federated_credential(cert_id, issuer=K8S_ISSUER, subject=SERVICE_ACCOUNT)
+    token = cluster.mint(SERVICE_ACCOUNT)
+    assert present(token).status_code == 200 and present(token).status_code == 200
+    assert_oidc_client_error(present(cluster.mint(SERVICE_ACCOUNT, audience="api://other")))
+    assert isinstance(cluster, ExternalIssuer)
 
 
 def test_robustness_and_silent_authorize(standin: StandIn, new_browser: Callable[[], Browser],

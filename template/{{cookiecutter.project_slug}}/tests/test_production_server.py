@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.app_server import GUNICORN_APP
 from tests.browser import Browser
-from tests.conftest import AppUnderTest, app_environment, page_of
+from tests.conftest import AppUnderTest, app_environment, names_the_credential, page_of
 from tests.servers import base_url_of, listening_socket
 from tests.test_time_limits import MARGIN, TRICKLE, timed_get
 from tests.test_web_flow import sign_in
@@ -41,7 +41,7 @@ def test_the_production_server_reports_bad_settings_without_a_traceback(tmp_path
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY is shorter than 32 characters" in result.stderr
-    assert "CLIENT_SECRET is missing" in result.stderr
+    assert names_the_credential(result.stderr)
     assert "Traceback" not in result.stderr
 
 

@@ -42,4 +42,20 @@ DEFAULTS = AppDefaults(
     },
     # The API whose scopes are consented at sign-in; the others are consented when first used.
     sign_in_api={{ cookiecutter.sign_in_api | tojson }},
+    # How the app proves its identity (credential 1): the kind and where it comes from, never a
+    # secret. The environment variables of the same names override these; CLIENT_2_CREDENTIAL
+    # (and so on) adds more credentials, tried in order (README.md, "Credentials").
+    credential={
+        "CLIENT_CREDENTIAL": {{ cookiecutter.credential_kind | tojson }},
+{% if cookiecutter.credential_kind == "assertion" %}
+{% if cookiecutter.assertion_source == "managed_identity" and "CLIENT_ASSERTION_MANAGED_IDENTITY" not in cookiecutter.credential_defaults %}
+        "CLIENT_ASSERTION_MANAGED_IDENTITY": "system",
+{% elif cookiecutter.assertion_source == "callable" %}
+        "CLIENT_ASSERTION_CALLABLE": {{ cookiecutter.assertion_callable | tojson }},
+{% endif %}
+{% endif %}
+{% for name, value in cookiecutter.credential_defaults | dictsort %}
+        {{ name | tojson }}: {{ value | tojson }},
+{% endfor %}
+    },
 )

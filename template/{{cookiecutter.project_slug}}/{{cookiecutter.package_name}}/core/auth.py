@@ -32,7 +32,14 @@ import msal
 import requests
 from msal.exceptions import MsalServiceError
 
-from .errors import InteractionRequired, SignInError, StoreUnavailable, TokenAcquisitionError
+from .errors import (
+    CredentialRejected,
+    CredentialUnavailable,
+    InteractionRequired,
+    SignInError,
+    StoreUnavailable,
+    TokenAcquisitionError,
+)
 from .identity import MsalClients
 from .settings import RESERVED_SCOPES, Settings
 from .token_cache import PARSED_COPIES, AccountCaches
@@ -216,22 +223,11 @@ class AuthService:
             raise SignInError("missing_code", "The identity provider sent no authorization code.")
 
         fresh = msal.SerializableTokenCache()
-        try:
-            app = self.clients.build(fresh)
-        except DISCOVERY_FAILURES as exc:
-            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
-                              status=502) from exc
-        try:
-            result = app.acquire_token_by_auth_code_flow(flow, response)
-        except ValueError as exc:  # MSAL's own state / response checks
-            raise SignInError("state_mismatch", "This sign-in answer was not valid.",
-                              str(exc)) from exc
-        except RuntimeError as exc:  # MSAL's nonce check on the id token
-            raise SignInError("invalid_id_token", "The identity provider's answer could not be "
-                              "trusted (ID token check failed).", str(exc)) from exc
-        except PROVIDER_FAILURES as exc:
-            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
-                              status=502) from exc
+        result = self._redeem(fresh, flow, response)
+        if self.clients.credentials.is_rejection(result):
+            raise SignInError("credential_rejected", CREDENTIAL_REJECTED,
+                              f"{result['error']}: {result.get('error_description', '')}",
+                              status=502, retry="/")
         if "error" in result:
             raise SignInError("redeem_failed", "The sign-in could not be completed; the code may "
                               "have been used already or expired.",
@@ -274,6 +270,35 @@ class AuthService:
         retire = payload.get("retire_session")
         return SignInResult(user=user, return_to=payload["return_to"], purpose=purpose,
                             retire_session=str(retire) if retire else None)
+
+    def _redeem(self, fresh: msal.SerializableTokenCache, flow: dict[str, Any],
+                response: dict[str, str]) -> dict[str, Any]:
+        """Redeem the code; when the provider refuses the app's credential, once more with the
+        next one (the code is still unused: the provider checks the client first)."""
+        for _ in range(2):
+            try:
+                index, app = self.clients.build_current(fresh)
+            except DISCOVERY_FAILURES as exc:
+                raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
+                                  status=502) from exc
+            try:
+                result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, response)
+            except CredentialUnavailable as exc:
+                log.error("%s", exc)
+                raise SignInError("credential_unavailable", CREDENTIAL_REJECTED, str(exc),
+                                  status=502, retry="/") from exc
+            except ValueError as exc:  # MSAL's own state / response checks
+                raise SignInError("state_mismatch", "This sign-in answer was not valid.",
+                                  str(exc)) from exc
+            except RuntimeError as exc:  # MSAL's nonce check on the id token
+                raise SignInError("invalid_id_token", "The identity provider's answer could not "
+                                  "be trusted (ID token check failed).", str(exc)) from exc
+            except PROVIDER_FAILURES as exc:
+                raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
+                                  status=502) from exc
+            if not self.clients.rejected(index, result):
+                break
+        return result
 
     def _check_tenant(self, claims: Mapping[str, Any], account: Mapping[str, Any]) -> None:
         """For multi-tenant apps: only accounts of the tenants in ALLOWED_TENANT_IDS."""
@@ -336,8 +361,16 @@ class AuthService:
             if cached is not None:
                 return cached
         with self.caches.open(user.home_account_id) as cache:
-            result = self._acquire_silent(self.clients.build(cache), cache, user, scopes,
-                                          claims)
+            for _ in range(2):  # once more when the provider refuses the app's credential
+                index, app = self._client_for(cache)
+                result = self._acquire_silent(app, cache, user, scopes, claims)
+                if not self.clients.rejected(index, result):
+                    break
+        if self.clients.credentials.is_rejection(result):
+            assert result is not None
+            raise CredentialRejected(self.clients.credentials.current()[1].label,
+                                     str(result.get("error")),
+                                     str(result.get("error_description", "")))
         if result and "access_token" in result:
             self._learn_granted(user.home_account_id, scopes, result)
             return str(result["access_token"])
@@ -349,6 +382,13 @@ class AuthService:
                                       claims=claims or (result or {}).get("claims"))
         raise TokenAcquisitionError(str(result.get("error")),
                                     str(result.get("error_description", "")))
+
+    def _client_for(self, cache: msal.SerializableTokenCache
+                    ) -> tuple[int, msal.ConfidentialClientApplication]:
+        try:
+            return self.clients.build_current(cache)
+        except DISCOVERY_FAILURES as exc:
+            raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
 
     def _acquire_offline(self, user: User, scopes: Sequence[str]) -> str | None:
         """The cached access token if MSAL serves it without any network call, else None.
@@ -488,6 +528,9 @@ def _default_scope(scopes: Sequence[str]) -> str | None:
     return scopes[0] if len(scopes) == 1 and scopes[0].endswith("/.default") else None
 
 
+CREDENTIAL_REJECTED = ("The identity provider did not accept this app's own credentials (this is "
+                       "not about your account). The app's administrator must renew them; "
+                       "please try again later.")
 STORE_UNAVAILABLE = ("Your sign-in could not be saved: this app's session storage is not "
                      "working. Please try again in a few minutes.")
 _UNREACHABLE = "The identity provider could not be reached. Please try again in a moment."

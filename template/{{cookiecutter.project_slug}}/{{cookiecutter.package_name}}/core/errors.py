@@ -46,6 +46,25 @@ class TokenAcquisitionError(Exception):
         self.description = description
 
 
+class CredentialUnavailable(TokenAcquisitionError):
+    """The app's own credential could not be produced: its file cannot be read, the managed
+    identity endpoint failed, the user's assertion function raised. `label` names the
+    credential (never its value)."""
+
+    def __init__(self, label: str, detail: str) -> None:
+        super().__init__("credential_unavailable", f"{label}: {detail}")
+        self.label = label
+
+
+class CredentialRejected(TokenAcquisitionError):
+    """The identity provider refused the app's credential (and any other one configured).
+    Not the user's fault and not fixed by signing in again: an operator must act."""
+
+    def __init__(self, label: str, error: str, description: str) -> None:
+        super().__init__(error, f"{label}: {description}")
+        self.label = label
+
+
 class StoreUnavailable(Exception):
     """The session or token-cache store failed (disk full or read-only, server gone...).
 

@@ -20,9 +20,11 @@ from typing import Any
 
 import requests
 
-from .auth import User
+from .auth import CREDENTIAL_REJECTED, User
 from .downstream import ApiResponse
 from .errors import (
+    CredentialRejected,
+    CredentialUnavailable,
     DownstreamApiError,
     InteractionRequired,
     SignInError,
@@ -268,6 +270,10 @@ def api_failure(services: Services, req: WebRequest, user: User, name: str,
         log.error("%s", exc)
         return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503,
                           retry=req.here)
+    if isinstance(exc, CredentialRejected | CredentialUnavailable):
+        # The log names the credential that failed (never its value); the user can do nothing.
+        log.error("no token for API %s: %s", name, exc)
+        return error_page("Sign-in service problem", CREDENTIAL_REJECTED, 502, retry=req.here)
     if isinstance(exc, TokenAcquisitionError):
         log.error("token acquisition failed: %s", exc)
         return error_page("Sign-in service problem",

@@ -10,16 +10,20 @@ given, so every client here shares one process-wide `http_cache` and one HTTP se
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msal
 
-from .credentials import client_credential
+from .credentials import Credentials, expiry_warning
 from .http import build_session
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 DISCOVERY_TTL_SECONDS = 24 * 3600  # what MSAL itself uses for discovery documents
 
@@ -32,21 +36,56 @@ if importlib.util.find_spec("msal_extensions") is None:
 
 
 class MsalClients:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.http = build_session(settings.ca_bundle,
                                   deadline_seconds=settings.outbound_deadline_seconds)
         self._http_cache: dict[Any, Any] = {}
-        self._credential = client_credential(settings)
+        # Certificates were loaded with the settings; the managed identity client (if any) is
+        # made here, once per process.
+        self.credentials = Credentials(settings.credentials, settings.client_id,
+                                       settings.authority, self.http,
+                                       oidc=bool(settings.oidc_authority))
+        for configured in settings.credentials:
+            warning = expiry_warning(configured, clock())
+            if warning:
+                log.warning("%s", warning)
         self._discovery: tuple[float, dict[str, Any]] | None = None
         self._discovery_lock = threading.Lock()
 
     def build(self, cache: msal.TokenCache | None = None, *,
               http_client: Any = None) -> msal.ConfidentialClientApplication:
-        """A client over `cache` (one account's), sharing discovery and connections.
+        """A client over `cache` (one account's), sharing discovery and connections, with the
+        credential in use (see `build_current`)."""
+        return self.build_current(cache, http_client=http_client)[1]
+
+    def build_current(self, cache: msal.TokenCache | None = None, *, http_client: Any = None
+                      ) -> tuple[int, msal.ConfidentialClientApplication]:
+        """`build`, and which credential the client uses (for `rejected`).
 
         `http_client` replaces the shared HTTP session (the token layer's offline pass).
         """
+        index, credential = self.credentials.current()
+        return index, self._build(cache, credential.client_credential(), http_client)
+
+    def rejected(self, index: int, result: Mapping[str, Any] | None) -> bool:
+        """Whether `result` (an MSAL answer of a client built with credential `index`) is the
+        provider refusing that credential, and another one is now in use: the caller builds a
+        new client and tries once more."""
+        if not self.credentials.is_rejection(result):
+            return False
+        assert result is not None
+        if not self.credentials.rejected(index, result):
+            return False
+        # MSAL replays an identical HTTP 400 answer from its `http_cache` for a minute, keyed
+        # without the credential: a provider that answers invalid_client with 400 (RFC 6749
+        # allows it) would have the new credential's attempt answered from there. Discovery
+        # is fetched again once.
+        self._http_cache = {}
+        return True
+
+    def _build(self, cache: msal.TokenCache | None, client_credential: Any,
+               http_client: Any) -> msal.ConfidentialClientApplication:
         settings = self.settings
         where: dict[str, Any] = (
             {"oidc_authority": settings.oidc_authority}
@@ -56,7 +95,7 @@ class MsalClients:
         )
         return msal.ConfidentialClientApplication(
             settings.client_id,
-            client_credential=self._credential,
+            client_credential=client_credential,
             token_cache=cache,
             http_client=self.http if http_client is None else http_client,
             http_cache=self._http_cache,

@@ -13,12 +13,23 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+
+from .credentials import (
+    KINDS,
+    X5C_MODES,
+    CredentialError,
+    CredentialSettings,
+    accepts_no_arguments,
+    check_callable,
+    load_certificate,
+    token_exchange_audience,
+)
 
 # MSAL adds these to every sign-in itself and refuses them in a scope list.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
@@ -54,7 +65,8 @@ class ApiSettings:
 class Settings:
     app_name: str
     client_id: str
-    client_secret: str
+    # The app's credentials, in the order they are tried (see credentials.py).
+    credentials: tuple[CredentialSettings, ...]
     # Exactly one of these is set: an Entra-style authority (tenant URL) or a generic OIDC issuer.
     authority: str | None
     oidc_authority: str | None
@@ -118,6 +130,10 @@ class AppDefaults:
     token_cache_backend: str
     downstream_apis: Mapping[str, Mapping[str, Any]]
     sign_in_api: str
+    # The first credential's variables (CLIENT_CREDENTIAL, CLIENT_CERTIFICATE_FILE...) and their
+    # defaults: the kind and file paths chosen when the project was generated, never a value.
+    credential: Mapping[str, str] = field(
+        default_factory=lambda: {"CLIENT_CREDENTIAL": "secret"})
 
 
 def scope_resource(scope: str) -> str:
@@ -280,6 +296,128 @@ def _apis(reader: _Reader, defaults: AppDefaults) -> dict[str, ApiSettings]:
     return apis
 
 
+# A credential's variables, without the prefix (CLIENT_ for the first, CLIENT_<n>_ after it), in
+# groups: a default baked in config.py applies only when the environment sets none of its group.
+_CREDENTIAL_GROUPS = (
+    ("SECRET", "SECRET_FILE"),
+    ("CERTIFICATE_FILE", "PRIVATE_KEY_FILE"),
+    ("CERTIFICATE_X5C",),
+    ("ASSERTION_FILE", "ASSERTION_MANAGED_IDENTITY", "ASSERTION_CALLABLE"),
+    ("ASSERTION_AUDIENCE",),
+)
+MAX_CREDENTIALS = 9
+_NUMBERED_CREDENTIAL = re.compile(r"^CLIENT_([0-9]+)_CREDENTIAL$")
+
+
+def _credentials(reader: _Reader, defaults: AppDefaults,
+                 authority: str | None) -> tuple[CredentialSettings, ...]:
+    """CLIENT_CREDENTIAL and its variables, then CLIENT_2_CREDENTIAL... in order."""
+    numbers = sorted(int(m.group(1)) for name in reader.environ
+                     if (m := _NUMBERED_CREDENTIAL.match(name)) and reader.raw(name))
+    expected = list(range(2, 2 + len(numbers)))
+    if numbers != expected or len(numbers) >= MAX_CREDENTIALS:
+        reader.problems.append(
+            f"CLIENT_<n>_CREDENTIAL: found n = {', '.join(map(str, numbers))}; number further "
+            f"credentials 2, 3... without gaps (at most {MAX_CREDENTIALS} in all).")
+        numbers = [n for n in expected if n in numbers][:MAX_CREDENTIALS - 1]
+    found = [_credential(reader, 1, defaults.credential, authority)]
+    found += [_credential(reader, n, {}, authority) for n in numbers]
+    return tuple(c for c in found if c is not None)
+
+
+def _credential(reader: _Reader, number: int, baked: Mapping[str, str],
+                authority: str | None) -> CredentialSettings | None:
+    prefix = "CLIENT_" if number == 1 else f"CLIENT_{number}_"
+    values: dict[str, str] = {}
+    for group in _CREDENTIAL_GROUPS:
+        # The environment's values of a group, else (first credential) the baked defaults.
+        names = [prefix + n for n in group]
+        # The variable the AKS workload identity webhook sets wins over a path baked in.
+        platform = (["AZURE_FEDERATED_TOKEN_FILE"] if number == 1 and "ASSERTION_FILE" in group
+                    else [])
+        if not any(reader.raw(name) for name in names + platform):
+            values.update({name: baked[name] for name in names if baked.get(name)})
+    kind = reader.raw(prefix + "CREDENTIAL") or baked.get("CLIENT_CREDENTIAL", "secret")
+    if kind not in KINDS:
+        reader.problems.append(f"{prefix}CREDENTIAL={kind!r} is not one of {', '.join(KINDS)}.")
+        return None
+    merged = {**values, **{k: v for k, v in reader.environ.items() if k.startswith(prefix)}}
+    sub = _Reader(merged)
+
+    def problem(name: str, text: str) -> None:
+        reader.problems.append(f"{prefix}{name}: {text}")
+
+    if kind == "secret":
+        before = len(sub.problems)
+        secret = sub.secret(prefix + "SECRET", required=True)
+        reader.problems += sub.problems[before:]
+        secret_file = sub.raw(prefix + "SECRET_FILE")
+        return CredentialSettings(
+            number=number, kind=kind, variable=prefix + "SECRET",
+            secret="" if secret_file else secret,
+            secret_file=Path(secret_file) if secret_file else None)
+    if kind == "certificate":
+        path = sub.raw(prefix + "CERTIFICATE_FILE")
+        key_path = sub.raw(prefix + "PRIVATE_KEY_FILE")
+        x5c = (sub.raw(prefix + "CERTIFICATE_X5C") or "leaf").lower()
+        if x5c not in X5C_MODES:
+            problem("CERTIFICATE_X5C", f"{x5c!r} is not one of {', '.join(X5C_MODES)}.")
+        password = reader.secret(prefix + "CERTIFICATE_PASSWORD", required=False) or None
+        if not path:
+            problem("CERTIFICATE_FILE", "missing: the PEM or PKCS#12 (.pfx) file of the "
+                    "certificate registered with the app.")
+            return None
+        try:
+            certificate = load_certificate(Path(path),
+                                           Path(key_path) if key_path else None, password)
+        except CredentialError as exc:
+            problem("CERTIFICATE_FILE", f"{exc}.")
+            return None
+        return CredentialSettings(number=number, kind=kind, variable=prefix + "CERTIFICATE_FILE",
+                                  certificate=certificate, certificate_file=Path(path), x5c=x5c)
+    sources = {name: sub.raw(prefix + name) for name in
+               ("ASSERTION_FILE", "ASSERTION_MANAGED_IDENTITY", "ASSERTION_CALLABLE")}
+    if number == 1 and not any(sources.values()):
+        # Kubernetes workload identity's webhook sets this for the pod.
+        sources["ASSERTION_FILE"] = reader.raw("AZURE_FEDERATED_TOKEN_FILE")
+    chosen = [name for name, value in sources.items() if value]
+    if len(chosen) != 1:
+        reader.problems.append(
+            f"{prefix}CREDENTIAL=assertion needs exactly one of {prefix}ASSERTION_FILE (a "
+            f"federated token file), {prefix}ASSERTION_MANAGED_IDENTITY (system, or a client "
+            f"id) or {prefix}ASSERTION_CALLABLE (package.module:function)"
+            + (f"; found {', '.join(prefix + n for n in chosen)}." if chosen else "."))
+        return None
+    (source,) = chosen
+    value = str(sources[source])
+    audience = sub.raw(prefix + "ASSERTION_AUDIENCE") or token_exchange_audience(authority)
+    if source == "ASSERTION_FILE":
+        if not Path(value).is_file():
+            problem(source, f"{value!r} is not a readable file.")
+        return CredentialSettings(number=number, kind=kind, variable=prefix + source,
+                                  assertion_file=Path(value))
+    if source == "ASSERTION_MANAGED_IDENTITY":
+        identity = value.lower()
+        if identity != "system" and not _GUID.match(identity):
+            problem(source, f"{value!r} is neither 'system' nor the client id (a GUID) of a "
+                    "user-assigned managed identity.")
+        if not authority:
+            problem(source, "managed identities are Entra ID identities: use AUTHORITY, or "
+                    "another credential for an OpenID Connect provider.")
+        return CredentialSettings(number=number, kind=kind, variable=prefix + source,
+                                  managed_identity=identity, assertion_audience=audience)
+    try:
+        function = check_callable(value)
+    except CredentialError as exc:
+        problem(source, f"{exc}.")
+        return None
+    if not accepts_no_arguments(function):
+        problem(source, f"{value} must be callable without arguments (it returns the signed "
+                "assertion, a JWT).")
+    return CredentialSettings(number=number, kind=kind, variable=prefix + source,
+                              assertion_callable=value)
+
+
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -368,7 +506,7 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
     settings = Settings(
         app_name=defaults.app_name,
         client_id=reader.text("CLIENT_ID"),
-        client_secret=reader.secret("CLIENT_SECRET", required=True),
+        credentials=_credentials(reader, defaults, authority),
         authority=authority,
         oidc_authority=oidc_authority,
         instance_discovery=reader.boolean("INSTANCE_DISCOVERY", True),

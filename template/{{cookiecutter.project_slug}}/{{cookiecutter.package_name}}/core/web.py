@@ -301,7 +301,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     sessions = Sessions(build_store(settings, "sessions", clock), settings.token_cache_prefix,
                         lifetime_seconds=settings.session_lifetime_seconds,
                         per_account=settings.sessions_per_account, clock=clock)
-    clients = MsalClients(settings)
+    clients = MsalClients(settings, clock)
     auth = AuthService(settings, clients, caches, clock=clock)
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
                     auth=auth,
