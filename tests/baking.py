@@ -75,6 +75,10 @@ def _run(name: str, command: list[str], cwd: Path, bake: Bake,
     return done
 
 
+# PEM blocks of keys and certificates (the text "-----BEGIN " followed by what it begins).
+SECRET_MATERIAL = re.compile(r"-----BEGIN (?:[A-Z]+ )?(?:PRIVATE KEY|CERTIFICATE)-----")
+
+
 def check_files(project: Path) -> list[str]:
     """Every file rendered (no template code left) and parsing; .env.example but no .env."""
     problems = []
@@ -89,6 +93,9 @@ def check_files(project: Path) -> list[str]:
             continue
         if UNRENDERED.search(text):
             problems.append(f"{rel}: unrendered template code")
+        if SECRET_MATERIAL.search(text) or path.suffix.lower() in {".pfx", ".p12", ".key"}:
+            # Tests make their keys and certificates at run time; a project ships none.
+            problems.append(f"{rel}: holds key or certificate material")
         try:
             if path.suffix == ".py":
                 compile(text, str(path), "exec")
@@ -184,13 +191,16 @@ def junit_outcomes(report: Path) -> dict[str, str]:
 # (only the package name differs): the HTTP client and its deadlines, the stores, sessions and
 # token caches, the test browser, the local provider's own conformance tests; and the slow
 # end-to-end modules whose outcome hardly depends on the spec: the production server (its
-# process and configuration) and the real browser. The examples run them (examples/app.yaml in
+# process and configuration), the real browser, and every credential kind end to end (the
+# project's own kind, its baked defaults and its provider's rotation rules are in
+# test_credentials.py, which shapes run). The examples run them (examples/app.yaml in
 # every framework); spec shapes, which exist to catch what depends on the spec, skip them
 # (about half of a generated suite's time, mostly deadline waits and process starts).
 SHAPE_INDEPENDENT_MODULES = (
     "tests/test_http_client.py", "tests/test_time_limits.py", "tests/test_stores.py",
     "tests/test_sessions.py", "tests/test_token_cache.py", "tests/test_browser.py",
     "tests/test_devprovider.py", "tests/test_production_server.py", "tests/test_real_browser.py",
+    "tests/test_credential_kinds.py",
 )
 
 
