@@ -156,7 +156,9 @@ def test_the_projects_own_kind_signs_in_and_calls_an_api(
     signs_in_and_calls_an_api(make_app, tmp_path / "credentials", monkeypatch, own_kind())
 
 
-REFUSALS = ["wrong_secret", "unregistered_certificate", "expired_assertion", "wrong_audience"]
+# The provider refuses the credential, or (the last) the app cannot make it: the token file went.
+REFUSALS = ["wrong_secret", "unregistered_certificate", "expired_assertion", "wrong_audience",
+            "token_file_gone"]
 
 
 @pytest.mark.parametrize("case", REFUSALS)
@@ -180,13 +182,16 @@ def test_a_refused_credential_shows_a_page_and_the_log_names_it(
                                      audience="api://Elsewhere" if case == "wrong_audience"
                                      else EXCHANGE,
                                      lifetime=-600 if case == "expired_assertion" else 3600))
+    if case == "token_file_gone":
+        token.unlink()
     label = app.services.settings.credentials[0].label
     app.standin.reset_counts()
     with caplog.at_level(logging.WARNING):
         page = visit(app, app.browser(), "/login", ALICE)  # the answer reaches the redirect URI
     assert_error_page(page, CREDENTIAL_REJECTED.split("(")[0].strip(), 502)
     logged = [r.getMessage() for r in caplog.records]
-    assert any(label in line and "refused" in line for line in logged), logged
+    why = "cannot read" if case == "token_file_gone" else "refused"
+    assert any(label in line and why in line for line in logged), logged
     assert not any(wrong in line for line in logged)
     assert app.standin.client_auth_log == []
 
