@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,15 +157,24 @@ def test_the_projects_own_kind_signs_in_and_calls_an_api(
     signs_in_and_calls_an_api(make_app, tmp_path / "credentials", monkeypatch, own_kind())
 
 
-# The provider refuses the credential, or (the last) the app cannot make it: the token file went.
+# The provider refuses the credential, or (the last two) the app cannot make it: the token file
+# went, the managed identity endpoint does not answer.
 REFUSALS = ["wrong_secret", "unregistered_certificate", "expired_assertion", "wrong_audience",
-            "token_file_gone"]
+            "token_file_gone", "managed_identity_down"]
 
 
 @pytest.mark.parametrize("case", REFUSALS)
 def test_a_refused_credential_shows_a_page_and_the_log_names_it(
         make_app: Callable[..., AppUnderTest], tmp_path: Path, case: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    if case == "managed_identity_down":
+        if OIDC_APP:
+            pytest.skip("managed identities sign in to Entra ID only")
+        with socket.socket() as closed:  # a port nothing listens on once this closes
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{port}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "any")
     token = tmp_path / "token"
     cert = make_cert(tmp_path, "unregistered")
     wrong = "wrong-secret-" + secrets.token_urlsafe(8)
@@ -172,6 +182,8 @@ def test_a_refused_credential_shows_a_page_and_the_log_names_it(
         "wrong_secret": {"CLIENT_SECRET": wrong},
         "unregistered_certificate": {"CLIENT_CREDENTIAL": "certificate", "CLIENT_SECRET": "",
                                      "CLIENT_CERTIFICATE_FILE": str(cert.pem_file)},
+        "managed_identity_down": {"CLIENT_CREDENTIAL": "assertion", "CLIENT_SECRET": "",
+                                  "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"},
     }.get(case, {"CLIENT_CREDENTIAL": "assertion", "CLIENT_SECRET": "",
                  "CLIENT_ASSERTION_FILE": str(token)})
     token.write_text("placeholder")
@@ -190,7 +202,8 @@ def test_a_refused_credential_shows_a_page_and_the_log_names_it(
         page = visit(app, app.browser(), "/login", ALICE)  # the answer reaches the redirect URI
     assert_error_page(page, CREDENTIAL_REJECTED.split("(")[0].strip(), 502)
     logged = [r.getMessage() for r in caplog.records]
-    why = "cannot read" if case == "token_file_gone" else "refused"
+    why = {"token_file_gone": "cannot read",
+           "managed_identity_down": "managed identity endpoint"}.get(case, "refused")
     assert any(label in line and why in line for line in logged), logged
     assert not any(wrong in line for line in logged)
     assert app.standin.client_auth_log == []
