@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("secret", "certificate", "assertion")
 X5C_MODES = ("leaf", "chain", "none")
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 # Entra's answers that mean "this credential is no good" (AADSTS codes in `error_codes`; never
 # the description text, which Entra rewords):
@@ -359,7 +358,6 @@ class Credentials:
         self._oidc = oidc
         self._index = 0
         self._lock = threading.Lock()
-        self.generation = 0  # counts switches; a client built before one is stale
 
     def current(self) -> tuple[int, Credential]:
         index = self._index
@@ -389,7 +387,6 @@ class Credentials:
             # Past the last, back to the first: it may have been fixed in place (a replaced
             # secret file, a re-registered certificate) in the meantime.
             self._index = (index + 1) % len(self._all)
-            self.generation += 1
             now = self._all[self._index]
         log.error("the identity provider refused %s (%s, %s); switching to %s", failed.label,
                   result.get("error"), codes, now.label)
