@@ -146,9 +146,9 @@ def credential_costs(standin: Any, work: Path, defaults: Any, load_settings: Any
     certificate = load_settings({**base, "CLIENT_CREDENTIAL": "certificate",
                                  "CLIENT_CERTIFICATE_FILE": str(work / "client.pfx"),
                                  "CLIENT_CERTIFICATE_PASSWORD": "pfx-password"}, defaults)
-    loaded = Credential(certificate.credentials[0], "bench", None, http)
+    loaded = Credential(certificate.credentials[0], "bench", http)
     forms: dict[str, Callable[[], Any]] = {
-        "secret": Credential(secret.credentials[0], "bench", None, http).client_credential,
+        "secret": Credential(secret.credentials[0], "bench", http).client_credential,
         "certificate, key loaded once (the app)": loaded.client_credential,
         "certificate, PEM string (MSAL parses it per assertion)": lambda: {
             "private_key": key_pem.decode(), "public_certificate": cert_pem.decode()},

@@ -53,7 +53,7 @@ def test_certificate_assertions_sign_ps256_with_the_chosen_x5c(tmp_path: Path) -
             "CLIENT_CREDENTIAL": "certificate", "CLIENT_SECRET": "",
             "CLIENT_CERTIFICATE_FILE": str(cert.pem_file), "CLIENT_CERTIFICATE_X5C": mode}),
             DEFAULTS)
-        credential = Credential(settings.credentials[0], CLIENT_ID, None, http=None)
+        credential = Credential(settings.credentials[0], CLIENT_ID, http=None)
         given = credential.client_credential()
         assert isinstance(given, dict)
         if mode == "leaf":
@@ -75,8 +75,9 @@ def test_certificate_assertions_sign_ps256_with_the_chosen_x5c(tmp_path: Path) -
 
 def test_certificate_expiry_is_logged_at_start_up(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    for name, days, expected in (("soon", 10, "expires on"), ("late", 200, None),
-                                 ("gone", -2, "EXPIRED")):
+    for name, days, expected, level in (("soon", 10, "expires on", logging.WARNING),
+                                        ("late", 200, None, None),
+                                        ("gone", -2, "EXPIRED", logging.ERROR)):
         cert = make_cert(tmp_path, name, days=days)
         settings = load_settings(valid_env({
             "CLIENT_CREDENTIAL": "certificate", "CLIENT_SECRET": "",
@@ -84,11 +85,13 @@ def test_certificate_expiry_is_logged_at_start_up(tmp_path: Path,
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             MsalClients(settings)
-        found = [r.getMessage() for r in caplog.records if cert.thumbprint in r.getMessage()]
+        records = [r for r in caplog.records if cert.thumbprint in r.getMessage()]
+        found = [r.getMessage() for r in records]
         if expected is None:
             assert found == []
         else:
             assert len(found) == 1 and expected in found[0], found
+            assert records[0].levelno == level
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -21,7 +21,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.auth import CREDENTIAL_REJECTED
-from {{ cookiecutter.package_name }}.core.settings import SettingsError, load_settings
+from {{ cookiecutter.package_name }}.core.settings import load_settings
 
 from tests.conftest import CLIENT_ID, AppUnderTest
 from tests.conftest import environment_for_settings_tests as valid_env
@@ -39,13 +39,8 @@ from tests.credential_material import (
     own_kind,
     signs_in_and_calls_an_api,
 )
+from tests.test_settings import problems
 from tests.test_web_flow import assert_error_page, sign_in, visit
-
-
-def problems(env: dict[str, str]) -> str:
-    with pytest.raises(SettingsError) as caught:
-        load_settings(env, DEFAULTS)
-    return "\n".join(caught.value.problems)
 
 
 def test_credential_settings_name_the_variable_and_the_fix(tmp_path: Path) -> None:

@@ -283,8 +283,7 @@ class AuthService:
                                   status=502) from exc
             try:
                 result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, response)
-            except CredentialUnavailable as exc:
-                log.error("%s", exc)
+            except CredentialUnavailable as exc:  # flows logs it, naming the credential
                 raise SignInError("credential_unavailable", CREDENTIAL_REJECTED, str(exc),
                                   status=502, retry="/") from exc
             except ValueError as exc:  # MSAL's own state / response checks
@@ -368,7 +367,7 @@ class AuthService:
                     break
         if self.clients.credentials.is_rejection(result):
             assert result is not None
-            raise CredentialRejected(self.clients.credentials.current()[1].label,
+            raise CredentialRejected(self.clients.credentials.label(index),
                                      str(result.get("error")),
                                      str(result.get("error_description", "")))
         if result and "access_token" in result:

@@ -221,18 +221,19 @@ def token_exchange_audience(authority: str | None) -> str:
     return TOKEN_EXCHANGE_AUDIENCES.get(host, PUBLIC_TOKEN_EXCHANGE_AUDIENCE)
 
 
-def expiry_warning(credential: CredentialSettings, now: float) -> str | None:
-    """A warning for a certificate that has expired or expires within 30 days."""
+def expiry_warning(credential: CredentialSettings, now: float) -> tuple[int, str] | None:
+    """(log level, message) for a certificate that has expired (an error) or expires within
+    30 days (a warning)."""
     if credential.certificate is None:
         return None
     ends = credential.certificate.leaf.not_valid_after_utc.timestamp()
     if ends <= now:
-        return (f"{credential.label} EXPIRED on {_iso(ends)}: the identity provider refuses it; "
-                "register a new certificate")
+        return logging.ERROR, (f"{credential.label} EXPIRED on {_iso(ends)}: the identity "
+                               "provider refuses it; register a new certificate")
     if ends - now <= EXPIRY_WARNING_SECONDS:
         days = int((ends - now) // 86400)
-        return (f"{credential.label} expires on {_iso(ends)} (in {days} days): register its "
-                "successor and add it as the next credential")
+        return logging.WARNING, (f"{credential.label} expires on {_iso(ends)} (in {days} days): "
+                                 "register its successor and add it as the next credential")
     return None
 
 
@@ -269,8 +270,7 @@ class _ChangingFile:
 class Credential:
     """A configured credential at run time: what MSAL gets for each client built."""
 
-    def __init__(self, settings: CredentialSettings, client_id: str, authority: str | None,
-                 http: Any) -> None:
+    def __init__(self, settings: CredentialSettings, client_id: str, http: Any) -> None:
         self.settings = settings
         self.label = settings.label
         self._client_id = client_id
@@ -350,11 +350,11 @@ class Credential:
 class Credentials:
     """The configured credentials, in order, and the one in use."""
 
-    def __init__(self, configured: Sequence[CredentialSettings], client_id: str,
-                 authority: str | None, http: Any, *, oidc: bool) -> None:
+    def __init__(self, configured: Sequence[CredentialSettings], client_id: str, http: Any, *,
+                 oidc: bool) -> None:
         if not configured:
             raise CredentialError("no credential is configured")
-        self._all = [Credential(c, client_id, authority, http) for c in configured]
+        self._all = [Credential(c, client_id, http) for c in configured]
         self._oidc = oidc
         self._index = 0
         self._lock = threading.Lock()
@@ -362,6 +362,9 @@ class Credentials:
     def current(self) -> tuple[int, Credential]:
         index = self._index
         return index, self._all[index]
+
+    def label(self, index: int) -> str:
+        return self._all[index].label
 
     def is_rejection(self, result: Mapping[str, Any] | None) -> bool:
         """Whether an MSAL result says the provider refused the app's credential."""

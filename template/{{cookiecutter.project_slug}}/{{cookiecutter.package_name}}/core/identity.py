@@ -43,13 +43,12 @@ class MsalClients:
         self._http_cache: dict[Any, Any] = {}
         # Certificates were loaded with the settings; the managed identity client (if any) is
         # made here, once per process.
-        self.credentials = Credentials(settings.credentials, settings.client_id,
-                                       settings.authority, self.http,
+        self.credentials = Credentials(settings.credentials, settings.client_id, self.http,
                                        oidc=bool(settings.oidc_authority))
         for configured in settings.credentials:
-            warning = expiry_warning(configured, clock())
-            if warning:
-                log.warning("%s", warning)
+            expiry = expiry_warning(configured, clock())
+            if expiry:
+                log.log(expiry[0], "%s", expiry[1])
         self._discovery: tuple[float, dict[str, Any]] | None = None
         self._discovery_lock = threading.Lock()
 
