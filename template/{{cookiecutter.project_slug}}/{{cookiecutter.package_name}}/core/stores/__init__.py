@@ -26,6 +26,32 @@ if TYPE_CHECKING:
 
 Purpose = Literal["sessions", "token_caches"]
 
+# A read renews an entry's sliding expiry at most this often: the read path of a shared store
+# writes at most once per entry per five minutes, not on every request.
+RENEW_AFTER_SECONDS = 300
+# A lease (`Store.lock` of a shared store) outlives the longest provider call it guards (two
+# calls of OUTBOUND_DEADLINE_SECONDS when a refused credential is retried), so that it does not
+# expire under its holder; a holder that dies frees it after this.
+LEASE_SECONDS = 30.0
+# How long a request waits for another one's lease before going on without it (StoreError).
+LEASE_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """When a stored entry expires: unused for `sliding_seconds`, or `absolute_seconds` after
+    it was created (first written since it was absent), whichever comes first. Overwriting an
+    entry renews its sliding expiry and keeps its creation time; so does a read, at most every
+    RENEW_AFTER_SECONDS (and never past the absolute limit)."""
+
+    sliding_seconds: int
+    absolute_seconds: int
+
+    def deadline(self, created: float, used: float) -> float:
+        """When an entry created at `created` and last used (written or renewed) at `used`
+        expires."""
+        return min(used + self.sliding_seconds, created + self.absolute_seconds)
+
 
 class StoreError(Exception):
     """The store could not be read or written (disk full, read-only, server gone...)."""
@@ -48,15 +74,20 @@ class Store(Protocol):
         """The entry, or None if absent or expired."""
 
     def version(self, key: str) -> Hashable | None:
-        """The entry's current version, cheaper than `get` (None if absent or expired)."""
+        """The entry's current version, cheaper than `get` (None if absent or expired).
+
+        It changes on every `set`, not when a read renews the expiry, and never comes back:
+        an entry deleted and written again has a new one (in-process copies rely on it)."""
 
     def set(self, key: str, value: str) -> None: ...
 
     def delete(self, key: str) -> None: ...
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[object]:
-        """An exclusive lock on `key`, across the threads (and processes) sharing the store.
-        Taking it may raise StoreError."""
+        """An exclusive lock on `key`, across the threads, processes (and, for a shared store,
+        the app instances) sharing the store: for a shared store, a lease of LEASE_SECONDS that
+        holds no connection while it is held. Taking it may raise StoreError, also after
+        waiting LEASE_WAIT_SECONDS for another holder."""
 
 
 class CorruptEntries:
