@@ -1,10 +1,13 @@
-"""Keep only the chosen framework's files in the generated project.
+"""Keep only the chosen framework's files, and the chosen shared store's, in the project.
 
 The template holds every framework's adapter under `_frameworks/<framework>/`, laid out as in the
 project; the chosen one is moved into place and the folder is removed, so that a project holds
 no file of a framework it does not use. Files shared by some frameworks only are listed in
 SHARED_BY. Runs in the rendered project folder; stdlib only, and idempotent (a project without
 `_frameworks/` is left as it is).
+
+Every project has the memory and filesystem stores; the redis and sql stores (their modules,
+migrations, tests and compose.yaml) only in a project generated with one (BACKEND_FILES).
 """
 
 from __future__ import annotations
@@ -16,6 +19,16 @@ from pathlib import Path
 
 FRAMEWORK = "{{ cookiecutter.framework }}"
 FRAMEWORKS = ("flask", "django", "fastapi")
+BACKEND = "{{ cookiecutter.cache_backend }}"
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+# The files of each shared store ({package} is the package's folder); folders end with "/".
+BACKEND_FILES: dict[str, tuple[str, ...]] = {
+    "redis": ("{package}/core/stores/redis.py", "tests/test_redis_store.py",
+              "compose.redis.yaml"),
+    "sql": ("{package}/core/stores/sql.py", "{package}/core/stores/sql_migrations/",
+            "tests/test_sql_store.py", "compose.sql.yaml"),
+}
 
 # Files of the shared template that only some frameworks use (a framework not listed may bring
 # its own file of that name in _frameworks/).
@@ -55,8 +68,25 @@ def select_framework(project: Path, framework: str) -> list[str]:
     return []
 
 
+def select_backend(project: Path, backend: str, package: str) -> None:
+    """Remove the other shared stores' files; the chosen one's compose file becomes
+    compose.yaml (memory and filesystem projects need no server, so they have none)."""
+    for other, files in BACKEND_FILES.items():
+        for name in files:
+            path = project / name.format(package=package)
+            if other == backend:
+                if path.name == f"compose.{backend}.yaml" and path.exists():
+                    path.replace(project / "compose.yaml")
+            elif name.endswith("/"):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
 def main() -> int:
     problems = select_framework(Path.cwd(), FRAMEWORK)
+    if not problems:
+        select_backend(Path.cwd(), BACKEND, PACKAGE)
     for message in problems:
         print(f"ERROR: {message}")
     return 1 if problems else 0

@@ -34,7 +34,7 @@ AUTHORITY_KINDS: tuple[str, ...] = ("entra", "oidc")
 CREDENTIAL_KINDS: tuple[str, ...] = ("secret", "certificate", "assertion")
 ASSERTION_SOURCES: tuple[str, ...] = ("token_file", "managed_identity", "callable")
 X5C_CHOICES: tuple[str, ...] = ("leaf", "chain", "none")
-CACHE_BACKENDS: tuple[str, ...] = ("memory", "filesystem")
+CACHE_BACKENDS: tuple[str, ...] = ("memory", "filesystem", "redis", "sql")
 
 DEFAULT_INSTANCE = "https://login.microsoftonline.com"
 DEFAULT_TENANT = "organizations"

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.core.stores import Entry, Store, StoreError
+from {{ cookiecutter.package_name }}.core.stores import Entry, Expiry, Store, StoreError
+from {{ cookiecutter.package_name }}.core.stores.encrypted import EncryptedStore, new_key, parse_keys
 from {{ cookiecutter.package_name }}.core.stores.filesystem import FileStore
 from {{ cookiecutter.package_name }}.core.stores.memory import MemoryStore
 
 KEY = "app:token_cache:a.t"
+
+HOUR = Expiry(3600, 3600)  # sliding and absolute
 
 
 class StoreProxy:
@@ -78,7 +81,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         def advance() -> None:
             now[0] += 61
 
-        memory = MemoryStore(100, 60, timer=lambda: now[0])
+        memory = MemoryStore(100, Expiry(60, 60), timer=lambda: now[0])
         # One process: other requests share the very same store.
         return Backend("memory", memory, advance, lambda: memory)
 
@@ -87,8 +90,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         for path in tmp_path.glob("*.json"):
             os.utime(path, (past, past))
 
-    return Backend("filesystem", FileStore(tmp_path, 60), age_files,
-                   lambda: FileStore(tmp_path, 60))
+    return Backend("filesystem", FileStore(tmp_path, Expiry(60, 60)), age_files,
+                   lambda: FileStore(tmp_path, Expiry(60, 60)))
 
 
 def test_directories_are_made_private_even_if_they_already_existed(tmp_path: Path) -> None:
@@ -96,17 +99,17 @@ def test_directories_are_made_private_even_if_they_already_existed(tmp_path: Pat
     (directory / "locks").mkdir(parents=True)
     for path in (directory, directory / "locks"):
         path.chmod(0o755)  # as a deployment script or a umask of 022 leaves them
-    FileStore(directory, 3600)
+    FileStore(directory, HOUR)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / "locks").stat().st_mode) == 0o700
-    fresh = FileStore(tmp_path / "new" / "cache", 3600)
+    fresh = FileStore(tmp_path / "new" / "cache", HOUR)
     fresh.set(KEY, "x")
     assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new" / "cache" / "locks").stat().st_mode) == 0o700
 
 
 def test_files_are_private_named_by_hash_and_replaced_atomically(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "cache", 3600)
+    store = FileStore(tmp_path / "cache", HOUR)
     store.set(KEY, "x" * 10_000)
     files = [p for p in (tmp_path / "cache").iterdir() if p.suffix == ".json"]
     assert len(files) == 1
@@ -156,7 +159,7 @@ def test_version_changes_on_every_write_and_is_none_once_gone(backend: Backend) 
 
 
 def test_another_process_sees_the_writes_and_versions(tmp_path: Path) -> None:
-    one, two = FileStore(tmp_path, 3600), FileStore(tmp_path, 3600)
+    one, two = FileStore(tmp_path, HOUR), FileStore(tmp_path, HOUR)
     one.set(KEY, "from one")
     assert two.get(KEY) == Entry("from one", one.version(KEY))
     assert two.version(KEY) == one.version(KEY)
@@ -202,7 +205,7 @@ def test_the_lock_serialises_one_key_only(backend: Backend) -> None:
 
 
 def test_file_store_sweeps_expired_entries_and_keeps_few_lock_files(tmp_path: Path) -> None:
-    store = FileStore(tmp_path, 3600)
+    store = FileStore(tmp_path, HOUR)
     for n in range(300):
         with store.lock(f"app:token_cache:gone{n}.t"):
             store.set(f"app:token_cache:gone{n}.t", "blob")
@@ -223,7 +226,7 @@ def test_file_store_sweeps_expired_entries_and_keeps_few_lock_files(tmp_path: Pa
 
 def test_memory_store_is_a_bounded_lru_with_expiry() -> None:
     now = [0.0]
-    store = MemoryStore(2, 60, timer=lambda: now[0])
+    store = MemoryStore(2, Expiry(60, 60), timer=lambda: now[0])
     store.set("a", "A")
     store.set("b", "B")
     assert store.get("a") is not None  # "a" is now the most recently used
@@ -236,6 +239,52 @@ def test_memory_store_is_a_bounded_lru_with_expiry() -> None:
     assert store.get("a") is None and store.get("c") is None and store.version("c") is None
 
 
+class Clock:
+    """The services' clock, moved by the test (starting now: files get real mtimes)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("kind", ["memory", "filesystem"])
+def test_entries_expire_when_unused_or_too_old_and_reads_renew_at_most_every_few_minutes(
+        kind: str, tmp_path: Path) -> None:
+    clock = Clock()
+    start = clock.now
+    expiry = Expiry(sliding_seconds=600, absolute_seconds=2000)
+    store: Store = (MemoryStore(100, expiry, timer=clock) if kind == "memory"
+                    else FileStore(tmp_path, expiry, clock))
+
+    def alive_at(offset: float, key: str = KEY) -> bool:
+        clock.now = start + offset
+        return store.get(key) is not None
+
+    store.set(KEY, "v")
+    version = store.version(KEY)
+    assert alive_at(599)  # unused for 599 s of 600: renewed by this read (due after 300 s)
+    if kind == "memory":
+        assert store.version(KEY) == version  # a renewal is not a change
+    assert alive_at(1198)  # 599 s after that renewal: renewed again
+    assert alive_at(1298)  # 100 s later: too soon to renew, so nothing is written
+    assert not alive_at(1799)  # unused since the renewal at 1198 s: the read at 1298 s did not
+    # renew it
+    clock.now = start
+    store.set("busy", "v")
+    for offset in range(400, 2000, 400):  # used every 400 s: the sliding expiry never hits
+        assert alive_at(offset, "busy"), offset
+    clock.now = start + 1900
+    store.set("busy", "rewritten")  # an overwrite keeps the creation time
+    assert alive_at(1999, "busy")
+    assert not alive_at(2000, "busy")  # the absolute limit, however busy
+    clock.now = start + 2001
+    store.set("busy", "new")  # written again after it expired: a new entry, a new limit
+    assert alive_at(2001 + 500, "busy")  # its own sliding window, from the new write
+    assert store.get("busy") == Entry("new", store.version("busy"))
+
+
 def replace_directory_by_a_file(path: Path) -> None:
     """The store's directory becomes a regular file (a mistaken deploy, another program):
     every operation then fails with NotADirectoryError, an OSError even for root."""
@@ -246,7 +295,7 @@ def replace_directory_by_a_file(path: Path) -> None:
 @pytest.mark.parametrize("operation", ["get", "version", "set", "delete", "lock", "open"])
 def test_io_faults_are_reported_as_store_errors(tmp_path: Path, operation: str) -> None:
     directory = tmp_path / "cache"
-    store = FileStore(directory, 3600)
+    store = FileStore(directory, HOUR)
     store.set(KEY, "value")
     replace_directory_by_a_file(directory)
     operations: dict[str, Callable[[], object]] = {
@@ -255,8 +304,48 @@ def test_io_faults_are_reported_as_store_errors(tmp_path: Path, operation: str) 
         "set": lambda: store.set(KEY, "value"),
         "delete": lambda: store.delete(KEY),
         "lock": lambda: store.lock(KEY).__enter__(),
-        "open": lambda: FileStore(directory, 3600),  # a worker starting after the fault
+        "open": lambda: FileStore(directory, HOUR),  # a worker starting after the fault
     }
     with pytest.raises(StoreError):
         operations[operation]()
     assert store.sweep() == 0  # the sweep (run from `set`) logs and gives up
+
+
+def test_encrypted_entries_are_bound_to_their_key_and_survive_key_rotation(
+        backend: Backend) -> None:
+    """AES-GCM with the storage key as associated data: what is stored holds no plaintext; an
+    entry copied under another account's key, tampered with, or written with a key no longer
+    configured reads as unreadable (the layer above deletes it); a new key in front of the old
+    one keeps old entries readable, and rewrites use the new one."""
+    old, new = parse_keys(new_key())[0], parse_keys(new_key())[0]
+    store = EncryptedStore(backend.store, [old])
+    alice, bob = "app:token_cache:alice.t", "app:token_cache:bob.t"
+    store.set(alice, '{"secret": "alice-refresh-token"}')
+    raw = backend.store.get(alice)
+    assert raw is not None and "alice-refresh-token" not in raw.value
+    assert raw.value.startswith("gcm1.")
+    entry = store.get(alice)
+    assert entry is not None and entry.value == '{"secret": "alice-refresh-token"}'
+    assert entry.version == backend.store.version(alice) == store.version(alice)
+
+    backend.store.set(bob, raw.value)  # Alice's entry copied under Bob's key
+    assert store.get(bob) == Entry("", backend.store.version(bob))
+    tampered = raw.value[:-4] + ("AAAA" if not raw.value.endswith("AAAA") else "BBBB")
+    backend.store.set(bob, tampered)
+    assert store.get(bob) == Entry("", backend.store.version(bob))
+    backend.store.set(bob, '{"secret": "planted in plaintext"}')
+    assert store.get(bob) == Entry("", backend.store.version(bob))
+
+    rotated = EncryptedStore(backend.store, [new, old])  # newest first
+    assert rotated.get(alice) == entry  # written with the old key, still readable
+    rotated.set(alice, "rewritten")
+    assert EncryptedStore(backend.store, [new]).get(alice) is not None
+    dropped = EncryptedStore(backend.store, [old])  # the key that wrote it is gone
+    found = dropped.get(alice)
+    assert found is not None and found.value == ""
+    assert [*parse_keys(f" {new_key()} , {new_key()} ")] and len(
+        parse_keys(f"{new_key()},{new_key()}")) == 2
+    for bad in ("short", "x" * 43 + "!", new_key()[:-2]):
+        with pytest.raises(ValueError, match="key 1 is not 32 bytes") as refused:
+            parse_keys(bad)
+        assert bad not in str(refused.value)

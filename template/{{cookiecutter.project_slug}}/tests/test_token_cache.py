@@ -15,7 +15,7 @@ import msal
 import pytest
 
 from {{ cookiecutter.package_name }}.core.errors import StoreUnavailable
-from {{ cookiecutter.package_name }}.core.stores import Store
+from {{ cookiecutter.package_name }}.core.stores import Expiry, Store
 from {{ cookiecutter.package_name }}.core.stores.filesystem import FileStore
 from {{ cookiecutter.package_name }}.core.stores.memory import MemoryStore
 from {{ cookiecutter.package_name }}.core.token_cache import AccountCaches, parse_entry
@@ -23,6 +23,8 @@ from {{ cookiecutter.package_name }}.core.token_cache import AccountCaches, pars
 from tests.test_stores import StoreProxy
 
 LOGGER = "{{ cookiecutter.package_name }}.core.token_cache"
+
+HOUR = Expiry(3600, 3600)  # sliding and absolute
 
 
 def cache_for(home_account_id: str, refresh_token: str | None = None
@@ -74,7 +76,7 @@ def first(entry: dict[str, Any], section: str) -> dict[str, Any]:
 
 @pytest.fixture(params=["memory", "filesystem"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return MemoryStore(100, 3600) if request.param == "memory" else FileStore(tmp_path, 3600)
+    return MemoryStore(100, HOUR) if request.param == "memory" else FileStore(tmp_path, HOUR)
 
 
 @pytest.fixture
@@ -223,7 +225,7 @@ def test_peek_never_misses_a_write_or_a_sign_out_by_another_process(
     # Another worker process: its own store object on the same directory (files), or the
     # same store used by other code in this process (memory).
     elsewhere = AccountCaches(
-        FileStore(tmp_path, 3600) if isinstance(store, FileStore) else store, "app")
+        FileStore(tmp_path, HOUR) if isinstance(store, FileStore) else store, "app")
     caches.merge("a.t", cache_for("a.t", refresh_token="rt-1"))
     seen = caches.peek("a.t")
     assert caches.peek("a.t") is seen  # unchanged: the same in-process copy

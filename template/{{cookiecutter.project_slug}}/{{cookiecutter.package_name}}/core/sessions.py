@@ -26,11 +26,10 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, TypeVar, overload
 
 from .errors import StoreUnavailable
-from .stores import CorruptEntries, Store, StoreError
+from .stores import RENEW_AFTER_SECONDS, CorruptEntries, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-RENEW_AFTER_SECONDS = 300
 FORMAT = 1
 
 

@@ -35,7 +35,10 @@ from .credentials import (
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"  # Graph's application id, a scope prefix too
-CACHE_BACKENDS = ("memory", "filesystem")
+# Every project has the memory and filesystem stores; a shared one (redis or sql), with its
+# dependencies, only if it was generated with it (AppDefaults.token_cache_backend).
+CACHE_BACKENDS = ("memory", "filesystem", "redis", "sql")
+SHARED_BACKENDS = ("redis", "sql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -79,7 +82,9 @@ class Settings:
     token_cache_dir: Path
     token_cache_prefix: str
     token_cache_max_entries: int
+    # Absolute expiry of a token cache entry (from the sign-in that created it).
     token_cache_ttl_seconds: int
+    # Sliding: a session unused this long ends (its store entry as well).
     session_lifetime_seconds: int
     sign_in_timeout_seconds: int
     ca_bundle: Path | None
@@ -97,6 +102,16 @@ class Settings:
     sessions_per_account: int = 10
     # Every call to the provider or an API completes within this, however slowly it trickles.
     outbound_deadline_seconds: int = 10
+    # The redis or sql backend's URL (it may hold a password: never logged).
+    token_cache_url: str = field(default="", repr=False)
+    # Sliding expiry of a token cache entry; by default the session lifetime.
+    token_cache_sliding_seconds: int = 8 * 3600
+    # Absolute expiry of a session, from its sign-in.
+    session_absolute_seconds: int = 7 * 24 * 3600
+    # In-process copies of token caches, checked against the store's version on every use.
+    token_cache_l1: bool = True
+    # AES-256-GCM keys for entries at rest, newest first (empty: not encrypted).
+    encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def is_b2c(self) -> bool:
@@ -437,6 +452,49 @@ def _tenant_ids(reader: _Reader) -> frozenset[str]:
 EXIT_BAD_SETTINGS = 4
 
 
+# Where a shared store is when its URL is not set: a local server (compose.yaml starts one), or
+# a SQLite file beside the filesystem backend's directory.
+DEFAULT_STORE_URLS = {"redis": "redis://localhost:6379/0",
+                      "sql": "sqlite:///instance/token_cache.sqlite3"}
+STORE_URL_SCHEMES = {"redis": ("redis", "rediss", "unix"),
+                     "sql": ("sqlite", "postgresql", "postgresql+psycopg", "mysql",
+                             "mysql+pymysql", "mariadb", "mariadb+pymysql")}
+
+
+def _store_url(reader: _Reader, backend: str) -> str:
+    """TOKEN_CACHE_REDIS_URL or TOKEN_CACHE_SQL_URL (or its _FILE, as it may hold a password)
+    for a shared backend; "" otherwise."""
+    if backend not in SHARED_BACKENDS:
+        return ""
+    name = f"TOKEN_CACHE_{backend.upper()}_URL"
+    url = reader.secret(name, required=False) or DEFAULT_STORE_URLS[backend]
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in STORE_URL_SCHEMES[backend]:
+        # Never the URL itself in the message: it may hold a password.
+        reader.problems.append(
+            f"{name} must start with one of "
+            f"{', '.join(s + '://' for s in STORE_URL_SCHEMES[backend])}"
+            + (" (SQLAlchemy URLs: postgresql+psycopg://, mysql+pymysql://, sqlite:///)."
+               if backend == "sql" else "."))
+    return url
+
+
+def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
+    from .stores.encrypted import parse_keys
+
+    text = reader.secret("TOKEN_CACHE_ENCRYPTION_KEYS", required=False)
+    if not text:
+        return ()
+    try:
+        return tuple(parse_keys(text))
+    except ValueError as exc:
+        reader.problems.append(
+            f"TOKEN_CACHE_ENCRYPTION_KEYS: {exc}; a new key: `python -c 'import base64, os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'` (newest first, "
+            "comma-separated).")
+        return ()
+
+
 def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Settings:
     """The settings an app factory starts with, with logging set to their level.
 
@@ -486,10 +544,28 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
         )
     backend = reader.text("TOKEN_CACHE_BACKEND", defaults.token_cache_backend)
-    if backend not in CACHE_BACKENDS:
+    available = [b for b in CACHE_BACKENDS
+                 if b not in SHARED_BACKENDS or b == defaults.token_cache_backend]
+    if backend not in available:
         reader.problems.append(
-            f"TOKEN_CACHE_BACKEND={backend!r} is not one of {', '.join(CACHE_BACKENDS)}."
+            f"TOKEN_CACHE_BACKEND={backend!r} is not one of {', '.join(available)}"
+            + (" (a redis or sql backend is chosen when the project is generated, with its "
+               "dependencies)." if backend in SHARED_BACKENDS else ".")
         )
+    store_url = _store_url(reader, backend)
+    session_lifetime = reader.integer("SESSION_LIFETIME_SECONDS", 8 * 3600, 60)
+    session_absolute = reader.integer("SESSION_ABSOLUTE_SECONDS", 7 * 24 * 3600, 60)
+    cache_absolute = reader.integer("TOKEN_CACHE_TTL_SECONDS", 14 * 24 * 3600, 60)
+    cache_sliding = reader.integer("TOKEN_CACHE_SLIDING_SECONDS", session_lifetime, 60)
+    for sliding, absolute, names in (
+            (session_lifetime, session_absolute,
+             ("SESSION_LIFETIME_SECONDS", "SESSION_ABSOLUTE_SECONDS")),
+            (cache_sliding, cache_absolute,
+             ("TOKEN_CACHE_SLIDING_SECONDS", "TOKEN_CACHE_TTL_SECONDS"))):
+        if sliding > absolute:
+            reader.problems.append(
+                f"{names[0]}={sliding} is longer than its absolute limit {names[1]}={absolute}: "
+                "shorten it or raise the limit.")
     ca_bundle = reader.raw("CA_BUNDLE")
     if ca_bundle and not Path(ca_bundle).is_file():
         reader.problems.append(f"CA_BUNDLE={ca_bundle!r} is not a readable PEM file.")
@@ -518,8 +594,8 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         token_cache_dir=Path(reader.text("TOKEN_CACHE_DIR", "instance/token_cache")),
         token_cache_prefix=reader.text("TOKEN_CACHE_PREFIX", defaults.app_slug),
         token_cache_max_entries=reader.integer("TOKEN_CACHE_MAX_ENTRIES", 10_000, 1),
-        token_cache_ttl_seconds=reader.integer("TOKEN_CACHE_TTL_SECONDS", 14 * 24 * 3600, 60),
-        session_lifetime_seconds=reader.integer("SESSION_LIFETIME_SECONDS", 8 * 3600, 60),
+        token_cache_ttl_seconds=cache_absolute,
+        session_lifetime_seconds=session_lifetime,
         sign_in_timeout_seconds=reader.integer("SIGN_IN_TIMEOUT_SECONDS", 600, 30),
         ca_bundle=Path(ca_bundle) if ca_bundle else None,
         trusted_proxy_hops=reader.integer("TRUSTED_PROXY_HOPS", 0, 0),
@@ -531,6 +607,11 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         session_max_entries=reader.integer("SESSION_MAX_ENTRIES", 100_000, 100),
         sessions_per_account=reader.integer("SESSIONS_PER_ACCOUNT", 10, 1),
         outbound_deadline_seconds=reader.integer("OUTBOUND_DEADLINE_SECONDS", 10, 1),
+        token_cache_url=store_url,
+        token_cache_sliding_seconds=cache_sliding,
+        session_absolute_seconds=session_absolute,
+        token_cache_l1=reader.boolean("TOKEN_CACHE_L1", True),
+        encryption_keys=_encryption_keys(reader),
     )
     if settings.allowed_tenant_ids and not settings.authority:
         reader.problems.append(

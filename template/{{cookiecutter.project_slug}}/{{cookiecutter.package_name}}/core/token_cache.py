@@ -14,8 +14,9 @@ Safety rules, whatever the store:
   (with rotating refresh tokens, parallel refreshes waste grants and can revoke each other).
 
 The read path takes no lock and writes nothing: `peek` serves an in-process copy of the parsed
-entry, valid while the store reports the same version for it (see `Entry.version`), so a refresh
-or a sign-out in another worker process is never missed.
+entry (the first-level cache, TOKEN_CACHE_L1), valid while the store reports the same version for
+it (see `Entry.version`), so a refresh or a sign-out in another worker process or app instance
+is never missed. With it off, every use reads and parses the entry from the store.
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ def _holds_tokens(cache: msal.SerializableTokenCache) -> bool:
 class AccountCaches:
     """Opens, checks, saves and removes the per-account MSAL caches."""
 
-    def __init__(self, store: Store, prefix: str) -> None:
+    def __init__(self, store: Store, prefix: str, *, l1: bool = True) -> None:
         self.store = store
         self.prefix = prefix
+        self.l1 = l1
         self._copies: cachetools.LRUCache[str, tuple[Hashable, msal.SerializableTokenCache]] = (
             cachetools.LRUCache(PARSED_COPIES))
         self._copies_guard = threading.Lock()
@@ -119,6 +121,9 @@ class AccountCaches:
         Served from an in-process copy while the store reports the same version.
         """
         key = self.key(home_account_id)
+        if not self.l1:
+            _, data = self._read(home_account_id)
+            return _cache_of(data) if data is not None else msal.SerializableTokenCache()
         try:
             version = self.store.version(key)
         except StoreError as exc:

@@ -297,7 +297,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     """The app's services; `clock` (wall-clock seconds) is the one time source of sessions,
     sign-in flows and the web rules."""
     caches = AccountCaches(build_store(settings, "token_caches", clock),
-                           settings.token_cache_prefix)
+                           settings.token_cache_prefix, l1=settings.token_cache_l1)
     sessions = Sessions(build_store(settings, "sessions", clock), settings.token_cache_prefix,
                         lifetime_seconds=settings.session_lifetime_seconds,
                         per_account=settings.sessions_per_account, clock=clock)

@@ -117,17 +117,40 @@ class CorruptEntries:
 def build_store(settings: Settings, purpose: Purpose,
                 clock: Callable[[], float] = time.time) -> Store:
     """The store for sessions or for token caches, each with its own bound and lifetime, so that
-    one kind of entry never evicts the other; entries age by `clock` (wall-clock seconds)."""
+    one kind of entry never evicts the other; entries age by `clock` (wall-clock seconds).
+
+    With TOKEN_CACHE_ENCRYPTION_KEYS, both kinds are encrypted at rest (see encrypted.py)."""
     if purpose == "sessions":
-        ttl, max_entries = settings.session_lifetime_seconds, settings.session_max_entries
+        expiry = Expiry(settings.session_lifetime_seconds, settings.session_absolute_seconds)
+        max_entries = settings.session_max_entries
         directory = settings.token_cache_dir / "sessions"
     else:
-        ttl, max_entries = settings.token_cache_ttl_seconds, settings.token_cache_max_entries
+        expiry = Expiry(settings.token_cache_sliding_seconds, settings.token_cache_ttl_seconds)
+        max_entries = settings.token_cache_max_entries
         directory = settings.token_cache_dir
-    if settings.token_cache_backend == "filesystem":
+    store: Store
+    backend = settings.token_cache_backend
+    if backend == "filesystem":
         from .filesystem import FileStore
 
-        return FileStore(directory, ttl, clock)
-    from .memory import MemoryStore
+        store = FileStore(directory, expiry, clock)
+{% if cookiecutter.cache_backend == "redis" %}
+    elif backend == "redis":
+        from .redis import RedisStore
 
-    return MemoryStore(max_entries, ttl, timer=clock)
+        store = RedisStore(settings.token_cache_url, expiry, clock)
+{% elif cookiecutter.cache_backend == "sql" %}
+    elif backend == "sql":
+        from .sql import SqlStore
+
+        store = SqlStore(settings.token_cache_url, expiry, clock)
+{% endif %}
+    else:
+        from .memory import MemoryStore
+
+        store = MemoryStore(max_entries, expiry, timer=clock)
+    if settings.encryption_keys:
+        from .encrypted import EncryptedStore
+
+        store = EncryptedStore(store, settings.encryption_keys)
+    return store

@@ -3,6 +3,9 @@
 
 - Writes go to a temporary file that replaces the entry atomically: a reader sees the old value
   or the new one, never half of one.
+- A file's first line records when the entry was created (for the absolute expiry); its
+  modification time is when it was last used (the sliding expiry): written, or renewed by a read
+  at most every RENEW_AFTER_SECONDS.
 - The directory is created (or tightened) to 0700 here, before anything else writes into it.
 - File names are hashes of the keys: no account id or session id appears in a name, and no key
   can name a path outside the directory.
@@ -23,11 +26,12 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import cachetools
 import filelock
 
-from . import Entry, StoreError
+from . import RENEW_AFTER_SECONDS, Entry, Expiry, StoreError
 from .memory import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,15 @@ def private_directory(path: Path) -> Path:
     return path
 
 
+# The first line of every entry file: the format, then the creation time in seconds.
+HEADER = b"msal-webapp-store/1 "
+
+
+class _Loaded(NamedTuple):
+    entry: Entry
+    created: float
+
+
 class FileStore:
     blocking = True
     SWEEP_INTERVAL_SECONDS = 3600.0
@@ -51,18 +64,19 @@ class FileStore:
     LOCK_TIMEOUT_SECONDS = 30.0
     RECENT_ENTRIES = 1024  # entries kept in memory, each used only while its file is unchanged
 
-    def __init__(self, directory: Path, ttl_seconds: int,
+    def __init__(self, directory: Path, expiry: Expiry,
                  clock: Callable[[], float] = time.time) -> None:
         """`clock`: wall-clock seconds, against which the files' modification times (set by the
         system when they are written) are aged."""
         self._dir = private_directory(directory)
         self._dir_str = str(self._dir)
         self._lock_dir = private_directory(directory / "locks")
-        self._ttl = ttl_seconds
+        self._expiry = expiry
         self._clock = clock
         self._locks = KeyedLocks()
         self._next_sweep = time.monotonic() + self.SWEEP_INTERVAL_SECONDS
-        self._recent: cachetools.LRUCache[str, Entry] = cachetools.LRUCache(self.RECENT_ENTRIES)
+        self._recent: cachetools.LRUCache[str, _Loaded] = cachetools.LRUCache(
+            self.RECENT_ENTRIES)
         self._recent_guard = threading.Lock()
 
     def _digest(self, key: str) -> str:
@@ -73,73 +87,99 @@ class FileStore:
         # more than the hash.
         return f"{self._dir_str}/{self._digest(key)}.json"
 
-    def _live_stat(self, path: str) -> os.stat_result | None:
+    def _stat(self, path: str) -> os.stat_result | None:
         try:
-            info = os.stat(path)
+            return os.stat(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {os.path.basename(path)}: {exc}") from exc
-        if info.st_mtime + self._ttl < self._clock():
-            return None  # expired; the sweep removes it
-        return info
 
     @staticmethod
     def _version(info: os.stat_result) -> Hashable:
-        # A replace makes a new inode; size and nanosecond mtime catch the rest.
+        # A replace makes a new inode; size and nanosecond mtime catch the rest. A renewal
+        # (a new mtime) changes it too, which costs in-process copies one re-read.
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
+    def _load(self, key: str) -> _Loaded | None:
+        """The live entry: from memory while its file is unchanged (one stat), else read."""
+        path = self._path(key)
+        info = self._stat(path)
+        if info is None or info.st_mtime + self._expiry.sliding_seconds <= self._clock():
+            return None  # absent, or unused for too long; the sweep removes it
+        with self._recent_guard:
+            loaded = self._recent.get(key)
+        if loaded is None or loaded.entry.version != self._version(info):
+            loaded = self._read(path)
+            if loaded is None:
+                return None
+            with self._recent_guard:
+                self._recent[key] = loaded
+        now = self._clock()
+        used = info.st_mtime
+        if now >= self._expiry.deadline(loaded.created, used):
+            return None  # past its absolute limit
+        if now - used >= RENEW_AFTER_SECONDS:
+            self._renew(path, now)
+        return loaded
+
+    def _renew(self, path: str, now: float) -> None:
+        """Renew the sliding expiry: the file's modification time is its last use."""
+        try:
+            os.utime(path, (now, now))
+        except OSError:
+            # Not fatal (read-only directory...): the entry expires a little earlier.
+            log.debug("could not renew %s", os.path.basename(path), exc_info=True)
+
     def version(self, key: str) -> Hashable | None:
-        info = self._live_stat(self._path(key))
-        return self._version(info) if info else None
+        loaded = self._load(key)
+        return loaded.entry.version if loaded else None
 
     def get(self, key: str) -> Entry | None:
-        path = self._path(key)
-        # A stat is cheaper than opening and reading: an entry read before and unchanged since
-        # (same inode, size and mtime) is served from memory.
-        info = self._live_stat(path)
-        if info is None:
-            return None
-        with self._recent_guard:
-            recent = self._recent.get(key)
-        if recent is not None and recent.version == self._version(info):
-            return recent
-        entry = self._read(path)
-        if entry is not None:
-            with self._recent_guard:
-                self._recent[key] = entry
-        return entry
+        loaded = self._load(key)
+        return loaded.entry if loaded else None
 
-    def _read(self, path: str) -> Entry | None:
+    def _read(self, path: str) -> _Loaded | None:
         try:
             with open(path, "rb") as handle:
                 info = os.fstat(handle.fileno())  # the version of what is read, not a newer file
-                if info.st_mtime + self._ttl < self._clock():
-                    return None
                 data = handle.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {os.path.basename(path)}: {exc}") from exc
+        version = self._version(info)
+        header, _, body = data.partition(b"\n")
         try:
-            return Entry(data.decode("utf-8"), self._version(info))
-        except UnicodeDecodeError:
-            return Entry("", self._version(info))  # unreadable: the layer above discards it
+            if not header.startswith(HEADER):
+                raise ValueError("no header")
+            created = float(header[len(HEADER):])
+            return _Loaded(Entry(body.decode("utf-8"), version), created)
+        except (ValueError, UnicodeDecodeError):
+            # Unreadable: the layer above finds it corrupt and deletes it.
+            return _Loaded(Entry("", version), info.st_mtime)
 
     def set(self, key: str, value: str) -> None:
         path = self._path(key)
+        # An entry that exists (and has not expired) keeps its creation time.
+        try:
+            existing = self._load(key)
+        except StoreError:
+            existing = None
+        created = existing.created if existing else self._clock()
         try:
             fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")  # created 0600
         except OSError as exc:
             raise StoreError(f"cannot write {os.path.basename(path)}: {exc}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(value.encode("utf-8"))
+                handle.write(HEADER + repr(created).encode() + b"\n" + value.encode("utf-8"))
                 handle.flush()
                 # File systems stamp writes with a coarse clock (a few ms), and a replaced
-                # file's inode number can come back: a precise mtime keeps two quick writes of
-                # the same size apart in `version`.
-                now = time.time_ns()
+                # file's inode number can come back: a precise mtime (the store's clock, a
+                # float good to a quarter of a microsecond) keeps two quick writes of the same
+                # size apart in `version`. It is also the entry's last use.
+                now = int(self._clock() * 1_000_000_000)
                 os.utime(handle.fileno(), ns=(now, now))
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -171,7 +211,7 @@ class FileStore:
         for path in paths:
             try:
                 age = now - path.stat().st_mtime
-                if (path.suffix == ".json" and age > self._ttl) or (
+                if (path.suffix == ".json" and age > self._expiry.sliding_seconds) or (
                         path.name.startswith(".tmp-") and age > self.SWEEP_INTERVAL_SECONDS):
                     path.unlink()
                     removed += 1

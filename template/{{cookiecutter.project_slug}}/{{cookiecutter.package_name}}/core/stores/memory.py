@@ -1,5 +1,5 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
-"""Bounded in-process store: least recently used entries go first, entries expire.
+"""Bounded in-process store: least recently used entries go first, entries expire (see Expiry).
 
 For one process only: with several worker processes each has its own sessions and caches.
 """
@@ -12,10 +12,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
+from typing import NamedTuple
 
 import cachetools
 
-from . import Entry
+from . import RENEW_AFTER_SECONDS, Entry, Expiry
 
 
 class KeyedLocks:
@@ -35,30 +36,48 @@ class KeyedLocks:
             return lock
 
 
+class _Stored(NamedTuple):
+    value: str
+    version: int  # a write counter, unique within the process
+    created: float
+    used: float  # last written, or renewed by a read
+
+
 class MemoryStore:
     blocking = False  # a dict in this process
-    def __init__(self, max_entries: int, ttl_seconds: int,
+
+    def __init__(self, max_entries: int, expiry: Expiry,
                  timer: Callable[[], float] = time.monotonic) -> None:
-        # The value is kept with its version: a write counter, unique within the process.
-        self._data: cachetools.TTLCache[str, tuple[str, int]] = cachetools.TTLCache(
-            max_entries, ttl_seconds, timer=timer)
+        self._expiry = expiry
+        self._timer = timer
+        self._data: cachetools.TLRUCache[str, _Stored] = cachetools.TLRUCache(
+            max_entries, lambda _key, stored, _now: expiry.deadline(stored.created, stored.used),
+            timer=timer)
         self._guard = threading.Lock()  # cachetools caches are not thread-safe
         self._counter = itertools.count(1)
         self._locks = KeyedLocks()
 
-    def get(self, key: str) -> Entry | None:
+    def _live(self, key: str) -> _Stored | None:
         with self._guard:
             found = self._data.get(key)
-        return Entry(found[0], found[1]) if found else None
+            if found is not None and self._timer() - found.used >= RENEW_AFTER_SECONDS:
+                found = self._data[key] = found._replace(used=self._timer())
+        return found
+
+    def get(self, key: str) -> Entry | None:
+        found = self._live(key)
+        return Entry(found.value, found.version) if found else None
 
     def version(self, key: str) -> Hashable | None:
-        with self._guard:
-            found = self._data.get(key)
-        return found[1] if found else None
+        found = self._live(key)
+        return found.version if found else None
 
     def set(self, key: str, value: str) -> None:
         with self._guard:
-            self._data[key] = (value, next(self._counter))
+            now = self._timer()
+            old = self._data.get(key)
+            self._data[key] = _Stored(value, next(self._counter),
+                                      old.created if old else now, now)
 
     def delete(self, key: str) -> None:
         with self._guard:
