@@ -171,6 +171,23 @@ def foreign_framework_files(project: Path, framework: str, package: str) -> list
     return problems
 
 
+def foreign_backend_files(project: Path, backend: str, package: str) -> list[str]:
+    """Files of a shared store other than `backend`'s left in the project, or its own missing."""
+    problems = []
+    shared: dict[str, tuple[str, ...]] = post_gen_hook().BACKEND_FILES
+    for other, files in shared.items():
+        for name in files:
+            path = project / name.format(package=package)
+            if other != backend and path.exists():
+                problems.append(f"{path.relative_to(project)}: a file of the {other} store")
+            elif other == backend and not name.startswith("compose.") and not path.exists():
+                problems.append(f"{path.relative_to(project)}: missing for the {other} store")
+    if (project / "compose.yaml").exists() != (backend in shared):
+        problems.append(f"compose.yaml: {'missing' if backend in shared else 'not expected'} "
+                        f"for the {backend} store")
+    return problems
+
+
 def junit_outcomes(report: Path) -> dict[str, str]:
     """{test id: passed | failed | error | skipped} from a pytest JUnit XML report."""
     import xml.etree.ElementTree as ET
@@ -239,6 +256,8 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
     context = gspec.spec_to_context(gspec.load_spec(spec_file))
     bake.problems += [f"files: {p}" for p in foreign_framework_files(
         project, context["framework"], context["package_name"])]
+    bake.problems += [f"files: {p}" for p in foreign_backend_files(
+        project, context["cache_backend"], context["package_name"])]
     bake.problems += [f"files: {m} is listed in SHAPE_INDEPENDENT_MODULES but not generated"
                       for m in SHAPE_INDEPENDENT_MODULES if not (project / m).is_file()]
     ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake)

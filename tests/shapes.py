@@ -103,8 +103,8 @@ def example_rows() -> list[Row]:
 
 # The greedy search below depends on the order of candidates (a fixed shuffle); it is only the
 # start: `shrink` then repairs fewer rows until they cover every pair again.
-CANDIDATE_ORDER_SEED = 5
-REPAIR_SEED = 0
+CANDIDATE_ORDER_SEED = 0
+REPAIR_SEED = 3
 REPAIR_STEPS = 20_000
 
 

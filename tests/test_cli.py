@@ -176,8 +176,8 @@ RULES: list[tuple[str, Mutation, list[str]]] = [
     ("credential-callable-keyword",
      _cred("assertion", source="callable", callable="contoso.class:sign"),
      ["credential.callable: 'contoso.class:sign' is not an importable function"]),
-    ("cache-choice", _set("cache.backend", "redis"),
-     ["cache.backend: 'redis'", "allowed: 'memory', 'filesystem'"]),
+    ("cache-choice", _set("cache.backend", "mongodb"),
+     ["cache.backend: 'mongodb'", "allowed: 'memory', 'filesystem', 'redis', 'sql'"]),
     ("apis-wrong-type", _set("downstream_apis", ["graph"]),
      ["downstream_apis: expected a mapping"]),
     ("api-name", _set("downstream_apis.To-Do", {"base_url": "https://x.com", "scopes": ["a/b"]}),
@@ -258,7 +258,7 @@ def test_rule_rejected_without_output(tmp_path: Path, spec: dict[str, Any], muta
 def test_all_errors_reported_at_once(tmp_path: Path, spec: dict[str, Any],
                                      capsys: pytest.CaptureFixture[str]) -> None:
     spec["framework"] = "pyramid"
-    spec["cache"]["backend"] = "redis"
+    spec["cache"]["backend"] = "mongodb"
     spec["redirect_path"] = "/logout"
     rc, out = _run(tmp_path, spec)
     err = capsys.readouterr().err
@@ -310,13 +310,13 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script(tmp_path: Path, spec: dict[str, Any]) -> None:
-    spec["cache"]["backend"] = "redis"
+    spec["cache"]["backend"] = "mongodb"
     script = Path(sys.executable).parent / "msal-webapp"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
     proc = subprocess.run([*command, "new", str(write_spec(tmp_path, spec)), "-o",
                            str(tmp_path / "out")], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
-    assert "error: cache.backend: 'redis'" in proc.stderr
+    assert "error: cache.backend: 'mongodb'" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 

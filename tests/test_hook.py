@@ -121,9 +121,9 @@ def test_bake_rejects(cookies: Any, tmp_path: Path, capfd: pytest.CaptureFixture
 
 
 def test_bake_invalid_choice_is_cookiecutters(cookies: Any) -> None:
-    result = cookies.bake(template=str(TEMPLATE), extra_context={"cache_backend": "redis"})
+    result = cookies.bake(template=str(TEMPLATE), extra_context={"cache_backend": "mongodb"})
     assert result.exit_code != 0 and isinstance(result.exception, ValueError)
-    assert "redis provided for choice variable cache_backend" in str(result.exception)
+    assert "mongodb provided for choice variable cache_backend" in str(result.exception)
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
@@ -199,3 +199,30 @@ def test_post_gen_hook_keeps_only_the_chosen_framework(tmp_path: Path) -> None:
     assert (project / "README.md").read_text() == "shared"
     assert hook.select_framework(project, "rails") == [
         "framework: 'rails' is not one of flask, django, fastapi"]
+
+
+def test_post_gen_hook_keeps_only_the_chosen_shared_store(tmp_path: Path) -> None:
+    """The redis and sql stores' files only in a project generated with that store; its
+    compose file becomes compose.yaml; memory and filesystem projects get none."""
+    hook = _post_gen_hook()
+    every = {name for files in hook.BACKEND_FILES.values() for name in files}
+    for backend in gspec.rules().CACHE_BACKENDS:
+        project = tmp_path / backend
+        for name in every:
+            path = project / name.format(package="pkg")
+            if name.endswith("/"):
+                (path / "versions").mkdir(parents=True)
+                (path / "versions" / "0001.py").write_text("")
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(name)
+        hook.select_backend(project, backend, "pkg")
+        hook.select_backend(project, backend, "pkg")  # idempotent
+        left = {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+        own = {name.format(package="pkg") for name in hook.BACKEND_FILES.get(backend, ())}
+        expected = {n for n in own if not n.endswith("/") and not n.startswith("compose.")}
+        expected |= {n + "versions/0001.py" for n in own if n.endswith("/")}
+        if backend in hook.BACKEND_FILES:
+            expected.add("compose.yaml")
+            assert (project / "compose.yaml").read_text() == f"compose.{backend}.yaml"
+        assert left == expected, backend

@@ -57,7 +57,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, str], set[str]]] = [
                                "certificate_file": "/etc/portal certs/client.pfx"}),
      {"CLIENT_CREDENTIAL": "certificate", "CLIENT_CERTIFICATE_FILE": "/etc/portal certs/client.pfx",
       "CLIENT_CERTIFICATE_X5C": "chain"}, set()),
-    ("example-filesystem", gspec.load_spec(ROOT / "examples" / "filesystem.yaml"),
+    ("example-certificate", gspec.load_spec(ROOT / "examples" / "certificate.yaml"),
      {"CLIENT_CREDENTIAL": "certificate",
       "CLIENT_CERTIFICATE_FILE": "/run/secrets/fabrikam/client.pem",
       "CLIENT_PRIVATE_KEY_FILE": "/run/secrets/fabrikam/client.key"}, set()),

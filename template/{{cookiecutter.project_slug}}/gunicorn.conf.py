@@ -29,7 +29,8 @@ threads = 8
 # Sessions and token caches live in the worker process with the "memory" backend: a second
 # process would not know the users signed in with the first one, and would send about half of
 # the requests back to sign in. The "filesystem" backend is shared by the processes of one
-# machine, so more processes can serve (WEB_CONCURRENCY, default 2).
+# machine, and "redis" and "sql" by every instance, so more processes can serve
+# (WEB_CONCURRENCY, default 2).
 _backend = (os.environ.get("TOKEN_CACHE_BACKEND") or DEFAULTS.token_cache_backend).strip().lower()
 workers = 1 if _backend == "memory" else int(os.environ.get("WEB_CONCURRENCY") or "2")
 

@@ -28,6 +28,7 @@ from devprovider import StandIn
 from devprovider.__main__ import register_apis
 from tests.app_server import serve
 from tests.browser import Browser
+from tests.services import shared_store
 
 pytest_plugins = ["tests.devprovider_fixtures"]
 
@@ -92,6 +93,8 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
         "SECRET_KEY": secrets.token_urlsafe(48),
         "CA_BUNDLE": ca_path,
         "TOKEN_CACHE_DIR": str(tmp_path / "token_cache"),
+        # A redis or sql project: the test's own prefix on the machine's real server.
+        **shared_store().environment(),
         "LOG_LEVEL": "WARNING",
         **register_apis(standin, DEFAULTS.downstream_apis),
     }
@@ -101,6 +104,13 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
     standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"],
                             optional_claims=list(optional_claims))
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_store_cleanup() -> Iterator[None]:
+    """At the end, remove what this test process left in a shared store (if it used one)."""
+    yield
+    shared_store().close()
 
 
 @pytest.fixture

@@ -194,7 +194,7 @@ def signed_out_cookies(settings: Settings) -> CookieChanges:
 
 
 SESSION_STORE_DOWN = ("This app's session storage is not working, so you cannot stay signed in. "
-                      "Please try again in a few minutes.")
+                      "Please sign in again in a few minutes.")
 
 
 def sign_in_refused(settings: Settings, session: SessionState, cookies: Mapping[str, str],
