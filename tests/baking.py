@@ -217,20 +217,30 @@ SHAPE_INDEPENDENT_MODULES = (
     "tests/test_http_client.py", "tests/test_time_limits.py", "tests/test_stores.py",
     "tests/test_sessions.py", "tests/test_token_cache.py", "tests/test_browser.py",
     "tests/test_devprovider.py", "tests/test_production_server.py", "tests/test_real_browser.py",
-    "tests/test_credential_kinds.py",
+    "tests/test_credential_kinds.py", "tests/test_redis_store.py", "tests/test_sql_store.py",
+    "tests/test_tcp_proxy.py", "tests/test_instances.py",
 )
+# What a page does with each store, in every framework: the web flow, store faults, and two
+# app instances under their production servers sharing a store. The backend parity test runs
+# these (and only these) for every store in every framework and compares their test ids.
+BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
+                       "tests/test_instances.py")
 
 
 def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                    mypy_cache: Path, *, whole_suite: bool = True,
-                   framework: str | None = None) -> Bake:
+                   framework: str | None = None, backend: str | None = None,
+                   modules: tuple[str, ...] = ()) -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, mypy and its suite
-    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``); ``framework`` overrides the
-    spec's."""
+    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given);
+    ``framework`` and ``backend`` override the spec's."""
     workdir.mkdir(parents=True, exist_ok=True)
-    if framework is not None:
-        spec = {**(gspec.load_spec(spec) if isinstance(spec, Path) else spec),
-                "framework": framework}
+    if framework is not None or backend is not None:
+        spec = dict(gspec.load_spec(spec) if isinstance(spec, Path) else spec)
+        if framework is not None:
+            spec["framework"] = framework
+        if backend is not None:
+            spec["cache"] = {"backend": backend}
     if isinstance(spec, Path):
         spec_file = spec
     else:
@@ -276,7 +286,8 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
     suite = _run("generated suite",
                  [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
                   "-p", "no:xdist", "-p", "no:randomly", f"--junitxml={report}",
-                  *([] if whole_suite else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES])],
+                  *([] if whole_suite or modules
+                    else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]), *modules],
                  project, bake, env)
     bake.outcomes = junit_outcomes(report)
     if suite is not None:

@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
-from baking import FRAMEWORKS, Bake, bake_and_check, post_gen_hook
+from baking import BEHAVIOURAL_MODULES, FRAMEWORKS, Bake, bake_and_check, post_gen_hook
 from hypothesis import HealthCheck, Phase, given, settings
 from shapes import R, describe, pairwise_shapes, specs
+
+from generator import spec as gspec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -67,34 +69,63 @@ def test_example_bakes_and_its_suite_passes(example: Path, tmp_path: Path, mypy_
     _assert_bake_passed(bake, describe(yaml.safe_load(example.read_text())), record_property)
 
 
-def test_every_framework_passes_the_same_shared_tests(tmp_path: Path, mypy_cache: Path,
-                                                      record_property: Any) -> None:
+def test_every_framework_and_store_passes_the_same_tests(tmp_path: Path, mypy_cache: Path,
+                                                         record_property: Any) -> None:
     """examples/app.yaml baked for each framework: each whole generated suite passes, and the
     shared modules (the behavioural suite, the real-browser test, …) pass with the same test
-    ids in all three. The three suites run at once (each bake is mostly waiting on I/O)."""
+    ids in all three. Then the same spec with every other store (filesystem, redis, sql) in
+    every framework: the behavioural modules (web flow, store faults, two instances under their
+    production servers) pass with the same ids as with memory. The frameworks bake at once
+    (each bake is mostly waiting on I/O); each framework's stores one after the other, so that
+    they share a mypy cache."""
+    assert gspec.load_spec(PARITY_EXAMPLE)["cache"]["backend"] == "memory"
+    stores = ("memory", *(b for b in R.CACHE_BACKENDS if b != "memory"))
+
+    def bake_framework(framework: str) -> list[tuple[tuple[str, str, str], Bake]]:
+        done = []
+        for backend in stores:
+            scope = "whole" if backend == "memory" else "behaviour"
+            done.append(((framework, backend, scope), bake_and_check(
+                f"example-app-{framework}-{backend}", PARITY_EXAMPLE,
+                tmp_path / f"{framework}-{backend}", mypy_cache / framework,
+                framework=framework, backend=backend,
+                modules=() if scope == "whole" else BEHAVIOURAL_MODULES)))
+        return done
+
     with ThreadPoolExecutor(max_workers=len(FRAMEWORKS)) as pool:
-        bakes = dict(zip(FRAMEWORKS, pool.map(
-            lambda fw: bake_and_check(f"example-app-{fw}", PARITY_EXAMPLE, tmp_path / fw,
-                                      mypy_cache / fw, framework=fw), FRAMEWORKS), strict=True))
-    for framework, bake in bakes.items():
-        print(f"{framework}: {bake.generated_summary} "
-              + " ".join(f"{k}={v:.1f}s" for k, v in bake.timings.items()))
-    failed = [bake for bake in bakes.values() if bake.problems]
+        bakes = dict(item for items in pool.map(bake_framework, FRAMEWORKS) for item in items)
+    for (framework, backend, _), done in bakes.items():
+        print(f"{framework}/{backend}: {done.generated_summary} "
+              + " ".join(f"{k}={v:.1f}s" for k, v in done.timings.items()))
+    failed = [done for done in bakes.values() if done.problems]
     if failed:
-        _assert_bake_passed(failed[0], f"{len(failed)} of {len(bakes)} frameworks failed",
+        _assert_bake_passed(failed[0], f"{len(failed)} of {len(bakes)} bakes failed",
                             record_property)
+
+    def passed(done: Bake, modules: set[str]) -> set[str]:
+        return {test for test, outcome in done.outcomes.items()
+                if outcome == "passed" and test.split("::")[0] in modules}
+
     shared = shared_test_modules()
-    passed = {framework: {test for test, outcome in bake.outcomes.items()
-                          if outcome == "passed" and test.split("::")[0] in shared}
-              for framework, bake in bakes.items()}
-    assert all(passed.values()), {fw: len(ids) for fw, ids in passed.items()}
-    assert "tests/test_web_flow.py" in {test.split("::")[0] for test in passed["flask"]}
-    everywhere = set.intersection(*passed.values())
-    differences = {framework: sorted(ids - everywhere) for framework, ids in passed.items()}
+    by_framework = {fw: passed(done, shared) for (fw, backend, _), done in bakes.items()
+                    if backend == "memory"}
+    assert all(by_framework.values()), {fw: len(ids) for fw, ids in by_framework.items()}
+    assert "tests/test_web_flow.py" in {t.split("::")[0] for t in by_framework["flask"]}
+    everywhere = set.intersection(*by_framework.values())
+    differences = {fw: sorted(ids - everywhere) for fw, ids in by_framework.items()}
     assert not any(differences.values()), f"passed in some frameworks only: {differences}"
-    record_property("spec_shape", "example-app (3 frameworks)")
-    record_property("timings", {fw: round(b.timings.get("generated suite", 0), 1)
-                                for fw, b in bakes.items()})
+
+    behavioural = set(BEHAVIOURAL_MODULES)
+    by_job = {f"{fw}/{backend}": passed(done, behavioural)
+              for (fw, backend, _), done in bakes.items()}
+    reference = by_job["flask/memory"]
+    assert {t.split("::")[0] for t in reference} == behavioural, sorted(reference)[:5]
+    by_store = {job: {"missing": sorted(reference - ids), "extra": sorted(ids - reference)}
+                for job, ids in by_job.items() if ids != reference}
+    assert not by_store, f"behavioural tests that differ from flask/memory: {by_store}"
+    record_property("spec_shape", "example-app (3 frameworks x 4 stores)")
+    record_property("timings", {f"{fw}/{backend}": round(b.timings.get("generated suite", 0), 1)
+                                for (fw, backend, _), b in bakes.items()})
 
 
 @pytest.mark.parametrize("shape_id", sorted(SHAPES))

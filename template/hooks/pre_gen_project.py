@@ -54,7 +54,8 @@ SHADOWED_IMPORTS = frozenset({
     "flask", "msal", "requests", "jwt", "tests", "devprovider", "cachelib", "filelock",
     "cachetools", "dotenv", "werkzeug", "jinja2", "itsdangerous", "flask_session",
     "cryptography", "trustme", "pytest", "conftest", "cookiecutter", "generator", "urllib3",
-    "gunicorn", "certifi", "selenium", "msal_extensions", "redis", "sqlalchemy", "alembic", "psycopg", "pymysql", "django", "whitenoise", "fastapi",
+    "gunicorn", "certifi", "selenium", "msal_extensions", "redis", "sqlalchemy", "alembic",
+    "psycopg", "pymysql", "django", "whitenoise", "fastapi",
     "starlette", "uvicorn", "httpx", "httpcore", "anyio", "sniffio", "multipart",
     "python_multipart", "pydantic", "manage",
 })

@@ -145,6 +145,39 @@ def describe_credential(env: Mapping[str, str]) -> str:
     return "a client secret made for this run"
 
 
+def dev_store(folder: Path) -> tuple[dict[str, str], str]:
+    """The store sessions and token caches live in for this run, and a line saying which.
+
+    A redis project uses the Redis at TOKEN_CACHE_REDIS_URL (default localhost, as compose.yaml
+    starts it) under a prefix of this run, or memory if none answers; a sql project a SQLite
+    file of this run, its tables made by the documented upgrade."""
+{% if cookiecutter.cache_backend == "redis" %}
+    import redis
+
+    url = os.environ.get("TOKEN_CACHE_REDIS_URL") or "redis://localhost:6379/0"
+    where = urlsplit(url).hostname or url.split("://", 1)[0]  # never a password
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        return ({"TOKEN_CACHE_BACKEND": "memory"},
+                f"memory: no Redis answers at {where} ({type(exc).__name__}); "
+                "`docker compose up -d` starts one")
+    prefix = f"{app_defaults().app_slug}:dev-{secrets.token_hex(4)}"
+    return ({"TOKEN_CACHE_REDIS_URL": url, "TOKEN_CACHE_PREFIX": prefix},
+            f"Redis at {where}, keys {prefix}:* (they expire by themselves)")
+{% elif cookiecutter.cache_backend == "sql" %}
+    from {{ cookiecutter.package_name }}.core.stores.sql import upgrade
+
+    url = f"sqlite:///{folder / 'token_cache.sqlite3'}"
+    upgrade(url)  # what `python -m {{ cookiecutter.package_name }}.core.stores.sql upgrade` runs
+    return {"TOKEN_CACHE_SQL_URL": url}, f"SQLite, {folder / 'token_cache.sqlite3'} (this run)"
+{% else %}
+    del folder  # the project's backend needs no server
+    backend = app_defaults().token_cache_backend
+    return {}, f"{backend}" + (" (in the run's folder)" if backend == "filesystem" else "")
+{% endif %}
+
+
 def app_defaults() -> AppDefaults:
     """The defaults this app was generated with (its config module)."""
     # Deferred: only this package's own config, never the app's web layer.
@@ -193,6 +226,9 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
         "TOKEN_CACHE_DIR": str(folder / "token_cache"),
         **register_apis(standin, defaults.downstream_apis),
     }
+    store, described = dev_store(folder)
+    env.update(store)
+    env["DEV_STORE"] = described  # for the start-up lines; the app ignores it
     return standin, env
 
 
@@ -222,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
               " on another site like a real one)"
               f"\n  Provider:       {issuer}   (discovery and tokens, https)"
               f"\n  App credential: {describe_credential(env)}"
+              f"\n  Sessions, tokens: {env['DEV_STORE']}"
               "\n  Ctrl+C stops both.\n", flush=True)
         try:
 {% if cookiecutter.framework == "flask" %}

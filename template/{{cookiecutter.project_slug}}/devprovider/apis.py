@@ -112,7 +112,9 @@ class _ApiStandIns(_Tenant):
         with self._lock:
             self.api_calls.append({"api": api_name, "oid": claims.get("oid"),
                                    "scopes": str(claims.get("scp", "")).split(),
-                                   "method": req.method, "path": path})
+                                   "method": req.method, "path": path,
+                                   # which access token it was (its unique id)
+                                   "token": claims.get("uti")})
 
     def _graph(self, req: _Request, segs: list[str]) -> _Response:
         if segs == ["oidc", "userinfo"]:

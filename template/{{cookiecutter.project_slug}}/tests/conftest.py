@@ -187,6 +187,7 @@ def environment_for_settings_tests(overrides: Mapping[str, str] | None = None) -
         "CLIENT_SECRET": "not-a-real-secret",
         "REDIRECT_URI": "https://app.example.com" + DEFAULTS.redirect_path,
         "SECRET_KEY": "k" * 48,
+        **shared_store().local_environment(),
     }
     env.update(overrides or {})
     return env

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -58,3 +60,15 @@ def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
         thread.join(5)
         server.server_close()
         listener.close()
+
+
+def gunicorn_server(app: str, fd: int, cert_files: tuple[str, str]
+                    ) -> tuple[list[str], dict[str, str]]:
+    """The documented production server (gunicorn with the shipped gunicorn.conf.py, its
+    workers and threads) for `app`, serving the listening socket `fd` over https: its command
+    line and the environment variables it needs beyond the app's settings. The caller passes
+    `fd` on (`pass_fds`) and stops the server with SIGINT (a quick shutdown)."""
+    project = Path(__file__).parents[1]
+    command = [sys.executable, "-m", "gunicorn", "-c", str(project / "gunicorn.conf.py"),
+               "--certfile", cert_files[0], "--keyfile", cert_files[1], app]
+    return command, {"BIND": f"fd://{fd}"}

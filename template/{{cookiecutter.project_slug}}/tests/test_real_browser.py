@@ -8,7 +8,7 @@ mode (`python -m devprovider`: app on http://localhost, sign-in pages on http://
 Any installed Chrome or Chromium is used (`CHROME_BIN`, else `chromium`, `chromium-browser`,
 `google-chrome`, `google-chrome-stable` on PATH) with its `chromedriver` (`CHROMEDRIVER`, else
 PATH); Selenium never downloads one. Without them the tests are skipped, unless the environment
-sets MSAL_WEBAPP_REQUIRE_BROWSER=1 (this project's CI does): then they fail.
+sets MSAL_WEBAPP_REQUIRE_SERVICES=1 (this project's CI does): then they fail.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from devprovider.__main__ import start_dev_environment
+from tests import services
 from tests.app_server import serve
 from tests.conftest import AppUnderTest, page_of
 
@@ -55,9 +56,7 @@ def find_chrome() -> tuple[str, str] | str:
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("MSAL_WEBAPP_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"MSAL_WEBAPP_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(f"real-browser test skipped: {reason}")
+    services.unavailable(f"real-browser test skipped: {reason}")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from {{ cookiecutter.package_name }}.core.settings import ApiSettings
+from {{ cookiecutter.package_name }}.core.settings import ApiSettings, Settings
+from {{ cookiecutter.package_name }}.core.token_cache import AccountCaches
 from {{ cookiecutter.package_name }}.core.web import flow_cookie, page_sign_in
 from {{ cookiecutter.package_name }}.core.web import session_cookie as session_cookie_spec
 
@@ -39,11 +40,15 @@ def oidc_app(app: AppUnderTest) -> bool:
 
 
 def home_account_id(app: AppUnderTest, user: TestUser) -> str:
+    return account_id(app.standin, app.services.settings, user)
+
+
+def account_id(standin: StandIn, settings: Settings, user: TestUser) -> str:
     """MSAL's home account id: `<oid>.<tid>` from Entra's client_info, else the ID token's
     (pairwise) `sub`, as a standard OpenID Connect provider sends no client_info."""
-    if oidc_app(app):
-        return app.standin._sub(user, app.services.settings.client_id)
-    return f"{user.oid}.{app.standin.tenant_id}"
+    if settings.oidc_authority:
+        return standin._sub(user, settings.client_id)
+    return f"{user.oid}.{standin.tenant_id}"
 
 
 def session_cookie(app: AppUnderTest) -> str:
@@ -150,7 +155,13 @@ def assert_error_page(response: requests.Response, text: str, status: int = 400)
 
 def expire_access_tokens(app: AppUnderTest, user: TestUser) -> None:
     """Make every cached access token of `user` look expired, as time would."""
-    with app.services.caches.open(home_account_id(app, user)) as cache:
+    expire_access_tokens_in(app.services.caches, home_account_id(app, user))
+
+
+def expire_access_tokens_in(caches: AccountCaches, home_account_id: str) -> None:
+    """The same in any app's store, as its AccountCaches (an app in another process: the
+    test's own AccountCaches on that app's store)."""
+    with caches.open(home_account_id) as cache:
         for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
             cache.modify(cache.CredentialType.ACCESS_TOKEN, entry,
                          {"expires_on": str(int(time.time()) - 10)})

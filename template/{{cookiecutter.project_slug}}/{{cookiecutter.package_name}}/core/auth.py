@@ -468,10 +468,10 @@ class AuthService:
                 for entry in cache.search(cache.CredentialType.ID_TOKEN):
                     id_token = entry.get("secret")
                 self.caches.remove(user.home_account_id)
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 # The session ends anyway; the entry expires with the store's lifetime.
                 log.error("token cache unavailable at sign-out; the account's entry was not "
-                          "deleted", exc_info=True)
+                          "deleted: %s", exc)
         try:
             endpoint = self.clients.discovery().get("end_session_endpoint")
         except (requests.RequestException, ValueError):

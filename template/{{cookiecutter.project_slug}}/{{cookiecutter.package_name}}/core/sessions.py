@@ -117,8 +117,9 @@ class Sessions:
         key = self._key(sid)
         try:
             entry = self.store.get(key)
-        except StoreError:
-            log.warning("session store unreadable", exc_info=True)
+        except StoreError as exc:
+            # One line, no traceback: an outage is expected, and logged on every request.
+            log.warning("session store unreadable: %s", exc)
             return kind(load_failed=True)
         if entry is None:
             return kind()
@@ -180,8 +181,8 @@ class Sessions:
         in again, or one replaced by a new id); a failure only leaves it to expire."""
         try:
             self.store.delete(self._key(sid))
-        except StoreError:
-            log.warning("a session could not be deleted; it expires on its own", exc_info=True)
+        except StoreError as exc:
+            log.warning("a session could not be deleted; it expires on its own: %s", exc)
         # The per-account index drops ids of deleted sessions when it is next written.
 
     # -- per-account limit ---------------------------------------------------------------------

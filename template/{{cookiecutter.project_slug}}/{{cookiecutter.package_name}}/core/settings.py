@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from .credentials import (
     KINDS,
@@ -501,12 +501,21 @@ def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Se
     `environ` given (tests, an embedding program): from it alone, raising SettingsError. None
     (a real start): os.environ plus a .env file in the working directory (real variables win
     over it), and a mistake exits with the list of settings to fix."""
+    from .stores import startup_problem
+
     if environ is None:
-        load_dotenv()
+        load_dotenv(find_dotenv(usecwd=True))  # the working directory's, not the package's
         settings = load_settings_or_exit(os.environ, defaults)
     else:
         settings = load_settings(environ, defaults)
     logging.basicConfig(level=settings.log_level)
+    problem = startup_problem(settings)
+    if problem is not None:
+        error = SettingsError([problem])
+        if environ is not None:
+            raise error
+        print(error, file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_SETTINGS)
     return settings
 
 

@@ -149,8 +149,8 @@ class AccountCaches:
         with contextlib.ExitStack() as held:
             try:
                 held.enter_context(self.store.lock(self.key(home_account_id)))
-            except StoreError:
-                log.warning("token cache lock unavailable; continuing without it", exc_info=True)
+            except StoreError as exc:
+                log.warning("token cache lock unavailable; continuing without it: %s", exc)
             yield
 
     @contextlib.contextmanager
@@ -167,9 +167,9 @@ class AccountCaches:
             if cache.has_state_changed:
                 try:
                     self._save(home_account_id, cache)
-                except StoreError:
-                    log.warning("token cache write failed; the next request refreshes again",
-                                exc_info=True)
+                except StoreError as exc:
+                    log.warning("token cache write failed; the next request refreshes again: %s",
+                                exc)
 
     def _save(self, home_account_id: str, cache: msal.SerializableTokenCache) -> None:
         key = self.key(home_account_id)

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -26,7 +27,7 @@ from django.core.management import call_command
 from {{ cookiecutter.package_name }}.core.web import Services
 from {{ cookiecutter.package_name }}.web.services import ServicesApp, create_app
 
-from tests.servers import serve_wsgi
+from tests.servers import gunicorn_server, serve_wsgi
 
 FRAMEWORK = "django"
 # What the documented gunicorn command serves (README.md, gunicorn.conf.py).
@@ -34,6 +35,10 @@ GUNICORN_APP = "{{ cookiecutter.package_name }}.wsgi:application"
 # Python code that builds the app the way the production entry point does (from os.environ
 # and a .env file), to check how it fails.
 ENTRY_POINT_CODE = "import {{ cookiecutter.package_name }}.wsgi"
+# The project folder, and the production server tests/test_instances.py runs the app under (in
+# processes of its own: `production_server`).
+PROJECT = Path(__file__).parents[1]
+PRODUCTION_SERVER = "gunicorn"
 
 
 def _set_up_django() -> None:
@@ -75,3 +80,9 @@ def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] 
                     host) as (base_url, app):
         assert isinstance(app, ServicesApp)
         yield base_url, app.services
+
+
+def production_server(fd: int, cert_files: tuple[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The documented production server serving the listening socket `fd` (see
+    tests/servers.py `gunicorn_server`)."""
+    return gunicorn_server(GUNICORN_APP, fd, cert_files)

@@ -9,9 +9,11 @@ the behavioural suite runs unchanged against each framework's adapter.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -28,6 +30,10 @@ UVICORN_APP = "{{ cookiecutter.package_name }}.app:create_app"
 # and a .env file), to check how it fails.
 ENTRY_POINT_CODE = ("from {{ cookiecutter.package_name }}.app import create_app; "
                     "create_app()")
+# The project folder, and the production server tests/test_instances.py runs the app under (in
+# processes of its own: `production_server`).
+PROJECT = Path(__file__).parents[1]
+PRODUCTION_SERVER = "uvicorn"
 
 
 def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
@@ -63,3 +69,13 @@ def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] 
         server.should_exit = True
         thread.join(10)
         listener.close()
+
+
+def production_server(fd: int, cert_files: tuple[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The documented production server (uvicorn, README.md: one process, one event loop),
+    serving the listening socket `fd` over https: its command line and the environment
+    variables it needs beyond the app's settings. The caller passes `fd` on (`pass_fds`) and
+    stops the server with SIGINT."""
+    command = [sys.executable, "-m", "uvicorn", "--factory", UVICORN_APP, "--no-proxy-headers",
+               "--fd", str(fd), "--ssl-certfile", cert_files[0], "--ssl-keyfile", cert_files[1]]
+    return command, {}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.core.web import Services
 
-from tests.servers import serve_wsgi
+from tests.servers import gunicorn_server, serve_wsgi
 
 FRAMEWORK = "flask"
 # What the documented gunicorn command serves (README.md, gunicorn.conf.py).
@@ -23,6 +24,10 @@ GUNICORN_APP = "{{ cookiecutter.package_name }}.app:create_app()"
 # and a .env file), to check how it fails.
 ENTRY_POINT_CODE = ("from {{ cookiecutter.package_name }}.app import create_app; "
                     "create_app()")
+# The project folder, and the production server tests/test_instances.py runs the app under (in
+# processes of its own: `production_server`).
+PROJECT = Path(__file__).parents[1]
+PRODUCTION_SERVER = "gunicorn"
 
 
 def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
@@ -39,3 +44,9 @@ def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] 
     with serve_wsgi(lambda base_url: build_app(env_for(base_url))[0], cert_files,
                     host) as (base_url, app):
         yield base_url, app.extensions["msal_webapp"]
+
+
+def production_server(fd: int, cert_files: tuple[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The documented production server serving the listening socket `fd` (see
+    tests/servers.py `gunicorn_server`)."""
+    return gunicorn_server(GUNICORN_APP, fd, cert_files)

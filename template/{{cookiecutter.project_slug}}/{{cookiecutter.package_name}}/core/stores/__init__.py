@@ -154,3 +154,25 @@ def build_store(settings: Settings, purpose: Purpose,
 
         store = EncryptedStore(store, settings.encryption_keys)
     return store
+
+
+def startup_problem(settings: Settings) -> str | None:
+    """What keeps the configured store from ever working (a SQL database whose tables are
+    missing or out of date), as a message naming the fix; None otherwise. A server that does
+    not answer now is not such a problem: it may come back, and pages say so meanwhile."""
+{% if cookiecutter.cache_backend == "sql" %}
+    if settings.token_cache_backend == "sql":
+        from .sql import SqlStore
+
+        store = SqlStore(settings.token_cache_url, Expiry(60, 60))
+        try:
+            return store.schema_problem()
+        except StoreError as exc:
+            logging.getLogger(__name__).warning(
+                "the token cache database cannot be reached at start-up: %s", exc)
+        finally:
+            store.close()
+{% else %}
+    del settings  # only a SQL store has a schema to check
+{% endif %}
+    return None
