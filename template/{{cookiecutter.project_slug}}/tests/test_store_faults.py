@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.core.stores import Entry, StoreError
+from {{ cookiecutter.package_name }}.core.stores.encrypted import EncryptedStore, new_key, parse_keys
 
 from tests.app_server import serve
 from tests.conftest import AppUnderTest
@@ -34,6 +35,7 @@ from tests.test_web_flow import (
     assert_error_page,
     at_provider,
     cached,
+    cookie,
     expire_access_tokens,
     grants,
     home_account_id,
@@ -393,3 +395,59 @@ def test_another_worker_process_serves_a_user_signed_in_elsewhere(
         assert grants(app, "refresh_token") == 1
         sign_out(app, browser)
         assert ALICE.oid not in browser.get(other_url + path).text
+
+
+def test_entries_encrypted_at_rest_are_bound_to_their_account_and_keys_rotate(
+        make_app: Callable[..., AppUnderTest]) -> None:
+    """TOKEN_CACHE_ENCRYPTION_KEYS: the store holds no token or claim in the clear; Alice's
+    entry copied under Bob's key gives Bob a new sign-in, never Alice's tokens; a new key put
+    in front keeps everyone signed in, and rewrites use it."""
+    old, new = new_key(), new_key()
+    app = make_app(TOKEN_CACHE_ENCRYPTION_KEYS=old)
+    path = sign_in_api_page(app)
+    alice, bob = app.browser(), app.browser()
+    visit(app, alice, path, ALICE)
+    visit(app, bob, path, BOB)
+    caches, sessions = app.services.caches, app.services.sessions
+    assert isinstance(caches.store, EncryptedStore) and isinstance(sessions.store, EncryptedStore)
+    alice_key = caches.key(home_account_id(app, ALICE))
+    raw = caches.store.inner.get(alice_key)
+    assert raw is not None and raw.value.startswith("gcm1.")
+    plain = caches.store.get(alice_key)
+    assert plain is not None and "RefreshToken" in plain.value
+    secrets_in_clear = [entry["secret"] for section in ("AccessToken", "RefreshToken")
+                        for entry in json.loads(plain.value)[section].values()]
+    assert all(secret not in raw.value for secret in secrets_in_clear)
+    session = sessions.store.inner.get(sessions._key(cookie(alice, session_cookie(app))))
+    assert session is not None and ALICE.name not in session.value
+
+    # Someone with write access to the store copies Alice's session under Bob's session key:
+    # it does not decrypt there (the storage key is its associated data), so Bob's browser is
+    # signed out instead of becoming Alice's.
+    bob_session = sessions._key(cookie(bob, session_cookie(app)))
+    saved_bob_session = sessions.store.inner.get(bob_session)
+    assert saved_bob_session is not None
+    sessions.store.inner.set(bob_session, session.value)
+    home = bob.get(app.url("/")).text
+    assert ALICE.name not in home and BOB.name not in home
+    sessions.store.inner.set(bob_session, saved_bob_session.value)
+    assert BOB.name in bob.get(app.url("/")).text
+    # And Alice's token cache under Bob's account key.
+    caches.store.inner.set(caches.key(home_account_id(app, BOB)), raw.value)
+    before = app.standin.authorize_calls
+    page = visit(app, bob, path, BOB)
+    assert page.status_code == 200 and BOB.oid in page.text and ALICE.oid not in page.text
+    assert app.standin.authorize_calls == before + 1  # Bob signed in again
+
+    # Rotation: the new key in front; entries written with the old one are still read.
+    for layer in (caches, sessions):
+        assert isinstance(layer.store, EncryptedStore)
+        layer.store = EncryptedStore(layer.store.inner, parse_keys(f"{new},{old}"))
+    app.standin.reset_counts()
+    assert ALICE.oid in alice.get(app.url(path)).text
+    assert app.standin.authorize_calls == 0
+    expire_access_tokens(app, ALICE)  # the refresh writes the entry again, with the new key
+    assert ALICE.oid in alice.get(app.url(path)).text
+    assert isinstance(caches.store, EncryptedStore)
+    only_new = EncryptedStore(caches.store.inner, parse_keys(new)).get(alice_key)
+    assert only_new is not None and "RefreshToken" in only_new.value
