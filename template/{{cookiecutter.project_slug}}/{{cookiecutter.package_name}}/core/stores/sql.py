@@ -132,6 +132,22 @@ def _prepare_sqlite_file(path: Path) -> None:
         raise StoreError(f"cannot create the SQLite database {path.name}: {exc}") from exc
 
 
+# One engine (one connection pool) per database URL in a process: the session store and the
+# token cache store share it, and so do apps built again in one process (tests), so that a
+# process holds at most one pool's connections per database, not one pool per store built.
+_SHARED_ENGINES: dict[str, sa.Engine] = {}
+_SHARED_ENGINES_GUARD = threading.Lock()
+
+
+def shared_engine(url: str) -> sa.Engine:
+    """The process's engine for `url` (see create_engine), made on first use."""
+    with _SHARED_ENGINES_GUARD:
+        engine = _SHARED_ENGINES.get(url)
+        if engine is None:
+            engine = _SHARED_ENGINES[url] = create_engine(url)
+        return engine
+
+
 def create_engine(url: str, *, migrations: bool = False) -> sa.Engine:
     """An engine with a small pool that pings a connection before using it, and short
     timeouts; `migrations`: without the query timeout (a migration may take longer)."""
@@ -260,7 +276,7 @@ class SqlStore:
         """`clock`: the services' wall-clock seconds; every app instance sharing the database
         should agree on it within a second or so (an NTP-synchronised clock does)."""
         self._url = _url(url)
-        self.engine = create_engine(url)
+        self.engine = shared_engine(url)
         self._expiry = expiry
         self._clock = clock
         self._lease_ms = round(lease_seconds * 1000)
