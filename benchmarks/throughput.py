@@ -28,12 +28,22 @@ Variants: `memory` and `filesystem` (the generated app with that TOKEN_CACHE_BAC
 process), served as each app's README says (gunicorn gthread with the shipped gunicorn.conf.py;
 uvicorn --factory), each against a floor in its own framework and server
 (benchmarks/throughput/django_floor.py, fastapi_floor.py).
+
+Shared-store variants (not in the default list: they need the servers): `redis`, `redis-nol1`
+(the same with TOKEN_CACHE_L1=false) and `sql` (PostgreSQL): the spec baked with that
+`cache: backend:` (Flask), 2 gunicorn workers, against the floor of the same baked app. Each
+server gets a Redis key prefix of its own (`--redis-url`), each sql variant a PostgreSQL schema
+of its own (`--postgres-url`), created and migrated with the app's documented upgrade command;
+every key and schema of the run is removed at the end, also on failure. Their in-process costs
+and a cProfile of in-process page requests run in a child process that imports that baked
+package (it has the same name as the memory one).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import html
 import io
 import json
@@ -61,10 +71,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / "throughput"
 SPEC = ROOT / "examples" / "app.yaml"
-VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi")
+VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi", "redis", "redis-nol1",
+            "sql")
+DEFAULT_VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi")
 # memory, django, fastapi: the memory backend, whose store lives in one process
-WORKERS = {"memory": 1, "filesystem": 2, "identity": 2, "django": 1, "fastapi": 1}
+WORKERS = {"memory": 1, "filesystem": 2, "identity": 2, "django": 1, "fastapi": 1,
+           "redis": 2, "redis-nol1": 2, "sql": 2}
 FRAMEWORKS = ("django", "fastapi")  # variants that are the spec baked with another framework
+# Variants that are the spec baked with another `cache: backend:` (a shared store): the backend
+# and the settings the variant adds.
+STORE_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "redis": ("redis", {}),
+    "redis-nol1": ("redis", {"TOKEN_CACHE_L1": "false"}),
+    "sql": ("sql", {}),
+}
+REDIS_URL = os.environ.get("MSAL_WEBAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("MSAL_WEBAPP_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PROFILED_PAGES = 400  # in-process page requests under cProfile, per store variant
 SERVER = {"fastapi": "uvicorn"}  # the others: gunicorn gthread
 MAIN_TOKEN_LIFETIME = 7 * 24 * 3600  # access tokens outlive any run of this script
 MSAL_EXPIRY_MARGIN = 300  # MSAL treats a token expiring within 5 minutes as expired
@@ -107,12 +131,21 @@ def prepare(args: argparse.Namespace) -> None:
             baked = work / f"bake-{framework}" / context["project_slug"]
             extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
                 "dependencies"]
+        # The shared stores' apps: the same spec with another `cache:` (Flask), installed the
+        # same way (their dependencies, plus PostgreSQL's driver for sql).
+        for backend in sorted({STORE_VARIANTS[v][0] for v in args.variants
+                               if v in STORE_VARIANTS}):
+            baked = bake_store(cli, work, backend) / context["project_slug"]
+            extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
+                "dependencies"]
+            if backend == "sql":
+                extra.append("psycopg[binary]>=3.1")
         venv = Path(args.venv).resolve() if args.venv else work / "venv"
         if not (venv / "bin" / "python").exists():
             print(f"creating a virtual environment in {venv}", flush=True)
             _run([sys.executable, "-m", "venv", str(venv)])
         print("installing the baked app (with its dev extras), identity and flask-session"
-              + (" and the other frameworks' dependencies" if extra else ""), flush=True)
+              + (" and the other bakes' dependencies" if extra else ""), flush=True)
         _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
               "-e", f"{project}[dev]", "identity>=0.11", "flask-session>=0.8", *extra])
     except BaseException:
@@ -123,6 +156,20 @@ def prepare(args: argparse.Namespace) -> None:
                       "--project", str(project), "--package", context["package_name"],
                       "--venv", str(venv),
                       "--prepared-seconds", f"{time.monotonic() - began:.1f}"])
+
+
+def bake_store(cli: Callable[[list[str]], int], work: Path, backend: str) -> Path:
+    """Bake SPEC with `cache: {backend: <backend>}` into work/bake-<backend>; that folder."""
+    spec = work / f"app-{backend}.yaml"
+    text, found = re.subn(r"(?m)^cache:.*\n(?:[ \t]+.*\n)*", f"cache:\n  backend: {backend}\n",
+                          SPEC.read_text())
+    if found != 1:
+        raise BenchmarkError(f"{SPEC} has no single `cache:` block to replace")
+    spec.write_text(text)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if cli(["new", str(spec), "-o", str(work / f"bake-{backend}")]) != 0:
+            raise BenchmarkError(f"baking {spec} failed")
+    return work / f"bake-{backend}"
 
 
 def _run(argv: list[str]) -> None:
@@ -162,6 +209,82 @@ class Processes:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.started.clear()
+
+
+# ============================================================================ shared stores
+class StoreNamespaces:
+    """The Redis key prefixes and PostgreSQL schemas of one run, all named after its `tag`
+    (`bench_<hex>`), removed by `clean` at the end, also on failure and Ctrl-C: every key under
+    the tag and every schema named after it, whichever process (a micro child) made them."""
+
+    def __init__(self, tag: str, redis_url: str, postgres_url: str) -> None:
+        self.tag = tag
+        self.redis_url = redis_url
+        self.postgres_url = postgres_url
+
+    def prefix(self, name: str) -> str:
+        """A TOKEN_CACHE_PREFIX under the tag: the app's keys are `<prefix>:...`."""
+        return f"{self.tag}:{name}"
+
+    def check_redis(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise BenchmarkError(f"no Redis answers at {self.redis_url}: {exc}") from exc
+        finally:
+            client.close()
+
+    def _admin(self, *statements: str) -> list[Any]:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.postgres_url, isolation_level="AUTOCOMMIT",
+                                  connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as connection:
+                return [connection.execute(sa.text(s)).all() if s.startswith("SELECT")
+                        else connection.execute(sa.text(s)) for s in statements]
+        except sa.exc.SQLAlchemyError as exc:
+            raise BenchmarkError(f"PostgreSQL at {self.postgres_url}: {exc}") from exc
+        finally:
+            engine.dispose()
+
+    def create_schema(self, name: str, migrate: Callable[[str], None]) -> str:
+        """A new schema `<tag>_<name>`, its tables made by `migrate(url)`; its URL (the
+        search_path in libpq's options, as the app's README shows)."""
+        import sqlalchemy as sa
+
+        schema = f"{self.tag}_{re.sub(r'[^a-z0-9_]', '_', name)}"
+        self._admin(f"CREATE SCHEMA {schema}")
+        url = sa.make_url(self.postgres_url).update_query_dict(
+            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        migrate(url)
+        return url
+
+    def clean(self, redis_used: bool, postgres_used: bool) -> list[str]:
+        """Delete the run's keys and drop its schemas; what was removed, for the log."""
+        removed = []
+        if redis_used:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
+                                          socket_timeout=5)
+            try:
+                keys = list(client.scan_iter(match=f"{self.tag}:*", count=1000))
+                for start in range(0, len(keys), 1000):
+                    client.delete(*keys[start:start + 1000])
+                removed.append(f"{len(keys)} Redis keys")
+            finally:
+                client.close()
+        if postgres_used:
+            (rows,) = self._admin("SELECT schema_name FROM information_schema.schemata "
+                                  f"WHERE schema_name LIKE '{self.tag}\\_%'")
+            for (schema,) in rows:
+                self._admin(f"DROP SCHEMA {schema} CASCADE")
+            removed.append(f"{len(rows)} PostgreSQL schemas")
+        return removed
 
 
 def _listening_socket() -> socket.socket:
@@ -208,6 +331,7 @@ class WrkResult:
     server_cpu: float = 0.0  # seconds, the server's processes
     api_cpu: float = 0.0
     wrk_cpu: float = 0.0
+    store_cpu: float = 0.0  # seconds, the Redis or PostgreSQL server's processes (shared)
 
     @property
     def rate(self) -> float:
@@ -228,11 +352,15 @@ class WrkResult:
             p99_ms=statistics.mean(p.p99_ms for p in parts),
             api_calls=sum(p.api_calls for p in parts), api_tokens=dict(tokens),
             server_cpu=sum(p.server_cpu for p in parts), api_cpu=sum(p.api_cpu for p in parts),
-            wrk_cpu=sum(p.wrk_cpu for p in parts))
+            wrk_cpu=sum(p.wrk_cpu for p in parts), store_cpu=sum(p.store_cpu for p in parts))
 
     @property
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.server_cpu / max(1, self.requests)
+
+    @property
+    def store_cpu_ms_per_request(self) -> float:
+        return 1000 * self.store_cpu / max(1, self.requests)
 
 
 @dataclass
@@ -270,8 +398,81 @@ class Bench:
         self.package = args.package
         self.venv = Path(args.venv)
         self.processes = Processes()
-        self.marker = "bench-" + secrets.token_hex(8)
+        self.marker = args.marker or "bench-" + secrets.token_hex(8)
         self.servers: list[Server] = []
+        self.stores = StoreNamespaces(self.marker.replace("-", "_"), args.redis_url,
+                                      args.postgres_url)
+        self.sql_urls: dict[str, str] = {}  # variant: its schema's URL
+        self.store_pids: dict[str, int | None] = {}  # backend: its server's process
+        backends = {STORE_VARIANTS[v][0] for v in args.variants if v in STORE_VARIANTS}
+        if args.micro_child:
+            backends.add(STORE_VARIANTS[args.micro_child][0])
+        self.redis_used, self.postgres_used = "redis" in backends, "sql" in backends
+
+    def store_project(self, variant: str) -> Path:
+        """The project a store variant runs: the spec baked with its backend."""
+        if self.args.micro_child:
+            return self.project  # the child runs inside that bake
+        return self.work / f"bake-{STORE_VARIANTS[variant][0]}" / self.project.name
+
+    def migrate(self, url: str, variant: str = "sql") -> None:
+        """The tables of the sql backend, by the app's documented upgrade command."""
+        project = self.store_project(variant)
+        done = subprocess.run(
+            [str(self.venv / "bin" / "python"), "-m", f"{self.package}.core.stores.sql",
+             "upgrade", "--url", url],
+            env={**os.environ, "PYTHONPATH": str(project)}, cwd=self.work,
+            capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise BenchmarkError(f"the sql upgrade command failed:\n{done.stdout}{done.stderr}")
+
+    def store_pid(self, variant: str) -> int | None:
+        """The process of the store server a store variant uses, if it runs on this machine
+        (Redis: the server; PostgreSQL: the postmaster, whose children are the backends); its
+        CPU time is the store's cost per request (shared with anyone else using it)."""
+        if variant not in STORE_VARIANTS:
+            return None
+        backend = STORE_VARIANTS[variant][0]
+        if backend not in self.store_pids:
+            self.store_pids[backend] = None
+            with contextlib.suppress(Exception):
+                if backend == "redis":
+                    import redis
+
+                    client = redis.Redis.from_url(self.stores.redis_url, socket_timeout=2)
+                    pid = int(client.info("server")["process_id"])
+                    client.close()
+                else:
+                    import sqlalchemy as sa
+
+                    engine = sa.create_engine(self.stores.postgres_url)
+                    with engine.connect() as connection:
+                        backend_pid = connection.execute(sa.text("SELECT pg_backend_pid()")
+                                                         ).scalar_one()
+                    engine.dispose()
+                    stat = Path(f"/proc/{backend_pid}/stat").read_text()
+                    pid = int(stat[stat.rindex(")") + 2:].split()[1])  # its parent
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+                if name.startswith(("redis", "postgres")):
+                    self.store_pids[backend] = pid
+        return self.store_pids[backend]
+
+    def store_env(self, variant: str, name: str) -> dict[str, str]:
+        """The shared-store settings of one server (`name`) of a store variant: a key prefix
+        of its own, in the variant's PostgreSQL schema for sql (made on first use)."""
+        if variant not in STORE_VARIANTS:
+            return {}
+        backend, extra = STORE_VARIANTS[variant]
+        env = {"TOKEN_CACHE_BACKEND": backend, "TOKEN_CACHE_PREFIX": self.stores.prefix(name),
+               **extra}
+        if backend == "redis":
+            env["TOKEN_CACHE_REDIS_URL"] = self.stores.redis_url
+        else:
+            if variant not in self.sql_urls:
+                self.sql_urls[variant] = self.args.sql_url or self.stores.create_schema(
+                    variant, self.migrate)
+            env["TOKEN_CACHE_SQL_URL"] = self.sql_urls[variant]
+        return env
 
     # ---------------------------------------------------------------- infrastructure
     def start_infrastructure(self) -> None:
@@ -353,7 +554,8 @@ class Bench:
     # ---------------------------------------------------------------- app servers
     def app_env(self, backend: str, app_url: str, client_id: str, secret: str,
                 folder: Path) -> dict[str, str]:
-        """The generated app's settings for local development against the stand-in."""
+        """The generated app's settings for local development against the stand-in (a store
+        variant's shared-store settings are added by `store_env`)."""
         where = ({"AUTHORITY": "", "OIDC_AUTHORITY": self.standin.oidc_authority}
                  if self.defaults.oidc_authority else
                  {"AUTHORITY": self.standin.authority, "OIDC_AUTHORITY": ""})
@@ -401,16 +603,23 @@ class Bench:
             page = f"/api/{self.api_name}"
             spec = f"{self.package}.app:create_app()"
             env.update(self.app_env(variant, app_url, client_id, secret, folder))
+            env.update(self.store_env(variant, name))
             if floor:
                 spec = "generated_floor:create_app()"
                 env.update(BENCH_PACKAGE=self.package, BENCH_FIXED_TOKEN=self.fixed_token,
                            BENCH_PAGE=page)
+        project = self.project
+        if variant in STORE_VARIANTS:
+            # The baked package first (the memory one is installed in the venv under the same
+            # name), for gunicorn.conf.py's import too.
+            project = self.store_project(variant)
+            env["PYTHONPATH"] = f"{HELPERS}{os.pathsep}{project}"
         argv = [str(self.venv / "bin" / "gunicorn"), "--bind", f"fd://{sock.fileno()}",
                 "--worker-class", "gthread", "--workers", str(WORKERS[variant]),
                 "--threads", str(self.args.threads), "--log-level", "warning",
                 # A worker recycled mid-run would lose the memory store's sessions.
-                "--max-requests", "0", "--pythonpath", f"{HELPERS},{self.project}"]
-        conf = self.project / "gunicorn.conf.py"
+                "--max-requests", "0", "--pythonpath", f"{HELPERS},{project}"]
+        conf = project / "gunicorn.conf.py"
         if conf.exists():  # the app's shipped settings, with the ones above overriding them
             argv += ["--config", str(conf)]
         log = folder / "gunicorn.log"
@@ -532,12 +741,15 @@ class Bench:
             argv += ["-H", f"Cookie: {cookie}"]
         argv.append(server.url)
         self.api_stats(reset=True)
+        store = self.store_pid(server.variant)
         cpu0, api0 = cpu_seconds(server.proc.pid), cpu_seconds(self.api_proc.pid)
+        store0 = cpu_seconds(store) if store else 0.0
         wrk0 = os.times()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         wrk1 = os.times()
         stats = self.drain()
         cpu1, api1 = cpu_seconds(server.proc.pid), cpu_seconds(self.api_proc.pid)
+        store1 = cpu_seconds(store) if store else 0.0
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-RESULT ")),
                     None)
         if done.returncode != 0 or line is None:
@@ -547,7 +759,7 @@ class Bench:
             requests=raw["requests"], seconds=raw["duration_us"] / 1e6, ok=raw["ok"],
             bad=raw["bad"], socket_errors=raw["socket_errors"], p50_ms=raw["p50_us"] / 1000,
             p99_ms=raw["p99_us"] / 1000, api_calls=stats["calls"], api_tokens=stats["tokens"],
-            server_cpu=cpu1 - cpu0, api_cpu=api1 - api0,
+            server_cpu=cpu1 - cpu0, api_cpu=api1 - api0, store_cpu=store1 - store0,
             wrk_cpu=(wrk1.children_user + wrk1.children_system
                      - wrk0.children_user - wrk0.children_system))
         self.validate(server, result, check_tokens)
@@ -632,7 +844,9 @@ class Bench:
                     print(f"  round {number + 1}/{self.args.rounds}  {server.name:<18} "
                           f"{result.rate:8.1f} req/s  p50 {result.p50_ms:6.2f} ms  "
                           f"p99 {result.p99_ms:7.2f} ms  app CPU "
-                          f"{result.cpu_ms_per_request:5.2f} ms/req", flush=True)
+                          f"{result.cpu_ms_per_request:5.2f} ms/req"
+                          + (f"  store CPU {result.store_cpu_ms_per_request:5.2f} ms/req"
+                             if result.store_cpu else ""), flush=True)
                     self.check_page(server)
         # Tokens are valid for the whole run: the rounds should not have needed /token at all.
         self.grants_during_load = sum(self.standin.token_grants.values()) - self.grants_before_load
@@ -683,15 +897,51 @@ class Bench:
         return rows
 
     # ---------------------------------------------------------------- in-process costs
-    def micro(self) -> dict[str, dict[str, str]]:
+    def micro(self) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
+        """Per-call costs and per-page profiles, per backend variant."""
         rows: dict[str, dict[str, str]] = {}
+        profiles: dict[str, dict[str, Any]] = {}
         # Through the Flask app's objects: the backends' costs (the other frameworks share them).
-        for backend in (v for v in self.args.variants if v in ("memory", "filesystem")):
-            rows[backend] = self._micro(backend)
-        return rows
+        for variant in (v for v in self.args.variants if v in ("memory", "filesystem")):
+            rows[variant], profiles[variant] = self._micro(variant)
+        for variant in (v for v in self.args.variants if v in STORE_VARIANTS):
+            rows[variant], profiles[variant] = self._micro_child(variant)
+        return rows, profiles
 
-    def _micro(self, backend: str) -> dict[str, str]:
-        """Per-call costs through the app's own objects, in this process, for one backend."""
+    def _micro_child(self, variant: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """`_micro` of a store variant, in a child process: its baked package has the name of
+        the memory one, already imported here. The child has its own stand-ins and folder, and
+        the keys (or the schema, made here) of this run's namespace."""
+        work = self.work / f"micro-child-{variant}"
+        work.mkdir()
+        argv = [str(self.venv / "bin" / "python"), __file__, "--micro-child", variant,
+                "--inner", str(work), "--project", str(self.store_project(variant)),
+                "--package", self.package, "--venv", str(self.venv), "--marker", self.marker,
+                "--redis-url", self.stores.redis_url, "--postgres-url",
+                self.stores.postgres_url, "--variants", variant, "--threads",
+                str(self.args.threads), "--profile-pages", str(self.args.profile_pages)]
+        if self.args.profile_dir:
+            argv += ["--profile-dir", str(Path(self.args.profile_dir).resolve())]
+        if STORE_VARIANTS[variant][0] == "sql":
+            argv += ["--sql-url", self.stores.create_schema(f"micro_{variant}", self.migrate)]
+        log = self.work / f"micro-child-{variant}.log"
+        env = {**os.environ, "PYTHONPATH": str(self.store_project(variant))}
+        proc = self.processes.start(argv, env=env, cwd=self.work, log=log)
+        try:
+            proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        text = log.read_text(errors="replace")
+        line = next((ln for ln in text.splitlines() if ln.startswith("BENCH-MICRO ")), None)
+        if proc.returncode != 0 or line is None:
+            return {"error": f"the child process failed ({proc.returncode}):\n{text[-3000:]}"}, {}
+        found = json.loads(line.split(" ", 1)[1])
+        return found["costs"], found["profile"]
+
+    def _micro(self, variant: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """Per-call costs through the app's own objects, in this process, for one backend
+        variant; then a cProfile of in-process page requests (see `profile_pages`)."""
         import importlib
         import logging
 
@@ -708,20 +958,22 @@ class Bench:
         httpd = make_server("127.0.0.1", 0, forward, threaded=True)
         port = httpd.server_port
         app_url = f"http://localhost:{port}"
-        client_id, secret = f"bench-micro-{backend}", secrets.token_urlsafe(24)
+        client_id, secret = f"bench-micro-{variant}", secrets.token_urlsafe(24)
         self.standin.register_client(client_id, secret,
                                      [app_url + self.defaults.redirect_path, app_url + "/"])
-        folder = self.work / f"micro-{backend}"
+        folder = self.work / f"micro-{variant}"
         folder.mkdir()
         create_app = importlib.import_module(f"{self.package}.app").create_app
-        app = create_app(self.app_env(backend, app_url, client_id, secret, folder))
+        app = create_app({**self.app_env(variant, app_url, client_id, secret, folder),
+                          **self.store_env(variant, f"micro-{variant}")})
         holder["app"] = app
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
         out: dict[str, str] = {}
+        profile: dict[str, Any] = {}
         try:
             page = f"/api/{self.api_name}"
-            cookie = self._sign_in(app_url + page, self.users[2].username, f"{backend} in-process")
+            cookie = self._sign_in(app_url + page, self.users[2].username, f"{variant} in-process")
             services = app.extensions["msal_webapp"]
             web = importlib.import_module(f"{self.package}.core.web")
             scopes = list(services.settings.apis[self.api_name].scopes)
@@ -736,6 +988,10 @@ class Bench:
                     lambda: interface.open_session(app, flask.request))
             hid = user.home_account_id
             caches = services.caches
+            key = caches.key(hid)
+            out["token-cache store.version"] = _timed(lambda: caches.store.version(key))
+            out["token-cache store.get"] = _timed(lambda: caches.store.get(key))
+            out.update(self._round_trips(variant))
 
             def cache_open() -> None:
                 with caches.open(hid):
@@ -758,6 +1014,7 @@ class Bench:
             out["MSAL client + silent call"] = _timed(silent)
             out["acquire_token (all of it)"] = _timed(
                 lambda: services.auth.acquire_token(user, scopes))
+            profile = self.profile_pages(variant, app, services, app_url, page, cookie)
             if sum(self.standin.token_calls.values()) != grants:
                 raise BenchmarkError("a microbenchmark reached /token: not a cache hit")
         except Exception as exc:  # noqa: BLE001 - report what could be measured
@@ -765,7 +1022,163 @@ class Bench:
         finally:
             httpd.shutdown()
             httpd.server_close()
-        return out
+        return out, profile
+
+    def _round_trips(self, variant: str) -> dict[str, str]:
+        """One round trip to the store's server and nothing else, for comparison with the
+        store's calls: a PING on a plain socket and through redis-py; a `SELECT 1` on one
+        psycopg connection in autocommit (no pool, no transaction)."""
+        if variant not in STORE_VARIANTS:
+            return {}
+        if STORE_VARIANTS[variant][0] == "redis":
+            import redis
+
+            client = redis.Redis.from_url(self.stores.redis_url)
+            options = client.connection_pool.connection_kwargs
+            raw = socket.create_connection((options["host"], options["port"]), timeout=5)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def ping() -> None:
+                raw.sendall(b"*1\r\n$4\r\nPING\r\n")
+                if raw.recv(64) != b"+PONG\r\n":
+                    raise BenchmarkError("the plain socket PING got another answer")
+
+            try:
+                return {"one round trip: socket PING": _timed(ping),
+                        "one round trip: redis-py PING": _timed(client.ping)}
+            finally:
+                raw.close()
+                client.close()
+        import psycopg
+        import sqlalchemy as sa
+
+        url = sa.make_url(self.sql_urls[variant])
+        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                             password=url.password, dbname=url.database,
+                             autocommit=True) as connection:
+            return {"one round trip: psycopg SELECT 1": _timed(
+                lambda: connection.execute("SELECT 1").fetchone())}
+
+    def profile_pages(self, variant: str, app: Any, services: Any, app_url: str, page: str,
+                      cookie: str) -> dict[str, Any]:
+        """Where a signed-in page's time goes, in-process: `PROFILED_PAGES` requests of the page
+        through Flask's test client (the whole app: session load, token, the API call over
+        loopback, rendering), timed without a profiler, then again under cProfile; the
+        cumulative time per page of the functions in PROFILE_ROWS, and for a SQL store the
+        database round trips per page counted by SQLAlchemy events."""
+        import cProfile
+        import pstats
+
+        # Without its cookie jar, which would replace the Cookie header given here.
+        client = app.test_client(use_cookies=False)
+        headers = {"Cookie": cookie}
+
+        def pages(count: int) -> None:
+            for _ in range(count):
+                answer = client.get(page, base_url=app_url, headers=headers)
+                if answer.status_code != 200 or self.marker.encode() not in answer.data:
+                    raise BenchmarkError(f"in-process page answered {answer.status_code} "
+                                         f"{answer.headers.get('Location', '')}")
+
+        pages(30)  # warm-up
+        count = self.args.profile_pages
+        # The wall and CPU time of the store-facing calls, without a profiler: the session's
+        # load, the token's whole acquisition and, within it, the token-cache read.
+        spent: dict[str, list[float]] = {}
+        timed_calls = {"session load (Sessions.load)": (services.sessions, "load"),
+                       "token (AuthService.acquire_token)": (services.auth, "acquire_token"),
+                       "- token-cache peek": (services.caches, "peek")}
+        for label, (owner, name) in timed_calls.items():
+            setattr(owner, name, _clocked(getattr(owner, name), spent.setdefault(label,
+                                                                                  [0.0, 0.0])))
+        collections = [0.0, 0.0, 0.0]  # seconds of garbage collection, by generation
+        began: list[float] = []
+
+        def collecting(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                began.append(time.perf_counter())
+            elif began:
+                collections[info["generation"]] += time.perf_counter() - began.pop()
+
+        gc.callbacks.append(collecting)
+        try:
+            start, cpu = time.perf_counter(), time.process_time()
+            pages(count)
+            wall = (time.perf_counter() - start) / count
+            cpu = (time.process_time() - cpu) / count  # this process: the app, not the API
+        finally:
+            gc.callbacks.remove(collecting)
+            for owner, name in timed_calls.values():
+                delattr(owner, name)  # the instance attribute: the method shows again
+        events = self._count_sql_events(services)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        pages(count)
+        profiler.disable()
+        if self.args.profile_dir:
+            folder = Path(self.args.profile_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(folder / f"{variant}.pstats")
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        rows: dict[str, list[float]] = {}
+        for label, path, function in PROFILE_ROWS:
+            calls = cumulative = 0.0
+            for (file, _, name), (_, ncalls, _, cum, _) in stats.items():
+                if name == function and path in file.replace(os.sep, "/"):
+                    calls += ncalls
+                    cumulative += cum
+            if calls:
+                rows[label] = [1000 * cumulative / count, calls / count]
+        own = sorted(((tt, f"{Path(f).name}:{n}") for (f, _, n), (_, _, tt, _, _)
+                      in stats.items()), reverse=True)[:12]
+        result: dict[str, Any] = {
+            "method": f"cProfile of {count} in-process GET {page} through Flask's test client "
+                      f"(after 30 unprofiled); wall without the profiler measured first",
+            "pages": count, "wall_ms": 1000 * wall, "cpu_ms": 1000 * cpu, "rows": rows,
+            "clocked": {k: [1000 * v[0] / count, 1000 * v[1] / count] for k, v in spent.items()},
+            "gc_ms": [1000 * seconds / count for seconds in collections],
+            "own_time_top": [[name, 1000 * tt / count] for tt, name in own]}
+        if events is not None:
+            result["sql_per_page"] = {k: v / count for k, v in events.items()}
+        return result
+
+    @staticmethod
+    def _count_sql_events(services: Any) -> dict[str, int] | None:
+        """For a SQL store: counters of pool check-outs (each pings, pool_pre_ping), begun
+        transactions (psycopg sends BEGIN with the first statement), statements and commits,
+        which the next requests then advance. None for other stores."""
+        engines = {id(e): e for e in (getattr(services.sessions.store, "engine", None),
+                                      getattr(services.caches.store, "engine", None))
+                   if e is not None}
+        if not engines:
+            return None
+        import sqlalchemy as sa
+
+        counts = {"pool checkouts (pre-ping)": 0, "BEGIN": 0, "statements": 0, "COMMIT": 0}
+
+        def bump(name: str) -> Callable[..., None]:
+            def listener(*args: Any, **kwargs: Any) -> None:
+                counts[name] += 1
+            return listener
+
+        for engine in engines.values():
+            sa.event.listen(engine.pool, "checkout", bump("pool checkouts (pre-ping)"))
+            sa.event.listen(engine, "begin", bump("BEGIN"))
+            sa.event.listen(engine, "before_cursor_execute", bump("statements"))
+            sa.event.listen(engine, "commit", bump("COMMIT"))
+        return counts
+
+
+def _clocked(fn: Callable[..., Any], total: list[float]) -> Callable[..., Any]:
+    """`fn`, adding its wall and thread CPU seconds to `total` ([wall, cpu]) at each call."""
+    def clocked(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - wall
+            total[1] += time.thread_time() - cpu
+    return clocked
 
 
 def _timed(fn: Callable[[], object], batch: int = 200, batches: int = 11) -> str:
@@ -804,14 +1217,15 @@ def median(values: list[float]) -> float:
 
 
 def report(bench: Bench, api: WrkResult, grants: list[dict[str, Any]],
-           micro: dict[str, dict[str, str]], started: float) -> dict[str, Any]:
+           micro: dict[str, dict[str, str]], profiles: dict[str, dict[str, Any]],
+           started: float) -> dict[str, Any]:
     args = bench.args
     print(f"\n## Throughput against the no-auth floor ({args.rounds} rounds x {args.seconds} s, "
           f"wrk -t{args.wrk_threads} -c{args.connections}; medians over rounds)\n")
     print("| Variant | Floor req/s | Variant req/s | Ratio to floor (rounds' range) "
           "| p50 ms (floor / variant) | p99 ms (floor / variant) "
-          "| App CPU ms/req (floor / variant) |")
-    print("|---|---|---|---|---|---|---|")
+          "| App CPU ms/req (floor / variant) | Store server CPU ms/req (floor / variant) |")
+    print("|---|---|---|---|---|---|---|---|")
     table = []
     for variant in args.variants:
         floor = next(s for s in bench.servers if s.variant == variant and s.floor)
@@ -827,6 +1241,8 @@ def report(bench: Bench, api: WrkResult, grants: list[dict[str, Any]],
             "variant_p99": median([r.p99_ms for r in app.rounds]),
             "floor_cpu": median([r.cpu_ms_per_request for r in floor.rounds]),
             "variant_cpu": median([r.cpu_ms_per_request for r in app.rounds]),
+            "floor_store_cpu": median([r.store_cpu_ms_per_request for r in floor.rounds]),
+            "variant_store_cpu": median([r.store_cpu_ms_per_request for r in app.rounds]),
             "rounds": {"floor": [round(r.rate, 1) for r in floor.rounds],
                        "variant": [round(r.rate, 1) for r in app.rounds]},
         }
@@ -838,7 +1254,9 @@ def report(bench: Bench, api: WrkResult, grants: list[dict[str, Any]],
               f"{row['ratio']:.2f} ({min(row['ratios']):.2f}–{max(row['ratios']):.2f}) | "
               f"{row['floor_p50']:.2f} / {row['variant_p50']:.2f} | "
               f"{row['floor_p99']:.2f} / {row['variant_p99']:.2f} | "
-              f"{row['floor_cpu']:.2f} / {row['variant_cpu']:.2f} |")
+              f"{row['floor_cpu']:.2f} / {row['variant_cpu']:.2f} | "
+              + (f"{row['floor_store_cpu']:.2f} / {row['variant_store_cpu']:.2f} |"
+                 if variant in STORE_VARIANTS else "- |"))
     # The API's own cost, alone and as measured inside the rounds.
     results = [r for s in bench.servers for r in s.rounds]
     per_call = sum(r.api_cpu for r in results) / max(1, sum(r.api_calls for r in results))
@@ -873,12 +1291,78 @@ def report(bench: Bench, api: WrkResult, grants: list[dict[str, Any]],
             print(f"| {backend} | " + " | ".join(costs.get(n, "n/a") for n in names) + " |")
             if "error" in costs:
                 print(f"  ({backend}: stopped early: {costs['error']})")
+    report_profiles(profiles)
     print(f"\nMachine: {machine()}. Total time {time.time() - started:.0f} s.")
-    return {"table": table, "api_alone_rps": api.rate, "grants": grants, "micro": micro}
+    return {"table": table, "api_alone_rps": api.rate, "grants": grants, "micro": micro,
+            "profiles": profiles}
 
 
-MICRO_ORDER = ["session load", "token-cache open (locked read)", "token-cache peek",
+def report_profiles(profiles: dict[str, dict[str, Any]]) -> None:
+    profiles = {k: v for k, v in profiles.items() if v}
+    if not profiles:
+        return
+    first = next(iter(profiles.values()))
+    print(f"\nWhere a page's time goes, in-process: {first['method']}. Cumulative ms per "
+          "page under the profiler (calls per page); the profiler inflates them. The first "
+          "rows are without it: the page's wall and CPU time, then the wall and thread CPU "
+          "time of the session load, the token and the token-cache read in it:\n")
+    names = list(profiles)
+    print("| Function | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    print("| wall ms per page, no profiler | "
+          + " | ".join(f"{profiles[n]['wall_ms']:.3f}" for n in names) + " |")
+    print("| CPU ms per page (this process), no profiler | "
+          + " | ".join(f"{profiles[n]['cpu_ms']:.3f}" for n in names) + " |")
+    print("| garbage collection ms per page (generations 0 / 1 / 2), no profiler | "
+          + " | ".join(" / ".join(f"{ms:.3f}" for ms in profiles[n]["gc_ms"]) for n in names)
+          + " |")
+    for label in profiles[names[0]].get("clocked", {}):
+        print(f"| {label}: wall / CPU ms, no profiler | "
+              + " | ".join("{:.3f} / {:.3f}".format(*profiles[n]["clocked"][label])
+                           if label in profiles[n].get("clocked", {}) else "-"
+                           for n in names) + " |")
+    for label, _, _ in PROFILE_ROWS:
+        if not any(label in profiles[n]["rows"] for n in names):
+            continue
+        cells = []
+        for n in names:
+            found = profiles[n]["rows"].get(label)
+            cells.append(f"{found[0]:.3f} ({found[1]:g})" if found else "-")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    for n in names:
+        if "sql_per_page" in profiles[n]:
+            counts = profiles[n]["sql_per_page"]
+            trips = sum(counts.values())
+            print(f"\n{n}: database round trips per page: {trips:g} = "
+                  + " + ".join(f"{v:g} {k}" for k, v in counts.items()))
+        print(f"{n}: most own time per page (ms, under the profiler): "
+              + ", ".join(f"{name} {ms:.3f}" for name, ms in profiles[n]["own_time_top"][:8]))
+
+
+MICRO_ORDER = ["one round trip: socket PING", "one round trip: redis-py PING",
+               "one round trip: psycopg SELECT 1",
+               "session load", "token-cache store.version", "token-cache store.get",
+               "token-cache open (locked read)", "token-cache peek",
                "MSAL client + silent call", "acquire_token (all of it)"]
+# The functions a page's profile reports: (label, a part of the file's path, function name).
+PROFILE_ROWS = [
+    ("page (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
+    ("session load (Sessions.load)", "core/sessions.py", "load"),
+    ("token (AuthService.acquire_token)", "core/auth.py", "acquire_token"),
+    ("- token-cache peek", "core/token_cache.py", "peek"),
+    ("- MSAL client build", "core/identity.py", "build"),
+    ("- MSAL silent call", "msal/application.py", "acquire_token_silent_with_error"),
+    ("store get (session and token cache)", "core/stores/", "get"),
+    ("store version (token cache)", "core/stores/", "version"),
+    ("- SQL pool checkout (with its pre-ping)", "sqlalchemy/pool/base.py", "_checkout"),
+    ("- SQL pre-ping", "sqlalchemy/engine/default.py", "_do_ping_w_event"),
+    ("- SQL statement (BEGIN sent with it)", "sqlalchemy/engine/base.py", "_execute_context"),
+    ("- SQL COMMIT", "sqlalchemy/engine/base.py", "_commit_impl"),
+    ("- SQL pool return", "sqlalchemy/pool/base.py", "_finalize_fairy"),
+    ("- Redis command", "redis/client.py", "_execute_command"),
+    ("API call (requests)", "requests/sessions.py", "request"),
+    ("template render", "flask/templating.py", "render_template"),
+]
 
 
 # ============================================================================ main
@@ -893,8 +1377,12 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     # Ctrl-C raises KeyboardInterrupt even where SIGINT came in ignored (a background job).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.micro_child:
+        return micro_child(bench)
     try:
         print(f"Machine: {machine()}", flush=True)
+        if bench.redis_used:
+            bench.stores.check_redis()
         bench.start_infrastructure()
         api = bench.api_alone()
         print(f"downstream API stand-in alone: {api.rate:.0f} req/s, p50 {api.p50_ms:.2f} ms",
@@ -909,11 +1397,12 @@ def run(args: argparse.Namespace) -> int:
         if args.grant_seconds > 0:
             print("token refreshes under load", flush=True)
             grants = bench.grants()
-        micro = {}
+        micro: dict[str, dict[str, str]] = {}
+        profiles: dict[str, dict[str, Any]] = {}
         if not args.no_micro:
-            print("in-process per-call costs", flush=True)
-            micro = bench.micro()
-        results = report(bench, api, grants, micro, started)
+            print("in-process per-call costs and page profiles", flush=True)
+            micro, profiles = bench.micro()
+        results = report(bench, api, grants, micro, profiles, started)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
         return 0
@@ -927,10 +1416,38 @@ def run(args: argparse.Namespace) -> int:
         bench.processes.stop_all()
         with contextlib.suppress(AttributeError):
             bench.standin.stop()
+        try:
+            removed = bench.stores.clean(bench.redis_used, bench.postgres_used)
+            if removed:
+                print(f"removed the run's store namespaces: {', '.join(removed)}")
+        except Exception as exc:  # noqa: BLE001 - say what is left, then go on cleaning
+            print(f"could not remove the run's store namespaces (tag {bench.stores.tag}): "
+                  f"{exc}", file=sys.stderr)
         if args.keep:
             print(f"(kept {bench.work})")
         else:
             shutil.rmtree(bench.work, ignore_errors=True)
+
+
+def micro_child(bench: Bench) -> int:
+    """The child process of `Bench._micro_child`: its own stand-ins, one variant's `_micro`,
+    one BENCH-MICRO line of JSON. The parent removes the keys and schema it used."""
+    variant = bench.args.micro_child
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        bench.start_infrastructure()
+        costs, profile = bench._micro(variant)
+        print("BENCH-MICRO " + json.dumps({"costs": costs, "profile": profile}), flush=True)
+        return 0
+    finally:
+        bench.processes.stop_all()
+        with contextlib.suppress(AttributeError):
+            bench.standin.stop()
+        shutil.rmtree(bench.work, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -939,7 +1456,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=10,
                         help="seconds per server per round (in two halves)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS,
+                        default=list(DEFAULT_VARIANTS),
+                        help="default: the first five; redis, redis-nol1 and sql need the "
+                             "servers of --redis-url and --postgres-url")
+    parser.add_argument("--redis-url", default=REDIS_URL,
+                        help="the Redis of the redis variants (a key prefix per server)")
+    parser.add_argument("--postgres-url", default=POSTGRES_URL,
+                        help="the PostgreSQL of the sql variant (a schema per variant)")
+    parser.add_argument("--profile-pages", type=int, default=PROFILED_PAGES,
+                        help="in-process page requests profiled per backend variant")
+    parser.add_argument("--profile-dir", help="also write each variant's profile there "
+                                              "(<variant>.pstats, for pstats or snakeviz)")
     parser.add_argument("--venv", help="reuse this virtual environment (the baked app and "
                                        "identity are installed into it)")
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
@@ -957,6 +1485,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--project", help=argparse.SUPPRESS)
     parser.add_argument("--package", help=argparse.SUPPRESS)
     parser.add_argument("--prepared-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
+    # A child process measuring one store variant's in-process costs (see Bench._micro_child).
+    parser.add_argument("--micro-child", choices=tuple(STORE_VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--marker", help=argparse.SUPPRESS)
+    parser.add_argument("--sql-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds < 1:
         parser.error("--rounds and --seconds must be at least 1")
