@@ -263,28 +263,35 @@ class StoreNamespaces:
         migrate(url)
         return url
 
-    def clean(self, redis_used: bool, postgres_used: bool) -> list[str]:
-        """Delete the run's keys and drop its schemas; what was removed, for the log."""
-        removed = []
+    def clean(self, redis_used: bool, postgres_used: bool) -> tuple[list[str], list[str]]:
+        """Delete the run's keys and drop its schemas, each server on its own (one that fails
+        does not keep the other from being cleaned): what was removed, and what could not be."""
+        removed, failed = [], []
         if redis_used:
-            import redis
-
-            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
-                                          socket_timeout=5)
             try:
-                keys = list(client.scan_iter(match=f"{self.tag}:*", count=1000))
-                for start in range(0, len(keys), 1000):
-                    client.delete(*keys[start:start + 1000])
-                removed.append(f"{len(keys)} Redis keys")
-            finally:
-                client.close()
+                import redis
+
+                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
+                                              socket_timeout=5)
+                try:
+                    keys = list(client.scan_iter(match=f"{self.tag}:*", count=1000))
+                    for start in range(0, len(keys), 1000):
+                        client.delete(*keys[start:start + 1000])
+                    removed.append(f"{len(keys)} Redis keys")
+                finally:
+                    client.close()
+            except Exception as exc:  # noqa: BLE001 - report it, clean the other
+                failed.append(f"Redis keys {self.tag}:*: {exc}")
         if postgres_used:
-            (rows,) = self._admin("SELECT schema_name FROM information_schema.schemata "
-                                  f"WHERE schema_name LIKE '{self.tag}\\_%'")
-            for (schema,) in rows:
-                self._admin(f"DROP SCHEMA {schema} CASCADE")
-            removed.append(f"{len(rows)} PostgreSQL schemas")
-        return removed
+            try:
+                (rows,) = self._admin("SELECT schema_name FROM information_schema.schemata "
+                                      f"WHERE schema_name LIKE '{self.tag}\\_%'")
+                for (schema,) in rows:
+                    self._admin(f"DROP SCHEMA {schema} CASCADE")
+                removed.append(f"{len(rows)} PostgreSQL schemas")
+            except Exception as exc:  # noqa: BLE001 - report it
+                failed.append(f"PostgreSQL schemas {self.tag}_*: {exc}")
+        return removed, failed
 
 
 def _listening_socket() -> socket.socket:
@@ -1416,13 +1423,12 @@ def run(args: argparse.Namespace) -> int:
         bench.processes.stop_all()
         with contextlib.suppress(AttributeError):
             bench.standin.stop()
-        try:
-            removed = bench.stores.clean(bench.redis_used, bench.postgres_used)
-            if removed:
-                print(f"removed the run's store namespaces: {', '.join(removed)}")
-        except Exception as exc:  # noqa: BLE001 - say what is left, then go on cleaning
-            print(f"could not remove the run's store namespaces (tag {bench.stores.tag}): "
-                  f"{exc}", file=sys.stderr)
+        removed, failed = bench.stores.clean(bench.redis_used, bench.postgres_used)
+        if removed:
+            print(f"removed the run's store namespaces: {', '.join(removed)}")
+        if failed:
+            print(f"could not remove all of the run's store namespaces: {'; '.join(failed)}",
+                  file=sys.stderr)
         if args.keep:
             print(f"(kept {bench.work})")
         else:
