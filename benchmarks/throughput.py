@@ -119,23 +119,16 @@ def prepare(args: argparse.Namespace) -> None:
         # dependencies are installed; each server finds its package first on PYTHONPATH.
         extra: list[str] = []
         for framework in (v for v in args.variants if v in FRAMEWORKS):
-            spec = work / f"app-{framework}.yaml"
-            text, found = re.subn(r"(?m)^framework:.*$", f"framework: {framework}",
-                                  SPEC.read_text())
-            if found != 1:
-                raise BenchmarkError(f"{SPEC} has no single `framework:` line to replace")
-            spec.write_text(text)
-            with contextlib.redirect_stdout(io.StringIO()):
-                if cli(["new", str(spec), "-o", str(work / f"bake-{framework}")]) != 0:
-                    raise BenchmarkError(f"baking {spec} failed")
-            baked = work / f"bake-{framework}" / context["project_slug"]
+            baked = bake_with(cli, work, framework, r"(?m)^framework:.*$",
+                              f"framework: {framework}") / context["project_slug"]
             extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
                 "dependencies"]
         # The shared stores' apps: the same spec with another `cache:` (Flask), installed the
         # same way (their dependencies, plus PostgreSQL's driver for sql).
         for backend in sorted({STORE_VARIANTS[v][0] for v in args.variants
                                if v in STORE_VARIANTS}):
-            baked = bake_store(cli, work, backend) / context["project_slug"]
+            baked = bake_with(cli, work, backend, r"(?m)^cache:.*\n(?:[ \t]+.*\n)*",
+                              f"cache:\n  backend: {backend}\n") / context["project_slug"]
             extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
                 "dependencies"]
             if backend == "sql":
@@ -158,18 +151,19 @@ def prepare(args: argparse.Namespace) -> None:
                       "--prepared-seconds", f"{time.monotonic() - began:.1f}"])
 
 
-def bake_store(cli: Callable[[list[str]], int], work: Path, backend: str) -> Path:
-    """Bake SPEC with `cache: {backend: <backend>}` into work/bake-<backend>; that folder."""
-    spec = work / f"app-{backend}.yaml"
-    text, found = re.subn(r"(?m)^cache:.*\n(?:[ \t]+.*\n)*", f"cache:\n  backend: {backend}\n",
-                          SPEC.read_text())
+def bake_with(cli: Callable[[list[str]], int], work: Path, name: str, pattern: str,
+              replacement: str) -> Path:
+    """Bake SPEC with the one part `pattern` matches replaced (another `framework:` line,
+    another `cache:` block) into work/bake-<name>; that folder."""
+    spec = work / f"app-{name}.yaml"
+    text, found = re.subn(pattern, replacement, SPEC.read_text())
     if found != 1:
-        raise BenchmarkError(f"{SPEC} has no single `cache:` block to replace")
+        raise BenchmarkError(f"{SPEC} has no single part matching {pattern!r} to replace")
     spec.write_text(text)
     with contextlib.redirect_stdout(io.StringIO()):
-        if cli(["new", str(spec), "-o", str(work / f"bake-{backend}")]) != 0:
+        if cli(["new", str(spec), "-o", str(work / f"bake-{name}")]) != 0:
             raise BenchmarkError(f"baking {spec} failed")
-    return work / f"bake-{backend}"
+    return work / f"bake-{name}"
 
 
 def _run(argv: list[str]) -> None:

@@ -73,9 +73,11 @@ def parse_entry(blob: str, home_account_id: str) -> dict[str, Any] | None:
     return data if has_account else None
 
 
-def _cache_of(data: dict[str, Any]) -> msal.SerializableTokenCache:
+def _cache_of(data: dict[str, Any] | None) -> msal.SerializableTokenCache:
+    """An MSAL cache holding `data` (a checked entry), or an empty one for None."""
     cache = msal.SerializableTokenCache()
-    cache.deserialize(json.dumps(data))
+    if data is not None:
+        cache.deserialize(json.dumps(data))
     return cache
 
 
@@ -123,7 +125,7 @@ class AccountCaches:
         key = self.key(home_account_id)
         if not self.l1:
             _, data = self._read(home_account_id)
-            return _cache_of(data) if data is not None else msal.SerializableTokenCache()
+            return _cache_of(data)
         try:
             version = self.store.version(key)
         except StoreError as exc:
@@ -135,7 +137,7 @@ class AccountCaches:
         if copy is not None and copy[0] == version:
             return copy[1]
         version, data = self._read(home_account_id)
-        cache = _cache_of(data) if data is not None else msal.SerializableTokenCache()
+        cache = _cache_of(data)
         if data is not None:
             with self._copies_guard:
                 self._copies[key] = (version, cache)
@@ -162,7 +164,7 @@ class AccountCaches:
         """
         with self._lock(home_account_id):
             _, data = self._read(home_account_id)
-            cache = _cache_of(data) if data is not None else msal.SerializableTokenCache()
+            cache = _cache_of(data)
             yield cache
             if cache.has_state_changed:
                 try:

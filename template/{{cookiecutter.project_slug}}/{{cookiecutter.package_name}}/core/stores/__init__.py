@@ -76,8 +76,10 @@ class Store(Protocol):
     def version(self, key: str) -> Hashable | None:
         """The entry's current version, cheaper than `get` (None if absent or expired).
 
-        It changes on every `set`, not when a read renews the expiry, and never comes back:
-        an entry deleted and written again has a new one (in-process copies rely on it)."""
+        It changes on every `set` and never comes back: an entry deleted and written again
+        has a new one (in-process copies rely on it). A read that renews the expiry keeps it,
+        except in the filesystem store, whose version includes the file's mtime: there a
+        renewal costs in-process copies one re-read."""
 
     def set(self, key: str, value: str) -> None: ...
 

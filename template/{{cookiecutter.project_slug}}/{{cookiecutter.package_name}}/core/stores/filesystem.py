@@ -66,8 +66,8 @@ class FileStore:
 
     def __init__(self, directory: Path, expiry: Expiry,
                  clock: Callable[[], float] = time.time) -> None:
-        """`clock`: wall-clock seconds, against which the files' modification times (set by the
-        system when they are written) are aged."""
+        """`clock`: wall-clock seconds; a file's modification time is set from it when the
+        entry is written or renewed, and aged against it."""
         self._dir = private_directory(directory)
         self._dir_str = str(self._dir)
         self._lock_dir = private_directory(directory / "locks")
@@ -101,11 +101,14 @@ class FileStore:
         # (a new mtime) changes it too, which costs in-process copies one re-read.
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
-    def _load(self, key: str) -> _Loaded | None:
-        """The live entry: from memory while its file is unchanged (one stat), else read."""
+    def _load(self, key: str, *, renew: bool = True) -> _Loaded | None:
+        """The live entry: from memory while its file is unchanged (one stat), else read;
+        `renew`: renew its sliding expiry if that is due (a read, not a write about to
+        replace the file)."""
         path = self._path(key)
         info = self._stat(path)
-        if info is None or info.st_mtime + self._expiry.sliding_seconds <= self._clock():
+        now = self._clock()
+        if info is None or info.st_mtime + self._expiry.sliding_seconds <= now:
             return None  # absent, or unused for too long; the sweep removes it
         with self._recent_guard:
             loaded = self._recent.get(key)
@@ -115,11 +118,10 @@ class FileStore:
                 return None
             with self._recent_guard:
                 self._recent[key] = loaded
-        now = self._clock()
         used = info.st_mtime
         if now >= self._expiry.deadline(loaded.created, used):
             return None  # past its absolute limit
-        if now - used >= RENEW_AFTER_SECONDS:
+        if renew and now - used >= RENEW_AFTER_SECONDS:
             self._renew(path, now)
         return loaded
 
@@ -163,7 +165,7 @@ class FileStore:
         path = self._path(key)
         # An entry that exists (and has not expired) keeps its creation time.
         try:
-            existing = self._load(key)
+            existing = self._load(key, renew=False)
         except StoreError:
             existing = None
         created = existing.created if existing else self._clock()
