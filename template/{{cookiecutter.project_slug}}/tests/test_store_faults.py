@@ -263,11 +263,21 @@ def test_an_unreadable_store_gives_a_page(app_under_test: AppUnderTest,
     def broken(*_: object) -> Entry | None:
         raise StoreError("connection refused")
 
-    monkeypatch.setattr(app.services.caches.store, "get", broken)
-    monkeypatch.setattr(app.services.caches.store, "version", broken)
+    def break_reads(store: object) -> None:
+        # Every way of reading: a shared store reads several versions in one call.
+        for method in ("get", "version", "versions_of"):
+            monkeypatch.setattr(store, method, broken)
+
+    # The token cache alone: sessions read from the store, not from their in-process copies,
+    # whose check reads the cache's version along with the session's (one call to a shared
+    # store, which this fault would not reach).
+    break_reads(app.services.caches.store)
+    monkeypatch.setattr(app.services.sessions, "l1", False)
     app.standin.reset_counts()
     assert_error_page(browser.get(app.url(path)), "session storage", status=503)
-    monkeypatch.setattr(app.services.sessions.store, "get", broken)
+    # Then the sessions' store too, with their copies in use.
+    monkeypatch.setattr(app.services.sessions, "l1", app.services.caches.l1)
+    break_reads(app.services.sessions.store)
     assert_error_page(browser.get(app.url(path)), "session storage", status=503)
     assert app.standin.authorize_calls == 0
     assert browser.get(app.url("/")).status_code == 200

@@ -8,7 +8,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,10 @@ class StoreProxy:
     def version(self, key: str) -> Hashable | None:
         self._call("version", key)
         return self.inner.version(key)
+
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        # One by one, so that each shows (and can fail) as a `version` call.
+        return [store.version(key) for store, key in reads]
 
     def set(self, key: str, value: str) -> None:
         self._call("set", key)

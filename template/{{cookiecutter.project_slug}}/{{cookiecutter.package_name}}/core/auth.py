@@ -22,8 +22,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import cachetools
@@ -42,6 +42,7 @@ from .errors import (
 )
 from .identity import MsalClients
 from .settings import RESERVED_SCOPES, Settings
+from .stores import KnownVersion
 from .token_cache import PARSED_COPIES, AccountCaches
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,23 @@ class User:
     username: str
     oid: str
     tid: str
+    # Not kept in the session nor part of the user's identity: the version of the account's
+    # token cache, when this request read it along with the session (see Sessions.load); it
+    # spares `acquire_token` a second round trip to a shared store.
+    cache_version: KnownVersion | None = field(default=None, compare=False, repr=False)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("home_account_id", "name", "username", "oid", "tid")
 
     def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> User | None:
+        if not data:
+            return None
         try:
-            return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__}) if data else None
+            return cls(str(data["home_account_id"]), str(data["name"]), str(data["username"]),
+                       str(data["oid"]), str(data["tid"]))
         except KeyError:
             return None
 
@@ -398,7 +408,7 @@ class AuthService:
         `AccountCaches.peek`), and rebuilt when the store has a newer entry: building one costs
         more than the rest of a cached silent call.
         """
-        cache = self.caches.peek(user.home_account_id)
+        cache = self.caches.peek(user.home_account_id, user.cache_version)
         with self._offline_lock:
             kept = self._offline_clients.get(user.home_account_id)
         self._offline_http.begin()

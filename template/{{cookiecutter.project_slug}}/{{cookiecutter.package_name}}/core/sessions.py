@@ -4,6 +4,10 @@
 - Stored as JSON, never pickle: write access to the store must not mean code execution.
 - The store key is a hash of the session id, so the store's listing (file names, keys) does
   not hold ids that could be replayed as cookies.
+- An in-process copy of each session (the first-level cache, TOKEN_CACHE_L1) is used while the
+  store reports the same version for it; that check also reads the version of the account's
+  token cache (`read_along`), so that a shared store answers a signed-in page's two reads in
+  one round trip.
 - Written only when the session changed, or to renew its sliding lifetime at most once every
   `RENEW_AFTER_SECONDS`; never on a plain read.
 - `save` is called by the adapter before the response leaves (see views.py): a session that
@@ -21,16 +25,27 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any, TypeVar, overload
+from collections.abc import Callable, Hashable, Iterator, MutableMapping
+from typing import Any, NamedTuple, TypeVar, overload
+
+import cachetools
 
 from .errors import StoreUnavailable
-from .stores import RENEW_AFTER_SECONDS, CorruptEntries, Store, StoreError
+from .stores import RENEW_AFTER_SECONDS, CorruptEntries, KnownVersion, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# In-process copies of stored sessions, for the read path (TOKEN_CACHE_L1).
+SESSION_COPIES = 4096
+
+
+class _Copy(NamedTuple):
+    version: Hashable
+    value: str  # as stored (decrypted), parsed again for each request: nothing is shared
+    account: str | None
 
 
 class SessionState(MutableMapping[str, Any]):
@@ -38,12 +53,15 @@ class SessionState(MutableMapping[str, Any]):
 
     def __init__(self, sid: str | None = None, data: dict[str, Any] | None = None, *,
                  account: str | None = None, saved_at: float = 0.0,
-                 load_failed: bool = False) -> None:
+                 load_failed: bool = False,
+                 token_cache_version: KnownVersion | None = None) -> None:
         self.sid = sid  # None until the session is first saved
         self._data = data or {}
         self.account = account  # the home account id the session was saved for
         self.saved_at = saved_at
         self.load_failed = load_failed  # the store could not be read (not "no session")
+        # The account's token-cache version, when it was read along with the session.
+        self.token_cache_version = token_cache_version
         self.modified = False
         self.rotate_requested = False
         # Set by `Sessions.save` for the adapter: the cookie to send ("set" the id, or "delete").
@@ -85,12 +103,19 @@ State = TypeVar("State", bound=SessionState)
 
 class Sessions:
     def __init__(self, store: Store, prefix: str, *, lifetime_seconds: int,
-                 per_account: int, clock: Callable[[], float] = time.time) -> None:
+                 per_account: int, clock: Callable[[], float] = time.time, l1: bool = True,
+                 read_along: Callable[[str], tuple[Store, str]] | None = None) -> None:
+        """`read_along(account)`: the store and key of the account's token cache, whose
+        version each load reads with the session's (see SessionState.token_cache_version)."""
         self.store = store
         self.prefix = prefix
         self.lifetime_seconds = lifetime_seconds
         self.per_account = per_account
         self.clock = clock
+        self.l1 = l1
+        self.read_along = read_along
+        self._copies: cachetools.LRUCache[str, _Copy] = cachetools.LRUCache(SESSION_COPIES)
+        self._copies_guard = threading.Lock()  # cachetools caches are not thread-safe
         self._corrupt = CorruptEntries(log, "session")
 
     def _key(self, sid: str) -> str:
@@ -116,21 +141,51 @@ class Sessions:
             return kind()
         key = self._key(sid)
         try:
-            entry = self.store.get(key)
+            value, version, along = self._read(key)
         except StoreError as exc:
             # One line, no traceback: an outage is expected, and logged on every request.
             log.warning("session store unreadable: %s", exc)
             return kind(load_failed=True)
-        if entry is None:
+        if value is None:
             return kind()
-        parsed = _parse(entry.value)
+        parsed = _parse(value)
         if parsed is None:
+            self._forget(key)
             self._corrupt.discard(self.store, key)
             return kind()
         data, account, saved_at = parsed
         if saved_at + self.lifetime_seconds < self.clock():
             return kind()  # expired; the store's own expiry removes it
-        return kind(sid, data, account=account, saved_at=saved_at)
+        if self.l1 and version is not None:
+            with self._copies_guard:
+                self._copies[key] = _Copy(version, value, account)
+        return kind(sid, data, account=account, saved_at=saved_at, token_cache_version=along)
+
+    def _read(self, key: str) -> tuple[str | None, Hashable | None, KnownVersion | None]:
+        """The stored session (None if absent); its version if it was read from the store
+        (None when served from the in-process copy); and, from the copy, the version of its
+        account's token cache read in the same call."""
+        with self._copies_guard:
+            copy = self._copies.get(key) if self.l1 else None
+        if copy is not None:
+            reads = [(self.store, key)]
+            along = self.read_along(copy.account) if self.read_along and copy.account else None
+            if along is not None:
+                reads.append(along)
+            versions = self.store.versions_of(reads)
+            if versions[0] == copy.version:
+                return copy.value, None, (
+                    KnownVersion(along[1], versions[1], time.monotonic())
+                    if along is not None else None)
+        entry = self.store.get(key)
+        if entry is None:
+            self._forget(key)
+            return None, None, None
+        return entry.value, entry.version, None
+
+    def _forget(self, key: str) -> None:
+        with self._copies_guard:
+            self._copies.pop(key, None)
 
     @property
     def blocking(self) -> bool:
@@ -166,6 +221,7 @@ class Sessions:
             value = json.dumps({"format": FORMAT, "data": dict(state), "account": account,
                                 "saved_at": now}, separators=(",", ":"))
             self.store.set(self._key(sid), value)
+            self._forget(self._key(sid))  # the next load reads the new version
             if old_sid is not None and old_sid != sid:
                 self.retire(old_sid)
             if account and (account != state.account or old_sid != sid):
@@ -179,6 +235,7 @@ class Sessions:
     def retire(self, sid: str) -> None:
         """End a session other than the request's own (the one a browser had before signing
         in again, or one replaced by a new id); a failure only leaves it to expire."""
+        self._forget(self._key(sid))
         try:
             self.store.delete(self._key(sid))
         except StoreError as exc:

@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Hashable, Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ import cachetools
 import msal
 
 from .errors import StoreUnavailable
-from .stores import CorruptEntries, Store, StoreError
+from .stores import CorruptEntries, KnownVersion, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +118,24 @@ class AccountCaches:
             self._corrupt.discard(self.store, key)
         return entry.version, data
 
-    def peek(self, home_account_id: str) -> msal.SerializableTokenCache:
+    def peek(self, home_account_id: str, known: KnownVersion | None = None
+             ) -> msal.SerializableTokenCache:
         """The account's cache for reading only: no lock, no write; do not modify it.
 
-        Served from an in-process copy while the store reports the same version.
+        Served from an in-process copy while the store reports the same version; `known`: the
+        version as this request already read it (with its session), if it did.
         """
         key = self.key(home_account_id)
         if not self.l1:
             _, data = self._read(home_account_id)
             return _cache_of(data)
-        try:
-            version = self.store.version(key)
-        except StoreError as exc:
-            raise StoreUnavailable("token cache", str(exc)) from exc
+        if known is not None and known.for_key(key, time.monotonic()):
+            version = known.version
+        else:
+            try:
+                version = self.store.version(key)
+            except StoreError as exc:
+                raise StoreUnavailable("token cache", str(exc)) from exc
         if version is None:
             return msal.SerializableTokenCache()
         with self._copies_guard:

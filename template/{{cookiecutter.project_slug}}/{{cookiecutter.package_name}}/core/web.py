@@ -270,7 +270,10 @@ def current_user(session: MutableMapping[str, Any]) -> User | None:
     # Asked several times per request (the view, the page's template, the save): parsed once.
     derived = session.derived.get(SESSION_USER)
     if derived is None or derived[0] is not data:
-        derived = session.derived[SESSION_USER] = (data, User.from_dict(data))
+        user = User.from_dict(data)
+        if user is not None and session.token_cache_version is not None:
+            user = replace(user, cache_version=session.token_cache_version)
+        derived = session.derived[SESSION_USER] = (data, user)
     return cast(User | None, derived[1])
 
 
@@ -300,7 +303,9 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
                            settings.token_cache_prefix, l1=settings.token_cache_l1)
     sessions = Sessions(build_store(settings, "sessions", clock), settings.token_cache_prefix,
                         lifetime_seconds=settings.session_lifetime_seconds,
-                        per_account=settings.sessions_per_account, clock=clock)
+                        per_account=settings.sessions_per_account, clock=clock,
+                        l1=settings.token_cache_l1,
+                        read_along=lambda account: (caches.store, caches.key(account)))
     clients = MsalClients(settings, clock)
     auth = AuthService(settings, clients, caches, clock=clock)
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -65,6 +65,24 @@ class Entry:
     version: Hashable
 
 
+@dataclass(frozen=True)
+class KnownVersion:
+    """The version of the entry at `key`, as a read at monotonic time `at` found it: a page
+    that read it along with its session uses it for the rest of the request instead of asking
+    again (see Sessions.load and AccountCaches.peek)."""
+
+    key: str
+    version: Hashable | None
+    at: float
+
+    # Older than this, it is asked again: a User kept beyond its request (a background job)
+    # must not go on trusting its request's reading.
+    MAX_AGE_SECONDS = 1.0
+
+    def for_key(self, key: str, now: float) -> bool:
+        return key == self.key and 0 <= now - self.at < self.MAX_AGE_SECONDS
+
+
 class Store(Protocol):
     # Whether its calls wait on I/O (a file, a server): an async adapter then makes them from
     # a worker thread, never on its event loop. The memory store's do not.
@@ -81,6 +99,12 @@ class Store(Protocol):
         except in the filesystem store, whose version includes the file's mtime: there a
         renewal costs in-process copies one re-read."""
 
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        """The versions of several entries, `reads` being (store, key) pairs (this store's
+        or others'), as `version` gives them one by one. A shared store reads every entry of
+        a store on its own server in one round trip (a page checks its session and its
+        account's token cache together); the others are asked one by one."""
+
     def set(self, key: str, value: str) -> None: ...
 
     def delete(self, key: str) -> None: ...
@@ -90,6 +114,11 @@ class Store(Protocol):
         the app instances) sharing the store: for a shared store, a lease of LEASE_SECONDS that
         holds no connection while it is held. Taking it may raise StoreError, also after
         waiting LEASE_WAIT_SECONDS for another holder."""
+
+
+def versions_one_by_one(reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+    """`Store.versions_of` for stores with nothing to gain from reading together."""
+    return [store.version(key) for store, key in reads]
 
 
 class CorruptEntries:

@@ -104,6 +104,12 @@ class EncryptedStore:
     def version(self, key: str) -> Hashable | None:
         return self.inner.version(key)
 
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        # Versions are the inner stores': read them there, together where they can be.
+        return self.inner.versions_of(
+            [(store.inner if isinstance(store, EncryptedStore) else store, key)
+             for store, key in reads])
+
     def set(self, key: str, value: str) -> None:
         self.inner.set(key, self.encrypt(key, value))
 

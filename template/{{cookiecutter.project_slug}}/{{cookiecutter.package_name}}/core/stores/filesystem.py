@@ -24,14 +24,14 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import cachetools
 import filelock
 
-from . import RENEW_AFTER_SECONDS, Entry, Expiry, StoreError
+from . import RENEW_AFTER_SECONDS, Entry, Expiry, Store, StoreError, versions_one_by_one
 from .memory import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,9 @@ class FileStore:
         except (ValueError, UnicodeDecodeError):
             # Unreadable: the layer above finds it corrupt and deletes it.
             return _Loaded(Entry("", version), info.st_mtime)
+
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        return versions_one_by_one(reads)
 
     def set(self, key: str, value: str) -> None:
         path = self._path(key)

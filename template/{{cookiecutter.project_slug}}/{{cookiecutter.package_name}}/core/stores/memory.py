@@ -11,12 +11,12 @@ import itertools
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import NamedTuple
 
 import cachetools
 
-from . import RENEW_AFTER_SECONDS, Entry, Expiry
+from . import RENEW_AFTER_SECONDS, Entry, Expiry, Store, versions_one_by_one
 
 
 class KeyedLocks:
@@ -71,6 +71,9 @@ class MemoryStore:
     def version(self, key: str) -> Hashable | None:
         found = self._live(key)
         return found.version if found else None
+
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        return versions_one_by_one(reads)
 
     def set(self, key: str, value: str) -> None:
         with self._guard:

@@ -6,7 +6,11 @@
   every write, so it never comes back after a delete and a new write), `created` and `used`
   (milliseconds by the store's clock).
 - Each get, version, set or delete is one round trip (a Lua script, atomic on the server, or
-  DEL); a lock is one to take the lease (plus one per poll while another holds it) and one to
+  DEL), and so is `versions_of` for the entries of every Redis store of the process on the same
+  server (they share one client): a signed-in page checks its session and its account's token
+  cache in one script. (Such a script reads several keys: on a Redis Cluster they would have to
+  share a hash slot; this store is for a single server or a primary with replicas.) A lock is
+  one round trip to take the lease (plus one per poll while another holds it) and one to
   release it. After a server restart the scripts are loaded again, on their first use.
 - Expiry is decided by the store's clock (wall-clock seconds, the services' clock), not by the
   server's, so that all instances and the tests' clocks agree; the key also gets PEXPIREAT at
@@ -29,15 +33,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import LEASE_SECONDS, LEASE_WAIT_SECONDS, RENEW_AFTER_SECONDS, Entry, Expiry, StoreError
+from . import (
+    LEASE_SECONDS,
+    LEASE_WAIT_SECONDS,
+    RENEW_AFTER_SECONDS,
+    Entry,
+    Expiry,
+    Store,
+    StoreError,
+)
 from .memory import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -71,28 +84,38 @@ redis.call('PEXPIREAT', KEYS[1], string.format('%d', math.min(now + sliding, cre
 return 1
 """
 
-# ARGV[5] == 'value': return {version, value}, else {version}. Renews the sliding expiry when
-# the last use is at least ARGV[4] old.
+# Reads any number of entries (a page's session and its account's token cache) in one round
+# trip. ARGV: now, renew-after, then for each key its sliding and absolute lifetimes and what to
+# return ('value': {version, value}, else {version}); 0 for an entry that is absent or expired.
+# Renews an entry's sliding expiry when its last use is at least renew-after old.
 _READ = """
-local now, sliding, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local found
-if ARGV[5] == 'value' then
-    found = redis.pcall('HMGET', KEYS[1], 'version', 'created', 'used', 'value')
-else
-    found = redis.pcall('HMGET', KEYS[1], 'version', 'created', 'used')
+local now, renew_after = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function read(key, sliding, absolute, want_value)
+    local found
+    if want_value then
+        found = redis.pcall('HMGET', key, 'version', 'created', 'used', 'value')
+    else
+        found = redis.pcall('HMGET', key, 'version', 'created', 'used')
+    end
+    if found.err then return 0 end
+    local version, created, used = found[1], tonumber(found[2]), tonumber(found[3])
+    if not (version and created and used) then return 0 end
+    if want_value and not found[4] then return 0 end
+    if now >= math.min(used + sliding, created + absolute) then return 0 end
+    if now - used >= renew_after then
+        redis.call('HSET', key, 'used', ARGV[1])
+        redis.call('PEXPIREAT', key,
+                   string.format('%d', math.min(now + sliding, created + absolute)))
+    end
+    if want_value then return {version, found[4]} end
+    return {version}
 end
-if found.err then return false end
-local version, created, used = found[1], tonumber(found[2]), tonumber(found[3])
-if not (version and created and used) then return false end
-if ARGV[5] == 'value' and not found[4] then return false end
-if now >= math.min(used + sliding, created + absolute) then return false end
-if now - used >= tonumber(ARGV[4]) then
-    local deadline = math.min(now + sliding, created + absolute)
-    redis.call('HSET', KEYS[1], 'used', ARGV[1])
-    redis.call('PEXPIREAT', KEYS[1], string.format('%d', deadline))
+local out = {}
+for i, key in ipairs(KEYS) do
+    local at = 2 + (i - 1) * 3
+    out[i] = read(key, tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), ARGV[at + 3] == 'value')
 end
-if ARGV[5] == 'value' then return {version, found[4]} end
-return {version}
+return out
 """
 
 # Taking the lease again with the same token succeeds: when the client retries an attempt whose
@@ -111,6 +134,33 @@ return 0
 """
 
 
+_clients: dict[str, redis.Redis] = {}
+_clients_guard = threading.Lock()
+
+
+def _client(url: str) -> redis.Redis:
+    """One client (one connection pool) per server URL in a process, shared by the session
+    and token-cache stores: a page reads both in one round trip, on one pooled connection."""
+    with _clients_guard:
+        client = _clients.get(url)
+        if client is None:
+            try:
+                client = _clients[url] = redis.Redis.from_url(
+                    url,
+                    socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                    # One immediate retry on a connection error: a pooled connection closed
+                    # or reset meanwhile (a restart, a load balancer's idle timeout) is
+                    # reopened without failing the request. None on a timeout, which would
+                    # only double the wait for a server gone.
+                    retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)),
+                    decode_responses=False,  # values are decoded here (see get)
+                )
+            except ValueError as exc:  # the message names the option, never the password
+                raise StoreError(f"invalid Redis URL: {exc}") from None
+        return client
+
+
 class RedisStore:
     blocking = True
 
@@ -120,20 +170,7 @@ class RedisStore:
         """`url`: redis:// or rediss:// (TLS), with an ACL user and password if any, e.g.
         rediss://app:secret@cache.example:6380/0. `clock`: wall-clock seconds (the server
         purges an entry at its deadline by the server's own clock)."""
-        try:
-            self._client = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                # One immediate retry on a connection error: a pooled connection closed or
-                # reset meanwhile (a restart, a load balancer's idle timeout) is reopened
-                # without failing the request. None on a timeout, which would only double the
-                # wait for a server gone.
-                retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)),
-                decode_responses=False,  # values are decoded here (see get)
-            )
-        except ValueError as exc:  # the message names the option, never the password
-            raise StoreError(f"invalid Redis URL: {exc}") from None
+        self._client = _client(url)
         options = self._client.connection_pool.connection_kwargs
         self._password = str(options.get("password") or "")
         self._where = (options["path"] if "path" in options else
@@ -158,12 +195,24 @@ class RedisStore:
             raise StoreError(f"Redis {what} failed at {self._where}: "
                              f"{type(exc).__name__}: {message}") from exc
 
-    def _expiry_args(self) -> list[int]:
-        return [int(self._clock() * 1000), self._expiry.sliding_seconds * 1000,
-                self._expiry.absolute_seconds * 1000, RENEW_AFTER_SECONDS * 1000]
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _lifetimes(self, want: str) -> list[int | str]:
+        return [self._expiry.sliding_seconds * 1000, self._expiry.absolute_seconds * 1000, want]
+
+    def _read_many(self, reads: Sequence[tuple[RedisStore, str, str]]) -> list[Any]:
+        """One round trip: (store, key, "value" or "version") -> [version, value] / [version]
+        or 0, each entry aged by its own store's lifetimes."""
+        args: list[int | str] = [self._now_ms(), RENEW_AFTER_SECONDS * 1000]
+        for store, _, want in reads:
+            args += store._lifetimes(want)
+        keys = [key for _, key, _ in reads]
+        found: list[Any] = self._run("read", lambda: self._read(keys, args))
+        return found
 
     def get(self, key: str) -> Entry | None:
-        found = self._run("read", lambda: self._read([key], [*self._expiry_args(), "value"]))
+        found = self._read_many([(self, key, "value")])[0]
         if not found:
             return None
         version, value = found[0].decode("ascii"), found[1]
@@ -173,13 +222,27 @@ class RedisStore:
             return Entry("", version)  # unreadable: the layer above discards it
 
     def version(self, key: str) -> Hashable | None:
-        found = self._run("read", lambda: self._read([key], [*self._expiry_args(), "version"]))
-        return found[0].decode("ascii") if found else None
+        return self.versions_of([(self, key)])[0]
+
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        # Entries of the Redis stores on this store's server: one round trip for all of them.
+        together = [i for i, (store, _) in enumerate(reads)
+                    if isinstance(store, RedisStore) and store._client is self._client]
+        versions: list[Hashable | None] = [None] * len(reads)
+        if together:
+            found = self._read_many([(cast(RedisStore, reads[i][0]), reads[i][1], "version")
+                                     for i in together])
+            for i, answer in zip(together, found, strict=True):
+                versions[i] = answer[0].decode("ascii") if answer else None
+        for i, (store, key) in enumerate(reads):
+            if i not in together:
+                versions[i] = store.version(key)
+        return versions
 
     def set(self, key: str, value: str) -> None:
-        now, sliding, absolute, _ = self._expiry_args()
-        args: list[bytes | str | int] = [value.encode("utf-8"), secrets.token_hex(8), now,
-                                         sliding, absolute]
+        args: list[bytes | str | int] = [value.encode("utf-8"), secrets.token_hex(8),
+                                         self._now_ms(), self._expiry.sliding_seconds * 1000,
+                                         self._expiry.absolute_seconds * 1000]
         self._run("write", lambda: self._set([key], args))
 
     def delete(self, key: str) -> None:

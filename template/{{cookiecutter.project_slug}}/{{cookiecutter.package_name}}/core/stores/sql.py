@@ -10,6 +10,8 @@
   that keeps the creation time of an entry that is still alive (the absolute expiry) and resets
   it otherwise; a read renews the sliding expiry with an UPDATE at most every
   RENEW_AFTER_SECONDS, so the read path writes at most once per entry per five minutes.
+  `versions_of` reads the entries of every SQL store of the process on the same database (a
+  page's session and its account's token cache) with one SELECT.
 - `version` is a random token written with every value: it changes on every `set`, never on a
   renewal, and never comes back (an entry deleted and written again has a new one).
 - `lock` is a lease: a row inserted, or taken over once expired, by one statement in its own
@@ -44,13 +46,21 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from . import LEASE_SECONDS, LEASE_WAIT_SECONDS, RENEW_AFTER_SECONDS, Entry, Expiry, StoreError
+from . import (
+    LEASE_SECONDS,
+    LEASE_WAIT_SECONDS,
+    RENEW_AFTER_SECONDS,
+    Entry,
+    Expiry,
+    Store,
+    StoreError,
+)
 from .memory import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -367,6 +377,33 @@ class SqlStore:
     def version(self, key: str) -> Hashable | None:
         row = self._live(key)
         return row.version if row is not None else None
+
+    def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
+        # Entries of the SQL stores on this store's engine: one SELECT for all of them, each
+        # renewed as `version` would (by its own store's expiry).
+        together: dict[str, list[int]] = {}
+        for i, (store, key) in enumerate(reads):
+            if isinstance(store, SqlStore) and store.engine is self.engine:
+                together.setdefault(self._digest(key), []).append(i)
+        versions: list[Hashable | None] = [None] * len(reads)
+        if together:
+            now = self._now()
+            with self._failures("read entries"), self.engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(entries.c.key_hash, entries.c.version, entries.c.created,
+                              entries.c.used)
+                    .where(entries.c.key_hash.in_(together), entries.c.expires_at > now)).all()
+                for row in rows:
+                    at = together[row.key_hash]
+                    for i in at:
+                        versions[i] = row.version
+                    if now - row.used >= RENEW_AFTER_SECONDS * 1000:
+                        cast(SqlStore, reads[at[0]][0])._renew(connection, row.key_hash, row, now)
+                connection.commit()
+        for i, (store, key) in enumerate(reads):
+            if not (isinstance(store, SqlStore) and store.engine is self.engine):
+                versions[i] = store.version(key)
+        return versions
 
     def _write(self, action: str, statement: Any) -> sa.CursorResult[Any]:
         """Run one statement in its own transaction, again if it met a deadlock."""
