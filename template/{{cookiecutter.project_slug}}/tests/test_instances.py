@@ -38,6 +38,7 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.settings import Settings, load_settings
 from {{ cookiecutter.package_name }}.core.stores import build_store
 from {{ cookiecutter.package_name }}.core.token_cache import AccountCaches
+from {{ cookiecutter.package_name }}.core.web import session_cookie
 
 from devprovider import StandIn, TestUser
 from tests.app_server import PRODUCTION_SERVER, PROJECT, production_server
@@ -59,6 +60,7 @@ from tests.test_web_flow import (
     account_id,
     assert_error_page,
     at_provider,
+    cookie,
     expire_access_tokens_in,
     visit,
 )
@@ -306,12 +308,20 @@ def test_a_sign_in_through_one_instance_serves_the_other_until_signed_out_throug
     assert ALICE.oid in device.get(b.url(path)).text
     assert pair.cached(ALICE)
 
+    name = session_cookie(pair.settings).name
+    before = cookie(browser, name)
     back = sign_out(a, browser)  # through A: then at the provider, or back (OIDC providers)
     assert back.status_code < 500 and (at_provider(a, back, "/logout") or back.url == a.url("/"))
     assert pair.cached(ALICE) is None  # the account's tokens are gone from the store
 
     pair.standin.reset_counts()
     assert ALICE.name not in browser.get(b.url("/")).text  # signed out in B as well
+    # Even for the session cookie as it was before (another tab's, or a stolen copy): B's
+    # in-process copy of that session does not outlive the store's entry.
+    replay = pair.browser()
+    replay.cookies.set(name, before, domain=urlsplit(b.base_url).hostname or "", path="/",
+                       secure=b.mode == "https")
+    assert ALICE.name not in replay.get(b.url("/")).text
     assert at_provider(b, browser.get(b.url(path)))  # its API page sends it to sign in
     # The other device's session lives on, but not the account's tokens: B does not serve
     # them from a copy of its own, it sends that browser to sign in as well.

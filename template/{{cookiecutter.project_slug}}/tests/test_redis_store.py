@@ -35,7 +35,9 @@ from {{ cookiecutter.package_name }}.core.stores import (
 )
 from {{ cookiecutter.package_name }}.core.stores.redis import RedisStore
 
+from tests.conftest import AppUnderTest
 from tests.services import REDIS_URL, RedisNamespace, unique_name
+from tests.test_web_flow import ALICE, sign_in_api_page, visit
 
 EXPIRY = Expiry(sliding_seconds=1800, absolute_seconds=7200)
 SLIDING_MS, ABSOLUTE_MS = EXPIRY.sliding_seconds * 1000, EXPIRY.absolute_seconds * 1000
@@ -594,3 +596,49 @@ def test_tls_with_a_password(tls_server: tuple[int, str, str]) -> None:
     with pytest.raises(StoreError):
         RedisStore(f"redis://:{password}@localhost:{port}/0", EXPIRY).get("k")
     assert time.monotonic() - started < 3.5
+
+
+@contextlib.contextmanager
+def commands_seen(prefix: str) -> Iterator[list[str]]:
+    """The commands sent to the Redis server with a key under `prefix` while the block runs, as
+    its MONITOR feed shows them: what reached the server, whatever the client did."""
+    seen: list[str] = []
+    done = f"{prefix}end-of-block"
+    listener = redis.Redis.from_url(REDIS_URL, socket_timeout=10)
+    with listener.monitor() as monitor:  # MONITOR is on once this returns
+
+        def listen() -> None:
+            for event in monitor.listen():
+                command = str(event["command"])
+                if done in command:
+                    return
+                # Not the commands a script runs on the server (client_type "lua").
+                if prefix in command and event.get("client_type") != "lua":
+                    seen.append(command)
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        yield seen
+        # The feed is in the server's order of execution: this comes after the block's own.
+        redis.Redis.from_url(REDIS_URL).echo(done)
+        thread.join(10)
+        assert not thread.is_alive(), "MONITOR's feed stopped"
+    listener.close()
+
+
+@pytest.mark.parametrize("l1", ["true", "false"])
+def test_a_signed_in_page_asks_redis_once_with_the_first_level_cache(
+        make_app: Callable[..., AppUnderTest], l1: str) -> None:
+    """With TOKEN_CACHE_L1 on, a signed-in page that calls an API reads Redis once: one script
+    checks its session's version and its account's token cache's against the in-process
+    copies. Off, it reads both entries (two scripts)."""
+    app = make_app(TOKEN_CACHE_L1=l1)
+    path = sign_in_api_page(app)
+    browser = app.browser()
+    visit(app, browser, path, ALICE)
+    assert browser.get(app.url(path)).status_code == 200  # the copies are made from here on
+    with commands_seen(app.env["TOKEN_CACHE_PREFIX"]) as seen:
+        page = browser.get(app.url(path))
+    assert page.status_code == 200 and ALICE.username in page.text, page.text  # the API answered
+    assert len(seen) == (1 if l1 == "true" else 2), seen
+    assert all(command.startswith("EVALSHA ") for command in seen), seen
