@@ -108,7 +108,8 @@ class Settings:
     token_cache_sliding_seconds: int = 8 * 3600
     # Absolute expiry of a session, from its sign-in.
     session_absolute_seconds: int = 7 * 24 * 3600
-    # In-process copies of token caches, checked against the store's version on every use.
+    # In-process copies of token caches and sessions, checked against the store's version on
+    # every use.
     token_cache_l1: bool = True
     # AES-256-GCM keys for entries at rest, newest first (empty: not encrypted).
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
