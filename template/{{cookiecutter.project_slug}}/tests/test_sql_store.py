@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -30,8 +30,10 @@ import {{ cookiecutter.package_name }}.core.stores.sql as sql
 from {{ cookiecutter.package_name }}.core.stores import RENEW_AFTER_SECONDS, Entry, Expiry, StoreError
 from {{ cookiecutter.package_name }}.core.stores.sql import SqlStore, entries, leases
 
+from tests.conftest import AppUnderTest
 from tests.services import SQL_DIALECTS, SqlDatabase
 from tests.tcp_proxy import TcpProxy
+from tests.test_web_flow import ALICE, sign_in_api_page, visit
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -435,3 +437,31 @@ def test_the_app_does_not_start_on_tables_that_are_missing(tmp_path: Path) -> No
         assert "core.stores.sql upgrade" in str(refused.value)
         sql.upgrade(url)
         build_app(env)  # now it starts
+
+
+@pytest.mark.parametrize("l1", ["true", "false"])
+def test_a_signed_in_page_reads_the_database_once_with_the_first_level_cache(
+        make_app: Callable[..., AppUnderTest], l1: str) -> None:
+    """With TOKEN_CACHE_L1 on, a signed-in page that calls an API sends the database one
+    statement: one SELECT of its session's version and its account's token cache's, checked
+    against the in-process copies. Off, it reads both entries (two SELECTs). Counted as the
+    app's engine sends them (the driver's own BEGIN and COMMIT are not statements here)."""
+    app = make_app(TOKEN_CACHE_L1=l1)
+    engine = cast(SqlStore, app.services.caches.store).engine
+    path = sign_in_api_page(app)
+    browser = app.browser()
+    visit(app, browser, path, ALICE)
+    assert browser.get(app.url(path)).status_code == 200  # the copies are made from here on
+    sent: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        page = browser.get(app.url(path))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert page.status_code == 200 and ALICE.username in page.text, page.text
+    assert len(sent) == (1 if l1 == "true" else 2), sent
+    assert all(statement.lstrip().upper().startswith("SELECT") for statement in sent), sent

@@ -21,10 +21,13 @@
   it still names its holder, so a lease taken over after expiring is never released by the
   request it was taken from.
 - Expired rows are deleted by `purge`, which `set` runs at most once an hour.
+- Reads run in autocommit: one round trip for the SELECT, no BEGIN and COMMIT. The pool does
+  not ping a connection before lending it (a round trip more per call): a statement that finds
+  its pooled connection dead (the database restarted, a proxy closed it) is run once more on a
+  new one, SQLAlchemy having discarded every connection pooled before; so the app recovers by
+  itself when the database comes back, at the cost of no extra round trip meanwhile.
 - Every failure is a StoreError whose message names the database but never its password; the
-  connection pool pings a connection before using it, so that the app recovers by itself when
-  the database comes back, and the timeouts are short, so that a page does not hang on a dead
-  database.
+  timeouts are short, so that a page does not hang on a dead database.
 
 The tables are created and evolved only by the Alembic migrations in sql_migrations/, with
 `python -m <package>.core.stores.sql upgrade` (reads TOKEN_CACHE_SQL_URL, or --url); `check`
@@ -46,7 +49,7 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -64,6 +67,7 @@ from . import (
 from .memory import KeyedLocks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # `python -m <package>.core.stores.sql` runs this file as __main__: its package still names it.
 COMMAND = f"python -m {__package__}.sql"
@@ -159,8 +163,8 @@ def shared_engine(url: str) -> sa.Engine:
 
 
 def create_engine(url: str, *, migrations: bool = False) -> sa.Engine:
-    """An engine with a small pool that pings a connection before using it, and short
-    timeouts; `migrations`: without the query timeout (a migration may take longer)."""
+    """An engine with a small pool and short timeouts; `migrations`: without the query timeout
+    (a migration may take longer)."""
     parsed = _url(url)
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
@@ -194,7 +198,8 @@ def create_engine(url: str, *, migrations: bool = False) -> sa.Engine:
         pool = {"pool_size": 5, "max_overflow": 5, "pool_timeout": POOL_TIMEOUT_SECONDS,
                 "pool_recycle": 1800}
     try:
-        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args,
+        # No pool_pre_ping: SqlStore runs a statement again on a new connection instead.
+        engine = sa.create_engine(parsed, connect_args=connect_args,
                                   # Errors would otherwise quote the values: tokens.
                                   hide_parameters=True, **pool)
     except ImportError as exc:
@@ -298,6 +303,11 @@ class SqlStore:
         self._insert = UPSERTS[name]  # the dialect's INSERT, which has its upsert clause
         self._mysql = name in ("mysql", "mariadb")
         self._locks = KeyedLocks()
+        # Reads: the same pool, each connection lent in autocommit and set back when returned;
+        # not on MySQL, where PyMySQL sends each of these switches to the server (measured: a
+        # read took a third longer than in a transaction).
+        self._reader = (self.engine if self._mysql
+                        else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._next_purge = time.monotonic() + self.PURGE_INTERVAL_SECONDS
         self._purge_guard = threading.Lock()
 
@@ -322,6 +332,26 @@ class SqlStore:
         except sa_exc.SQLAlchemyError as exc:
             raise StoreError(_message(self._url, action, exc)) from exc
 
+    def _on_connection(self, work: Callable[[sa.Connection], T], *, read: bool = False) -> T:
+        """`work` on a pooled connection, in a transaction committed at the end; in autocommit
+        if `read` (each statement commits by itself; MySQL: see _reader). Run once more if the
+        connection turned out dead (SQLAlchemy reports a disconnect and discards every
+        connection pooled before it): on a new one. Once only: with the database gone, that one
+        fails too, to connect (which SQLAlchemy does not report as a disconnect)."""
+
+        def attempt() -> T:
+            with (self._reader if read else self.engine).begin() as connection:
+                return work(connection)
+
+        try:
+            return attempt()
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.debug("a pooled connection to %s was closed; trying a new one",
+                      _where(self._url))
+        return attempt()
+
     def _upsert(self, table: sa.Table, values: dict[str, Any],
                 updates: Callable[[Any], list[tuple[str, Any]]], where: Any = None) -> Any:
         """INSERT `values`, or on a duplicate key UPDATE with `updates(new)` (`new`: the row that
@@ -344,14 +374,17 @@ class SqlStore:
         """The row of a live entry (`columns`, plus what a renewal needs), renewed if it was
         last used RENEW_AFTER_SECONDS ago or more."""
         now, digest = self._now(), self._digest(key)
-        with self._failures("read an entry"), self.engine.connect() as connection:
+
+        def read(connection: sa.Connection) -> sa.Row[*tuple[Any, ...]] | None:
             row = connection.execute(
                 sa.select(*columns, entries.c.version, entries.c.created, entries.c.used)
                 .where(entries.c.key_hash == digest, entries.c.expires_at > now)).first()
             if row is not None and now - row.used >= RENEW_AFTER_SECONDS * 1000:
                 self._renew(connection, digest, row, now)
-            connection.commit()
-        return row
+            return row
+
+        with self._failures("read an entry"):
+            return self._on_connection(read, read=True)
 
     def _renew(self, connection: sa.Connection, digest: str, row: sa.Row[*tuple[Any, ...]],
                now: int) -> None:
@@ -368,7 +401,6 @@ class SqlStore:
                 raise
             # Not fatal (a lock timeout...): the entry expires a little earlier.
             log.debug("could not renew an entry", exc_info=True)
-            connection.rollback()
 
     def get(self, key: str) -> Entry | None:
         row = self._live(key, entries.c.value)
@@ -388,7 +420,8 @@ class SqlStore:
         versions: list[Hashable | None] = [None] * len(reads)
         if together:
             now = self._now()
-            with self._failures("read entries"), self.engine.connect() as connection:
+
+            def read(connection: sa.Connection) -> None:
                 rows = connection.execute(
                     sa.select(entries.c.key_hash, entries.c.version, entries.c.created,
                               entries.c.used)
@@ -399,7 +432,9 @@ class SqlStore:
                         versions[i] = row.version
                     if now - row.used >= RENEW_AFTER_SECONDS * 1000:
                         cast(SqlStore, reads[at[0]][0])._renew(connection, row.key_hash, row, now)
-                connection.commit()
+
+            with self._failures("read entries"):
+                self._on_connection(read, read=True)
         for i, (store, key) in enumerate(reads):
             if not (isinstance(store, SqlStore) and store.engine is self.engine):
                 versions[i] = store.version(key)
@@ -410,9 +445,9 @@ class SqlStore:
         with self._failures(action):
             for attempt in range(self.RETRIES):
                 try:
-                    with self.engine.begin() as connection:
-                        result: sa.CursorResult[Any] = connection.execute(statement)
-                        return result
+                    result: sa.CursorResult[Any] = self._on_connection(
+                        lambda connection: connection.execute(statement))
+                    return result
                 except sa_exc.DBAPIError as exc:
                     if attempt + 1 == self.RETRIES or not _retryable(exc):
                         raise
@@ -481,10 +516,14 @@ class SqlStore:
         if self._mysql:
             # The latest committed row (our own write), not the transaction's snapshot.
             read = read.with_for_update()
+        def take(connection: sa.Connection) -> bool:
+            # Run twice if the first connection was dead: the lease may then be ours already
+            # (the first commit went through), which the read-back sees.
+            connection.execute(statement)
+            return bool(connection.execute(read).scalar() == holder)
+
         try:
-            with self.engine.begin() as connection:
-                connection.execute(statement)
-                return connection.execute(read).scalar() == holder
+            return self._on_connection(take)
         except sa_exc.DBAPIError as exc:
             if _retryable(exc):
                 return False
@@ -528,9 +567,8 @@ class SqlStore:
     def schema_problem(self) -> str | None:
         """None if the tables are at the migrations' head; else what to do, in one line.
         StoreError if the database cannot be reached."""
-        with self._failures("read the schema revision"), self.engine.connect() as connection:
-            current = _current(connection)
-        return _problem(current)
+        with self._failures("read the schema revision"):
+            return _problem(self._on_connection(_current, read=True))
 
 
 def _alembic_config(connection: sa.Connection) -> Any:
