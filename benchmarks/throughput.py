@@ -1145,9 +1145,10 @@ class Bench:
 
     @staticmethod
     def _count_sql_events(services: Any) -> dict[str, int] | None:
-        """For a SQL store: counters of pool check-outs (each pings, pool_pre_ping), begun
-        transactions (psycopg sends BEGIN with the first statement), statements and commits,
-        which the next requests then advance. None for other stores."""
+        """For a SQL store: counters of the round trips to the database, which the next
+        requests then advance: pool pre-pings (if the pool pings), statements, and outside
+        autocommit the transactions begun (psycopg sends BEGIN before the first statement) and
+        committed. None for other stores."""
         engines = {id(e): e for e in (getattr(services.sessions.store, "engine", None),
                                       getattr(services.caches.store, "engine", None))
                    if e is not None}
@@ -1155,18 +1156,23 @@ class Bench:
             return None
         import sqlalchemy as sa
 
-        counts = {"pool checkouts (pre-ping)": 0, "BEGIN": 0, "statements": 0, "COMMIT": 0}
+        counts = {"pre-pings": 0, "BEGIN": 0, "statements": 0, "COMMIT": 0}
 
-        def bump(name: str) -> Callable[..., None]:
-            def listener(*args: Any, **kwargs: Any) -> None:
+        def bump(name: str, transactions: bool = False) -> Callable[..., None]:
+            def listener(connection: Any, *args: Any, **kwargs: Any) -> None:
+                # In autocommit the driver sends no BEGIN, and its commit is a no-op.
+                if transactions and connection.get_execution_options().get(
+                        "isolation_level") == "AUTOCOMMIT":
+                    return
                 counts[name] += 1
             return listener
 
         for engine in engines.values():
-            sa.event.listen(engine.pool, "checkout", bump("pool checkouts (pre-ping)"))
-            sa.event.listen(engine, "begin", bump("BEGIN"))
+            if getattr(engine.pool, "_pre_ping", False):
+                sa.event.listen(engine.pool, "checkout", bump("pre-pings"))
+            sa.event.listen(engine, "begin", bump("BEGIN", transactions=True))
             sa.event.listen(engine, "before_cursor_execute", bump("statements"))
-            sa.event.listen(engine, "commit", bump("COMMIT"))
+            sa.event.listen(engine, "commit", bump("COMMIT", transactions=True))
         return counts
 
 
@@ -1355,9 +1361,11 @@ PROFILE_ROWS = [
     ("- MSAL silent call", "msal/application.py", "acquire_token_silent_with_error"),
     ("store get (session and token cache)", "core/stores/", "get"),
     ("store version (token cache)", "core/stores/", "version"),
-    ("- SQL pool checkout (with its pre-ping)", "sqlalchemy/pool/base.py", "_checkout"),
+    ("- SQL pool checkout (and its pre-ping, if the pool pings)", "sqlalchemy/pool/base.py",
+     "_checkout"),
     ("- SQL pre-ping", "sqlalchemy/engine/default.py", "_do_ping_w_event"),
-    ("- SQL statement (BEGIN sent with it)", "sqlalchemy/engine/base.py", "_execute_context"),
+    ("- SQL statement (and psycopg's BEGIN, outside autocommit)", "sqlalchemy/engine/base.py",
+     "_execute_context"),
     ("- SQL COMMIT", "sqlalchemy/engine/base.py", "_commit_impl"),
     ("- SQL pool return", "sqlalchemy/pool/base.py", "_finalize_fairy"),
     ("- Redis command", "redis/client.py", "_execute_command"),

@@ -645,7 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help=f"the SQLAlchemy URL (default: {URL_VARIABLE})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("alembic").setLevel(logging.INFO)  # "Running upgrade ..."
+    # "Running upgrade ...", not the INFO lines of the rest of alembic ("setup plugin ...").
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
     try:
         url = args.url or _environment_url()
         where = _where(_url(url))
