@@ -94,6 +94,7 @@ class User:
         if not data:
             return None
         try:
+            # Each field by name (mypy cannot match a splat of FIELDS to the parameters).
             return cls(str(data["home_account_id"]), str(data["name"]), str(data["username"]),
                        str(data["oid"]), str(data["tid"]))
         except KeyError:

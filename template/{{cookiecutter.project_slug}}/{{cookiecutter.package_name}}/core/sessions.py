@@ -220,8 +220,9 @@ class Sessions:
                    else old_sid)
             value = json.dumps({"format": FORMAT, "data": dict(state), "account": account,
                                 "saved_at": now}, separators=(",", ":"))
-            self.store.set(self._key(sid), value)
-            self._forget(self._key(sid))  # the next load reads the new version
+            key = self._key(sid)
+            self.store.set(key, value)
+            self._forget(key)  # the next load reads the new version
             if old_sid is not None and old_sid != sid:
                 self.retire(old_sid)
             if account and (account != state.account or old_sid != sid):

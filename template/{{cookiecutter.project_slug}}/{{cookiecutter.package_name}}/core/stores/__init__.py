@@ -121,6 +121,24 @@ def versions_one_by_one(reads: Sequence[tuple[Store, str]]) -> list[Hashable | N
     return [store.version(key) for store, key in reads]
 
 
+def versions_together(reads: Sequence[tuple[Store, str]], shares: Callable[[Store], bool],
+                      read: Callable[[list[tuple[Store, str]]], list[Hashable | None]]
+                      ) -> list[Hashable | None]:
+    """`Store.versions_of` for a shared store: the entries of the stores that `shares` (those
+    on its own server) by one call of `read`, which returns their versions in order; the
+    others one by one."""
+    together = {i for i, (store, _) in enumerate(reads) if shares(store)}
+    versions: list[Hashable | None] = [None] * len(reads)
+    if together:
+        order = sorted(together)
+        for i, version in zip(order, read([reads[i] for i in order]), strict=True):
+            versions[i] = version
+    for i, (store, key) in enumerate(reads):
+        if i not in together:
+            versions[i] = store.version(key)
+    return versions
+
+
 class CorruptEntries:
     """Deletes the entries a layer above found corrupt (unparsable, or of the wrong shape), and
     logs each key once: not on every request while an entry cannot even be deleted (a read-only

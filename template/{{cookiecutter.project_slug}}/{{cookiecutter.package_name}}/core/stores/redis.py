@@ -50,6 +50,7 @@ from . import (
     Expiry,
     Store,
     StoreError,
+    versions_together,
 )
 from .memory import KeyedLocks
 
@@ -198,15 +199,16 @@ class RedisStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _lifetimes(self, want: str) -> list[int | str]:
-        return [self._expiry.sliding_seconds * 1000, self._expiry.absolute_seconds * 1000, want]
+    def _lifetimes(self) -> list[int]:
+        """The sliding and absolute lifetimes, in milliseconds, as the scripts take them."""
+        return [self._expiry.sliding_seconds * 1000, self._expiry.absolute_seconds * 1000]
 
     def _read_many(self, reads: Sequence[tuple[RedisStore, str, str]]) -> list[Any]:
         """One round trip: (store, key, "value" or "version") -> [version, value] / [version]
         or 0, each entry aged by its own store's lifetimes."""
         args: list[int | str] = [self._now_ms(), RENEW_AFTER_SECONDS * 1000]
         for store, _, want in reads:
-            args += store._lifetimes(want)
+            args += [*store._lifetimes(), want]
         keys = [key for _, key, _ in reads]
         found: list[Any] = self._run("read", lambda: self._read(keys, args))
         return found
@@ -226,23 +228,18 @@ class RedisStore:
 
     def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
         # Entries of the Redis stores on this store's server: one round trip for all of them.
-        together = [i for i, (store, _) in enumerate(reads)
-                    if isinstance(store, RedisStore) and store._client is self._client]
-        versions: list[Hashable | None] = [None] * len(reads)
-        if together:
-            found = self._read_many([(cast(RedisStore, reads[i][0]), reads[i][1], "version")
-                                     for i in together])
-            for i, answer in zip(together, found, strict=True):
-                versions[i] = answer[0].decode("ascii") if answer else None
-        for i, (store, key) in enumerate(reads):
-            if i not in together:
-                versions[i] = store.version(key)
-        return versions
+        def read(mine: list[tuple[Store, str]]) -> list[Hashable | None]:
+            found = self._read_many([(cast(RedisStore, store), key, "version")
+                                     for store, key in mine])
+            return [answer[0].decode("ascii") if answer else None for answer in found]
+
+        return versions_together(
+            reads, lambda store: isinstance(store, RedisStore) and store._client is self._client,
+            read)
 
     def set(self, key: str, value: str) -> None:
         args: list[bytes | str | int] = [value.encode("utf-8"), secrets.token_hex(8),
-                                         self._now_ms(), self._expiry.sliding_seconds * 1000,
-                                         self._expiry.absolute_seconds * 1000]
+                                         self._now_ms(), *self._lifetimes()]
         self._run("write", lambda: self._set([key], args))
 
     def delete(self, key: str) -> None:

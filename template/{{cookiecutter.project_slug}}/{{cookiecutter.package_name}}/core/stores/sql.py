@@ -63,6 +63,7 @@ from . import (
     Expiry,
     Store,
     StoreError,
+    versions_together,
 )
 from .memory import KeyedLocks
 
@@ -423,30 +424,29 @@ class SqlStore:
     def versions_of(self, reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
         # Entries of the SQL stores on this store's engine: one SELECT for all of them, each
         # renewed as `version` would (by its own store's expiry).
-        together: dict[str, list[int]] = {}
-        for i, (store, key) in enumerate(reads):
-            if isinstance(store, SqlStore) and store.engine is self.engine:
-                together.setdefault(self._digest(key), []).append(i)
-        versions: list[Hashable | None] = [None] * len(reads)
-        if together:
+        def read(mine: list[tuple[Store, str]]) -> list[Hashable | None]:
+            digests = [self._digest(key) for _, key in mine]
+            owner: dict[str, SqlStore] = {}  # the store whose expiry renews the entry
+            for digest, (store, _) in zip(digests, mine, strict=True):
+                owner.setdefault(digest, cast(SqlStore, store))
+            found: dict[str, Hashable] = {}
             now = self._now()
 
-            def read(connection: sa.Connection) -> None:
+            def select(connection: sa.Connection) -> None:
                 rows = connection.execute(
-                    _READ_VERSIONS, {"digests": list(together), "now": now}).all()
+                    _READ_VERSIONS, {"digests": list(owner), "now": now}).all()
                 for row in rows:
-                    at = together[row.key_hash]
-                    for i in at:
-                        versions[i] = row.version
+                    found[row.key_hash] = row.version
                     if now - row.used >= RENEW_AFTER_SECONDS * 1000:
-                        cast(SqlStore, reads[at[0]][0])._renew(connection, row.key_hash, row, now)
+                        owner[row.key_hash]._renew(connection, row.key_hash, row, now)
 
             with self._failures("read entries"):
-                self._on_connection(read, read=True)
-        for i, (store, key) in enumerate(reads):
-            if not (isinstance(store, SqlStore) and store.engine is self.engine):
-                versions[i] = store.version(key)
-        return versions
+                self._on_connection(select, read=True)
+            return [found.get(digest) for digest in digests]
+
+        return versions_together(
+            reads, lambda store: isinstance(store, SqlStore) and store.engine is self.engine,
+            read)
 
     def _write(self, action: str, statement: Any) -> sa.CursorResult[Any]:
         """Run one statement in its own transaction, again if it met a deadlock."""
@@ -524,6 +524,7 @@ class SqlStore:
         if self._mysql:
             # The latest committed row (our own write), not the transaction's snapshot.
             read = read.with_for_update()
+
         def take(connection: sa.Connection) -> bool:
             # Run twice if the first connection was dead: the lease may then be ours already
             # (the first commit went through), which the read-back sees.
