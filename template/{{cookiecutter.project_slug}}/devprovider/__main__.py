@@ -266,21 +266,15 @@ def main(argv: list[str] | None = None) -> None:
 
             create_app(env).run(host=args.host, port=args.port)
 {% elif cookiecutter.framework == "django" %}
-            import os
-
-            # Django's own settings come from os.environ (settings.py); the app's, from env.
-            os.environ.update({"DJANGO_SETTINGS_MODULE": "{{ cookiecutter.package_name }}.settings",
-                               "SECRET_KEY": env["SECRET_KEY"], "ALLOWED_HOSTS": args.host,
-                               "TRUSTED_PROXY_HOPS": "0"})
-            import django
             from django.core.management import call_command
             from django.core.servers.basehttp import run
 
             from {{ cookiecutter.package_name }}.web.services import create_app
 
-            django.setup()
+            # The first app of the process gives Django its settings (SECRET_KEY, the hosts).
+            app = create_app({**env, "ALLOWED_HOSTS": args.host})
             call_command("migrate", interactive=False, verbosity=0)  # db.sqlite3: user rows
-            run(args.host, args.port, create_app(env), ipv6=False, threading=True)
+            run(args.host, args.port, app, ipv6=False, threading=True)
 {% elif cookiecutter.framework == "fastapi" %}
             import uvicorn
 

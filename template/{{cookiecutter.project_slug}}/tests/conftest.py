@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
-from {{ cookiecutter.package_name }}.core.web import Services
+from {{ cookiecutter.package_name }}.core.services import Services
 
 from devprovider import StandIn
 from devprovider.__main__ import register_apis

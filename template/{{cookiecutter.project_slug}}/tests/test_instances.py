@@ -35,8 +35,8 @@ import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
+from {{ cookiecutter.package_name }}.core.services import build_store
 from {{ cookiecutter.package_name }}.core.settings import Settings, load_settings
-from {{ cookiecutter.package_name }}.core.stores import build_store
 from {{ cookiecutter.package_name }}.core.token_cache import AccountCaches
 from {{ cookiecutter.package_name }}.core.web import session_cookie
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from {{ cookiecutter.package_name }}.core.web import Services
+from {{ cookiecutter.package_name }}.core.services import Services
 
 from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import start_dev_environment

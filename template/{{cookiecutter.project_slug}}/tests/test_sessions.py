@@ -9,9 +9,10 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.errors import StoreUnavailable
-from {{ cookiecutter.package_name }}.core.sessions import Sessions, SessionState
+from {{ cookiecutter.package_name }}.core.services import build_store
+from {{ cookiecutter.package_name }}.core.sessions import CookieAction, Sessions, SessionState
 from {{ cookiecutter.package_name }}.core.settings import load_settings
-from {{ cookiecutter.package_name }}.core.stores import RENEW_AFTER_SECONDS, Expiry, Store, build_store
+from {{ cookiecutter.package_name }}.core.stores import RENEW_AFTER_SECONDS, Expiry, Store
 from {{ cookiecutter.package_name }}.core.stores.filesystem import FileStore
 from {{ cookiecutter.package_name }}.core.stores.memory import MemoryStore
 from {{ cookiecutter.package_name }}.core.token_cache import AccountCaches
@@ -59,8 +60,7 @@ def saved(sessions: Sessions, account: str | None = None, **data: object) -> str
     """A new session holding `data`, saved; its id (what the cookie carries)."""
     state: SessionState = sessions.load(None)
     state.update(data)
-    sessions.save(state, account)
-    assert state.sid is not None and state.cookie_action == "set"
+    assert sessions.save(state, account) == "set" and state.sid is not None
     return state.sid
 
 
@@ -120,22 +120,21 @@ def test_written_only_when_modified_or_due_for_renewal(
     sid = saved(sessions, k="v")
     start = clock.now
 
-    def request(at: float, **changes: object) -> SessionState:
+    def request(at: float, **changes: object) -> CookieAction:
         clock.now = start + at
         state: SessionState = sessions.load(sid)
         assert state["k"] == "v"  # reading is not a change
         state.update(changes)
-        sessions.save(state, None)
-        return state
+        return sessions.save(state, None)
 
     proxy.calls.clear()
-    assert request(0).cookie_action is None
-    assert request(RENEW_AFTER_SECONDS - 1).cookie_action is None
+    assert request(0) is None
+    assert request(RENEW_AFTER_SECONDS - 1) is None
     assert proxy.methods().count("set") == 0
-    assert request(RENEW_AFTER_SECONDS).cookie_action == "set"  # due: the lifetime slides
+    assert request(RENEW_AFTER_SECONDS) == "set"  # due: the lifetime slides
     assert proxy.methods().count("set") == 1
-    assert request(RENEW_AFTER_SECONDS + 1).cookie_action is None
-    assert request(RENEW_AFTER_SECONDS + 2, k="v", other=1).cookie_action == "set"
+    assert request(RENEW_AFTER_SECONDS + 1) is None
+    assert request(RENEW_AFTER_SECONDS + 2, k="v", other=1) == "set"
     assert proxy.methods().count("set") == 2
 
 
@@ -165,8 +164,8 @@ def test_rotate_gives_a_new_id_and_deletes_the_old_entry(
     state: SessionState = sessions.load(old)
     state.rotate()  # at sign-in: the id the browser had before must not stay valid
     state["user"] = "ada"
-    sessions.save(state, "a.t")
-    assert state.sid not in (None, old) and state.cookie_action == "set"
+    assert sessions.save(state, "a.t") == "set"
+    assert state.sid not in (None, old)
     assert store.get(sessions._key(old)) is None
     assert sessions.load(old).sid is None
     assert dict(sessions.load(state.sid)) == {"flow": "pending", "user": "ada"}
@@ -176,8 +175,7 @@ def test_a_cleared_session_is_deleted_with_its_cookie(sessions: Sessions, store:
     sid = saved(sessions, "a.t", user="ada")
     state: SessionState = sessions.load(sid)
     state.clear()  # sign-out
-    sessions.save(state, None)
-    assert state.cookie_action == "delete" and state.sid is None
+    assert sessions.save(state, None) == "delete" and state.sid is None
     assert store.get(sessions._key(sid)) is None
     assert sessions.load(sid).sid is None
 
@@ -187,7 +185,7 @@ def test_a_value_that_is_not_json_raises_at_save(sessions: Sessions, proxy: Stor
     state["tags"] = {"a", "b"}  # a set: a bug to surface, not to store or drop silently
     with pytest.raises(TypeError):
         sessions.save(state, None)
-    assert state.cookie_action is None and "set" not in proxy.methods()
+    assert state.sid is None and "set" not in proxy.methods()
 
 
 def test_a_failed_save_raises_store_unavailable_and_sets_no_cookie(
@@ -199,7 +197,7 @@ def test_a_failed_save_raises_store_unavailable_and_sets_no_cookie(
     with pytest.raises(StoreUnavailable) as raised:
         sessions.save(state, "a.t")
     assert raised.value.what == "session store"
-    assert state.cookie_action is None and state.sid is None
+    assert state.sid is None
 
 
 def test_one_account_keeps_only_its_newest_sessions(store: Store, clock: Clock) -> None:

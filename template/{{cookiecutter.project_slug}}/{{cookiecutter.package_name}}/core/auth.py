@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -74,30 +74,50 @@ warnings.filterwarnings("ignore", message=r"response_mode='form_post' is recomme
 class User:
     """The signed-in user, as kept in the session: identifiers and display claims, no tokens."""
 
-    home_account_id: str
+    home_account_id: str  # MSAL's key of the account's tokens
     name: str
-    username: str
-    oid: str
-    tid: str
-    # Not kept in the session nor part of the user's identity: the version of the account's
-    # token cache, when this request read it along with the session (see Sessions.load); it
-    # spares `acquire_token` a second round trip to a shared store.
-    cache_version: KnownVersion | None = field(default=None, compare=False, repr=False)
+    username: str  # preferred_username (or e-mail): for display and login_hint, not a key
+    oid: str  # Entra's object id; "" from other providers
+    tid: str  # Entra's tenant id; "" from other providers
+    issuer: str  # the ID token's `iss`
+    subject: str  # the ID token's `sub`
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("home_account_id", "name", "username", "oid", "tid")
+    FIELDS: ClassVar[tuple[str, ...]] = ("home_account_id", "name", "username", "oid", "tid",
+                                         "issuer", "subject")
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Who the user is, as (issuer, subject): what the app keys its own records on.
+
+        Entra: (tenant id, object id), the same for the user in every app of the tenant and
+        never reassigned (Microsoft's docs: use `oid` + `tid` to key data). Other providers:
+        (`iss`, `sub`), the only pair OpenID Connect promises to be unique and stable (Core
+        section 5.7); `sub` alone is unique per issuer only.
+        """
+        if self.oid and self.tid:
+            return self.tid, self.oid
+        return self.issuer, self.subject
+
+    @property
+    def identity_key(self) -> str:
+        """`identity` as one string (an issuer holds no space), for a unique column."""
+        return " ".join(self.identity)
 
     def to_dict(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> User | None:
+        """The user kept in a session; None for none, or for one kept in an older shape
+        (which then signs in again)."""
         if not data:
             return None
         try:
             # Each field by name (mypy cannot match a splat of FIELDS to the parameters).
             return cls(str(data["home_account_id"]), str(data["name"]), str(data["username"]),
-                       str(data["oid"]), str(data["tid"]))
-        except KeyError:
+                       str(data["oid"]), str(data["tid"]), str(data["issuer"]),
+                       str(data["subject"]))
+        except (KeyError, TypeError):
             return None
 
 
@@ -274,8 +294,10 @@ class AuthService:
             home_account_id=home_account_id,
             name=str(claims.get("name") or claims.get("preferred_username") or "Signed-in user"),
             username=str(claims.get("preferred_username") or claims.get("email") or ""),
-            oid=str(claims.get("oid") or claims.get("sub") or ""),
+            oid=str(claims.get("oid") or ""),
             tid=str(claims.get("tid") or ""),
+            issuer=str(claims.get("iss") or ""),
+            subject=str(claims.get("sub") or ""),
         )
         log.info("user signed in (home_account_id=%s)", home_account_id)
         retire = payload.get("retire_session")
@@ -354,7 +376,8 @@ class AuthService:
             with self._granted_lock:
                 self._granted[(home_account_id, default)] = granted
 
-    def acquire_token(self, user: User, scopes: Sequence[str], claims: str | None = None) -> str:
+    def acquire_token(self, user: User, scopes: Sequence[str], claims: str | None = None, *,
+                      known: KnownVersion | None = None) -> str:
         """An access token for `scopes` from the cache, or from the refresh token.
 
         First without a lock and without the network: while the cached access token is good,
@@ -367,7 +390,7 @@ class AuthService:
         StoreUnavailable when the token cache cannot be read.
         """
         if not claims:  # MSAL never serves a claims request from its cache
-            cached = self._acquire_offline(user, scopes)
+            cached = self._acquire_offline(user, scopes, known)
             if cached is not None:
                 return cached
         with self.caches.open(user.home_account_id) as cache:
@@ -400,16 +423,18 @@ class AuthService:
         except DISCOVERY_FAILURES as exc:
             raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
 
-    def _acquire_offline(self, user: User, scopes: Sequence[str]) -> str | None:
+    def _acquire_offline(self, user: User, scopes: Sequence[str],
+                         known: KnownVersion | None) -> str | None:
         """The cached access token if MSAL serves it without any network call, else None.
 
         MSAL has no cache-only mode, so this pass's client has an HTTP client that refuses
         every request; a refusal means "go the locked way". Nothing here is saved. The client is
         kept with the in-process copy of the account's cache it was built on (see
         `AccountCaches.peek`), and rebuilt when the store has a newer entry: building one costs
-        more than the rest of a cached silent call.
+        more than the rest of a cached silent call. `known`: the version of the account's
+        cache as this request already read it (see `AccountCaches.peek`).
         """
-        cache = self.caches.peek(user.home_account_id, user.cache_version)
+        cache = self.caches.peek(user.home_account_id, known)
         with self._offline_lock:
             kept = self._offline_clients.get(user.home_account_id)
         self._offline_http.begin()

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .errors import CredentialUnavailable
+from .errors import CredentialUnavailable, loggable
 
 log = logging.getLogger(__name__)
 
@@ -378,21 +378,22 @@ class Credentials:
     def rejected(self, index: int, result: Mapping[str, Any]) -> bool:
         """Credential `index` was refused: move to the next one. True if the caller should try
         again (with the credential now current); False when there is no other to try."""
-        codes = ",".join(str(c) for c in result.get("error_codes") or []) or "no code"
+        codes = loggable(",".join(str(c) for c in result.get("error_codes") or []) or "no code")
+        error = loggable(result.get("error"))  # the provider's words, into the log
         with self._lock:
             failed = self._all[index]
             if index != self._index:  # another request switched already: use the new one
                 return True
             if len(self._all) == 1:
                 log.error("the identity provider refused %s (%s, %s); no other credential is "
-                          "configured", failed.label, result.get("error"), codes)
+                          "configured", failed.label, error, codes)
                 return False
             # Past the last, back to the first: it may have been fixed in place (a replaced
             # secret file, a re-registered certificate) in the meantime.
             self._index = (index + 1) % len(self._all)
             now = self._all[self._index]
         log.error("the identity provider refused %s (%s, %s); switching to %s", failed.label,
-                  result.get("error"), codes, now.label)
+                  error, codes, now.label)
         return True
 
 

@@ -26,6 +26,7 @@ from .auth import AuthService, User
 from .errors import DownstreamApiError
 from .http import DEFAULT_TIMEOUT
 from .settings import ApiSettings, Settings
+from .stores import KnownVersion
 
 
 @dataclass(frozen=True)
@@ -177,11 +178,14 @@ class DownstreamApis:
 
     def call(self, user: User, name: str, path: str = "", *, method: str = "GET",
              json: Any = None, params: Mapping[str, str] | None = None,
-             headers: Mapping[str, str] | None = None) -> ApiResponse:
+             headers: Mapping[str, str] | None = None,
+             known: KnownVersion | None = None) -> ApiResponse:
+        """Call the API `name` for `user`; `known`: the version of the user's token cache as
+        this request already read it (core/flows.py `WebRequest.known`), sparing a read."""
         api = self.settings.apis[name]
 
         def acquire(step: NeedToken) -> str:
-            return self.auth.acquire_token(user, step.scopes, claims=step.claims)
+            return self.auth.acquire_token(user, step.scopes, claims=step.claims, known=known)
 
         plan = call_plan(api, path, method=method, json_body=json, params=params, headers=headers)
         return run_sync(plan, acquire, self._send)

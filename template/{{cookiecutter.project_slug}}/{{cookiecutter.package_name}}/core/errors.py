@@ -1,9 +1,26 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
-"""Exceptions the adapters turn into redirects or error pages."""
+"""Exceptions the adapters turn into redirects or error pages, and what they say in a log.
+
+Text from outside (a provider's error description, an API's answer) reaches logs through these
+exceptions' messages: `loggable` escapes it, so that it cannot forge log lines.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def loggable(text: object, limit: int = 500) -> str:
+    """`text` from outside (a provider's error description, an API's answer, a header) made
+    safe for a log line: control characters escaped, so that a newline cannot forge a line of
+    its own, and at most `limit` characters."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), value)
 
 
 class SignInError(Exception):
@@ -14,7 +31,7 @@ class SignInError(Exception):
 
     def __init__(self, reason: str, message: str, detail: str = "", *,
                  retry: str = "/login", status: int = 400) -> None:
-        super().__init__(f"{reason}: {detail or message}")
+        super().__init__(f"{reason}: {loggable(detail or message)}")
         self.reason = reason
         self.message = message
         self.detail = detail
@@ -41,7 +58,7 @@ class TokenAcquisitionError(Exception):
     """The provider refused in a way another sign-in cannot fix (bad credential, outage...)."""
 
     def __init__(self, error: str, description: str = "") -> None:
-        super().__init__(f"{error}: {description}" if description else error)
+        super().__init__(loggable(f"{error}: {description}" if description else error))
         self.error = error
         self.description = description
 
@@ -73,7 +90,8 @@ class StoreUnavailable(Exception):
     """
 
     def __init__(self, what: str, detail: str = "") -> None:
-        super().__init__(f"{what} unavailable: {detail}" if detail else f"{what} unavailable")
+        super().__init__(loggable(f"{what} unavailable: {detail}" if detail else
+                                  f"{what} unavailable"))
         self.what = what
 
 

@@ -1,12 +1,14 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
-"""What each page of the sign-in flow does, decided here for every web framework.
+"""What each page does, decided here for every web framework.
 
 An adapter builds a `WebRequest` (the request's cookies, its session and where it is), calls
 one of these functions and translates the `Outcome` it gets back: a `Redirect` or a `Page`
-(template, context, status), each with the cookies to set or delete. `finish` saves the session
-first, so that a session that cannot be saved becomes an error page in every framework.
+(template, context, status), each with the cookies to set or delete. Before any response
+leaves, the adapter calls `save_session` once (the one save point): it gives the session
+cookie's changes, or the error page that replaces the response when the session cannot be
+saved. core/adapter.py is the contract an adapter fulfils.
 
-    outcome = flows.finish(services, req, flows.login(services, req, next_path, login_hint))
+    outcome = flows.login(services, req, next_path, login_hint)
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from .errors import (
     StoreUnavailable,
     TokenAcquisitionError,
 )
+from .services import Services
 from .sessions import SessionState
+from .stores import KnownVersion
 from .web import (
     SESSION_STORE_DOWN,
     CookieChanges,
-    Services,
     api_succeeded,
     begin_session,
     callback_cookies,
@@ -44,7 +47,7 @@ from .web import (
     current_user,
     interaction_key,
     page_sign_in,
-    save_session,
+    session_cookie_changes,
     should_interact,
     sign_in_cookies,
     sign_in_refused,
@@ -57,11 +60,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WebRequest:
-    """What the core needs of a request, whatever the framework."""
+    """What the core needs of a request, whatever the framework: the request's own context,
+    built once per request by the adapter and passed to every flow."""
 
     here: str  # the local path and query, to come back to after a sign-in
     cookies: Mapping[str, str]
     session: SessionState
+
+    @property
+    def known(self) -> KnownVersion | None:
+        """The version of the signed-in account's token cache, as the session's load read it
+        along (one store round trip for both): the token lookup uses it instead of asking."""
+        return self.session.token_cache_version
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ HTTP_ERRORS: dict[int, tuple[str, str]] = {
     403: ("Forbidden", "You do not have access to this page."),
     404: ("Not found", "There is no page at this address."),
     405: ("Method not allowed", "This page does not take that kind of request."),
+    413: ("Request too large", "The browser sent more data than this page accepts."),
     500: ("Something went wrong", "The error was logged."),
 }
 
@@ -132,48 +143,54 @@ def _with_cookies(outcome: Outcome, changes: CookieChanges) -> Outcome:
                                                   delete=outcome.cookies.delete + changes.delete))
 
 
-def session_saved(services: Services, req: WebRequest) -> Page | None:
-    """Save the request's session if it changed: None, or the error page if it cannot be."""
+def save_session(services: Services, req: WebRequest) -> CookieChanges | Page:
+    """The one save point, called by the adapter once per request before the response leaves,
+    whatever produced the response (a core flow, a view of the user's, an error page): the
+    session is written if it changed or is due for renewal. Gives the session cookie's changes
+    to send with the response, or the error page that replaces the response (and its cookies)
+    when the session cannot be written."""
+    session = req.session
+    user = current_user(session)  # parsed once per request (see current_user)
     try:
-        save_session(services, req.session)
+        action = services.sessions.save(session, user.home_account_id if user else None)
     except StoreUnavailable as exc:
         log.error("%s", exc)
         return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503, retry="/")
-    return None
-
-
-def save_due(services: Services, req: WebRequest) -> bool:
-    """Whether `finish` (or `session_saved`) has a session to write: without one they do no
-    I/O, and an async adapter need not call them from a worker thread."""
-    return services.sessions.save_due(req.session)
-
-
-def known_user(req: WebRequest) -> User | None:
-    """The signed-in user of the request, if any; no I/O (`signed_in_user` may start a
-    sign-in, which builds an MSAL client: an async adapter calls it only without a user)."""
-    return current_user(req.session)
-
-
-def finish(services: Services, req: WebRequest, outcome: Outcome) -> Outcome:
-    """Save the request's session before the outcome is sent; a failed save replaces it by
-    the error page (the cookies of a redirect it replaces are dropped with it)."""
-    return session_saved(services, req) or outcome
+    return session_cookie_changes(services.session_cookie, action, session.sid)
 
 
 # -- signing in -------------------------------------------------------------------------------
-def signed_in_user(services: Services, req: WebRequest, api: str | None = None
-                   ) -> User | Outcome:
-    """The signed-in user, or what a page for signed-in users answers a signed-out one: a
-    sign-in (with the scopes of `api`, the API the page calls, for one round trip from a cold
-    start), or an error page when another sign-in could not help."""
+def page_user(services: Services, req: WebRequest, api: str | None = None
+              ) -> User | Page | None:
+    """The first half of `signed_in_user`, without I/O: the signed-in user; the page that
+    answers instead (404: no API `api` is configured, so no page calls it; 503: a sign-in
+    cannot help); or None: a sign-in must start (`sign_in_for_page`)."""
+    if api is not None and api not in services.settings.apis:
+        return http_error(404)
     user = current_user(req.session)
     if user is not None:
         return user
     refused = sign_in_refused(services.settings, req.session, req.cookies, services.auth.clock())
     if refused:
         return error_page("Session storage unavailable", refused, 503, retry="/")
+    return None
+
+
+def sign_in_for_page(services: Services, req: WebRequest, api: str | None = None) -> Outcome:
+    """The second half of `signed_in_user`: a signed-out visitor of a page that calls `api`
+    signs in with that API's scopes, one provider round trip from a cold start. Blocking (it
+    builds an MSAL client)."""
     scopes, purpose = page_sign_in(services.settings, api)
     return start_sign_in(services, req, return_to=req.here, scopes=scopes, purpose=purpose)
+
+
+def signed_in_user(services: Services, req: WebRequest, api: str | None = None
+                   ) -> User | Outcome:
+    """The login guard of every page for signed-in users: the user, or what the page answers
+    instead: a sign-in (with the scopes of `api`, the API the page calls), a 404 when `api` is
+    not configured, or an error page when another sign-in could not help."""
+    found = page_user(services, req, api)
+    return sign_in_for_page(services, req, api) if found is None else found
 
 
 def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
@@ -189,7 +206,8 @@ def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
     except SignInError as exc:
         log.warning("sign-in could not start: %s", exc)
         return error_page("Sign-in service problem", exc.message, exc.status, retry=return_to)
-    return Redirect(start.auth_uri, sign_in_cookies(services, start, req.cookies))
+    return Redirect(start.auth_uri, sign_in_cookies(
+        services.settings, start, req.cookies, services.auth.flow_expiry, services.auth.clock()))
 
 
 def login(services: Services, req: WebRequest, next_path: str | None,
@@ -244,7 +262,7 @@ def call_api(services: Services, req: WebRequest, user: User, name: str, path: s
     """Call the API `name` for the user: its response, or the outcome that takes its place (a
     consent or claims round trip, or an error page). `options` go to `DownstreamApis.call`."""
     try:
-        response = services.apis.call(user, name, path, **options)
+        response = services.apis.call(user, name, path, known=req.known, **options)
     except Exception as exc:
         return api_failure(services, req, user, name, exc)
     api_succeeded(req.session)

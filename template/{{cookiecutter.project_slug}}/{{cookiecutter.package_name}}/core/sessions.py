@@ -10,8 +10,8 @@
   one round trip.
 - Written only when the session changed, or to renew its sliding lifetime at most once every
   `RENEW_AFTER_SECONDS`; never on a plain read.
-- `save` is called by the adapter before the response leaves (see views.py): a session that
-  cannot be saved becomes an error page, not a redirect into a sign-in loop.
+- `save` runs once per request, before the response leaves (core/flows.py `save_session`):
+  a session that cannot be saved becomes an error page, not a redirect into a sign-in loop.
 - Each account keeps at most `sessions_per_account` sessions (the oldest go first), so one
   account signing in again and again cannot evict other users' sessions.
 
@@ -28,7 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, MutableMapping
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 
 import cachetools
 
@@ -38,6 +38,8 @@ from .stores import RENEW_AFTER_SECONDS, CorruptEntries, KnownVersion, Store, St
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# What a save asks of the session cookie: set it to the session's id, delete it, or nothing.
+CookieAction = Literal["set", "delete"] | None
 # In-process copies of stored sessions, for the read path (TOKEN_CACHE_L1).
 SESSION_COPIES = 4096
 
@@ -64,8 +66,6 @@ class SessionState(MutableMapping[str, Any]):
         self.token_cache_version = token_cache_version
         self.modified = False
         self.rotate_requested = False
-        # Set by `Sessions.save` for the adapter: the cookie to send ("set" the id, or "delete").
-        self.cookie_action: str | None = None
         # Values derived from the data, kept for the rest of the request (e.g. the parsed user),
         # each with the data it was derived from, so that a change is never served stale.
         self.derived: dict[str, tuple[Any, Any]] = {}
@@ -187,11 +187,6 @@ class Sessions:
         with self._copies_guard:
             self._copies.pop(key, None)
 
-    @property
-    def blocking(self) -> bool:
-        """Whether loading and saving wait on I/O (see Store.blocking)."""
-        return self.store.blocking
-
     # -- save ----------------------------------------------------------------------------------
     def save_due(self, state: SessionState, now: float | None = None) -> bool:
         """Whether `save` has anything to write (a change, or the sliding renewal)."""
@@ -199,22 +194,24 @@ class Sessions:
         return state.modified or (state.sid is not None
                                   and now - state.saved_at >= RENEW_AFTER_SECONDS)
 
-    def save(self, state: SessionState, account: str | None) -> None:
-        """Persist `state` if it changed (or is due for renewal) and set `state.cookie_action`.
+    def save(self, state: SessionState, account: str | None) -> CookieAction:
+        """Persist `state` if it changed (or is due for renewal): what the session cookie
+        must do ("set" to `state.sid`, "delete", or None: nothing).
 
         `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
         """
         now = self.clock()
         if not self.save_due(state, now):
-            return
+            return None
         try:
             if not state:
+                action: CookieAction = None
                 if state.sid is not None:
-                    state.cookie_action = "delete"
+                    action = "delete"
                     self.retire(state.sid)
                     state.sid = None
                 state.modified = False
-                return
+                return action
             old_sid = state.sid
             sid = (secrets.token_urlsafe(32) if old_sid is None or state.rotate_requested
                    else old_sid)
@@ -231,7 +228,7 @@ class Sessions:
             raise StoreUnavailable("session store", str(exc)) from exc
         state.sid, state.account, state.saved_at, state.modified = sid, account, now, False
         state.rotate_requested = False
-        state.cookie_action = "set"
+        return "set"
 
     def retire(self, sid: str) -> None:
         """End a session other than the request's own (the one a browser had before signing

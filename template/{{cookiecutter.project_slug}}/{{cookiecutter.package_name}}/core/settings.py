@@ -8,8 +8,6 @@ operator fixes a deployment in one pass instead of one restart per mistake.
 from __future__ import annotations
 
 import ipaddress
-import logging
-import os
 import re
 import sys
 from collections.abc import Mapping
@@ -17,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-from dotenv import find_dotenv, load_dotenv
 
 from .credentials import (
     KINDS,
@@ -30,6 +26,7 @@ from .credentials import (
     load_certificate,
     token_exchange_audience,
 )
+from .stores.encrypted import parse_keys
 
 # MSAL adds these to every sign-in itself and refuses them in a scope list.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
@@ -100,6 +97,12 @@ class Settings:
     # account signing in again and again cannot evict other users' sessions.
     session_max_entries: int = 100_000
     sessions_per_account: int = 10
+    # The largest request body a page reads (the sign-in answer and the sign-out form are a few
+    # KB); a bigger one is refused with 413 before it is read.
+    max_request_bytes: int = 1024 * 1024
+    # The host names the app answers for (Django checks the Host header against them):
+    # ALLOWED_HOSTS, by default the host of REDIRECT_URI.
+    allowed_hosts: tuple[str, ...] = ()
     # Every call to the provider or an API completes within this, however slowly it trickles.
     outbound_deadline_seconds: int = 10
     # The redis or sql backend's URL (it may hold a password: never logged).
@@ -480,9 +483,26 @@ def _store_url(reader: _Reader, backend: str) -> str:
     return url
 
 
-def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
-    from .stores.encrypted import parse_keys
+# A host name or address as Django's ALLOWED_HOSTS takes it: a name (".example.com" for it and
+# its subdomains), an IPv4 address or a bracketed IPv6 one, "*"; an optional port.
+_HOST = re.compile(r"(\*|\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
+
+def _allowed_hosts(reader: _Reader, redirect_uri: str) -> tuple[str, ...]:
+    listed = [host.strip() for host in (reader.raw("ALLOWED_HOSTS") or "").split(",")]
+    hosts = tuple(host for host in listed if host)
+    for host in hosts:
+        if not _HOST.fullmatch(host):
+            reader.problems.append(
+                f"ALLOWED_HOSTS: {host!r} is not a host name (no scheme or path: "
+                "portal.contoso.com, .contoso.com for its subdomains, 10.0.0.5).")
+    if hosts:
+        return hosts
+    redirect_host = urlsplit(redirect_uri).hostname if redirect_uri else None
+    return (redirect_host,) if redirect_host else ()
+
+
+def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
     text = reader.secret("TOKEN_CACHE_ENCRYPTION_KEYS", required=False)
     if not text:
         return ()
@@ -494,30 +514,6 @@ def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
             "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'` (newest first, "
             "comma-separated).")
         return ()
-
-
-def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Settings:
-    """The settings an app factory starts with, with logging set to their level.
-
-    `environ` given (tests, an embedding program): from it alone, raising SettingsError. None
-    (a real start): os.environ plus a .env file in the working directory (real variables win
-    over it), and a mistake exits with the list of settings to fix."""
-    from .stores import startup_problem
-
-    if environ is None:
-        load_dotenv(find_dotenv(usecwd=True))  # the working directory's, not the package's
-        settings = load_settings_or_exit(os.environ, defaults)
-    else:
-        settings = load_settings(environ, defaults)
-    logging.basicConfig(level=settings.log_level)
-    problem = startup_problem(settings)
-    if problem is not None:
-        error = SettingsError([problem])
-        if environ is not None:
-            raise error
-        print(error, file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_BAD_SETTINGS)
-    return settings
 
 
 def load_settings_or_exit(environ: Mapping[str, str], defaults: AppDefaults) -> Settings:
@@ -616,6 +612,8 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         azure_region=reader.raw("AZURE_REGION"),
         session_max_entries=reader.integer("SESSION_MAX_ENTRIES", 100_000, 100),
         sessions_per_account=reader.integer("SESSIONS_PER_ACCOUNT", 10, 1),
+        max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1024 * 1024, 16 * 1024),
+        allowed_hosts=_allowed_hosts(reader, redirect_uri),
         outbound_deadline_seconds=reader.integer("OUTBOUND_DEADLINE_SECONDS", 10, 1),
         token_cache_url=store_url,
         token_cache_sliding_seconds=cache_sliding,

@@ -1,9 +1,11 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
-"""Web-facing rules every adapter applies the same way: cookies, CSRF, the consent loop guard.
+"""The rules of the web, the same for every framework: cookies, headers, CSRF, the consent loop
+guard, forwarded headers, request limits.
 
-core/flows.py puts them together into what each page does; adapters translate the outcomes
-into their framework's calls, and none of the decisions live in adapters. Time comes in as an
-argument (the clock given to `build_services`), never read here.
+Plain functions of settings, request values and time: core/flows.py puts them together into
+what each page does, core/services.py builds the app, and the adapters only translate (see
+core/adapter.py). Time comes in as an argument (the clock given to `build_services`), never
+read here.
 """
 
 from __future__ import annotations
@@ -11,20 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
-import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from .auth import AuthService, SignInResult, SignInStart, User, flow_id
-from .downstream import DownstreamApis
+from .auth import SignInResult, SignInStart, User, flow_id
 from .errors import InteractionRequired
-from .identity import MsalClients
-from .sessions import Sessions, SessionState
+from .sessions import CookieAction, SessionState
 from .settings import Settings
-from .stores import build_store
-from .token_cache import AccountCaches
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +112,11 @@ class CookieChanges:
     delete: tuple[CookieSpec, ...] = ()
 
 
-def sign_in_cookies(services: Services, start: SignInStart,
-                    request_cookies: Mapping[str, str]) -> CookieChanges:
+def sign_in_cookies(settings: Settings, start: SignInStart, request_cookies: Mapping[str, str],
+                    flow_expiry: Callable[[str], float], now: float) -> CookieChanges:
     """The new sign-in's flow cookie, and the old flow cookies to drop: expired or unverifiable
-    ones, and the oldest beyond MAX_SIGN_INS_IN_PROGRESS."""
-    settings, now = services.settings, services.auth.clock()
-    ages = {name: services.auth.flow_expiry(value)
+    ones (`flow_expiry` of a cookie's value), and the oldest beyond MAX_SIGN_INS_IN_PROGRESS."""
+    ages = {name: flow_expiry(value)
             for name, value in _flow_cookies_in(settings, request_cookies).items()}
     live = sorted((name for name, expiry in ages.items() if expiry >= now),
                   key=lambda name: ages[name], reverse=True)
@@ -159,6 +156,16 @@ def session_cookie(settings: Settings) -> CookieSpec:
                       settings.session_lifetime_seconds, settings.secure_cookies, "Lax")
 
 
+def session_cookie_changes(spec: CookieSpec, action: CookieAction, sid: str | None
+                           ) -> CookieChanges:
+    """What a session save asks of the session cookie, as the changes every outcome carries."""
+    if action == "set" and sid:
+        return CookieChanges(set=((spec, sid),))
+    if action == "delete":
+        return CookieChanges(delete=(spec,))
+    return CookieChanges()
+
+
 # Sign-ins completed in a row, each within this window of the first, after which a page that
 # finds no session shows an error instead of starting yet another one: the session store is
 # losing sessions (evicting them, failing to read them back) and another round trip would only
@@ -172,13 +179,17 @@ def signed_in_cookie(settings: Settings) -> CookieSpec:
     return _reaches_redirect_uri(settings, "signed-in", SIGNED_IN_GUARD_SECONDS)
 
 
+# "<first sign-in, epoch seconds>.<count>", ASCII digits only and short: the cookie comes from
+# the browser, and `int()` takes other scripts' digits ("²") and refuses over 4,300 of them.
+_SIGN_INS_MARK = re.compile(r"([0-9]{1,12})\.([0-9]{1,4})")
+
+
 def _sign_ins(mark: str | None, now: float) -> tuple[float, int]:
     """(time of the first, count) of the sign-ins in a row that `mark` records."""
-    first, _, count = (mark or "").partition(".")
-    if not (first.isdigit() and count.isdigit()) or not 0 <= now - int(first) < (
-            SIGNED_IN_GUARD_SECONDS):
+    parsed = _SIGN_INS_MARK.fullmatch(mark or "")
+    if parsed is None or not 0 <= now - int(parsed[1]) < SIGNED_IN_GUARD_SECONDS:
         return now, 0
-    return int(first), int(count)
+    return int(parsed[1]), int(parsed[2])
 
 
 def signed_in_cookies(settings: Settings, cookies: Mapping[str, str], now: float
@@ -210,12 +221,6 @@ def sign_in_refused(settings: Settings, session: SessionState, cookies: Mapping[
     return SESSION_STORE_DOWN if count >= SIGN_INS_BEFORE_GUARD else None
 
 
-def save_session(services: Services, session: SessionState) -> None:
-    """Persist the request's session before its response leaves; raises StoreUnavailable."""
-    user = current_user(session)  # parsed once per request (see current_user)
-    services.sessions.save(session, user.home_account_id if user else None)
-
-
 def csrf_token(session: MutableMapping[str, Any]) -> str:
     """The session's CSRF token for forms that change state (sign-out)."""
     token = session.get(SESSION_CSRF)
@@ -225,8 +230,11 @@ def csrf_token(session: MutableMapping[str, Any]) -> str:
 
 
 def csrf_valid(session: MutableMapping[str, Any], submitted: str | None) -> bool:
+    """Whether a form's token is the session's. Compared as bytes: the form is the browser's,
+    and `compare_digest` refuses non-ASCII strings."""
     expected = session.get(SESSION_CSRF)
-    return bool(expected and submitted and hmac.compare_digest(str(expected), submitted))
+    return bool(expected and submitted and hmac.compare_digest(
+        str(expected).encode(), submitted.encode("utf-8", "replace")))
 
 
 def interaction_key(scopes: Sequence[str], claims: str | None) -> str:
@@ -264,16 +272,14 @@ def begin_session(session: MutableMapping[str, Any], result: SignInResult, now: 
 
 
 def current_user(session: MutableMapping[str, Any]) -> User | None:
+    """The signed-in user of the session, if any."""
     data = session.get(SESSION_USER)
     if not isinstance(session, SessionState):
         return User.from_dict(data)
     # Asked several times per request (the view, the page's template, the save): parsed once.
     derived = session.derived.get(SESSION_USER)
     if derived is None or derived[0] is not data:
-        user = User.from_dict(data)
-        if user is not None and session.token_cache_version is not None:
-            user = replace(user, cache_version=session.token_cache_version)
-        derived = session.derived[SESSION_USER] = (data, user)
+        derived = session.derived[SESSION_USER] = (data, User.from_dict(data))
     return cast(User | None, derived[1])
 
 
@@ -282,34 +288,39 @@ def api_succeeded(session: MutableMapping[str, Any]) -> None:
         del session[SESSION_INTERACTION]
 
 
-@dataclass
-class Services:
-    """Everything the adapters need, built once per process."""
-
-    settings: Settings
-    sessions: Sessions
-    caches: AccountCaches
-    clients: MsalClients
-    auth: AuthService
-    apis: DownstreamApis
-    security_headers: dict[str, str]  # the same for every response: computed once
-    session_cookie: CookieSpec
+# -- requests from outside ---------------------------------------------------------------------
+# The forwarded headers the app honours behind TRUSTED_PROXY_HOPS proxies, and no others: the
+# client's address, the scheme and the host the browser used. X-Forwarded-Prefix, -Port and
+# -Server, and `Forwarded`, are ignored whatever the hops: a client could send them through
+# a proxy that does not overwrite them (a prefix would rewrite the app's own links).
+FORWARDED_HEADERS = {"for": "x-forwarded-for", "proto": "x-forwarded-proto",
+                     "host": "x-forwarded-host"}
 
 
-def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
-    """The app's services; `clock` (wall-clock seconds) is the one time source of sessions,
-    sign-in flows and the web rules."""
-    caches = AccountCaches(build_store(settings, "token_caches", clock),
-                           settings.token_cache_prefix, l1=settings.token_cache_l1)
-    sessions = Sessions(build_store(settings, "sessions", clock), settings.token_cache_prefix,
-                        lifetime_seconds=settings.session_lifetime_seconds,
-                        per_account=settings.sessions_per_account, clock=clock,
-                        l1=settings.token_cache_l1,
-                        read_along=lambda account: (caches.store, caches.key(account)))
-    clients = MsalClients(settings, clock)
-    auth = AuthService(settings, clients, caches, clock=clock)
-    return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
-                    auth=auth,
-                    apis=DownstreamApis(settings, auth, clients.http),
-                    security_headers=security_headers(settings),
-                    session_cookie=session_cookie(settings))
+def forwarded(header: Callable[[str], str | None], hops: int) -> dict[str, str]:
+    """The forwarded values ("for", "proto", "host") set by the outermost of the `hops`
+    trusted proxies in front of the app, as werkzeug's ProxyFix counts them: each proxy
+    appends what it saw, so the `hops`-th value from the right is the outermost trusted one's
+    and values further left came from the client. `header(name)`: a request header (lower-case
+    name) or None. A header with fewer values than `hops` is ignored."""
+    found: dict[str, str] = {}
+    if hops <= 0:
+        return found
+    for key, name in FORWARDED_HEADERS.items():
+        values = [v.strip() for v in (header(name) or "").split(",")]
+        if len(values) >= hops and values[-hops]:
+            found[key] = values[-hops].lower() if key == "proto" else values[-hops]
+    if found.get("proto") not in (None, "http", "https"):
+        del found["proto"]
+    return found
+
+
+def body_too_large(settings: Settings, content_length: str | None) -> bool:
+    """Whether a request announcing `content_length` must be refused (413) before its body
+    is read. A body without a length (chunked) is counted as it is read, by the adapter."""
+    if not content_length:
+        return False
+    if not content_length.isascii() or not content_length.isdigit():
+        return True  # malformed: the server would refuse it too
+    return len(content_length) > 18 or int(content_length) > settings.max_request_bytes
+

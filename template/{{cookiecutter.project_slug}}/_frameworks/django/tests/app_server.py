@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import django
 from django.core.management import call_command
 
-from {{ cookiecutter.package_name }}.core.web import Services
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+from {{ cookiecutter.package_name }}.core.services import Services
 from {{ cookiecutter.package_name }}.web.services import ServicesApp, create_app
 
 from tests.servers import gunicorn_server, serve_wsgi
@@ -42,20 +42,23 @@ PRODUCTION_SERVER = "gunicorn"
 
 
 def _set_up_django() -> None:
-    """Django's settings for this process: its own variables (not the core's, which each app
-    gets from its env) and a migrated database."""
+    """Django's settings for this process, from the first app built in it (web/services.py):
+    a SECRET_KEY and the hosts the tests use; and a migrated database in a temporary folder."""
     folder = tempfile.mkdtemp(prefix="django-tests-")
     atexit.register(shutil.rmtree, folder, True)
     django_env = {
         "DJANGO_SETTINGS_MODULE": "{{ cookiecutter.package_name }}.settings",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "localhost,127.0.0.1",
         "DATABASE_PATH": os.path.join(folder, "db.sqlite3"),
-        "TRUSTED_PROXY_HOPS": "0",
+    }
+    first_app = {
+        "CLIENT_ID": "00000000-0000-4000-8000-0000000000d1", "CLIENT_CREDENTIAL": "secret",
+        "CLIENT_SECRET": "not-a-real-secret", "TOKEN_CACHE_BACKEND": "memory",
+        "REDIRECT_URI": "http://localhost" + DEFAULTS.redirect_path,
+        "SECRET_KEY": secrets.token_urlsafe(48), "ALLOWED_HOSTS": "localhost,127.0.0.1",
     }
     # Read while Django loads its settings, then the test process's environment is as it was.
     with mock.patch.dict(os.environ, django_env):
-        django.setup()
+        create_app(first_app)
         from django.conf import settings
 
         settings.INSTALLED_APPS  # noqa: B018  (loads the settings module now)

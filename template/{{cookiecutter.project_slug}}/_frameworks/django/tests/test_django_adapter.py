@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection
@@ -16,11 +17,13 @@ from django.test.utils import CaptureQueriesContext
 from werkzeug.test import Client
 
 from {{ cookiecutter.package_name }}.core.auth import User as SignedIn
-from {{ cookiecutter.package_name }}.core.web import SESSION_USER, Services, save_session
+from {{ cookiecutter.package_name }}.core.flows import Page, WebRequest, save_session
+from {{ cookiecutter.package_name }}.core.services import Services
+from {{ cookiecutter.package_name }}.core.web import SESSION_USER
 from {{ cookiecutter.package_name }}.web.backends import SignedInUserBackend
 from {{ cookiecutter.package_name }}.web.middleware import AuthenticationMiddleware, SessionMiddleware
 from {{ cookiecutter.package_name }}.web.models import User
-from {{ cookiecutter.package_name }}.web.services import SERVICES_KEY
+from {{ cookiecutter.package_name }}.web.services import SERVICES_KEY, ServicesApp
 
 from tests.app_server import build_app
 from tests.conftest import environment_for_settings_tests as valid_env
@@ -55,34 +58,52 @@ def test_check_deploy_is_clean_with_the_production_settings(tmp_path: Path) -> N
     assert reported <= ALLOWED_DEPLOY_WARNINGS, output
 
 
-def test_forwarded_headers_are_honoured_only_when_configured(tmp_path: Path) -> None:
-    code = ("from django.conf import settings; "
-            "print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None), "
-            "settings.USE_X_FORWARDED_HOST)")
+def test_forwarded_headers_are_honoured_only_when_configured() -> None:
+    """Django's own proxy settings stay off; the WSGI application applies the forwarded client,
+    scheme and host that the core trusts (the same hop counting as the other frameworks)."""
+    from django.conf import settings
+
+    assert getattr(settings, "SECURE_PROXY_SSL_HEADER", None) is None
+    assert not settings.USE_X_FORWARDED_HOST
+    seen: dict[str, str] = {}
+
+    def probe(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update({k: environ[k] for k in ("REMOTE_ADDR", "wsgi.url_scheme", "HTTP_HOST")})
+        start_response("200 OK", [])
+        return []
+
+    request = {"REMOTE_ADDR": "10.0.0.1", "wsgi.url_scheme": "http", "HTTP_HOST": "internal",
+               "HTTP_X_FORWARDED_FOR": "198.51.100.9, 203.0.113.7",
+               "HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "portal.example.com",
+               "HTTP_X_FORWARDED_PREFIX": "//evil.example"}
     answers = {}
-    for hops in ("0", "1"):
-        result = subprocess.run(
-            [sys.executable, "-c", "import django; django.setup(); " + code], cwd=tmp_path,
-            env=production_env(TRUSTED_PROXY_HOPS=hops), capture_output=True, text=True,
-            timeout=60)
-        assert result.returncode == 0, result.stderr
-        answers[hops] = result.stdout.strip()
-    assert answers == {"0": "None False",
-                       "1": "('HTTP_X_FORWARDED_PROTO', 'https') True"}
+    for hops in ("0", "1", "2"):
+        _, services = build_app(valid_env({"TRUSTED_PROXY_HOPS": hops}))
+        ServicesApp(probe, services)(dict(request), lambda *args: None)
+        answers[hops] = dict(seen)
+    assert answers["0"] == {"REMOTE_ADDR": "10.0.0.1", "wsgi.url_scheme": "http",
+                            "HTTP_HOST": "internal"}
+    assert answers["1"] == {"REMOTE_ADDR": "203.0.113.7", "wsgi.url_scheme": "https",
+                            "HTTP_HOST": "portal.example.com"}
+    # Two hops: the second value from the right, where there is one.
+    assert answers["2"] == {"REMOTE_ADDR": "198.51.100.9", "wsgi.url_scheme": "http",
+                            "HTTP_HOST": "internal"}
 
 
 def signed_in_cookies(services: Services, user: SignedIn) -> dict[str, str]:
     """The cookies of a browser with a core session for `user`."""
     state = services.sessions.load(None)
     state[SESSION_USER] = user.to_dict()
-    save_session(services, state)
+    saved = save_session(services, WebRequest(here="/", cookies={}, session=state))
+    assert not isinstance(saved, Page)
     return {services.session_cookie.name: state.sid or ""}
 
 
 def test_request_user_and_django_login_required_work_for_the_signed_in_user() -> None:
     _, services = build_app(valid_env())
     alice = SignedIn(home_account_id="oid-1.tid-1", name="Alice", username="alice@example.com",
-                     oid="oid-1", tid="tid-1")
+                     oid="oid-1", tid="tid-1", issuer="https://login.example/tid-1/v2.0",
+                     subject="pairwise-1")
 
     @login_required
     def whoami(request: HttpRequest) -> HttpResponse:
@@ -108,7 +129,8 @@ def test_request_user_is_lazy_no_query_without_use() -> None:
     """The home page of a signed-in user reads no user row."""
     app, services = build_app(valid_env())
     alice = SignedIn(home_account_id="oid-2.tid-1", name="Alice", username="alice",
-                     oid="oid-2", tid="tid-1")
+                     oid="oid-2", tid="tid-1", issuer="https://login.example/tid-1/v2.0",
+                     subject="pairwise-2")
     client = Client(app)
     for name, value in signed_in_cookies(services, alice).items():
         client.set_cookie(name, value, domain="localhost", secure=True)
@@ -122,7 +144,13 @@ def test_generic_oidc_users_are_keyed_by_issuer_and_subject() -> None:
     _, services = build_app(valid_env())
     request = RequestFactory().get("/")
     request.META[SERVICES_KEY] = services
-    bob = SignedIn(home_account_id="sub-9", name="Bob", username="bob", oid="sub-9", tid="")
+    issuer = "https://id.example.com/realms/acme"
+    bob = SignedIn(home_account_id="sub-9", name="Bob", username="bob", oid="", tid="",
+                   issuer=issuer, subject="sub-9")
     user = SignedInUserBackend().authenticate(request, signed_in=bob)
-    assert user is not None and user.subject == "sub-9"
-    assert user.issuer == (services.settings.oidc_authority or "")
+    assert user is not None and (user.issuer, user.subject) == (issuer, "sub-9")
+    # The same subject from another issuer is another user.
+    other = SignedInUserBackend().authenticate(request, signed_in=SignedIn(
+        home_account_id="sub-9", name="Bob", username="bob", oid="", tid="",
+        issuer="https://other.example.com", subject="sub-9"))
+    assert other is not None and other.pk != user.pk

@@ -1,53 +1,30 @@
-"""Django settings, from environment variables (as the core's settings are; see README.md).
+"""Django settings: only what Django itself needs, fixed for the process.
 
-Only what Django itself needs lives here, fixed for the process. The sign-in settings (client,
-authority, APIs, cookies) are the core's (core/settings.py), read and checked when the WSGI
-application is built (wsgi.py, web/services.py).
+The app's settings (client, authority, APIs, cookies, SECRET_KEY, the host names) are the
+core's (core/settings.py), read and checked when the WSGI application is built (wsgi.py,
+web/services.py); what Django needs of them is taken from there, not read again.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from .web.services import process_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BASE_DIR = PACKAGE_DIR.parent
 
+# The app's settings, read and checked once by the core (core/settings.py): Django's secret
+# key is the app's SECRET_KEY; the host names it answers for are ALLOWED_HOSTS (default: the
+# host of REDIRECT_URI). Empty when the environment does not make valid settings: Django
+# then refuses what needs them, and the app names what to fix when it starts.
+_CORE = process_settings()
+SECRET_KEY = _CORE.secret_key if _CORE else ""
+ALLOWED_HOSTS = list(_CORE.allowed_hosts) if _CORE else []
 
-def _secret_key() -> str:
-    """The app's SECRET_KEY (or the file SECRET_KEY_FILE names), shared with the core. Empty
-    when unset: Django then refuses whatever needs it, and the core names the variable."""
-    path = os.environ.get("SECRET_KEY_FILE")
-    if path and not os.environ.get("SECRET_KEY"):
-        try:
-            return Path(path).read_text().strip()
-        except OSError:
-            return ""  # the core's settings check names the unreadable file
-    return os.environ.get("SECRET_KEY", "")
-
-
-def _allowed_hosts() -> list[str]:
-    """ALLOWED_HOSTS (comma-separated), else the host of REDIRECT_URI: the app's public name."""
-    listed = [host.strip() for host in os.environ.get("ALLOWED_HOSTS", "").split(",")]
-    hosts = [host for host in listed if host]
-    if not hosts:
-        redirect_host = urlsplit(os.environ.get("REDIRECT_URI", "")).hostname
-        hosts = [redirect_host] if redirect_host else []
-    return hosts
-
-
-def _hops() -> int:
-    try:
-        return max(int(os.environ.get("TRUSTED_PROXY_HOPS") or "0"), 0)
-    except ValueError:
-        return 0  # the core's settings check reports the malformed value
-
-
-SECRET_KEY = _secret_key()
 # Never Django's debug pages: errors are the app's own pages (web/views.py), in development too.
 DEBUG = False
-ALLOWED_HOSTS = _allowed_hosts()
 
 INSTALLED_APPS = [
     "django.contrib.auth",  # request.user and login_required; the user model is web.User
@@ -112,12 +89,9 @@ CSRF_FAILURE_VIEW = "{{ cookiecutter.package_name }}.web.views.csrf_failure"
 # Django's own session cookie is unused; set as it would be, for `check --deploy`.
 SESSION_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
-
-if _hops():
-    # Behind TRUSTED_PROXY_HOPS reverse proxies: trust their scheme and host headers (and
-    # only then: otherwise any client could claim https or another host).
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    USE_X_FORWARDED_HOST = True
+# Behind TRUSTED_PROXY_HOPS reverse proxies, the WSGI application applies their forwarded
+# scheme, host and client address itself (web/services.py), counting hops as every framework
+# of this template does: no SECURE_PROXY_SSL_HEADER or USE_X_FORWARDED_HOST here.
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]

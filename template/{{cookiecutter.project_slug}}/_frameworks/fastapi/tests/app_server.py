@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.core.web import Services
+from {{ cookiecutter.package_name }}.core.services import Services
 
 from tests.servers import base_url_of, listening_socket
 

@@ -16,13 +16,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .aio import AsyncApis
 from .config import DEFAULTS
 from .core import flows
-from .core.aio import AsyncApis
-from .core.settings import app_settings
-from .core.web import build_services
+from .core.services import app_settings, build_services
+from .core.web import forwarded
 from .dependencies import Interrupt
-from .routes import render, respond, router
+from .responses import respond
+from .routes import router
 from .sessions import SessionMiddleware
 
 
@@ -52,29 +53,27 @@ class SecurityHeaders:
 
 class ForwardedHeaders:
     """Honours X-Forwarded-For, -Proto and -Host as set by the `hops` proxies in front of the
-    app (TRUSTED_PROXY_HOPS), like werkzeug's ProxyFix: the `hops`-th value from the right is
-    the one the outermost trusted proxy saw; values further left came from the client.
-    (uvicorn's own proxy support trusts addresses, not hops, and ignores X-Forwarded-Host.)"""
+    app (TRUSTED_PROXY_HOPS), counted as in every framework of this template (core/web.py
+    `forwarded`, like werkzeug's ProxyFix). uvicorn's own proxy support trusts addresses, not
+    hops, and ignores X-Forwarded-Host."""
 
     def __init__(self, app: ASGIApp, hops: int) -> None:
         self.app = app
         self.hops = hops
 
-    def _value(self, headers: dict[bytes, bytes], name: bytes) -> str | None:
-        values = [v.strip() for v in headers.get(name, b"").decode("latin-1").split(",")]
-        return values[-self.hops] if len(values) >= self.hops and values[-self.hops] else None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             headers = dict(scope["headers"])
+            found = forwarded(lambda name: headers.get(name.encode("latin-1"), b"").decode(
+                "latin-1") or None, self.hops)
             scope = dict(scope)
-            if client := self._value(headers, b"x-forwarded-for"):
-                scope["client"] = (client, 0)
-            if proto := self._value(headers, b"x-forwarded-proto"):
-                scope["scheme"] = proto.lower()
-            if host := self._value(headers, b"x-forwarded-host"):
+            if "for" in found:
+                scope["client"] = (found["for"], 0)
+            if "proto" in found:
+                scope["scheme"] = found["proto"]
+            if "host" in found:
                 scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [
-                    (b"host", host.encode("latin-1"))]
+                    (b"host", found["host"].encode("latin-1"))]
         await self.app(scope, receive, send)
 
 
@@ -97,7 +96,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     _handle_errors(app)
     # Added innermost first: the forwarded headers are applied, then the security headers
     # wrap everything, including the pages the session middleware answers with.
-    app.add_middleware(SessionMiddleware, services=services, render=render)
+    app.add_middleware(SessionMiddleware, services=services)
     app.add_middleware(SecurityHeaders, headers=services.security_headers)
     if settings.trusted_proxy_hops:
         app.add_middleware(ForwardedHeaders, hops=settings.trusted_proxy_hops)
@@ -109,14 +108,14 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Interrupt)
     async def interrupted(request: Request, exc: Interrupt) -> Response:
-        return await respond(request, exc.outcome)
+        return respond(request, exc.outcome)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        response = await respond(request, flows.http_error(exc.status_code))
+        response = respond(request, flows.http_error(exc.status_code))
         response.headers.update(exc.headers or {})  # e.g. Allow, with 405
         return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return await respond(request, flows.http_error(400))
+        return respond(request, flows.http_error(400))

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from anyio.to_thread import run_sync
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
-from .core import aio, flows
+from . import aio
+from .core import flows
 from .core.auth import User
 from .core.downstream import ApiResponse
-from .core.web import Services
-from .sessions import web_request
+from .core.services import Services
+from .responses import ADAPTER, web_request
 
 
 class Interrupt(Exception):
@@ -38,19 +39,19 @@ class Interrupt(Exception):
 
 def get_services(request: Request) -> Services:
     """The app's core services (on `app.state`: several apps may run in one process)."""
-    services: Services = request.app.state.services
-    return services
+    return ADAPTER.services(request)
 
 
 AppServices = Annotated[Services, Depends(get_services)]
 
 
 async def _user_for(request: Request, api: str | None) -> User:
-    req = web_request(request)
-    # Starting a sign-in builds an MSAL client (discovery, the first time): in a worker thread.
-    found: User | flows.Outcome | None = flows.known_user(req)
+    """The core's login guard, `flows.signed_in_user`, in its two halves: only starting a
+    sign-in blocks (it builds an MSAL client), and runs in a worker thread."""
+    services, req = get_services(request), web_request(request)
+    found: User | flows.Outcome | None = flows.page_user(services, req, api)
     if found is None:
-        found = await run_sync(flows.signed_in_user, get_services(request), req, api)
+        found = await run_sync(flows.sign_in_for_page, services, req, api)
     if not isinstance(found, User):
         raise Interrupt(found)
     return found
@@ -94,11 +95,10 @@ class ApiClient:
 
 
 def api_client(name: str) -> Callable[[Request], Awaitable[ApiClient]]:
-    """A dependency giving a client for the configured API `name` (404 if it is not one)."""
+    """A dependency giving a client for the configured API `name` (the core's guard answers
+    404 if it is not one)."""
 
     async def client(request: Request) -> ApiClient:
-        if name not in get_services(request).settings.apis:
-            raise HTTPException(404)
         return ApiClient(name, await _user_for(request, name), request)
 
     return client

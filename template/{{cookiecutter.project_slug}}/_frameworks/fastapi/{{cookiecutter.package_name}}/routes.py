@@ -10,63 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
 
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from .config import DEFAULTS
 from .core import flows
-from .dependencies import ApiClient, api_client, get_services, path_api_client
-from .sessions import cookie_headers, web_request
+from .dependencies import ApiClient, api_client, path_api_client
+from .responses import ADAPTER, respond
 
 router = APIRouter()
 
 
-def _template_globals(request: Request) -> dict[str, Any]:
-    return {**flows.template_globals(get_services(request), request.scope["session"]),
-            # A path, not an absolute URL: right behind a proxy whose headers are not trusted.
-            "static": lambda path: str(request.app.url_path_for("static", path=path))}
-
-
-# The pages are the shared Jinja templates (also used by the other frameworks' apps).
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates",
-                            context_processors=[_template_globals])
-
-
-def render(request: Request, page: flows.Page) -> Response:
-    response = templates.TemplateResponse(request, page.template, page.context,
-                                          status_code=page.status)
-    response.raw_headers.extend(cookie_headers(page.cookies))
-    return response
-
-
-async def respond(request: Request, outcome: flows.Outcome) -> Response:
-    """The response for a core outcome, after the core saved the session (a failed save
-    becomes the error page)."""
-    services, req = get_services(request), web_request(request)
-    if flows.save_due(services, req):  # else nothing to write: no thread needed
-        outcome = await run_sync(flows.finish, services, req, outcome)
-    if isinstance(outcome, flows.Page):
-        return render(request, outcome)
-    response = RedirectResponse(outcome.location, status_code=302)
-    response.raw_headers.extend(cookie_headers(outcome.cookies))
-    return response
-
-
 async def flow(request: Request, step: Callable[..., flows.Outcome], *args: Any) -> Response:
     """Run a core flow step (blocking: MSAL, the store) in a worker thread, then answer."""
-    outcome = await run_sync(partial(step, get_services(request), web_request(request), *args))
-    return await respond(request, outcome)
+    outcome = await run_sync(partial(step, ADAPTER.services(request),
+                                     ADAPTER.web_request(request), *args))
+    return respond(request, outcome)
 
 
 @router.get("/")
 async def index(request: Request) -> Response:
-    return render(request, flows.Page("index.html"))
+    return respond(request, flows.Page("index.html"))
 
 
 @router.get("/login")
@@ -100,11 +68,11 @@ async def logout(request: Request) -> Response:
 @router.get("/profile")
 async def profile(request: Request,
                   graph: Annotated[ApiClient, Depends(api_client("graph"))]) -> Response:
-    return await respond(request, flows.profile_page(await graph.call("me")))
+    return respond(request, flows.profile_page(await graph.call("me")))
 
 
 @router.get("/api/{name}")
 async def api(request: Request, client: Annotated[ApiClient, Depends(path_api_client)]
               ) -> Response:
-    return await respond(request, flows.api_page(client.name, await client.call()))
+    return respond(request, flows.api_page(client.name, await client.call()))
 

@@ -2,9 +2,10 @@
 
 Starlette's SessionMiddleware keeps the whole session in the cookie, and server-side session
 libraries write the store on every response, after the page is decided; here the cookie holds
-only the session id, the store is core/sessions.py, and the session is saved before the
-response starts (core/flows.py `finish`, through routes.py), so that a failed save becomes the
-core's error page. Store I/O blocks: loading and saving run in a worker thread.
+only the session id, the store is core/sessions.py, and the session is saved once, when the
+response starts (core/adapter.py `finish`), whatever route, error handler or view of yours
+made it, so that a failed save becomes the core's error page. Store I/O blocks: loading and
+saving run in a worker thread when the store waits on I/O.
 
 The session is `request.session` (`scope["session"]`), a core `SessionState`.
 """
@@ -12,59 +13,35 @@ The session is `request.session` (`scope["session"]`), a core `SessionState`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import partial
 
 from anyio.to_thread import run_sync
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .core import flows
+from .core import adapter, flows
+from .core.services import Services
 from .core.sessions import SessionState
-from .core.web import CookieChanges, Services
+from .core.web import body_too_large
+from .responses import ADAPTER, respond
 
 log = logging.getLogger(__name__)
 
 
-def web_request(request: Request) -> flows.WebRequest:
-    """This request, as the core sees it."""
-    query = request.url.query
-    return flows.WebRequest(here=request.url.path + (f"?{query}" if query else ""),
-                            cookies=request.cookies, session=request.scope["session"])
-
-
-def cookie_headers(changes: CookieChanges) -> list[tuple[bytes, bytes]]:
-    """Set-Cookie headers for core cookie changes (a deletion matches name, path, flags)."""
-    response = Response()
-    # Starlette checks SameSite case-insensitively and writes it as given ("Lax", "None").
-    for spec in changes.delete:
-        response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,
-                               httponly=spec.httponly,
-                               samesite=spec.samesite)  # type: ignore[arg-type]
-    for spec, value in changes.set:
-        response.set_cookie(spec.name, value, max_age=spec.max_age, path=spec.path,
-                            secure=spec.secure, httponly=spec.httponly,
-                            samesite=spec.samesite)  # type: ignore[arg-type]
-    return [(k, v) for k, v in response.raw_headers if k == b"set-cookie"]
-
-
 class SessionMiddleware:
-    """Loads the request's session from the store and, when the response starts, sets or
-    deletes the session cookie as the save decided.
+    """Refuses a body larger than the app takes (413, before it is read; a body without a
+    length is counted as it is read), loads the request's session from the store and, when the
+    response starts, saves it once and sets or deletes its cookie (core/adapter.py `finish`).
 
-    Routes that answer through `routes.respond` have saved the session already. For one that
-    changed the session and returned a response of its own, the session is saved here, still
-    before the response leaves; if that fails, `render(page)` replaces the response by the
-    error page. An exception no handler took becomes the 500 page here too, after a save, so
-    that no stack trace reaches the browser.
+    An exception no handler took becomes the 500 page here, after the save, so that no stack
+    trace reaches the browser.
     """
 
-    def __init__(self, app: ASGIApp, services: Services,
-                 render: Callable[[Request, flows.Page], Response]) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
-        self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,50 +49,50 @@ class SessionMiddleware:
             return
         services = self.services
         request = Request(scope)
+        limit = services.settings.max_request_bytes
+        if body_too_large(services.settings, Headers(scope=scope).get("content-length")):
+            scope["session"] = SessionState()
+            await respond(request, flows.http_error(413))(scope, receive, send)
+            return
         sid = request.cookies.get(services.session_cookie.name)
+        blocking = services.sessions.store.blocking
         scope["session"] = (await run_sync(services.sessions.load, sid, SessionState)
-                            if services.sessions.blocking
-                            else services.sessions.load(sid, SessionState))
+                            if blocking else services.sessions.load(sid, SessionState))
         started = replaced = False
+        received = 0
 
-        async def send_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self._session_cookie(scope)]
-            await send(message)
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413)  # the route reading the body answers with the page
+            return message
 
-        async def send_saved(message: Message) -> None:
+        async def send_finished(message: Message) -> None:
             nonlocal started, replaced
             if replaced:
                 return  # the body of the response that a failed save replaced
             if message["type"] == "http.response.start":
                 started = True
-                req = web_request(request)
-                failed = (await run_sync(flows.session_saved, services, req)
-                          if flows.save_due(services, req) else None)
-                if failed is not None:
+                response = Response(status_code=message["status"])
+                response.raw_headers = list(message.get("headers", []))
+                session: SessionState = scope["session"]
+                finished = (await run_sync(adapter.finish, ADAPTER, request, response)
+                            if blocking and services.sessions.save_due(session)
+                            else adapter.finish(ADAPTER, request, response))
+                if finished is not response:
                     replaced = True
-                    await self.render(request, failed)(scope, receive, send_cookie)
+                    await finished(scope, receive, send)
                     return
-            await send_cookie(message)
+                message["headers"] = response.raw_headers
+            await send(message)
 
         try:
-            await self.app(scope, receive, send_saved)
+            await self.app(scope, receive_limited, send_finished)
         except Exception:
             if started:
                 raise
             log.exception("unhandled error")
-            outcome = await run_sync(partial(
-                flows.finish, services, web_request(request),
-                flows.http_error(500)))
-            assert isinstance(outcome, flows.Page)
-            await self.render(request, outcome)(scope, receive, send_cookie)
-
-    def _session_cookie(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        """The Set-Cookie header for the session id, if the save decided one."""
-        session: SessionState = scope["session"]
-        spec = self.services.session_cookie
-        if session.cookie_action == "set" and session.sid:
-            return cookie_headers(CookieChanges(set=((spec, session.sid),)))
-        if session.cookie_action == "delete":
-            return cookie_headers(CookieChanges(delete=(spec,)))
-        return []
+            # The 500 page, through the one save point like any response.
+            await respond(request, flows.http_error(500))(scope, receive, send_finished)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.core.web import Services
+from {{ cookiecutter.package_name }}.core.services import Services
 
 from tests.servers import gunicorn_server, serve_wsgi
 

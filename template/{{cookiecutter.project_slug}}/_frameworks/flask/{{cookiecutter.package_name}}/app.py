@@ -13,10 +13,9 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS
+from .core.services import Services, app_settings, build_services
 from .core.sessions import SessionState
-from .core.settings import app_settings
-from .core.web import CookieChanges, CookieSpec, Services, build_services
-from .views import apply_cookies, bp
+from .views import bp
 
 
 class StoreSession(SessionState, SessionMixin):
@@ -26,9 +25,9 @@ class StoreSession(SessionState, SessionMixin):
 class StoreSessionInterface(SessionInterface):
     """Flask sessions over the core's session layer (core/sessions.py).
 
-    The store is written before the response leaves (core/flows.py `finish`, through views.py),
-    so that a failed write becomes an error page; here only the cookie follows what that save
-    decided.
+    Loaded when the request arrives; saved, with its cookie, by the core's one save point as
+    the response leaves (views.py `_finish`, an `after_request` hook, so that a failed write
+    becomes an error page), so there is nothing left to do in `save_session`.
     """
 
     def open_session(self, app: Flask, request: Request) -> StoreSession:
@@ -37,24 +36,24 @@ class StoreSessionInterface(SessionInterface):
         return services.sessions.load(cookie, StoreSession)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        spec: CookieSpec = app.extensions["msal_webapp"].session_cookie
-        if session.cookie_action == "set":
-            apply_cookies(response, CookieChanges(set=((spec, session.sid),)))
-        elif session.cookie_action == "delete":
-            apply_cookies(response, CookieChanges(delete=(spec,)))
+        pass
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """Build the app from `environ` (default: os.environ plus a .env file in development)."""
     settings = app_settings(environ, DEFAULTS)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key)
+    # MAX_CONTENT_LENGTH: werkzeug stops reading a body without a length at the same limit
+    # that views.py `_limit_body` applies to announced lengths.
+    app.config.update(SECRET_KEY=settings.secret_key,
+                      MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.session_interface = StoreSessionInterface()
     if settings.trusted_proxy_hops:
-        # Honour X-Forwarded-* only from the configured number of proxies in front of the app.
+        # Honour X-Forwarded-For, -Proto and -Host (core/web.py FORWARDED_HEADERS) from the
+        # configured number of proxies in front of the app; never X-Forwarded-Prefix or -Port.
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
-                                x_prefix=hops)
+                                x_port=0, x_prefix=0)
     app.extensions["msal_webapp"] = build_services(settings)
     app.register_blueprint(bp)
     return app

@@ -14,8 +14,8 @@ from typing import Any, TypeVar, cast
 
 from flask import (
     Blueprint,
+    Request,
     Response,
-    abort,
     current_app,
     g,
     redirect,
@@ -27,58 +27,72 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from .config import DEFAULTS
-from .core import flows
+from .core import adapter, flows
 from .core.auth import User
 from .core.downstream import ApiResponse
+from .core.services import Services
 from .core.sessions import SessionState
-from .core.web import CookieChanges, Services
+from .core.web import CookieChanges, body_too_large
 
 log = logging.getLogger(__name__)
 bp = Blueprint("main", __name__)
 View = TypeVar("View", bound=Callable[..., Any])
 
 
+class FlaskAdapter:
+    """The core's adapter contract (core/adapter.py) for Flask."""
+
+    def services(self, request: Request) -> Services:
+        return cast(Services, current_app.extensions["msal_webapp"])
+
+    def web_request(self, request: Request) -> flows.WebRequest:
+        query = request.query_string.decode("latin-1")
+        return flows.WebRequest(here=request.path + (f"?{query}" if query else ""),
+                                cookies=request.cookies, session=cast(SessionState, session))
+
+    def render(self, request: Request, page: flows.Page) -> Response:
+        return Response(render_template(page.template, **page.context), status=page.status)
+
+    def redirect(self, request: Request, location: str) -> Response:
+        return cast(Response, redirect(location))
+
+    def set_cookies(self, response: Response, changes: CookieChanges) -> None:
+        for spec in changes.delete:
+            # Browsers match a deletion on name, path and (for __Host- names) Secure.
+            response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,
+                                   httponly=spec.httponly, samesite=spec.samesite)
+        for spec, value in changes.set:
+            response.set_cookie(spec.name, value, max_age=spec.max_age, path=spec.path,
+                                secure=spec.secure, httponly=spec.httponly,
+                                samesite=spec.samesite)
+
+    def set_header(self, response: Response, name: str, value: str) -> None:
+        response.headers.setdefault(name, value)
+
+
+ADAPTER = FlaskAdapter()
+
+
 def services() -> Services:
-    return cast(Services, current_app.extensions["msal_webapp"])
+    return ADAPTER.services(request)
 
 
 def web_request() -> flows.WebRequest:
     """This request, as the core sees it."""
-    query = request.query_string.decode("latin-1")
-    return flows.WebRequest(here=request.path + (f"?{query}" if query else ""),
-                            cookies=request.cookies, session=cast(SessionState, session))
+    return ADAPTER.web_request(request)
 
 
 def respond(outcome: flows.Outcome) -> Response:
-    """The Flask response for a core outcome, after the core saved the session."""
-    outcome = flows.finish(services(), web_request(), outcome)
-    if isinstance(outcome, flows.Redirect):
-        response = cast(Response, redirect(outcome.location))
-    else:
-        response = _render(outcome)
-    return apply_cookies(response, outcome.cookies)
-
-
-def _render(page: flows.Page) -> Response:
-    return Response(render_template(page.template, **page.context), status=page.status)
-
-
-def apply_cookies(response: Response, changes: CookieChanges) -> Response:
-    for spec in changes.delete:
-        # Browsers match a deletion on name, path and (for __Host- names) Secure.
-        response.delete_cookie(spec.name, path=spec.path, secure=spec.secure,
-                               httponly=spec.httponly, samesite=spec.samesite)
-    for spec, value in changes.set:
-        response.set_cookie(spec.name, value, max_age=spec.max_age, path=spec.path,
-                            secure=spec.secure, httponly=spec.httponly, samesite=spec.samesite)
-    return response
+    """The Flask response for a core outcome (the session is saved as the response leaves)."""
+    return adapter.respond(ADAPTER, request, outcome)
 
 
 def login_required(view: View | None = None, *, api: str | None = None) -> Any:
     """Views wrapped with this run only for a signed-in user, available as `g.user`.
 
     `@login_required(api="graph")` on a page that calls an API signs a signed-out user in with
-    that API's scopes, so one trip to the provider is enough.
+    that API's scopes, so one trip to the provider is enough (and answers 404 if the app has
+    no such API).
     """
 
     def decorate(view: View) -> View:
@@ -113,20 +127,21 @@ def _template_globals() -> dict[str, Any]:
             "static": lambda path: url_for("static", filename=path)}
 
 
-@bp.after_app_request
-def _security_headers(response: Response) -> Response:
-    for name, value in services().security_headers.items():
-        response.headers.setdefault(name, value)
-    return response
+@bp.before_app_request
+def _limit_body() -> Response | None:
+    """A body larger than the app takes is refused before it is read (one limit for every
+    framework, MAX_REQUEST_BYTES); Flask's MAX_CONTENT_LENGTH cuts one without a length."""
+    if body_too_large(services().settings, request.headers.get("Content-Length")):
+        return respond(flows.http_error(413))
+    return None
 
 
 @bp.after_app_request
-def _save_session(response: Response) -> Response:
-    """For views that change the session themselves: saved before the response leaves
-    (registered after `_security_headers`, so it runs first); if it cannot be, a page says so.
-    The routes here have saved it already, through `respond`."""
-    failed = flows.session_saved(services(), web_request())
-    return _render(failed) if failed else response
+def _finish(response: Response) -> Response:
+    """The one save point, for every response (the routes here, the views you write, the
+    error pages), then the core's security headers."""
+    response = adapter.finish(ADAPTER, request, response)
+    return adapter.add_security_headers(ADAPTER, request, response)
 
 
 @bp.get("/")
@@ -156,10 +171,8 @@ def logout() -> Response:
 
 
 @bp.get("/profile")
-@login_required(api="graph")
+@login_required(api="graph")  # no page (404) when the app does not call Graph
 def profile() -> Any:
-    if "graph" not in services().settings.apis:
-        abort(404)
     me = call_api("graph", "me")
     if isinstance(me, Response):
         return me
@@ -168,9 +181,7 @@ def profile() -> Any:
 
 @bp.get("/api/<name>")
 def api(name: str) -> Any:
-    if name not in services().settings.apis:
-        abort(404)
-    return login_required(api=name)(_api_page)(name)
+    return login_required(api=name)(_api_page)(name)  # 404 for a name that is no API
 
 
 def _api_page(name: str) -> Any:

@@ -1,9 +1,10 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
 """Key-value stores behind both the web sessions and the per-account token caches.
 
-One module per backend and one factory (`build_store`), so that a new backend is one module plus
-its dependency. A store only moves strings: what the strings mean, and whether they are valid, is
-decided by the layers above it (core/sessions.py, core/token_cache.py).
+One module per backend, built by one factory (`build_store`, in core/services.py: the stores
+know nothing of the app's settings), so that a new backend is one module plus its dependency. A
+store only moves strings: what the strings mean, and whether they are valid, is decided by the
+layers above it (core/sessions.py, core/token_cache.py).
 
 Every backend reports its I/O failures as `StoreError`, and only those: the layers above turn a
 `StoreError` into a clear page or a fresh sign-in, while a bug still surfaces as one.
@@ -14,15 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import cachetools
-
-if TYPE_CHECKING:
-    from ..settings import Settings
 
 Purpose = Literal["sessions", "token_caches"]
 
@@ -139,6 +137,23 @@ def versions_together(reads: Sequence[tuple[Store, str]], shares: Callable[[Stor
     return versions
 
 
+class KeyedLocks:
+    """One threading.Lock per key, dropped when no request holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
+            weakref.WeakValueDictionary())
+
+    def get(self, key: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = threading.Lock()
+                self._locks[key] = lock
+            return lock
+
+
 class CorruptEntries:
     """Deletes the entries a layer above found corrupt (unparsable, or of the wrong shape), and
     logs each key once: not on every request while an entry cannot even be deleted (a read-only
@@ -161,67 +176,3 @@ class CorruptEntries:
             store.delete(key)
         except StoreError:
             self._log.debug("corrupt %s entry could not be deleted", self._what, exc_info=True)
-
-
-def build_store(settings: Settings, purpose: Purpose,
-                clock: Callable[[], float] = time.time) -> Store:
-    """The store for sessions or for token caches, each with its own bound and lifetime, so that
-    one kind of entry never evicts the other; entries age by `clock` (wall-clock seconds).
-
-    With TOKEN_CACHE_ENCRYPTION_KEYS, both kinds are encrypted at rest (see encrypted.py)."""
-    if purpose == "sessions":
-        expiry = Expiry(settings.session_lifetime_seconds, settings.session_absolute_seconds)
-        max_entries = settings.session_max_entries
-        directory = settings.token_cache_dir / "sessions"
-    else:
-        expiry = Expiry(settings.token_cache_sliding_seconds, settings.token_cache_ttl_seconds)
-        max_entries = settings.token_cache_max_entries
-        directory = settings.token_cache_dir
-    store: Store
-    backend = settings.token_cache_backend
-    if backend == "filesystem":
-        from .filesystem import FileStore
-
-        store = FileStore(directory, expiry, clock)
-{% if cookiecutter.cache_backend == "redis" %}
-    elif backend == "redis":
-        from .redis import RedisStore
-
-        store = RedisStore(settings.token_cache_url, expiry, clock)
-{% elif cookiecutter.cache_backend == "sql" %}
-    elif backend == "sql":
-        from .sql import SqlStore
-
-        store = SqlStore(settings.token_cache_url, expiry, clock)
-{% endif %}
-    else:
-        from .memory import MemoryStore
-
-        store = MemoryStore(max_entries, expiry, timer=clock)
-    if settings.encryption_keys:
-        from .encrypted import EncryptedStore
-
-        store = EncryptedStore(store, settings.encryption_keys)
-    return store
-
-
-def startup_problem(settings: Settings) -> str | None:
-    """What keeps the configured store from ever working (a SQL database whose tables are
-    missing or out of date), as a message naming the fix; None otherwise. A server that does
-    not answer now is not such a problem: it may come back, and pages say so meanwhile."""
-{% if cookiecutter.cache_backend == "sql" %}
-    if settings.token_cache_backend == "sql":
-        from .sql import SqlStore
-
-        store = SqlStore(settings.token_cache_url, Expiry(60, 60))
-        try:
-            return store.schema_problem()
-        except StoreError as exc:
-            logging.getLogger(__name__).warning(
-                "the token cache database cannot be reached at start-up: %s", exc)
-        finally:
-            store.close()
-{% else %}
-    del settings  # only a SQL store has a schema to check
-{% endif %}
-    return None

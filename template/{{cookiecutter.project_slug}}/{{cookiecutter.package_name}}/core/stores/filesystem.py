@@ -31,8 +31,15 @@ from typing import NamedTuple
 import cachetools
 import filelock
 
-from . import RENEW_AFTER_SECONDS, Entry, Expiry, Store, StoreError, versions_one_by_one
-from .memory import KeyedLocks
+from . import (
+    RENEW_AFTER_SECONDS,
+    Entry,
+    Expiry,
+    KeyedLocks,
+    Store,
+    StoreError,
+    versions_one_by_one,
+)
 
 log = logging.getLogger(__name__)
 

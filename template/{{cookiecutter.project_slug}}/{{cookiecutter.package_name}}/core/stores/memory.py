@@ -10,30 +10,12 @@ import contextlib
 import itertools
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import NamedTuple
 
 import cachetools
 
-from . import RENEW_AFTER_SECONDS, Entry, Expiry, Store, versions_one_by_one
-
-
-class KeyedLocks:
-    """One threading.Lock per key, dropped when no request holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
-            weakref.WeakValueDictionary())
-
-    def get(self, key: str) -> threading.Lock:
-        with self._guard:
-            lock = self._locks.get(key)
-            if lock is None:
-                lock = threading.Lock()
-                self._locks[key] = lock
-            return lock
+from . import RENEW_AFTER_SECONDS, Entry, Expiry, KeyedLocks, Store, versions_one_by_one
 
 
 class _Stored(NamedTuple):

@@ -61,11 +61,11 @@ from . import (
     RENEW_AFTER_SECONDS,
     Entry,
     Expiry,
+    KeyedLocks,
     Store,
     StoreError,
     versions_together,
 )
-from .memory import KeyedLocks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,28 +15,22 @@ from django.http import HttpRequest
 
 from ..core.auth import User as SignedIn
 from .models import User
-from .services import services_for
-
-
-def identity(request: HttpRequest, signed_in: SignedIn) -> tuple[str, str]:
-    """(issuer, subject): Entra's (tid, oid); for another OpenID Connect provider, whose ID
-    tokens carry no `tid` (core/auth.py puts `sub` in `oid`), its issuer and `sub`."""
-    if signed_in.tid:
-        return signed_in.tid, signed_in.oid
-    return services_for(request).settings.oidc_authority or "", signed_in.oid
 
 
 class SignedInUserBackend(BaseBackend):
     def authenticate(self, request: HttpRequest | None, signed_in: SignedIn | None = None,
                      **credentials: Any) -> User | None:
-        if request is None or signed_in is None or not signed_in.oid:
+        if request is None or signed_in is None:
             return None
-        issuer, subject = identity(request, signed_in)
-        key = f"{issuer}/{subject}" if signed_in.tid else f"{issuer} {subject}"
+        issuer, subject = signed_in.identity  # whom the core keys users on
+        if not issuer or not subject:
+            return None
         user, created = User.objects.get_or_create(
-            key=key, defaults={"issuer": issuer, "subject": subject, "name": signed_in.name,
-                               "username": signed_in.username,
-                               "password": make_password(None)})  # unusable: no password
+            key=signed_in.identity_key,
+            defaults={"issuer": issuer, "subject": subject, "name": signed_in.name,
+                      "username": signed_in.username,
+                      # unusable: users only sign in through the provider
+                      "password": make_password(None)})
         if not created and (user.name, user.username) != (signed_in.name, signed_in.username):
             user.name, user.username = signed_in.name, signed_in.username
             user.save(update_fields=["name", "username"])

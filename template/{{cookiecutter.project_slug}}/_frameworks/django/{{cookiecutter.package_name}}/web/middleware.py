@@ -1,5 +1,6 @@
-"""The middleware: the core's security headers, its session as `request.session`, and a lazy
-`request.user` for the signed-in user."""
+"""The middleware: the core's security headers, its session as `request.session` (loaded when
+the request arrives, saved once as the response leaves), and a lazy `request.user` for the
+signed-in user."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
-from ..core import flows
-from ..core.web import CookieChanges, current_user
-from .responses import apply_cookies, render_page, session_state, web_request
+from ..core import adapter, flows
+from ..core.web import body_too_large, current_user
+from .responses import ADAPTER, respond, session_state
 from .services import services_for
 from .sessions import SessionStore
 
@@ -28,19 +29,16 @@ class SecurityHeadersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        for name, value in services_for(request).security_headers.items():
-            response.headers.setdefault(name, value)
-        return response
+        return adapter.add_security_headers(ADAPTER, request, self.get_response(request))
 
 
 class SessionMiddleware:
     """`request.session`: the core's session under the core's cookie (not Django's session
     cookie settings: its name and flags follow the app's URL, see core/web.py).
 
-    Saved before the response leaves, for views that change it themselves (the app's routes
-    have saved it already, through views.respond); if it cannot be, a page says so. Then the
-    cookie follows what that save decided.
+    A body larger than the app takes (MAX_REQUEST_BYTES) is refused first, before anything
+    reads it. The session is saved once, as the response leaves, whatever view or error page
+    made it (core/adapter.py `finish`); if it cannot be, a page says so.
     """
 
     def __init__(self, get_response: GetResponse) -> None:
@@ -48,18 +46,11 @@ class SessionMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         services = services_for(request)
+        if body_too_large(services.settings, request.META.get("CONTENT_LENGTH")):
+            return respond(request, flows.http_error(413))
         sid = request.COOKIES.get(services.session_cookie.name)
         request.session = SessionStore(state=services.sessions.load(sid), services=services)
-        response = self.get_response(request)
-        failed = flows.session_saved(services, web_request(request))
-        if failed:
-            response = render_page(request, failed)
-        spec = services.session_cookie
-        state = session_state(request)
-        if state.cookie_action == "set":
-            apply_cookies(response, CookieChanges(set=((spec, state.sid or ""),)))
-        elif state.cookie_action == "delete":
-            apply_cookies(response, CookieChanges(delete=(spec,)))
+        response = adapter.finish(ADAPTER, request, self.get_response(request))
         # Django's CSRF cookie is Secure (settings.py), which Safari drops on plain http: an
         # app on http://localhost (local development) sends it without.
         csrf_cookie = response.cookies.get(settings.CSRF_COOKIE_NAME)

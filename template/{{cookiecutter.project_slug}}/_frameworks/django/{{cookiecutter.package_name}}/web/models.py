@@ -14,7 +14,7 @@ from django.db import models
 
 
 class User(AbstractBaseUser):
-    # "<tid>/<oid>" (Entra) or "<issuer> <sub>" (OpenID Connect): unique, the USERNAME_FIELD.
+    # The core's `User.identity_key`, "<issuer> <subject>": unique, the USERNAME_FIELD.
     key = models.CharField(max_length=400, unique=True)
     issuer = models.CharField(max_length=300)  # the Entra tenant id, or the issuer URL
     subject = models.CharField(max_length=200)  # the Entra object id, or `sub`

@@ -4,7 +4,7 @@ The data, its id and when it is written are the core's (core/sessions.py: server
 the store, the cookie holding only a random id). `SessionStore` wraps one request's
 `SessionState` with Django's session API: `cycle_key()` gives it a new id at the next save (as
 after a sign-in), `flush()` empties it (the save then deletes it and its cookie).
-web/middleware.py loads it, saves it before the response leaves and sets its cookie.
+web/middleware.py loads it, and saves it once as the response leaves, with its cookie.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 
+from ..core.services import Services
 from ..core.sessions import SessionState
-from ..core.web import Services, save_session
 from .services import process_services
 
 
@@ -73,9 +73,8 @@ class SessionStore(SessionBase):
         self.state.modified = True
 
     def save(self, must_create: bool = False) -> None:
-        """Write it now (raises core.errors.StoreUnavailable); web/middleware.py saves it
-        anyway before the response leaves."""
-        save_session(self.services, self.state)
+        """Nothing to do now: the core saves the session once, as the response leaves
+        (web/middleware.py), and sets its cookie then."""
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None or session_key == self.state.sid:

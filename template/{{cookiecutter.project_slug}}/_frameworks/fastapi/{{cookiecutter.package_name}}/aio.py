@@ -1,5 +1,4 @@
-# Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
-"""Calling downstream APIs from async code: the sans-IO `call_plan` driven with httpx.
+"""Calling downstream APIs from async code: the core's sans-IO `call_plan` driven with httpx.
 
 The plan, the error pages and the consent round trip are the blocking driver's (core/downstream.py,
 core/flows.py); only the transport differs:
@@ -29,11 +28,13 @@ import httpx
 import requests
 from anyio.to_thread import run_sync
 
-from . import flows
-from .auth import User
-from .downstream import ApiRequest, ApiResponse, NeedToken, Plan, call_plan
-from .http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT
-from .web import Services, api_succeeded
+from .core import flows
+from .core.auth import User
+from .core.downstream import ApiRequest, ApiResponse, NeedToken, Plan, call_plan
+from .core.http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT
+from .core.services import Services
+from .core.stores import KnownVersion
+from .core.web import api_succeeded
 
 # An API call that fails with these could not reach the API: the blocking driver's errors
 # (MSAL's own calls) plus httpx's, and TimeoutError, the whole-call deadline.
@@ -102,13 +103,14 @@ class AsyncApis:
 
     async def call(self, user: User, name: str, path: str = "", *, method: str = "GET",
                    json: Any = None, params: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> ApiResponse:
+                   headers: Mapping[str, str] | None = None,
+                   known: KnownVersion | None = None) -> ApiResponse:
         """What `DownstreamApis.call` does, without blocking the event loop."""
         api = self.services.settings.apis[name]
 
         async def acquire(step: NeedToken) -> str:
             return await run_sync(partial(self.services.auth.acquire_token, user, step.scopes,
-                                          claims=step.claims))
+                                          claims=step.claims, known=known))
 
         plan = call_plan(api, path, method=method, json_body=json, params=params,
                          headers=headers)
@@ -120,7 +122,7 @@ async def call_api(services: Services, apis: AsyncApis, req: flows.WebRequest, u
     """`flows.call_api`, async: the API's response, or the outcome that takes its place, from
     the same mapping of errors to pages (`flows.api_failure`)."""
     try:
-        response = await apis.call(user, name, path, **options)
+        response = await apis.call(user, name, path, known=req.known, **options)
     except Exception as exc:
         # A consent round trip starts a sign-in (MSAL, maybe discovery): in a worker thread.
         return await run_sync(partial(flows.api_failure, services, req, user, name, exc,
