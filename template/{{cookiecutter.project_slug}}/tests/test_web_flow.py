@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -133,11 +134,11 @@ def provider_answer(app: AppUnderTest, browser: Browser, user: TestUser
 
 
 def post_callback(app: AppUnderTest, browser: Browser, fields: dict[str, str], *,
-                  initiator: str | None = None) -> requests.Response:
+                  initiator: str | None = None, **kwargs: Any) -> requests.Response:
     """Deliver an answer to the redirect URI the way the provider's form_post page does: a
     POST from the provider's site (pass `initiator`) or, by default, a same-site one."""
     return browser.post(app.url(app.services.settings.redirect_path), data=fields,
-                        initiator=initiator)
+                        initiator=initiator, **kwargs)
 
 
 def hidden_fields(page: requests.Response) -> dict[str, str]:

@@ -22,6 +22,8 @@ from typing import Any
 from unittest import mock
 
 from django.core.management import call_command
+from django.http import HttpRequest, HttpResponse
+from django.urls import clear_url_caches, path
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.services import Services
@@ -66,6 +68,26 @@ def _set_up_django() -> None:
 
 
 _set_up_django()
+
+# A view as a user of the template writes one, which changes the session itself: it answers
+# with how often this browser's session has been here.
+USER_VIEW = "/_test/visits"
+
+
+def _visits(request: HttpRequest) -> HttpResponse:
+    request.session["visits"] = int(request.session.get("visits", 0)) + 1
+    return HttpResponse(str(request.session["visits"]), content_type="text/plain")
+
+
+def _add_user_view() -> None:
+    """Added to the project's URLs once per process (Django's URLs are the process's)."""
+    from {{ cookiecutter.package_name }} import urls
+
+    urls.urlpatterns.append(path(USER_VIEW.lstrip("/"), _visits))
+    clear_url_caches()
+
+
+_add_user_view()
 
 
 def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.core.services import Services
@@ -36,10 +38,23 @@ PROJECT = Path(__file__).parents[1]
 PRODUCTION_SERVER = "uvicorn"
 
 
+# A view as a user of the template writes one, which changes the session itself: it answers
+# with how often this browser's session has been here.
+USER_VIEW = "/_test/visits"
+
+
+def _add_user_view(app: FastAPI) -> None:
+    @app.get(USER_VIEW)
+    async def visits(request: Request) -> PlainTextResponse:
+        request.session["visits"] = int(request.session.get("visits", 0)) + 1
+        return PlainTextResponse(str(request.session["visits"]))
+
+
 def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
     """The ASGI app for `env` (no .env file, no os.environ) and its core services; raises
     SettingsError for settings it cannot run with."""
     app = create_app(env)
+    _add_user_view(app)
     return app, app.state.services
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from flask import Flask, session
+
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.core.services import Services
 
@@ -30,10 +32,23 @@ PROJECT = Path(__file__).parents[1]
 PRODUCTION_SERVER = "gunicorn"
 
 
+# A view as a user of the template writes one, which changes the session itself: it answers
+# with how often this browser's session has been here.
+USER_VIEW = "/_test/visits"
+
+
+def _add_user_view(app: Flask) -> None:
+    @app.get(USER_VIEW)
+    def visits() -> str:
+        session["visits"] = int(session.get("visits", 0)) + 1
+        return str(session["visits"])
+
+
 def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
     """The WSGI app for `env` (no .env file, no os.environ) and its core services; raises
     SettingsError for settings it cannot run with."""
     app = create_app(env)
+    _add_user_view(app)
     return app, app.extensions["msal_webapp"]
 
 
