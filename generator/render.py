@@ -1,4 +1,7 @@
-"""Atomic rendering: cookiecutter into a temporary sibling directory, check, then move."""
+"""Atomic rendering: cookiecutter into a temporary sibling directory, check, then move.
+
+Cookiecutter is imported when a project is rendered, not when a spec is only validated.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msal_webapp_rules as rules  # the template's own package (see generator/paths.py)
 import yaml
-from cookiecutter.exceptions import UndefinedVariableInTemplate
-from cookiecutter.main import cookiecutter
+from msal_webapp_rules.layout import arrange
 
 # A Jinja tag of OUR template left in the output (Jinja in the app's own HTML templates is fine).
 LEFTOVER_RE = re.compile(r"\{[{%]-?[^{}\n]*?\bcookiecutter\b")
@@ -70,6 +73,8 @@ def check_project(project: Path) -> list[str]:
 
 def _describe(exc: Exception) -> str:
     """One short line for a cookiecutter exception (some embed the whole context)."""
+    from cookiecutter.exceptions import UndefinedVariableInTemplate
+
     if isinstance(exc, UndefinedVariableInTemplate):
         detail = f"{exc.message}: {getattr(exc.error, 'message', exc.error)}"
     else:
@@ -80,16 +85,46 @@ def _describe(exc: Exception) -> str:
     return type(exc).__name__ + (f": {detail}" if detail else "")
 
 
-def _cookiecutter_config(work: Path) -> Path:
-    """A config file that keeps the user's ~/.cookiecutterrc and replay dir out of the run."""
-    config = work / "cookiecutter-config.yaml"
-    config.write_text(yaml.safe_dump({
-        "cookiecutters_dir": str(work / "cookiecutters"),
-        "replay_dir": str(work / "replay"),
-        "default_context": {},
-        "abbreviations": {},
-    }), encoding="utf-8")
-    return config
+def cookiecutter_context(context: dict[str, Any], template: Path,
+                         output_dir: Path) -> dict[str, Any]:
+    """The context cookiecutter itself would build from `context` (the answers), without
+    prompting: cookiecutter.json's own settings (its `_` keys) and the answers, all given.
+
+    The other frameworks' folders are copied without rendering (the layout step removes them
+    at once), so no time goes into rendering files the project will not have.
+    """
+    defaults = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))
+    values = {key: value for key, value in defaults.items() if key.startswith("_")}
+    values.update(context)
+    values["_copy_without_render"] = [
+        *defaults.get("_copy_without_render", ()),
+        *(f"_frameworks/{other}" for other in rules.FRAMEWORKS if other != context["framework"]),
+    ]
+    values.update({"_template": str(template), "_output_dir": str(output_dir),
+                   "_repo_dir": str(template), "_checkout": None})
+    return {"cookiecutter": values,
+            "_cookiecutter": {k: v for k, v in values.items() if not k.startswith("_")}}
+
+
+def _generate(context: dict[str, Any], template: Path, out: Path) -> Path:
+    """Render the project into `out` with cookiecutter, then arrange its layout in-process.
+
+    The hooks do not run: the spec was validated with the same rules that the pre-generation
+    hook applies (msal_webapp_rules), and the post-generation hook's work is called directly.
+    """
+    from cookiecutter.generate import generate_files
+
+    try:
+        result = generate_files(repo_dir=str(template), output_dir=str(out), accept_hooks=False,
+                                context=cookiecutter_context(context, template, out))
+    except Exception as exc:  # cookiecutter raises many kinds; all mean "not rendered"
+        raise RenderError(f"cookiecutter failed: {_describe(exc)}") from exc
+    project = Path(result)
+    problems = arrange(project, context["framework"], context["cache_backend"],
+                       context["package_name"])
+    if problems:
+        raise RenderError("arranging the project failed: " + "; ".join(problems))
+    return project
 
 
 def render(context: dict[str, Any], output_dir: Path, template: Path, *,
@@ -100,7 +135,7 @@ def render(context: dict[str, Any], output_dir: Path, template: Path, *,
     KeyboardInterrupt through after cleaning up.
     """
     output_dir = Path(os.path.abspath(output_dir))
-    target = output_dir / context["project_slug"]
+    target: Path = output_dir / context["project_slug"]
     if (target.exists() or target.is_symlink()) and not force:
         raise TargetExistsError(str(target))
     created: list[Path] = []
@@ -115,14 +150,7 @@ def render(context: dict[str, Any], output_dir: Path, template: Path, *,
     try:
         out = work / "out"
         out.mkdir()
-        try:
-            result = cookiecutter(
-                str(template), no_input=True, extra_context=context, output_dir=str(out),
-                accept_hooks=True, config_file=str(_cookiecutter_config(work)),
-            )
-        except Exception as exc:  # cookiecutter raises many kinds; all mean "not rendered"
-            raise RenderError(f"cookiecutter failed: {_describe(exc)}") from exc
-        project = Path(result)
+        project = _generate(context, template, out)
         if project.resolve() != (out / target.name).resolve() or not project.is_dir():
             raise RenderError(f"cookiecutter produced {project.name!r}, expected {target.name!r}")
         problems = check_project(project)

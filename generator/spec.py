@@ -1,49 +1,24 @@
-"""Spec loading (YAML) and the validation rules, loaded from the template's pre-gen hook."""
+"""Spec loading (YAML) and the validation rules: the template's own `msal_webapp_rules`."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msal_webapp_rules  # the template's own package (see generator/paths.py)
 import yaml
+from msal_webapp_rules import SpecError
 
-import generator
+from generator.paths import template_dir
 
-HOOK_RELPATH = Path("hooks") / "pre_gen_project.py"
-
-
-class SpecError(Exception):
-    """A spec that cannot be used; ``messages`` holds one line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
+__all__ = ["SpecError", "context_for_file", "load_spec", "parse_spec", "rules", "spec_to_context",
+           "template_dir", "validate_spec"]
 
 
-def template_dir() -> Path:
-    """The cookiecutter template: packaged in the wheel, else the source checkout's template/."""
-    packaged = Path(generator.__file__).resolve().parent / "template"
-    if (packaged / "cookiecutter.json").is_file():
-        return packaged
-    return Path(generator.__file__).resolve().parent.parent / "template"
-
-
-@functools.cache
 def rules() -> ModuleType:
-    """The pre-gen hook module (the one copy of the rules), imported by file path."""
-    path = template_dir() / HOOK_RELPATH
-    name = "_msal_webapp_rules"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - missing package data
-        raise ImportError(f"cannot load the validation rules from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses/typing need the module registered while executing
-    spec.loader.exec_module(module)
-    return module
+    """The rules package (the one copy, which the template's hooks run too)."""
+    return msal_webapp_rules
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -60,7 +35,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     "a whole value through an alias (e.g. scopes: *todo_scopes)",
                     key_node.start_mark,
                 )
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})",
@@ -103,8 +78,7 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 
 def validate_spec(spec: dict[str, Any]) -> list[str]:
-    messages: list[str] = rules().validate_spec(spec)
-    return messages
+    return msal_webapp_rules.validate_spec(spec)
 
 
 def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
@@ -112,8 +86,7 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
     messages = validate_spec(spec)
     if messages:
         raise SpecError(messages)
-    context: dict[str, Any] = rules().spec_to_context(spec)
-    return context
+    return msal_webapp_rules.spec_to_context(spec)
 
 
 def context_for_file(path: Path) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tomllib
@@ -393,7 +392,9 @@ def _assert_failed_cleanly(tmp_path: Path, rc: int, out: Path, err: str, *expect
 @pytest.mark.parametrize(("files", "hooks", "expected"), [
     ({"broken.txt": "{% if %}\n"}, None, ["TemplateSyntaxError"]),
     ({"x.txt": "{{ cookiecutter.nope }}\n"}, None, ["UndefinedVariableInTemplate"]),
-    (None, {"post_gen_project.py": "import sys\nsys.exit(3)\n"}, ["FailedHookException"]),
+    ({"_frameworks/flask/README.md": "mine\n"}, None,
+     ["arranging the project failed: README.md: is in the shared template and in "
+      "_frameworks/flask/"]),
     ({"bad.py": "def f(:\n"}, None, ["bad.py:1: does not compile"]),
     ({"bad.toml": "a = \n"}, None, ["bad.toml: does not parse"]),
     ({"bad.json": "{'a': 1}\n"}, None, ["bad.json: does not parse"]),
@@ -429,14 +430,13 @@ def test_keyboard_interrupt_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
                                            monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     use_template(mini_template)
-    real = render.cookiecutter
+    real = render.arrange
 
-    def interrupted(*args: Any, **kwargs: Any) -> str:
-        result = real(*args, **kwargs)
-        assert os.path.isdir(result)
+    def interrupted(project: Path, *args: Any) -> list[str]:
+        assert real(project, *args) == [] and project.is_dir()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "cookiecutter", interrupted)
+    monkeypatch.setattr(render, "arrange", interrupted)
     out = tmp_path / "deep" / "out"
     rc = cli.main(["new", str(write_spec(tmp_path, spec)), "-o", str(out)])
     assert rc == 130
