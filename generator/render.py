@@ -12,12 +12,12 @@ import shutil
 import tempfile
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msal_webapp_rules as rules  # the template's own package (see generator/paths.py)
 import yaml
-from msal_webapp_rules.layout import arrange
+from msal_webapp_rules.layout import arrange, discarded
 
 # A Jinja tag of OUR template left in the output (Jinja in the app's own HTML templates is fine).
 LEFTOVER_RE = re.compile(r"\{[{%]-?[^{}\n]*?\bcookiecutter\b")
@@ -31,15 +31,23 @@ class RenderError(Exception):
     """Rendering or a post-render check failed; nothing was left on disk."""
 
 
-def _files(root: Path) -> Iterator[Path]:
+def _files(root: Path, skip: set[str] | None = None) -> Iterator[Path]:
+    """Every file under `root`, sorted; `skip`: relative paths of files or folders left out."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if not skip or (here / d).relative_to(root).as_posix() not in skip)
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            if not skip or (here / name).relative_to(root).as_posix() not in skip:
+                yield here / name
 
 
-def check_project(project: Path) -> list[str]:
-    """Problems of a rendered project: leftovers of the template, files that do not parse."""
+def check_project(project: Path, verbatim: frozenset[str] = frozenset()) -> list[str]:
+    """Problems of a rendered project: leftovers of the template, files that do not parse.
+
+    A file whose text is in `verbatim` is one of the template's files without Jinja, copied as
+    it is: rendering cannot have broken it (the root suite bakes, lints and tests them).
+    """
     problems: list[str] = []
     for path in _files(project):
         rel = path.relative_to(project).as_posix()
@@ -49,6 +57,8 @@ def check_project(project: Path) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue  # binary file
+        if text in verbatim:
+            continue
         match = LEFTOVER_RE.search(text)
         if match:
             line = text.count("\n", 0, match.start()) + 1
@@ -85,28 +95,59 @@ def _describe(exc: Exception) -> str:
     return type(exc).__name__ + (f": {detail}" if detail else "")
 
 
-def cookiecutter_context(context: dict[str, Any], template: Path,
-                         output_dir: Path) -> dict[str, Any]:
-    """The context cookiecutter itself would build from `context` (the answers), without
-    prompting: cookiecutter.json's own settings (its `_` keys) and the answers, all given.
+JINJA_MARKERS = ("{{", "{%", "{#")
 
-    The other frameworks' folders are copied without rendering (the layout step removes them
-    at once), so no time goes into rendering files the project will not have.
-    """
+
+@dataclass(frozen=True)
+class Unrendered:
+    """Files of the project template that rendering cannot change or that the project drops."""
+
+    patterns: list[str]  # for cookiecutter's `_copy_without_render` (fnmatch, escaped)
+    verbatim: frozenset[str]  # the texts of the template's files without any Jinja
+
+
+def _fnmatch_escape(path: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def unrendered(template: Path, context: dict[str, Any]) -> Unrendered:
+    """What cookiecutter can copy instead of rendering, for this context: the files the layout
+    step removes at once, and every file without a Jinja delimiter (Jinja renders such a text
+    to itself, so copying it gives the same bytes)."""
+    project_template = next(p for p in template.iterdir()
+                            if p.is_dir() and "{{" in p.name and "cookiecutter" in p.name)
+    package = "{{cookiecutter.package_name}}"
+    dropped = [path.format(package=package)
+               for path in discarded(context["framework"], context["cache_backend"])]
+    patterns = [_fnmatch_escape(path) for path in dropped]
+    verbatim: set[str] = set()
+    for path in _files(project_template, skip=set(dropped)):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary: cookiecutter copies it anyway
+        if not any(marker in text for marker in JINJA_MARKERS):
+            patterns.append(_fnmatch_escape(path.relative_to(project_template).as_posix()))
+            verbatim.add(text)
+    return Unrendered(patterns, frozenset(verbatim))
+
+
+def cookiecutter_context(context: dict[str, Any], template: Path, output_dir: Path,
+                         copy_only: list[str]) -> dict[str, Any]:
+    """The context cookiecutter itself would build from `context` (the answers), without
+    prompting: cookiecutter.json's own settings (its `_` keys) and the answers, all given;
+    `copy_only` is added to its `_copy_without_render`."""
     defaults = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))
     values = {key: value for key, value in defaults.items() if key.startswith("_")}
     values.update(context)
-    values["_copy_without_render"] = [
-        *defaults.get("_copy_without_render", ()),
-        *(f"_frameworks/{other}" for other in rules.FRAMEWORKS if other != context["framework"]),
-    ]
+    values["_copy_without_render"] = [*defaults.get("_copy_without_render", ()), *copy_only]
     values.update({"_template": str(template), "_output_dir": str(output_dir),
                    "_repo_dir": str(template), "_checkout": None})
     return {"cookiecutter": values,
             "_cookiecutter": {k: v for k, v in values.items() if not k.startswith("_")}}
 
 
-def _generate(context: dict[str, Any], template: Path, out: Path) -> Path:
+def _generate(context: dict[str, Any], template: Path, out: Path, skip: Unrendered) -> Path:
     """Render the project into `out` with cookiecutter, then arrange its layout in-process.
 
     The hooks do not run: the spec was validated with the same rules that the pre-generation
@@ -115,8 +156,9 @@ def _generate(context: dict[str, Any], template: Path, out: Path) -> Path:
     from cookiecutter.generate import generate_files
 
     try:
-        result = generate_files(repo_dir=str(template), output_dir=str(out), accept_hooks=False,
-                                context=cookiecutter_context(context, template, out))
+        result = generate_files(
+            repo_dir=str(template), output_dir=str(out), accept_hooks=False,
+            context=cookiecutter_context(context, template, out, skip.patterns))
     except Exception as exc:  # cookiecutter raises many kinds; all mean "not rendered"
         raise RenderError(f"cookiecutter failed: {_describe(exc)}") from exc
     project = Path(result)
@@ -150,10 +192,11 @@ def render(context: dict[str, Any], output_dir: Path, template: Path, *,
     try:
         out = work / "out"
         out.mkdir()
-        project = _generate(context, template, out)
+        skip = unrendered(template, context)
+        project = _generate(context, template, out, skip)
         if project.resolve() != (out / target.name).resolve() or not project.is_dir():
             raise RenderError(f"cookiecutter produced {project.name!r}, expected {target.name!r}")
-        problems = check_project(project)
+        problems = check_project(project, skip.verbatim)
         if problems:
             raise RenderError(f"the rendered project failed {len(problems)} check(s): "
                               + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))

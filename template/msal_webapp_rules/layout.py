@@ -87,3 +87,13 @@ def arrange(project: Path, framework: str, backend: str, package: str) -> list[s
     if not problems:
         select_backend(project, backend, package)
     return problems
+
+
+def discarded(framework: str, backend: str) -> list[str]:
+    """The paths (in the project, `{package}` for the package's folder; folders without a
+    trailing '/') that `arrange` removes for this framework and store: they need no rendering."""
+    paths = [f"_frameworks/{other}" for other in FRAMEWORKS if other != framework]
+    paths += [name for name, users in SHARED_BY.items() if framework not in users]
+    paths += [name.rstrip("/") for other, names in BACKEND_FILES.items() if other != backend
+              for name in names]
+    return paths
