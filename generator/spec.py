@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,8 +13,15 @@ from msal_webapp_rules import SpecError
 
 from generator.paths import template_dir
 
-__all__ = ["SpecError", "context_for_file", "load_spec", "parse_spec", "rules", "spec_to_context",
-           "template_dir", "validate_spec"]
+__all__ = ["MAX_SPEC_BYTES", "SpecError", "context_for_file", "load_spec", "parse_spec", "rules",
+           "spec_to_context", "template_dir", "validate_spec"]
+
+
+# The largest spec file read. Real specs are under 1 KB (examples/) and one with every option,
+# thirty APIs and generous comments stays under 20 KB; PyYAML reads about 3 MB of text a
+# second here, so at 256 KiB parsing is over in a tenth of a second, while a 50 MB file (a
+# mistake or an attack) is refused at once instead of after a minute.
+MAX_SPEC_BYTES = 256 * 1024
 
 
 def rules() -> ModuleType:
@@ -70,11 +78,31 @@ def parse_spec(text: str, source: str = "<spec>") -> dict[str, Any]:
 
 
 def load_spec(path: Path) -> dict[str, Any]:
+    """Read and parse a spec file, refusing one over MAX_SPEC_BYTES before parsing any of it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_SPEC_BYTES:
+                raise SpecError([_too_big(path, f"is {size:,} bytes, over")])
+            # A pipe or a device reports no size: read one byte more than the limit to know.
+            data = file.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
         raise SpecError([f"{path}: cannot read the spec: {exc}"]) from exc
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError([_too_big(path, "is larger than")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{path}: cannot read the spec: it is not UTF-8 text ({exc})"]) from exc
     return parse_spec(text, str(path))
+
+
+def _too_big(path: Path, size: str) -> str:
+    """`size`: 'is 52,428,800 bytes, over' or 'is larger than' (a pipe or a device)."""
+    return (f"{path}: the spec file {size} the limit of {MAX_SPEC_BYTES:,} bytes "
+            f"({MAX_SPEC_BYTES // 1024} KiB; a spec is a few kilobytes of settings), refused "
+            "before parsing; check that this is the spec you meant, and remove long comments "
+            "or values")
 
 
 def validate_spec(spec: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ Choices are listed once here; template/cookiecutter.json mirrors them (a test ke
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "DOMAIN_RE",
     "DOTTED_NAME_RE",
     "ENTRA_SECRET_RE",
+    "ENV_FILE_FIX",
     "FALSE_WORDS",
     "FRAMEWORKS",
     "GRAPH",
@@ -54,6 +56,8 @@ __all__ = [
     "REDIRECT_RE",
     "REQUIRED_TOP_KEYS",
     "RESERVED_SCOPES",
+    "SAFE_ID_CHARS",
+    "SAFE_ID_SHOWN",
     "SECRET_KEY_FIX",
     "SECRET_KEY_WORDS",
     "SECRET_SHOWN",
@@ -65,8 +69,10 @@ __all__ = [
     "TOP_KEYS",
     "TRUE_WORDS",
     "X5C_CHOICES",
+    "env_file_problem",
     "is_guid",
     "slugify",
+    "unsafe_id_chars",
 ]
 
 # --- choices: the one list of each (cookiecutter.json mirrors them; a test keeps them equal) ---
@@ -222,6 +228,18 @@ class SpecError(ValueError):
         self.messages = messages
 
 
+# The characters of a client id, an issuer URL or an instance URL: what real ones are made of.
+# Anything else (the shell's $ ` ; & | ( ) ' " \\ and spaces among them) is refused: these values
+# are written to uncommented lines of .env.example, which people also read with `set -a; . .env`.
+SAFE_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-._~:/@%+=")
+SAFE_ID_SHOWN = "letters, digits and - . _ ~ : / @ % + ="
+# The values written to .env.example (paths, API URLs and scopes too, on commented lines that
+# people uncomment) are single-quoted there; what python-dotenv and a shell read differently in
+# single quotes is refused (env_file_problem).
+ENV_FILE_FIX = ("every value is written to .env.example in single quotes, which a shell and "
+                "python-dotenv read alike only without ', ${, \\\\ or a final \\")
+
+
 # Delegated Microsoft Graph permissions that allow GET /me.
 GRAPH_ME_SCOPES = frozenset({"user.read", "user.readbasic.all", "user.read.all", "user.readwrite",
                              "user.readwrite.all", "directory.read.all",
@@ -237,3 +255,27 @@ def slugify(text: str) -> str:
 def is_guid(value: str) -> bool:
     return bool(GUID_RE.match(value))
 
+
+def unsafe_id_chars(value: str) -> str | None:
+    """The characters of `value` outside SAFE_ID_CHARS, shown one by one; None if none."""
+    found = sorted({c for c in value if c not in SAFE_ID_CHARS})
+    return " ".join(repr(c) for c in found) if found else None
+
+
+def env_file_problem(value: str) -> str | None:
+    """Why `value` cannot be written to a .env file as '<value>' so that python-dotenv and a
+    POSIX shell (`set -a; . .env`) read the same text; None when it can.
+
+    In single quotes a shell takes every character as it is and a quote cannot be escaped;
+    python-dotenv reads backslash escapes (\\\\ and \\') and expands ${VARIABLE} in any value.
+    """
+    if "'" in value:
+        return "contains ', which would end the quoted value"
+    if "${" in value:
+        return "contains '${', which python-dotenv would expand as a variable (a shell would not)"
+    if "\\\\" in value or value.endswith("\\"):
+        return ("contains '\\\\' or ends with '\\', which python-dotenv would read as an escape "
+                "(a shell would not)")
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        return "contains a control character (newline, tab, ...)"
+    return None

@@ -42,6 +42,7 @@ from msal_webapp_rules.schema import (
     DEFAULT_INSTANCE,
     DEFAULT_MANAGED_IDENTITY,
     DOMAIN_RE,
+    ENV_FILE_FIX,
     FRAMEWORKS,
     GRAPH,
     GRAPH_APP_ID,
@@ -59,6 +60,7 @@ from msal_webapp_rules.schema import (
     REDIRECT_RE,
     REQUIRED_TOP_KEYS,
     RESERVED_SCOPES,
+    SAFE_ID_SHOWN,
     SECRET_KEY_FIX,
     SECRET_SHOWN,
     SHADOWED_IMPORTS,
@@ -66,8 +68,10 @@ from msal_webapp_rules.schema import (
     TENANT_KEYWORDS,
     TOP_KEYS,
     X5C_CHOICES,
+    env_file_problem,
     is_guid,
     slugify,
+    unsafe_id_chars,
 )
 
 
@@ -224,6 +228,9 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
             errors.append(f"{p}: {SECRET_SHOWN} looks like a secret, not a scope; "
                           f"{SECRET_KEY_FIX.replace('this key', 'it')}")
             continue
+        if env_file_problem(scope):
+            errors.append(f"{p}: {show(scope)} {env_file_problem(scope)}; {ENV_FILE_FIX}")
+            continue
         marks = placeholder(scope)
         if marks:
             errors.append(f"{p}: {show(scope)} looks like a placeholder (it contains {marks}); "
@@ -376,6 +383,9 @@ def _check_authority(spec: dict[str, Any], errors: list[str]) -> str | None:
                 parts = urlsplit(inst)
                 if parts.path not in ("", "/") or parts.query or inst.endswith("?"):
                     problem = "must be just https://<host> (no path or query)"
+                elif unsafe_id_chars(inst):
+                    problem = (f"contains {unsafe_id_chars(inst)}, which no host name has (and "
+                               "a shell reading .env would run)")
             if problem:
                 errors.append(f"authority.instance: {show(inst)} {problem}; e.g. "
                               f"{DEFAULT_INSTANCE}")
@@ -396,6 +406,10 @@ def _check_authority(spec: dict[str, Any], errors: list[str]) -> str | None:
                 elif parts.path.strip("/") == "":
                     problem = ("needs at least one path segment (MSAL rejects an authority "
                                "without one)")
+                elif unsafe_id_chars(iss):
+                    problem = (f"contains {unsafe_id_chars(iss)}, which no issuer has (and a "
+                               "shell reading .env would run); an issuer URL is made of "
+                               f"{SAFE_ID_SHOWN}")
             if problem:
                 errors.append(f"authority.issuer: {show(iss)} {problem}; e.g. "
                               "https://id.example.com/realms/acme")
@@ -425,6 +439,9 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
                 problem = _url_problem(url, allow_local_http=True)
                 if problem:
                     errors.append(f"{path}.base_url: {show(url)} {problem}")
+                elif env_file_problem(url):
+                    errors.append(f"{path}.base_url: {show(url)} {env_file_problem(url)}; "
+                                  f"{ENV_FILE_FIX}")
                 elif name == GRAPH and url.rstrip("/") != GRAPH_BASE_URL:
                     errors.append(f"{path}.base_url: {show(url)} is not supported for 'graph'; "
                                   f"allowed: {GRAPH_BASE_URL} (or omit it); to call another URL "
@@ -457,6 +474,10 @@ def _path_problem(field: str, value: str) -> str | None:
     marks = placeholder(value)
     if marks:
         return f"{show(value)} looks like a placeholder (it contains {marks}); put the real path"
+    problem = env_file_problem(value)
+    if problem:
+        return (f"{show(value)} {problem}; {ENV_FILE_FIX} (for a Windows share, write "
+                "//server/share/... with forward slashes)")
     return None
 
 
@@ -590,6 +611,11 @@ def validate_spec(spec: Any) -> list[str]:
                 errors.append(f"client_id: {show(cid)} looks like a placeholder (it contains "
                               f"{placeholder(cid)}); put the real client id, or leave it out "
                               "and set CLIENT_ID in .env later")
+            elif unsafe_id_chars(cid):
+                errors.append(f"client_id: {show(cid)} contains {unsafe_id_chars(cid)}, which no "
+                              "client id has (and a shell reading .env would run); give the "
+                              "client id exactly as the provider shows it, made of "
+                              f"{SAFE_ID_SHOWN}")
     if "credential" in spec:
         _check_credential(spec["credential"], kind, errors)
     for section, field, options in (("cache", "backend", CACHE_BACKENDS),):
