@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from msal_webapp_rules.layout import arrange, discarded
+from msal_webapp_rules.schema import JINJA_MARKERS
 
 # A Jinja tag of OUR template left in the output (Jinja in the app's own HTML templates is fine).
 LEFTOVER_RE = re.compile(r"\{[{%]-?[^{}\n]*?\bcookiecutter\b")
@@ -93,9 +94,6 @@ def _describe(exc: Exception) -> str:
     if len(detail) > 300:
         detail = detail[:297] + "..."
     return type(exc).__name__ + (f": {detail}" if detail else "")
-
-
-JINJA_MARKERS = ("{{", "{%", "{#")
 
 
 @dataclass(frozen=True)
