@@ -1,4 +1,7 @@
-"""Atomic rendering: cookiecutter into a temporary sibling directory, check, then move."""
+"""Atomic rendering: cookiecutter into a temporary sibling directory, check, then move.
+
+Cookiecutter is imported when a project is rendered, not when a spec is only validated.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ import shutil
 import tempfile
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cookiecutter.exceptions import UndefinedVariableInTemplate
-from cookiecutter.main import cookiecutter
+from msal_webapp_rules.layout import arrange, discarded
+from msal_webapp_rules.schema import JINJA_MARKERS
 
 # A Jinja tag of OUR template left in the output (Jinja in the app's own HTML templates is fine).
 LEFTOVER_RE = re.compile(r"\{[{%]-?[^{}\n]*?\bcookiecutter\b")
@@ -28,15 +32,23 @@ class RenderError(Exception):
     """Rendering or a post-render check failed; nothing was left on disk."""
 
 
-def _files(root: Path) -> Iterator[Path]:
+def _files(root: Path, skip: set[str] | None = None) -> Iterator[Path]:
+    """Every file under `root`, sorted; `skip`: relative paths of files or folders left out."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if not skip or (here / d).relative_to(root).as_posix() not in skip)
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            if not skip or (here / name).relative_to(root).as_posix() not in skip:
+                yield here / name
 
 
-def check_project(project: Path) -> list[str]:
-    """Problems of a rendered project: leftovers of the template, files that do not parse."""
+def check_project(project: Path, verbatim: frozenset[str] = frozenset()) -> list[str]:
+    """Problems of a rendered project: leftovers of the template, files that do not parse.
+
+    A file whose text is in `verbatim` is one of the template's files without Jinja, copied as
+    it is: rendering cannot have broken it (the root suite bakes, lints and tests them).
+    """
     problems: list[str] = []
     for path in _files(project):
         rel = path.relative_to(project).as_posix()
@@ -46,6 +58,8 @@ def check_project(project: Path) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue  # binary file
+        if text in verbatim:
+            continue
         match = LEFTOVER_RE.search(text)
         if match:
             line = text.count("\n", 0, match.start()) + 1
@@ -70,6 +84,8 @@ def check_project(project: Path) -> list[str]:
 
 def _describe(exc: Exception) -> str:
     """One short line for a cookiecutter exception (some embed the whole context)."""
+    from cookiecutter.exceptions import UndefinedVariableInTemplate
+
     if isinstance(exc, UndefinedVariableInTemplate):
         detail = f"{exc.message}: {getattr(exc.error, 'message', exc.error)}"
     else:
@@ -80,16 +96,75 @@ def _describe(exc: Exception) -> str:
     return type(exc).__name__ + (f": {detail}" if detail else "")
 
 
-def _cookiecutter_config(work: Path) -> Path:
-    """A config file that keeps the user's ~/.cookiecutterrc and replay dir out of the run."""
-    config = work / "cookiecutter-config.yaml"
-    config.write_text(yaml.safe_dump({
-        "cookiecutters_dir": str(work / "cookiecutters"),
-        "replay_dir": str(work / "replay"),
-        "default_context": {},
-        "abbreviations": {},
-    }), encoding="utf-8")
-    return config
+@dataclass(frozen=True)
+class Unrendered:
+    """Files of the project template that rendering cannot change or that the project drops."""
+
+    patterns: list[str]  # for cookiecutter's `_copy_without_render` (fnmatch, escaped)
+    verbatim: frozenset[str]  # the texts of the template's files without any Jinja
+
+
+def _fnmatch_escape(path: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def unrendered(template: Path, context: dict[str, Any]) -> Unrendered:
+    """What cookiecutter can copy instead of rendering, for this context: the files the layout
+    step removes at once, and every file without a Jinja delimiter (Jinja renders such a text
+    to itself, so copying it gives the same bytes)."""
+    project_template = next(p for p in template.iterdir()
+                            if p.is_dir() and "{{" in p.name and "cookiecutter" in p.name)
+    package = "{{cookiecutter.package_name}}"
+    dropped = [path.format(package=package)
+               for path in discarded(context["framework"], context["cache_backend"])]
+    patterns = [_fnmatch_escape(path) for path in dropped]
+    verbatim: set[str] = set()
+    for path in _files(project_template, skip=set(dropped)):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary: cookiecutter copies it anyway
+        if not any(marker in text for marker in JINJA_MARKERS):
+            patterns.append(_fnmatch_escape(path.relative_to(project_template).as_posix()))
+            verbatim.add(text)
+    return Unrendered(patterns, frozenset(verbatim))
+
+
+def cookiecutter_context(context: dict[str, Any], template: Path, output_dir: Path,
+                         copy_only: list[str]) -> dict[str, Any]:
+    """The context cookiecutter itself would build from `context` (the answers), without
+    prompting: cookiecutter.json's own settings (its `_` keys) and the answers, all given;
+    `copy_only` is added to its `_copy_without_render`."""
+    defaults = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))
+    values = {key: value for key, value in defaults.items() if key.startswith("_")}
+    values.update(context)
+    values["_copy_without_render"] = [*defaults.get("_copy_without_render", ()), *copy_only]
+    values.update({"_template": str(template), "_output_dir": str(output_dir),
+                   "_repo_dir": str(template), "_checkout": None})
+    return {"cookiecutter": values,
+            "_cookiecutter": {k: v for k, v in values.items() if not k.startswith("_")}}
+
+
+def _generate(context: dict[str, Any], template: Path, out: Path, skip: Unrendered) -> Path:
+    """Render the project into `out` with cookiecutter, then arrange its layout in-process.
+
+    The hooks do not run: the spec was validated with the same rules that the pre-generation
+    hook applies (msal_webapp_rules), and the post-generation hook's work is called directly.
+    """
+    from cookiecutter.generate import generate_files
+
+    try:
+        result = generate_files(
+            repo_dir=str(template), output_dir=str(out), accept_hooks=False,
+            context=cookiecutter_context(context, template, out, skip.patterns))
+    except Exception as exc:  # cookiecutter raises many kinds; all mean "not rendered"
+        raise RenderError(f"cookiecutter failed: {_describe(exc)}") from exc
+    project = Path(result)
+    problems = arrange(project, context["framework"], context["cache_backend"],
+                       context["package_name"])
+    if problems:
+        raise RenderError("arranging the project failed: " + "; ".join(problems))
+    return project
 
 
 def render(context: dict[str, Any], output_dir: Path, template: Path, *,
@@ -100,7 +175,7 @@ def render(context: dict[str, Any], output_dir: Path, template: Path, *,
     KeyboardInterrupt through after cleaning up.
     """
     output_dir = Path(os.path.abspath(output_dir))
-    target = output_dir / context["project_slug"]
+    target: Path = output_dir / context["project_slug"]
     if (target.exists() or target.is_symlink()) and not force:
         raise TargetExistsError(str(target))
     created: list[Path] = []
@@ -115,17 +190,11 @@ def render(context: dict[str, Any], output_dir: Path, template: Path, *,
     try:
         out = work / "out"
         out.mkdir()
-        try:
-            result = cookiecutter(
-                str(template), no_input=True, extra_context=context, output_dir=str(out),
-                accept_hooks=True, config_file=str(_cookiecutter_config(work)),
-            )
-        except Exception as exc:  # cookiecutter raises many kinds; all mean "not rendered"
-            raise RenderError(f"cookiecutter failed: {_describe(exc)}") from exc
-        project = Path(result)
+        skip = unrendered(template, context)
+        project = _generate(context, template, out, skip)
         if project.resolve() != (out / target.name).resolve() or not project.is_dir():
             raise RenderError(f"cookiecutter produced {project.name!r}, expected {target.name!r}")
-        problems = check_project(project)
+        problems = check_project(project, skip.verbatim)
         if problems:
             raise RenderError(f"the rendered project failed {len(problems)} check(s): "
                               + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))

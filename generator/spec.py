@@ -1,49 +1,32 @@
-"""Spec loading (YAML) and the validation rules, loaded from the template's pre-gen hook."""
+"""Spec loading (YAML) and the validation rules: the template's own `msal_webapp_rules`."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import sys
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msal_webapp_rules  # the template's own package (see generator/paths.py)
 import yaml
+from msal_webapp_rules import SpecError
 
-import generator
+from generator.paths import template_dir
 
-HOOK_RELPATH = Path("hooks") / "pre_gen_project.py"
-
-
-class SpecError(Exception):
-    """A spec that cannot be used; ``messages`` holds one line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
+__all__ = ["MAX_SPEC_BYTES", "SpecError", "context_for_file", "load_spec", "parse_spec", "rules",
+           "spec_to_context", "template_dir", "validate_spec"]
 
 
-def template_dir() -> Path:
-    """The cookiecutter template: packaged in the wheel, else the source checkout's template/."""
-    packaged = Path(generator.__file__).resolve().parent / "template"
-    if (packaged / "cookiecutter.json").is_file():
-        return packaged
-    return Path(generator.__file__).resolve().parent.parent / "template"
+# The largest spec file read. Real specs are under 1 KB (examples/) and one with every option,
+# thirty APIs and generous comments stays under 20 KB; PyYAML reads about 3 MB of text a
+# second here, so at 256 KiB parsing is over in a tenth of a second, while a 50 MB file (a
+# mistake or an attack) is refused at once instead of after a minute.
+MAX_SPEC_BYTES = 256 * 1024
 
 
-@functools.cache
 def rules() -> ModuleType:
-    """The pre-gen hook module (the one copy of the rules), imported by file path."""
-    path = template_dir() / HOOK_RELPATH
-    name = "_msal_webapp_rules"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - missing package data
-        raise ImportError(f"cannot load the validation rules from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses/typing need the module registered while executing
-    spec.loader.exec_module(module)
-    return module
+    """The rules package (the one copy, which the template's hooks run too)."""
+    return msal_webapp_rules
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -60,7 +43,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     "a whole value through an alias (e.g. scopes: *todo_scopes)",
                     key_node.start_mark,
                 )
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})",
@@ -95,16 +78,35 @@ def parse_spec(text: str, source: str = "<spec>") -> dict[str, Any]:
 
 
 def load_spec(path: Path) -> dict[str, Any]:
+    """Read and parse a spec file, refusing one over MAX_SPEC_BYTES before parsing any of it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_SPEC_BYTES:
+                raise SpecError([_too_big(path, f"is {size:,} bytes, over")])
+            # A pipe or a device reports no size: read one byte more than the limit to know.
+            data = file.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
         raise SpecError([f"{path}: cannot read the spec: {exc}"]) from exc
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError([_too_big(path, "is larger than")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{path}: cannot read the spec: it is not UTF-8 text ({exc})"]) from exc
     return parse_spec(text, str(path))
 
 
+def _too_big(path: Path, size: str) -> str:
+    """`size`: 'is 52,428,800 bytes, over' or 'is larger than' (a pipe or a device)."""
+    return (f"{path}: the spec file {size} the limit of {MAX_SPEC_BYTES:,} bytes "
+            f"({MAX_SPEC_BYTES // 1024} KiB; a spec is a few kilobytes of settings), refused "
+            "before parsing; check that this is the spec you meant, and remove long comments "
+            "or values")
+
+
 def validate_spec(spec: dict[str, Any]) -> list[str]:
-    messages: list[str] = rules().validate_spec(spec)
-    return messages
+    return msal_webapp_rules.validate_spec(spec)
 
 
 def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
@@ -112,8 +114,7 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
     messages = validate_spec(spec)
     if messages:
         raise SpecError(messages)
-    context: dict[str, Any] = rules().spec_to_context(spec)
-    return context
+    return msal_webapp_rules.spec_to_context(spec)
 
 
 def context_for_file(path: Path) -> dict[str, Any]:

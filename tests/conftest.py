@@ -88,6 +88,8 @@ def make_mini_template(root: Path, files: dict[str, str] | None = None,
     context["_copy_without_render"] = []
     (template / "cookiecutter.json").write_text(json.dumps(context), encoding="utf-8")
     shutil.copy(TEMPLATE / "hooks" / "pre_gen_project.py", template / "hooks")
+    shutil.copytree(TEMPLATE / "msal_webapp_rules", template / "msal_webapp_rules",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     project = {
         "README.md": "# {{ cookiecutter.project_name }}\n",
         "pyproject.toml": '[project]\nname = "{{ cookiecutter.project_slug }}"\n',

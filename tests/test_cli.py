@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tomllib
@@ -15,6 +14,7 @@ from conftest import ROOT, make_mini_template, write_spec
 
 import generator
 from generator import cli, render
+from generator import spec as gspec
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -393,11 +393,17 @@ def _assert_failed_cleanly(tmp_path: Path, rc: int, out: Path, err: str, *expect
 @pytest.mark.parametrize(("files", "hooks", "expected"), [
     ({"broken.txt": "{% if %}\n"}, None, ["TemplateSyntaxError"]),
     ({"x.txt": "{{ cookiecutter.nope }}\n"}, None, ["UndefinedVariableInTemplate"]),
-    (None, {"post_gen_project.py": "import sys\nsys.exit(3)\n"}, ["FailedHookException"]),
-    ({"bad.py": "def f(:\n"}, None, ["bad.py:1: does not compile"]),
-    ({"bad.toml": "a = \n"}, None, ["bad.toml: does not parse"]),
-    ({"bad.json": "{'a': 1}\n"}, None, ["bad.json: does not parse"]),
-    ({"bad.yaml": "a: [\n"}, None, ["bad.yaml: does not parse"]),
+    ({"_frameworks/flask/README.md": "mine\n"}, None,
+     ["arranging the project failed: README.md: is in the shared template and in "
+      "_frameworks/flask/"]),
+    # What rendering made of a templated file is checked (a file without Jinja is copied as it
+    # is: the bakes lint and test those).
+    ({"bad.py": "def f({{ cookiecutter.package_name }}:\n"}, None,
+     ["bad.py:1: does not compile"]),
+    ({"bad.toml": "a = {{ cookiecutter.project_name }}\n"}, None, ["bad.toml: does not parse"]),
+    ({"bad.json": "{'a': {{ cookiecutter.call_graph | tojson }}}\n"}, None,
+     ["bad.json: does not parse"]),
+    ({"bad.yaml": "a: [{{ cookiecutter.redirect_path }}\n"}, None, ["bad.yaml: does not parse"]),
     ({"left.md": "{% raw %}{{ cookiecutter.project_name }}{% endraw %}\n"}, None,
      ["left.md:1: unrendered template code"]),
 ])
@@ -413,7 +419,7 @@ def test_render_failure_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
 
 def test_failure_with_force_keeps_old(tmp_path: Path, spec: dict[str, Any],
                                       use_template: Callable[[Path], None]) -> None:
-    use_template(make_mini_template(tmp_path / "t", {"bad.py": "def f(:\n"}))
+    use_template(make_mini_template(tmp_path / "t", {"bad.py": "{# bad #}def f(:\n"}))
     existing = tmp_path / "out" / "contoso-portal"
     existing.mkdir(parents=True)
     (existing / "mine.txt").write_text("old")
@@ -429,14 +435,13 @@ def test_keyboard_interrupt_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
                                            monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     use_template(mini_template)
-    real = render.cookiecutter
+    real = render.arrange
 
-    def interrupted(*args: Any, **kwargs: Any) -> str:
-        result = real(*args, **kwargs)
-        assert os.path.isdir(result)
+    def interrupted(project: Path, *args: Any) -> list[str]:
+        assert real(project, *args) == [] and project.is_dir()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "cookiecutter", interrupted)
+    monkeypatch.setattr(render, "arrange", interrupted)
     out = tmp_path / "deep" / "out"
     rc = cli.main(["new", str(write_spec(tmp_path, spec)), "-o", str(out)])
     assert rc == 130
@@ -464,3 +469,25 @@ def test_next_steps_quote_the_path_and_name_the_venv() -> None:
     steps = cli.next_steps(Path("/tmp/my projects/contoso-portal"))
     assert "cd '/tmp/my projects/contoso-portal'\n" in steps
     assert "python -m venv .venv && " in steps and "pip install -e '.[dev]'" in steps
+
+
+def test_check_skips_only_the_templates_own_verbatim_files(tmp_path: Path) -> None:
+    """A file identical to one of the template's Jinja-free files is not parsed again; the same
+    broken text elsewhere, or any other broken file, is reported."""
+    (tmp_path / "copied.py").write_text("def f(:\n")
+    (tmp_path / "rendered.py").write_text("def g(:\n")
+    assert render.check_project(tmp_path, frozenset({"def f(:\n"})) == [
+        "rendered.py:1: does not compile: invalid syntax"]
+    assert len(render.check_project(tmp_path)) == 2
+
+
+def test_only_what_rendering_can_change_is_rendered() -> None:
+    """Files without Jinja and the files the layout step drops are copied, not rendered."""
+    context = gspec.context_for_file(ROOT / "examples" / "app.yaml")  # flask, memory store
+    skip = render.unrendered(gspec.template_dir(), context)
+    assert "_frameworks/django" in skip.patterns and "_frameworks/flask" not in skip.patterns
+    assert "compose.redis.yaml" in skip.patterns
+    assert "{{cookiecutter.package_name}}/core/stores/sql_migrations" in skip.patterns
+    assert "{{cookiecutter.package_name}}/core/web.py" in skip.patterns  # no Jinja in it
+    assert "{{cookiecutter.package_name}}/config.py" not in skip.patterns  # templated
+    assert "tests/test_web_flow.py" not in skip.patterns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import jinja2
 import pytest
 from baking import baked_credential
 from conftest import TEMPLATE, make_mini_template
+from msal_webapp_rules.jinja import TemplateDirectory
 
 from generator import spec as gspec
 
@@ -29,11 +31,15 @@ def _context(**changes: Any) -> dict[str, Any]:
 
 
 def _run_hook(tmp_path: Path, ctx: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    env = jinja2.Environment(keep_trailing_newline=True)
+    """Render the hook as cookiecutter does (with the template's extension) and run it in a
+    directory of its own, as cookiecutter runs it in the new project's directory."""
+    env = jinja2.Environment(keep_trailing_newline=True, extensions=[TemplateDirectory])
     script = tmp_path / "pre_gen_project.py"
-    script.write_text(env.from_string(HOOK.read_text()).render(cookiecutter=ctx))
+    with contextlib.chdir(TEMPLATE):  # cookiecutter renders hooks from the template directory
+        script.write_text(env.from_string(HOOK.read_text()).render(cookiecutter=ctx))
+    (tmp_path / "project").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          cwd=tmp_path, check=False)
+                          cwd=tmp_path / "project", check=False)
 
 
 def test_rendered_hook_accepts_valid_context(tmp_path: Path) -> None:
@@ -226,3 +232,58 @@ def test_post_gen_hook_keeps_only_the_chosen_shared_store(tmp_path: Path) -> Non
             expected.add("compose.yaml")
             assert (project / "compose.yaml").read_text() == f"compose.{backend}.yaml"
         assert left == expected, backend
+
+
+# ------------------------------------------------ the plain `cookiecutter` command, as users run it
+def _cookiecutter(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("where", [("template",), (".", "--directory", "template")],
+                         ids=["relative-path", "directory-option"])
+def test_cookiecutter_command_with_a_relative_template(tmp_path: Path, where: tuple[str, ...]
+                                                       ) -> None:
+    """The hooks find the rules package however the template is named: here relative to the
+    caller's directory (cookiecutter's `_repo_dir` is then relative, and the hooks run
+    elsewhere). Bad answers are refused by the same rules; good ones give a project."""
+    root = TEMPLATE.parent
+    refused = _cookiecutter(root, *where, "-o", str(tmp_path / "bad"),
+                            "entra_tenant=not a tenant", "client_id=$(id)")
+    assert refused.returncode != 0
+    assert "ERROR: entra_tenant: 'not a tenant' is not a tenant" in refused.stdout
+    assert "ERROR: client_id: '$(id)'" in refused.stdout
+    assert not any((tmp_path / "bad").iterdir())
+
+    made = _cookiecutter(root, *where, "-o", str(tmp_path / "good"), "framework=django")
+    assert made.returncode == 0, made.stdout + made.stderr
+    project = tmp_path / "good" / "contoso-portal"
+    assert (project / "manage.py").is_file() and not (project / "_frameworks").exists()
+
+
+def test_cli_and_cookiecutter_render_the_same_project(tmp_path: Path) -> None:
+    """`msal-webapp new` renders with cookiecutter's own machinery but not through its front
+    door (no prompts, no hooks: the rules ran already, the layout step runs in-process); the
+    project must be byte for byte what plain cookiecutter makes from the same answers."""
+    from generator import cli
+
+    example = TEMPLATE.parent / "examples" / "app.yaml"
+    assert cli.main(["new", str(example), "-o", str(tmp_path / "cli")]) == 0
+    context = gspec.context_for_file(example)
+    answers = [f"{key}={value}" for key, value in context.items()
+               if not isinstance(value, (dict, bool))]
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"default_context": {
+        k: v for k, v in context.items() if isinstance(v, (dict, bool))}}))
+    made = _cookiecutter(TEMPLATE.parent, str(TEMPLATE), "-o", str(tmp_path / "cc"),
+                         "--config-file", str(config), *answers)
+    assert made.returncode == 0, made.stdout + made.stderr
+
+    def tree(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    slug = context["project_slug"]
+    ours, theirs = tree(tmp_path / "cli" / slug), tree(tmp_path / "cc" / slug)
+    assert ours.keys() == theirs.keys()
+    assert [name for name in ours if ours[name] != theirs[name]] == []

@@ -111,7 +111,7 @@ def test_the_credential_is_baked(tmp_path: Path, spec: dict[str, Any],
     assert re.search(r"^# CLIENT_2_CREDENTIAL=\w+$", env_text, re.MULTILINE)
     for name, value in credential.items():
         if name != "CLIENT_CREDENTIAL":
-            assert re.search(rf"^# {name}={re.escape(value)}   # default", env_text,
+            assert re.search(rf"^# {name}='{re.escape(value)}'   # default", env_text,
                              re.MULTILINE), name
     if kind == "assertion":  # its source first, then the other sources
         sources = re.findall(r"^# CLIENT_ASSERTION_(FILE|MANAGED_IDENTITY|CALLABLE)=",

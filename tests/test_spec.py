@@ -1,14 +1,17 @@
-"""The rules module (template/hooks/pre_gen_project.py) as the generator loads it."""
+"""The rules package (template/msal_webapp_rules) as the generator uses it."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEMPLATE
+from conftest import ROOT, TEMPLATE
 
 from generator import spec as gspec
 
@@ -16,16 +19,35 @@ R = gspec.rules()
 API = "api://11111111-2222-3333-4444-555555555555"
 
 
-def test_rules_come_from_the_hook_file() -> None:
-    assert Path(R.__file__).resolve() == (TEMPLATE / "hooks" / "pre_gen_project.py").resolve()
+def test_rules_come_from_the_template() -> None:
+    """The generator uses the template's own rules package: the copy its hooks run."""
+    assert Path(R.__file__).resolve() == (TEMPLATE / "msal_webapp_rules" / "__init__.py").resolve()
     assert gspec.template_dir().resolve() == TEMPLATE.resolve()
 
 
-def test_hook_has_jinja_only_in_context_literal() -> None:
-    text = (TEMPLATE / "hooks" / "pre_gen_project.py").read_text(encoding="utf-8")
-    markers = [m.start() for m in re.finditer(r"\{\{|\{%|\{#", text)]
-    assert len(markers) == 1
-    assert text[markers[0] - 4:].startswith("r'''{{ cookiecutter | tojson }}'''")
+JINJA = re.compile(r"\{\{|\{%|\{#")
+
+
+@pytest.mark.parametrize("hook", ["pre_gen_project.py", "post_gen_project.py"])
+def test_hooks_have_jinja_only_in_their_literals(hook: str) -> None:
+    """The hooks are thin: Jinja only in the literals that carry the context and the template
+    directory (the rules package itself is never rendered)."""
+    text = (TEMPLATE / "hooks" / hook).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if JINJA.search(line)]
+    literal = re.compile(r"""[A-Z_]+ = (r'''|")\{\{ [^{}]+ \}\}('''|")""")
+    assert lines and all(literal.fullmatch(line) for line in lines), lines
+    package = TEMPLATE / "msal_webapp_rules"
+    assert not [p.name for p in package.glob("*.py") if JINJA.search(p.read_text("utf-8"))]
+
+
+def test_rules_and_generator_pass_mypy_strict() -> None:
+    """The rules package and the generator are typed: `mypy --strict` (pyproject's settings)."""
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert settings["tool"]["mypy"]["strict"] is True
+    assert "template/msal_webapp_rules" in settings["tool"]["mypy"]["files"]
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_cookiecutter_json_matches_rules() -> None:

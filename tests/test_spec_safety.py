@@ -6,9 +6,11 @@ read from them), never by timing.
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ import pytest
 import yaml
 from baking import cli_command
 from conftest import ROOT, write_spec
+from dotenv import dotenv_values
 
-from generator import cli
+from generator import cli, render
 from generator import spec as gspec
 
 R = gspec.rules()
@@ -345,6 +348,16 @@ def test_a_client_secret_given_as_client_id_is_refused(spec: dict[str, Any]) -> 
 API = "api://11111111-2222-3333-4444-555555555555"
 
 
+def _with(spec: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    """`spec` with the value at a dotted field path replaced."""
+    *parents, last = field.split(".")
+    node = spec
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return spec
+
+
 @pytest.mark.parametrize(("field", "value", "expected"), [
     ("downstream_apis.todo.scopes", ["api://<app-id>/Todo.Read"],
      "downstream_apis.todo.scopes[0]: 'api://<app-id>/Todo.Read' looks like a placeholder "
@@ -361,12 +374,7 @@ API = "api://11111111-2222-3333-4444-555555555555"
 ])
 def test_placeholders_are_refused(spec: dict[str, Any], field: str, value: Any,
                                   expected: str) -> None:
-    *parents, last = field.split(".")
-    node = spec
-    for key in parents:
-        node = node[key]
-    node[last] = value
-    messages = gspec.validate_spec(spec)
+    messages = gspec.validate_spec(_with(spec, field, value))
     assert len(messages) == 1 and expected in messages[0], messages
 
 
@@ -391,3 +399,168 @@ def test_the_documented_example_spec_validates(doc: str) -> None:
     assert specs, f"no example spec found in {doc}"
     for spec in specs:
         assert gspec.validate_spec(spec) == []
+
+
+# ------------------------------------------------------------------------- shell and .env files
+OIDC = {"kind": "oidc", "issuer": "https://id.example.com/realms/acme"}
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("client_id", "$(touch pwned)", "client_id: '$(touch pwned)' must be non-empty without "
+     "whitespace"),
+    ("client_id", "$(id)", "client_id: '$(id)' contains '$' '(' ')', which no client id has"),
+    ("client_id", "app`id`", "client_id: 'app`id`' contains '`'"),
+    ("client_id", "app;id", "client_id: 'app;id' contains ';'"),
+    ("client_id", "app|id&", "client_id: 'app|id&' contains '&' '|'"),
+    ("client_id", "it's", "client_id: \"it's\" contains \"'\""),
+    ("authority.issuer", "https://id.example.com/realms/$(id)",
+     "authority.issuer: 'https://id.example.com/realms/$(id)' contains '$' '(' ')', which no "
+     "issuer has"),
+    ("authority.issuer", "https://id.example.com/realms/`id`;x",
+     "authority.issuer: 'https://id.example.com/realms/`id`;x' contains ';' '`'"),
+])
+def test_shell_metacharacters_are_refused_in_ids(spec: dict[str, Any], field: str, value: str,
+                                                 expected: str) -> None:
+    """Client ids and issuers are written to uncommented lines of .env.example: no real one has
+    a shell metacharacter, so none is accepted (the message names the field and the fix)."""
+    spec["authority"] = dict(OIDC)
+    if field == "client_id":
+        spec["client_id"] = value
+    else:
+        spec["authority"]["issuer"] = value
+    messages = gspec.validate_spec(spec)
+    assert len(messages) == 1 and messages[0].startswith(expected), messages
+    assert "whitespace" in expected or "letters, digits and - . _ ~ : / @ % + =" in messages[0]
+
+
+def test_an_entra_instance_with_shell_metacharacters_is_refused(spec: dict[str, Any]) -> None:
+    spec["authority"]["instance"] = "https://login$(id).example.com"
+    assert gspec.validate_spec(spec) == [
+        "authority.instance: 'https://login$(id).example.com' contains '$' '(' ')', which no "
+        "host name has (and a shell reading .env would run); e.g. "
+        "https://login.microsoftonline.com"]
+
+
+@pytest.mark.parametrize("client_id", [
+    "11111111-2222-3333-4444-555555555555", "my-portal", "kP7mQ2xR9vL4nT8wZ3cY6bH1",
+    "0oa1b2c3d4EfGhIjK5d7", "123456789-abc.apps.googleusercontent.com",
+    "https://app.example.com/client.json", "portal@acme", "base64+id==", "us-east-1_AbC~1",
+])
+def test_real_client_ids_are_accepted(spec: dict[str, Any], client_id: str) -> None:
+    spec["authority"] = dict(OIDC)
+    spec["client_id"] = client_id
+    assert gspec.validate_spec(spec) == []
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("credential.secret_file", "/run/secrets/it's", "contains ', which would end the quoted"),
+    ("credential.secret_file", "\\\\server\\share\\secret", "contains '\\\\' or ends with '\\'"),
+    ("credential.secret_file", "C:\\secrets\\", "contains '\\\\' or ends with '\\'"),
+    ("downstream_apis.todo.base_url", "https://api.contoso.com/it's/", "contains '"),
+    ("downstream_apis.todo.scopes", [f"{API}/Todo.${{X}}"],
+     "contains '${', which python-dotenv would expand"),
+])
+def test_values_a_env_file_cannot_quote_are_refused(spec: dict[str, Any], field: str,
+                                                    value: Any, problem: str) -> None:
+    messages = gspec.validate_spec(_with(spec, field, value))
+    assert len(messages) == 1 and problem in messages[0], messages
+    assert messages[0].startswith(field) and "single quotes" in messages[0], messages
+
+
+def test_the_env_quoted_filter_refuses_what_it_cannot_quote() -> None:
+    from msal_webapp_rules.jinja import env_quoted
+
+    assert env_quoted("a b $(c) `d`; e & f | g \\h") == "'a b $(c) `d`; e & f | g \\h'"
+    for bad in ("it's", "${HOME}", "a\\\\b", "a\\", "a\nb"):
+        with pytest.raises(ValueError, match="a value for a .env file"):
+            env_quoted(bad)
+
+
+# Hostile but valid: every character the rules accept in each value written to .env.example.
+HOSTILE_PATH = "/run/secrets/a b;touch pwned;$(touch pwned)`touch pwned`|&*?!#\"\\x$HOME~%"
+HOSTILE: dict[str, Any] = {
+    "project_name": "Contoso Portal",
+    "framework": "flask",
+    "authority": {"kind": "oidc", "issuer": "https://id.example.com/realms/a~b%20c+d=e@f"},
+    "client_id": "https://app.example.com/c~1%2F+x=y@z",
+    "credential": {"kind": "certificate", "certificate_file": HOSTILE_PATH,
+                   "private_key_file": "C:\\keys\\app (1).key"},
+    "cache": {"backend": "memory"},
+    "downstream_apis": {"todo": {
+        "base_url": "https://api.contoso.com/v1/$(pwd)`pwd`;a&b|c!*?x=$HOME",
+        "scopes": [f"{API}/$(pwd)", f"{API}/`pwd`;x&y|z"],
+    }},
+    "sign_in_api": "todo",
+}
+
+
+def _sourced(env_file: Path, cwd: Path) -> dict[str, str]:
+    """The variables a POSIX shell sets from `set -a; . FILE`, as it gives them to a child."""
+    script = 'set -a; . "$1"; exec "$2" -c "import json, os; print(json.dumps(dict(os.environ)))"'
+    done = subprocess.run(["bash", "-c", script, "bash", str(env_file), sys.executable],
+                          cwd=cwd, capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    return dict(json.loads(done.stdout))
+
+
+def test_a_shell_and_python_dotenv_read_the_env_file_alike(tmp_path: Path) -> None:
+    """.env.example with hostile-but-valid values: sourced by bash (as it is, and with every
+    example line uncommented, as people do) it runs nothing and sets exactly what
+    python-dotenv (the app's reader) reads."""
+    assert gspec.validate_spec(HOSTILE) == []
+    project = render.render(gspec.spec_to_context(HOSTILE), tmp_path / "out",
+                            gspec.template_dir())
+    text = (project / ".env.example").read_text(encoding="utf-8")
+    uncommented = tmp_path / "all.env"
+    uncommented.write_text(re.sub(r"^# (?=[A-Z][A-Z0-9_]*=)", "", text, flags=re.MULTILINE),
+                           encoding="utf-8")
+    for env_file in (project / ".env.example", uncommented):
+        expected = {k: v for k, v in dotenv_values(env_file, interpolate=True).items()
+                    if v is not None}
+        sourced = _sourced(env_file, tmp_path)
+        assert {k: sourced.get(k) for k in expected} == expected, env_file.name
+    assert not list(tmp_path.glob("pwned*"))
+    values = dotenv_values(uncommented)
+    assert values["CLIENT_ID"] == HOSTILE["client_id"]
+    assert values["OIDC_AUTHORITY"] == HOSTILE["authority"]["issuer"]
+    assert values["CLIENT_CERTIFICATE_FILE"] == HOSTILE_PATH
+    assert values["API_TODO_BASE_URL"] == HOSTILE["downstream_apis"]["todo"]["base_url"]
+    assert values["API_TODO_SCOPES"] == " ".join(HOSTILE["downstream_apis"]["todo"]["scopes"])
+
+
+# ---------------------------------------------------------------------------- spec file size
+def test_a_spec_file_over_the_limit_is_refused_before_parsing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 50 MB comment (once accepted after 53 s) is refused unread, naming the file, its size,
+    the limit and the fix; a spec just under the limit is read."""
+    example = (ROOT / "examples" / "app.yaml").read_text(encoding="utf-8")
+    big = tmp_path / "big.yaml"
+    with big.open("w", encoding="utf-8") as file:
+        file.write(example + "# " + "x" * (50 * 2**20) + "\n")
+    parsed: list[str] = []
+    real_parse = gspec.parse_spec
+    monkeypatch.setattr(gspec, "parse_spec",
+                        lambda text, source="<spec>": parsed.append(source) or real_parse(text))
+    with pytest.raises(gspec.SpecError) as refused:
+        gspec.load_spec(big)
+    size = big.stat().st_size
+    assert refused.value.messages == [
+        f"{big}: the spec file is {size:,} bytes, over the limit of 262,144 bytes (256 KiB; a "
+        "spec is a few kilobytes of settings), refused before parsing; check that this is the "
+        "spec you meant, and remove long comments or values"]
+    assert parsed == []
+
+    padding = gspec.MAX_SPEC_BYTES - len(example.encode()) - 2
+    at_limit = write_spec(tmp_path, example + "#" + "x" * padding + "\n", name="limit.yaml")
+    assert at_limit.stat().st_size == gspec.MAX_SPEC_BYTES
+    assert gspec.load_spec(at_limit)["project_name"] == "Contoso Portal"
+    at_limit.write_text(at_limit.read_text() + "\n")
+    with pytest.raises(gspec.SpecError, match="262,145 bytes, over the limit"):
+        gspec.load_spec(at_limit)
+
+
+def test_an_endless_spec_file_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """A device or a pipe has no size to check first: at most the limit and one byte is read."""
+    assert cli.main(["validate", "/dev/zero"]) == 2
+    assert ("/dev/zero: the spec file is larger than the limit of 262,144 bytes"
+            in capsys.readouterr().err)

@@ -1,96 +1,45 @@
-"""Keep only the chosen framework's files, and the chosen shared store's, in the project.
+"""Post-generation hook: keep only the chosen framework's and store's files in the project.
 
-The template holds every framework's adapter under `_frameworks/<framework>/`, laid out as in the
-project; the chosen one is moved into place and the folder is removed, so that a project holds
-no file of a framework it does not use. Files shared by some frameworks only are listed in
-SHARED_BY. Runs in the rendered project folder; stdlib only, and idempotent (a project without
-`_frameworks/` is left as it is).
-
-Every project has the memory and filesystem stores; the redis and sql stores (their modules,
-migrations, tests and compose.yaml) only in a project generated with one (BACKEND_FILES).
+The work is `msal_webapp_rules.layout.arrange` (the template's own package, which `msal-webapp`
+calls in-process); see pre_gen_project.py for how the template directory is found. Imported
+unrendered (as tests do), this module exposes the layout's tables and functions.
 """
 
-from __future__ import annotations
-
+import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
+TEMPLATE_DIR_JSON = r'''{{ msal_webapp_template_dir() | tojson }}'''
 FRAMEWORK = "{{ cookiecutter.framework }}"
-FRAMEWORKS = ("flask", "django", "fastapi")
 BACKEND = "{{ cookiecutter.cache_backend }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 
-# The files of each shared store ({package} is the package's folder); folders end with "/".
-BACKEND_FILES: dict[str, tuple[str, ...]] = {
-    "redis": ("{package}/core/stores/redis.py", "tests/test_redis_store.py",
-              "compose.redis.yaml"),
-    "sql": ("{package}/core/stores/sql.py", "{package}/core/stores/sql_migrations/",
-            "tests/test_sql_store.py", "compose.sql.yaml"),
-}
 
-# Files of the shared template that only some frameworks use (a framework not listed may bring
-# its own file of that name in _frameworks/).
-SHARED_BY: dict[str, tuple[str, ...]] = {
-    "gunicorn.conf.py": ("flask", "django"),
-    "tests/test_production_server.py": ("flask", "django"),
-}
+def template_dir() -> str:
+    """Where the layout is: the template directory, or this file's (imported unrendered)."""
+    try:
+        return str(json.loads(TEMPLATE_DIR_JSON))
+    except json.JSONDecodeError:
+        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def select_framework(project: Path, framework: str) -> list[str]:
-    """Move `_frameworks/<framework>/` into `project`; problems, if any (nothing is overwritten)."""
-    if framework not in FRAMEWORKS:
-        return [f"framework: {framework!r} is not one of {', '.join(FRAMEWORKS)}"]
-    folder = project / "_frameworks"
-    if not folder.is_dir():
-        return []
-    for name, users in SHARED_BY.items():
-        if framework not in users and (project / name).exists():
-            (project / name).unlink()
-    chosen = folder / framework
-    problems = []
-    moves = []
-    for dirpath, _, filenames in os.walk(chosen):
-        for name in filenames:
-            source = Path(dirpath) / name
-            target = project / source.relative_to(chosen)
-            if target.exists():
-                problems.append(f"{target.relative_to(project)}: is in the shared template and "
-                                f"in _frameworks/{framework}/")
-            moves.append((source, target))
-    if problems:
-        return problems
-    for source, target in moves:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(source), str(target))
-    shutil.rmtree(folder)
-    return []
+if template_dir() not in sys.path:
+    sys.path.insert(0, template_dir())
 
+from msal_webapp_rules.layout import (  # noqa: E402
+    BACKEND_FILES,
+    FRAMEWORKS,
+    SHARED_BY,
+    arrange,
+    select_backend,
+    select_framework,
+)
 
-def select_backend(project: Path, backend: str, package: str) -> None:
-    """Remove the other shared stores' files; the chosen one's compose file becomes
-    compose.yaml (memory and filesystem projects need no server, so they have none)."""
-    for other, files in BACKEND_FILES.items():
-        for name in files:
-            path = project / name.format(package=package)
-            if other == backend:
-                if path.name == f"compose.{backend}.yaml" and path.exists():
-                    path.replace(project / "compose.yaml")
-            elif name.endswith("/"):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
-def main() -> int:
-    problems = select_framework(Path.cwd(), FRAMEWORK)
-    if not problems:
-        select_backend(Path.cwd(), BACKEND, PACKAGE)
-    for message in problems:
-        print(f"ERROR: {message}")
-    return 1 if problems else 0
-
+__all__ = ["BACKEND_FILES", "FRAMEWORKS", "SHARED_BY", "select_backend", "select_framework"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    problems = arrange(Path.cwd(), FRAMEWORK, BACKEND, PACKAGE)
+    for message in problems:
+        print(f"ERROR: {message}")
+    sys.exit(1 if problems else 0)

@@ -1,0 +1,50 @@
+"""The template's Jinja extension (cookiecutter.json `_extensions`): where the template is, for
+the hooks, and the `env_quoted` filter for values written to .env files.
+
+Cookiecutter renders a hook into a temporary file and runs it in the new project's directory, so
+the hook cannot find this package from its own path, and the context does not name the template
+directory either (`_repo_dir` may be relative to a directory the hook does not know, and cruft
+leaves it out). Cookiecutter renders and runs hooks with the template directory as the working
+directory (`cookiecutter.hooks.run_hook_from_repo_dir`), and it imports extensions from the
+template directory (it adds it to sys.path, as cruft does): so the template's own extension can
+name it, absolutely, at the moment the hook is rendered.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+from msal_webapp_rules.schema import env_file_problem
+
+GLOBAL_NAME = "msal_webapp_template_dir"
+
+
+def template_dir_now() -> str:
+    """The template directory while cookiecutter renders a hook (its working directory then)."""
+    return os.getcwd()
+
+
+class TemplateDirectory(Extension):
+    """Adds `msal_webapp_template_dir()` to the templates' globals and the `env_quoted` filter."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals[GLOBAL_NAME] = template_dir_now
+        environment.filters["env_quoted"] = env_quoted
+
+
+def env_quoted(value: object) -> str:
+    """A value for a line of a .env file: in single quotes, so that python-dotenv (the app) and
+    a POSIX shell (`set -a; . .env`) read the same text and the shell runs nothing.
+
+    The rules refuse what cannot be quoted so (env_file_problem) before anything is rendered;
+    this refuses it again rather than write a line that reads differently.
+    """
+    text = str(value)
+    problem = env_file_problem(text)
+    if problem:
+        raise ValueError(f"a value for a .env file {problem}")
+    return f"'{text}'"
