@@ -64,8 +64,8 @@ def main() -> None:
     import trustme
     from contoso_portal.config import DEFAULTS
     from contoso_portal.core.auth import User
+    from contoso_portal.core.services import build_services
     from contoso_portal.core.settings import load_settings
-    from contoso_portal.core.web import build_services
     from devprovider import DEFAULT_USERS, StandIn
 
     ca = trustme.CA()
@@ -92,7 +92,8 @@ def main() -> None:
                       f"fresh (discovery each time) {fresh:.2f} ms")
             alice = DEFAULT_USERS[0]
             tid = standin.users[alice.username].tid
-            user = User(f"{alice.oid}.{tid}", alice.name, alice.username, alice.oid, tid)
+            user = User(f"{alice.oid}.{tid}", alice.name, alice.username, alice.oid, tid,
+                        f"{standin.authority}/v2.0", alice.oid)
             cache = msal.SerializableTokenCache()
             app = services.clients.build(cache)
             token = standin.mint_access_token(alice.username, "bench", ["User.Read"])

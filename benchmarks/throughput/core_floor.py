@@ -41,10 +41,10 @@ class FrozenCore:
             note("loaded", state)
             return state
 
-        def save(state: Any, *args: Any, **kwargs: Any) -> None:
+        def save(state: Any, *args: Any, **kwargs: Any) -> Any:
             if self.frozen and state is self.frozen[0]:
-                return  # the floor keeps no session
-            real_save(state, *args, **kwargs)
+                return None  # the floor keeps no session, and sends no session cookie
+            return real_save(state, *args, **kwargs)
 
         # Instance attributes shadow the methods for every caller holding these objects.
         services.auth.acquire_token = self.fixed_token = fixed_token
@@ -59,6 +59,5 @@ class FrozenCore:
         if (not self.frozen and state is not None and status == 200 and path == page
                 and state.sid is not None and state):
             # As the page left it (CSRF token included), saved; its cookie was sent with this
-            # response and is not sent again.
-            state.cookie_action = None
+            # response and is not sent again (the frozen state's save does nothing).
             self.frozen.append(state)

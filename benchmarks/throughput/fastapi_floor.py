@@ -39,7 +39,7 @@ def create_app() -> Any:
     package, token, page = bench_settings()
     app = importlib.import_module(f"{package}.app").create_app()
     services = app.state.services
-    modules = [importlib.import_module(f"{package}.{name}") for name in ("sessions", "core.aio")]
+    modules = [importlib.import_module(f"{package}.{name}") for name in ("sessions", "aio")]
     require("fastapi_floor.py", (services.auth, "acquire_token"), (services.sessions, "load"),
             (services.sessions, "save"), *((m, "run_sync") for m in modules))
     this: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("bench_floor")
