@@ -1,12 +1,16 @@
 """Bake one spec the way a user does (`msal-webapp new`) and run every check on the result.
 
-Each check runs in a subprocess with this interpreter: one shared virtual environment holds every
-generated app's dependencies, so no bake installs anything, and a generated project's conftest,
-rootdir and package never mix with the root suite.
+The project is rendered by the CLI's own entry point in this process (the command a user types,
+without a process start of its own); ruff, mypy and the generated suite run in subprocesses with
+this interpreter: one shared virtual environment holds every generated app's dependencies, so no
+bake installs anything, and a generated project's conftest, rootdir and package never mix with
+the root suite.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -14,12 +18,13 @@ import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from generator import cli
 from generator import spec as gspec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +40,6 @@ SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) ", re.MULTILINE)
 TIMEOUT = 900
 
 
-def cli_command() -> list[str]:
-    script = Path(sys.executable).parent / "msal-webapp"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
-
-
 @dataclass
 class Bake:
     """What happened to one spec: the project (if rendered) and one text per failed check."""
@@ -52,6 +52,16 @@ class Bake:
     generated_summary: str = ""
     # Test ids (module::name[param]) of the generated suite, by outcome, from its JUnit report.
     outcomes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "spec_file": str(self.spec_file),
+                           "project": str(self.project) if self.project else None})
+
+    @classmethod
+    def from_json(cls, text: str) -> Bake:
+        data = json.loads(text)
+        return cls(**{**data, "spec_file": Path(data["spec_file"]),
+                      "project": Path(data["project"]) if data["project"] else None})
 
     def report(self, about: str = "") -> str:
         head = f"spec shape {self.name}" + (f" ({about})" if about else "")
@@ -73,6 +83,37 @@ def _run(name: str, command: list[str], cwd: Path, bake: Bake,
     finally:
         bake.timings[name] = time.perf_counter() - started
     return done
+
+
+def _render(spec_file: Path, out: Path, bake: Bake) -> int:
+    """`msal-webapp new SPEC -o OUT` through the CLI's entry point, in this process (its
+    output kept for the report)."""
+    started = time.perf_counter()
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = cli.main(["new", str(spec_file), "-o", str(out)])
+    finally:
+        bake.timings["msal-webapp new"] = time.perf_counter() - started
+    if code != 0:
+        bake.problems.append(f"msal-webapp new: exit {code}\n{output.getvalue()[-3000:]}")
+    return code
+
+
+def subprocess_environment(project: Path) -> dict[str, str]:
+    """The environment of a bake's checks: this one, with the project importable, and
+    - no pytest plugins loaded from the environment (the root suite's xdist, hypothesis,
+      cookiecutter's plugin, ...): a generated suite needs none, and importing them (and
+      rewriting their assertions) cost about 1.5 s of CPU per run;
+    - bytecode caches written: each generated suite starts the app in several processes of its
+      own (production servers, start-up checks), which compile the same project modules."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "MSAL_WEBAPP_SPEC_SHAPES"))
+           and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env["PYTHONPATH"] = str(project)
+    env["COLUMNS"] = "240"  # long enough for the reasons in the "FAILED ..." summary lines
+    return env
 
 
 # PEM blocks of keys and certificates (the text "-----BEGIN " followed by what it begins).
@@ -249,12 +290,7 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                              encoding="utf-8")
     bake = Bake(name, spec_file)
     out = workdir / "out"
-    done = _run("msal-webapp new", [*cli_command(), "new", str(spec_file), "-o", str(out)],
-                workdir, bake)
-    if done is None:
-        return bake
-    if done.returncode != 0:
-        bake.problems.append(f"msal-webapp new: exit {done.returncode}\n{done.stderr[-3000:]}")
+    if _render(spec_file, out, bake) != 0:
         return bake
     projects = [p for p in out.iterdir() if p.is_dir()]
     if len(projects) != 1:
@@ -273,22 +309,20 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
     bake.problems += [f"files: {m} is listed in SHAPE_INDEPENDENT_MODULES but not generated"
                       for m in SHAPE_INDEPENDENT_MODULES
                       if m not in other_stores and not (project / m).is_file()]
-    ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake)
+    env = subprocess_environment(project)
+    ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake,
+                env)
     if ruff is not None and ruff.returncode != 0:
         bake.problems.append(f"ruff check:\n{(ruff.stdout + ruff.stderr)[-4000:]}")
     mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
-                project, bake) if typecheck else None
+                project, bake, env) if typecheck else None
     if mypy is not None and mypy.returncode != 0:
         bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "MSAL_WEBAPP_SPEC_SHAPES"))}
-    env["PYTHONPATH"] = str(project)
-    env["COLUMNS"] = "240"  # long enough for the reasons in the "FAILED ..." summary lines
     report = workdir / "junit.xml"
     suite = _run("generated suite",
                  [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
-                  "-p", "no:xdist", "-p", "no:randomly", f"--junitxml={report}",
+                  f"--junitxml={report}",
                   *([] if whole_suite or modules
                     else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]), *modules],
                  project, bake, env)
