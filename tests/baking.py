@@ -14,15 +14,19 @@ import io
 import json
 import os
 import re
+import resource
+import shutil
 import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock
 
 from generator import cli
 from generator import spec as gspec
@@ -40,6 +44,12 @@ SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) ", re.MULTILINE)
 TIMEOUT = 900
 
 
+def cli_command() -> list[str]:
+    """The `msal-webapp` command of this environment."""
+    script = Path(sys.executable).parent / "msal-webapp"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
+
+
 @dataclass
 class Bake:
     """What happened to one spec: the project (if rendered) and one text per failed check."""
@@ -48,7 +58,8 @@ class Bake:
     spec_file: Path
     project: Path | None = None
     problems: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per check
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of each check's processes
     generated_summary: str = ""
     # Test ids (module::name[param]) of the generated suite, by outcome, from its JUnit report.
     outcomes: dict[str, str] = field(default_factory=dict)
@@ -73,7 +84,7 @@ class Bake:
 
 def _run(name: str, command: list[str], cwd: Path, bake: Bake,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str] | None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT, check=False)
@@ -82,19 +93,28 @@ def _run(name: str, command: list[str], cwd: Path, bake: Bake,
         return None
     finally:
         bake.timings[name] = time.perf_counter() - started
+        # Exact while this process runs one check at a time (each xdist worker does).
+        bake.cpu[name] = _children_cpu() - cpu
     return done
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _render(spec_file: Path, out: Path, bake: Bake) -> int:
     """`msal-webapp new SPEC -o OUT` through the CLI's entry point, in this process (its
     output kept for the report)."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time() + _children_cpu()
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             code = cli.main(["new", str(spec_file), "-o", str(out)])
     finally:
         bake.timings["msal-webapp new"] = time.perf_counter() - started
+        bake.cpu["msal-webapp new"] = time.process_time() + _children_cpu() - cpu
     if code != 0:
         bake.problems.append(f"msal-webapp new: exit {code}\n{output.getvalue()[-3000:]}")
     return code
@@ -268,13 +288,35 @@ BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py")
 
 
+@contextlib.contextmanager
+def seeded_mypy_cache(cache: Path, seed: Path | None) -> Iterator[None]:
+    """Around a mypy run with ``cache``: an empty cache starts as a copy of ``seed`` (shared by
+    the workers of a run); if there is no seed yet, this run makes it while the others wait.
+    Analysing the libraries (flask, django, msal, sqlalchemy, ...) is most of a first mypy run
+    (4-7 s of CPU): done once per run instead of once per xdist worker."""
+    if seed is None or any(cache.iterdir()):
+        yield
+        return
+    with FileLock(f"{seed}.lock"):
+        if seed.is_dir():
+            shutil.copytree(seed, cache, dirs_exist_ok=True)
+        else:
+            yield
+            staging = seed.with_name(f"{seed.name}.{os.getpid()}")
+            shutil.copytree(cache, staging)
+            staging.rename(seed)
+            return
+    yield
+
+
 def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
-                   mypy_cache: Path, *, whole_suite: bool = True,
+                   mypy_cache: Path, *, mypy_seed: Path | None = None, whole_suite: bool = True,
                    framework: str | None = None, backend: str | None = None,
                    modules: tuple[str, ...] = (), typecheck: bool = True) -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, mypy (if
-    ``typecheck``) and its suite (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``;
-    only ``modules`` if given); ``framework`` and ``backend`` override the spec's."""
+    ``typecheck``; its cache ``mypy_cache``, seeded from ``mypy_seed``) and its suite
+    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given);
+    ``framework`` and ``backend`` override the spec's."""
     workdir.mkdir(parents=True, exist_ok=True)
     if framework is not None or backend is not None:
         spec = dict(gspec.load_spec(spec) if isinstance(spec, Path) else spec)
@@ -314,8 +356,11 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                 env)
     if ruff is not None and ruff.returncode != 0:
         bake.problems.append(f"ruff check:\n{(ruff.stdout + ruff.stderr)[-4000:]}")
-    mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
-                project, bake, env) if typecheck else None
+    mypy = None
+    if typecheck:
+        with seeded_mypy_cache(mypy_cache, mypy_seed):
+            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
+                        project, bake, env)
     if mypy is not None and mypy.returncode != 0:
         bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")
 

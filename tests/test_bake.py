@@ -95,7 +95,8 @@ PLANS = bake_plans()
 
 @pytest.fixture(scope="session")
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache per worker: the stubs of flask, msal, ... are analysed once, not per bake."""
+    """One mypy cache per worker (seeded from the run's first: `seeded_mypy_cache`): the
+    libraries are analysed once, not per bake."""
     return tmp_path_factory.mktemp("mypy-cache")
 
 
@@ -120,9 +121,9 @@ def shared_bake(plan: Plan, workdir: Path, mypy_cache: Path) -> Bake:
         if result.is_file():
             return Bake.from_json(result.read_text(encoding="utf-8"))
         bake = bake_and_check(plan.id, plan.spec, workdir, mypy_cache,
-                              whole_suite=plan.whole_suite, framework=plan.framework,
-                              backend=plan.backend, modules=plan.modules,
-                              typecheck=plan.typecheck)
+                              mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
+                              framework=plan.framework, backend=plan.backend,
+                              modules=plan.modules, typecheck=plan.typecheck)
         result.write_text(bake.to_json(), encoding="utf-8")
         return bake
 
@@ -130,8 +131,10 @@ def shared_bake(plan: Plan, workdir: Path, mypy_cache: Path) -> Bake:
 def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
     record("spec_shape", bake.name)
     record("timings", {k: round(v, 1) for k, v in bake.timings.items()})
+    record("cpu", {k: round(v, 1) for k, v in bake.cpu.items()})
     print(f"{bake.name}: {bake.generated_summary} "
-          + " ".join(f"{k}={v:.1f}s" for k, v in bake.timings.items()))
+          + " ".join(f"{k}={v:.1f}s ({bake.cpu.get(k, 0):.1f}s CPU)"
+                     for k, v in bake.timings.items()))
     if bake.problems:
         report = bake.report(about)
         print(report)
