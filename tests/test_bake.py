@@ -12,7 +12,6 @@ the schema.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
@@ -100,22 +99,23 @@ def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy-cache")
 
 
-@functools.cache
-def run_folder() -> Path:
-    """A folder shared by the xdist workers of this run (one per run): the bakes' results."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run is None:  # one process: a new folder
-        return Path(tempfile.mkdtemp(prefix="msal-webapp-bakes-"))
-    folder = Path(tempfile.gettempdir()) / f"msal-webapp-bakes-{run}"
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by the xdist workers of this run: the bakes' results. In the run's base
+    temporary folder (each worker's is inside it), so pytest removes it with the rest."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "bake-results"
     folder.mkdir(exist_ok=True)
     return folder
 
 
-def shared_bake(plan: Plan, workdir: Path, mypy_cache: Path) -> Bake:
+def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Bake:
     """The bake of ``plan`` in this run: baked here, or by whichever test of this run needed it
     first (waiting while another worker bakes it). A comparison that starts before the bake
-    test of a result it needs bakes it itself; that test then checks the same result."""
-    folder = run_folder()
+    test of a result it needs bakes it itself; that test then checks the same result. The
+    results are in ``folder`` (`run_folder`)."""
     result = folder / f"{plan.id}.json"
     with FileLock(str(folder / f"{plan.id}.lock")):
         if result.is_file():
@@ -144,13 +144,14 @@ def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
 
 
 @pytest.mark.parametrize("plan_id", list(PLANS))
-def test_bake_and_its_suite_pass(plan_id: str, tmp_path: Path, mypy_cache: Path,
-                                 record_property: Any) -> None:
+def test_bake_and_its_suite_pass(plan_id: str, run_folder: Path, tmp_path: Path,
+                                 mypy_cache: Path, record_property: Any) -> None:
     """One bake: the examples' whole suites; examples/app.yaml in each framework (its whole
     suite with memory, the behavioural modules with each other store); each pairwise shape
     (its suite without SHAPE_INDEPENDENT_MODULES)."""
     plan = PLANS[plan_id]
-    _assert_bake_passed(shared_bake(plan, tmp_path, mypy_cache), plan.about, record_property)
+    _assert_bake_passed(shared_bake(plan, run_folder, tmp_path, mypy_cache), plan.about,
+                        record_property)
 
 
 # ------------------------------------------------------------------------------ parity
@@ -201,7 +202,7 @@ def missing_results(request: pytest.FixtureRequest, needed: dict[str, str]) -> l
 
 
 def parity_bakes(request: pytest.FixtureRequest, needed: dict[str, str], what: str,
-                 tmp_path: Path, mypy_cache: Path) -> dict[str, Bake]:
+                 run_folder: Path, tmp_path: Path, mypy_cache: Path) -> dict[str, Bake]:
     """The bakes ``needed`` for ``what``, each of them run and passed; fails naming the ones
     that are missing from this run or failed."""
     missing = missing_results(request, needed)
@@ -209,7 +210,7 @@ def parity_bakes(request: pytest.FixtureRequest, needed: dict[str, str], what: s
         tests = ", ".join(f"test_bake_and_its_suite_pass[{needed[name]}]" for name in missing)
         pytest.fail(f"{what}: no result from {', '.join(missing)}: not in this run: {tests} "
                     "(select them too, e.g. -k parity, or run the whole suite)", pytrace=False)
-    bakes = {name: shared_bake(PLANS[plan_id], tmp_path / plan_id, mypy_cache)
+    bakes = {name: shared_bake(PLANS[plan_id], run_folder, tmp_path / plan_id, mypy_cache)
              for name, plan_id in needed.items()}
     failed = [f"{name} (test_bake_and_its_suite_pass[{needed[name]}])"
               for name, bake in bakes.items() if bake.problems]
@@ -222,13 +223,14 @@ def parity_bakes(request: pytest.FixtureRequest, needed: dict[str, str], what: s
 @pytest.mark.compares_bakes
 @pytest.mark.parametrize("framework", FRAMEWORKS,
                          ids=lambda framework: f"{framework}-{'-'.join(PARITY_STORES)}")
-def test_store_parity(framework: str, request: pytest.FixtureRequest, tmp_path: Path,
-                      mypy_cache: Path) -> None:
+def test_store_parity(framework: str, request: pytest.FixtureRequest, run_folder: Path,
+                      tmp_path: Path, mypy_cache: Path) -> None:
     """examples/app.yaml in ``framework`` with every store: the behavioural modules (web flow,
     store faults, two instances under their production servers) pass with the same test ids
     as with memory; and with redis and sql, the outage tests that memory skips did run."""
     needed = {backend: parity_id(framework, backend) for backend in PARITY_STORES}
-    bakes = parity_bakes(request, needed, f"store parity in {framework}", tmp_path, mypy_cache)
+    bakes = parity_bakes(request, needed, f"store parity in {framework}", run_folder,
+                         tmp_path, mypy_cache)
     behavioural = set(BEHAVIOURAL_MODULES)
     reference = passed_in(bakes["memory"].outcomes, behavioural)
     assert {t.split("::")[0] for t in reference} == behavioural, sorted(reference)[:5]
@@ -245,12 +247,13 @@ def test_store_parity(framework: str, request: pytest.FixtureRequest, tmp_path: 
 @pytest.mark.compares_bakes
 @pytest.mark.parametrize("frameworks", [FRAMEWORKS], ids="-".join)
 def test_framework_parity(frameworks: tuple[str, ...], request: pytest.FixtureRequest,
-                          tmp_path: Path, mypy_cache: Path) -> None:
+                          run_folder: Path, tmp_path: Path, mypy_cache: Path) -> None:
     """examples/app.yaml with memory in every framework: the same tests of the modules shared
     by every framework (the behavioural suite, the real-browser test, ...) pass in each.
     Fails, naming them, when a framework's bake is not in this run or failed."""
     needed = {framework: parity_id(framework, "memory") for framework in frameworks}
-    bakes = parity_bakes(request, needed, "framework parity", tmp_path, mypy_cache)
+    bakes = parity_bakes(request, needed, "framework parity", run_folder, tmp_path,
+                         mypy_cache)
     shared = shared_test_modules()
     passed = {framework: passed_in(bake.outcomes, shared) for framework, bake in bakes.items()}
     for framework, ids in passed.items():
