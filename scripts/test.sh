@@ -9,10 +9,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
-# One xdist worker per core, plus one: a bake's own suite waits on loopback servers, deadlines and
-# process starts for about a quarter of its time (measured: 25.6 s of CPU in 35.8 s), so a third
-# worker on two cores cut the whole run from 610 s to 460 s. worksteal: the bakes (half a minute
-# each) sit together at the start of the collection; the default scheduler hands them out in
-# chunks, so one worker gets them all.
-workers=$(( $(nproc 2>/dev/null || echo 1) + 1 ))
-exec .venv/bin/python -m pytest -n "$workers" --dist worksteal "$@"
+# Three xdist workers per core: a bake (a generated project's own suite in a process of its own)
+# waits on loopback servers, deadlines, process starts and a browser for about two thirds of its
+# time (measured: 26 s of CPU in 72 s), so fewer workers leave the cores idle. --dist load
+# --maxschedchunk 1: each worker holds at most two tests at a time and takes the next as it
+# finishes one, in collection order, which puts the longest bakes first (tests/test_bake.py).
+workers=$(( $(nproc 2>/dev/null || echo 1) * 3 ))
+exec .venv/bin/python -m pytest -n "$workers" --dist load --maxschedchunk 1 "$@"

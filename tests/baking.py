@@ -1,25 +1,34 @@
 """Bake one spec the way a user does (`msal-webapp new`) and run every check on the result.
 
-Each check runs in a subprocess with this interpreter: one shared virtual environment holds every
-generated app's dependencies, so no bake installs anything, and a generated project's conftest,
-rootdir and package never mix with the root suite.
+The project is rendered by the CLI's own entry point in this process (the command a user types,
+without a process start of its own); ruff, mypy and the generated suite run in subprocesses with
+this interpreter: one shared virtual environment holds every generated app's dependencies, so no
+bake installs anything, and a generated project's conftest, rootdir and package never mix with
+the root suite.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
+import resource
+import shutil
 import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock
 
+from generator import cli
 from generator import spec as gspec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +45,7 @@ TIMEOUT = 900
 
 
 def cli_command() -> list[str]:
+    """The `msal-webapp` command of this environment."""
     script = Path(sys.executable).parent / "msal-webapp"
     return [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
 
@@ -48,10 +58,21 @@ class Bake:
     spec_file: Path
     project: Path | None = None
     problems: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per check
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of each check's processes
     generated_summary: str = ""
     # Test ids (module::name[param]) of the generated suite, by outcome, from its JUnit report.
     outcomes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "spec_file": str(self.spec_file),
+                           "project": str(self.project) if self.project else None})
+
+    @classmethod
+    def from_json(cls, text: str) -> Bake:
+        data = json.loads(text)
+        return cls(**{**data, "spec_file": Path(data["spec_file"]),
+                      "project": Path(data["project"]) if data["project"] else None})
 
     def report(self, about: str = "") -> str:
         head = f"spec shape {self.name}" + (f" ({about})" if about else "")
@@ -63,7 +84,7 @@ class Bake:
 
 def _run(name: str, command: list[str], cwd: Path, bake: Bake,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str] | None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT, check=False)
@@ -72,7 +93,47 @@ def _run(name: str, command: list[str], cwd: Path, bake: Bake,
         return None
     finally:
         bake.timings[name] = time.perf_counter() - started
+        # Exact while this process runs one check at a time (each xdist worker does).
+        bake.cpu[name] = _children_cpu() - cpu
     return done
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _render(spec_file: Path, out: Path, bake: Bake) -> int:
+    """`msal-webapp new SPEC -o OUT` through the CLI's entry point, in this process (its
+    output kept for the report)."""
+    started, cpu = time.perf_counter(), time.process_time() + _children_cpu()
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = cli.main(["new", str(spec_file), "-o", str(out)])
+    finally:
+        bake.timings["msal-webapp new"] = time.perf_counter() - started
+        bake.cpu["msal-webapp new"] = time.process_time() + _children_cpu() - cpu
+    if code != 0:
+        bake.problems.append(f"msal-webapp new: exit {code}\n{output.getvalue()[-3000:]}")
+    return code
+
+
+def subprocess_environment(project: Path) -> dict[str, str]:
+    """The environment of a bake's checks: this one, with the project importable, and
+    - no pytest plugins loaded from the environment (the root suite's xdist, hypothesis,
+      cookiecutter's plugin, ...): a generated suite needs none, and importing them (and
+      rewriting their assertions) cost about 1.5 s of CPU per run;
+    - bytecode caches written: each generated suite starts the app in several processes of its
+      own (production servers, start-up checks), which compile the same project modules."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "MSAL_WEBAPP_SPEC_SHAPES"))
+           and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env["PYTHONPATH"] = str(project)
+    env["COLUMNS"] = "240"  # long enough for the reasons in the "FAILED ..." summary lines
+    return env
 
 
 # PEM blocks of keys and certificates (the text "-----BEGIN " followed by what it begins).
@@ -227,13 +288,35 @@ BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py")
 
 
+@contextlib.contextmanager
+def seeded_mypy_cache(cache: Path, seed: Path | None) -> Iterator[None]:
+    """Around a mypy run with ``cache``: an empty cache starts as a copy of ``seed`` (shared by
+    the workers of a run); if there is no seed yet, this run makes it while the others wait.
+    Analysing the libraries (flask, django, msal, sqlalchemy, ...) is most of a first mypy run
+    (4-7 s of CPU): done once per run instead of once per xdist worker."""
+    if seed is None or any(cache.iterdir()):
+        yield
+        return
+    with FileLock(f"{seed}.lock"):
+        if seed.is_dir():
+            shutil.copytree(seed, cache, dirs_exist_ok=True)
+        else:
+            yield
+            staging = seed.with_name(f"{seed.name}.{os.getpid()}")
+            shutil.copytree(cache, staging)
+            staging.rename(seed)
+            return
+    yield
+
+
 def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
-                   mypy_cache: Path, *, whole_suite: bool = True,
+                   mypy_cache: Path, *, mypy_seed: Path | None = None, whole_suite: bool = True,
                    framework: str | None = None, backend: str | None = None,
                    modules: tuple[str, ...] = (), typecheck: bool = True) -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, mypy (if
-    ``typecheck``) and its suite (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``;
-    only ``modules`` if given); ``framework`` and ``backend`` override the spec's."""
+    ``typecheck``; its cache ``mypy_cache``, seeded from ``mypy_seed``) and its suite
+    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given);
+    ``framework`` and ``backend`` override the spec's."""
     workdir.mkdir(parents=True, exist_ok=True)
     if framework is not None or backend is not None:
         spec = dict(gspec.load_spec(spec) if isinstance(spec, Path) else spec)
@@ -249,12 +332,7 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                              encoding="utf-8")
     bake = Bake(name, spec_file)
     out = workdir / "out"
-    done = _run("msal-webapp new", [*cli_command(), "new", str(spec_file), "-o", str(out)],
-                workdir, bake)
-    if done is None:
-        return bake
-    if done.returncode != 0:
-        bake.problems.append(f"msal-webapp new: exit {done.returncode}\n{done.stderr[-3000:]}")
+    if _render(spec_file, out, bake) != 0:
         return bake
     projects = [p for p in out.iterdir() if p.is_dir()]
     if len(projects) != 1:
@@ -273,22 +351,23 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
     bake.problems += [f"files: {m} is listed in SHAPE_INDEPENDENT_MODULES but not generated"
                       for m in SHAPE_INDEPENDENT_MODULES
                       if m not in other_stores and not (project / m).is_file()]
-    ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake)
+    env = subprocess_environment(project)
+    ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake,
+                env)
     if ruff is not None and ruff.returncode != 0:
         bake.problems.append(f"ruff check:\n{(ruff.stdout + ruff.stderr)[-4000:]}")
-    mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
-                project, bake) if typecheck else None
+    mypy = None
+    if typecheck:
+        with seeded_mypy_cache(mypy_cache, mypy_seed):
+            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
+                        project, bake, env)
     if mypy is not None and mypy.returncode != 0:
         bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "MSAL_WEBAPP_SPEC_SHAPES"))}
-    env["PYTHONPATH"] = str(project)
-    env["COLUMNS"] = "240"  # long enough for the reasons in the "FAILED ..." summary lines
     report = workdir / "junit.xml"
     suite = _run("generated suite",
                  [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
-                  "-p", "no:xdist", "-p", "no:randomly", f"--junitxml={report}",
+                  f"--junitxml={report}",
                   *([] if whole_suite or modules
                     else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]), *modules],
                  project, bake, env)

@@ -29,6 +29,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "compares_bakes: compares the results of bake tests of this run (runs last)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The comparisons of bakes last: by then their bakes are done or under way on other
+    workers (a comparison waits for a bake under way, and bakes one that has not started)."""
+    items.sort(key=lambda item: item.get_closest_marker("compares_bakes") is not None)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """One line per failed spec shape at the end of the run (the details are in its report)."""
     failed = [value for report in terminalreporter.stats.get("failed", [])

@@ -1,26 +1,30 @@
 """Every valid spec renders an app whose own suite passes.
 
-The default run bakes every file in examples/ and a pairwise covering set of spec shapes (see
-tests/shapes.py); each bake goes through `msal-webapp new`, then its files are checked and ruff,
-mypy and the generated project's own test suite run. `--spec-shapes=N` (or the environment
-variable MSAL_WEBAPP_SPEC_SHAPES=N) bakes N more shapes drawn by hypothesis from the schema.
+The default run bakes every file in examples/, examples/app.yaml once per framework and store
+(the parity bakes) and a pairwise covering set of spec shapes (see tests/shapes.py); each bake
+goes through `msal-webapp new`, then its files are checked and ruff, mypy and the generated
+project's own test suite run. Every bake is a test of its own, so xdist spreads them over its
+workers (longest first: tests/conftest.py); the parity comparisons are tests of their own too,
+run last, on the results the bakes leave in a folder of this run. `--spec-shapes=N` (or the
+environment variable MSAL_WEBAPP_SPEC_SHAPES=N) bakes N more shapes drawn by hypothesis from
+the schema.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from baking import BEHAVIOURAL_MODULES, FRAMEWORKS, Bake, bake_and_check, post_gen_hook
+from filelock import FileLock
 from hypothesis import HealthCheck, Phase, given, settings
 from shapes import R, describe, pairwise_shapes, specs
 
@@ -30,19 +34,107 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 SHAPES = {shape.id: shape for shape in pairwise_shapes()}
 RANDOM_LANES = 4  # hypothesis runs serially: N random shapes are split over lanes for xdist
+PARITY_EXAMPLE = ROOT / "examples" / "app.yaml"
+PARITY_STORES: tuple[str, ...] = ("memory", *(b for b in R.CACHE_BACKENDS if b != "memory"))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One bake of the default run: what to render and which of its checks to run."""
+
+    id: str
+    spec: dict[str, Any] | Path
+    about: str
+    whole_suite: bool = False  # else without SHAPE_INDEPENDENT_MODULES
+    framework: str | None = None  # overrides the spec's
+    backend: str | None = None
+    modules: tuple[str, ...] = ()  # only these generated modules
+    typecheck: bool = True
+    cost: float = 1.0  # expected time, relative: the longest bakes start first
+
+
+def parity_id(framework: str, backend: str) -> str:
+    return f"parity-{framework}-{backend}"
+
+
+def _framework_cost(framework: str | None) -> float:
+    # FastAPI's suites take about a fifth longer (uvicorn's start and stop, async clients).
+    return 1.2 if framework == "fastapi" else 1.0
+
+
+def bake_plans() -> dict[str, Plan]:
+    """Every bake of the default run, by test id, the expected longest first."""
+    plans = [Plan(f"example-{path.stem}", path, describe(gspec.load_spec(path)),
+                  whole_suite=True,
+                  cost=3.0 * _framework_cost(gspec.load_spec(path)["framework"]))
+             for path in EXAMPLES if path != PARITY_EXAMPLE]
+    assert gspec.load_spec(PARITY_EXAMPLE)["cache"]["backend"] == "memory"
+    for framework in FRAMEWORKS:
+        for backend in PARITY_STORES:
+            memory = backend == "memory"
+            plans.append(Plan(
+                parity_id(framework, backend), PARITY_EXAMPLE,
+                f"examples/app.yaml, framework={framework} cache={backend}",
+                whole_suite=memory, framework=framework, backend=backend,
+                modules=() if memory else BEHAVIOURAL_MODULES,
+                # The stores' own code is type-checked in the examples and shapes that have
+                # it; the rest is the memory bake's.
+                typecheck=memory,
+                cost=(3.0 if memory else 1.4) * _framework_cost(framework)))
+    for shape in SHAPES.values():
+        shared_store = shape.spec["cache"]["backend"] in ("redis", "sql")
+        plans.append(Plan(shape.id, shape.spec, shape.about,
+                          cost=(1.2 if shared_store else 1.0)
+                          * _framework_cost(shape.spec["framework"])))
+    return {plan.id: plan for plan in sorted(plans, key=lambda plan: -plan.cost)}
+
+
+PLANS = bake_plans()
 
 
 @pytest.fixture(scope="session")
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache per worker: the stubs of flask, msal, ... are analysed once, not per bake."""
+    """One mypy cache per worker (seeded from the run's first: `seeded_mypy_cache`): the
+    libraries are analysed once, not per bake."""
     return tmp_path_factory.mktemp("mypy-cache")
+
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by the xdist workers of this run: the bakes' results. In the run's base
+    temporary folder (each worker's is inside it), so pytest removes it with the rest."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "bake-results"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Bake:
+    """The bake of ``plan`` in this run: baked here, or by whichever test of this run needed it
+    first (waiting while another worker bakes it). A comparison that starts before the bake
+    test of a result it needs bakes it itself; that test then checks the same result. The
+    results are in ``folder`` (`run_folder`)."""
+    result = folder / f"{plan.id}.json"
+    with FileLock(str(folder / f"{plan.id}.lock")):
+        if result.is_file():
+            return Bake.from_json(result.read_text(encoding="utf-8"))
+        bake = bake_and_check(plan.id, plan.spec, workdir, mypy_cache,
+                              mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
+                              framework=plan.framework, backend=plan.backend,
+                              modules=plan.modules, typecheck=plan.typecheck)
+        result.write_text(bake.to_json(), encoding="utf-8")
+        return bake
 
 
 def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
     record("spec_shape", bake.name)
     record("timings", {k: round(v, 1) for k, v in bake.timings.items()})
+    record("cpu", {k: round(v, 1) for k, v in bake.cpu.items()})
     print(f"{bake.name}: {bake.generated_summary} "
-          + " ".join(f"{k}={v:.1f}s" for k, v in bake.timings.items()))
+          + " ".join(f"{k}={v:.1f}s ({bake.cpu.get(k, 0):.1f}s CPU)"
+                     for k, v in bake.timings.items()))
     if bake.problems:
         report = bake.report(about)
         print(report)
@@ -51,9 +143,18 @@ def _assert_bake_passed(bake: Bake, about: str, record: Any) -> None:
         pytest.fail(report, pytrace=False)
 
 
-PARITY_EXAMPLE = ROOT / "examples" / "app.yaml"
+@pytest.mark.parametrize("plan_id", list(PLANS))
+def test_bake_and_its_suite_pass(plan_id: str, run_folder: Path, tmp_path: Path,
+                                 mypy_cache: Path, record_property: Any) -> None:
+    """One bake: the examples' whole suites; examples/app.yaml in each framework (its whole
+    suite with memory, the behavioural modules with each other store); each pairwise shape
+    (its suite without SHAPE_INDEPENDENT_MODULES)."""
+    plan = PLANS[plan_id]
+    _assert_bake_passed(shared_bake(plan, run_folder, tmp_path, mypy_cache), plan.about,
+                        record_property)
 
 
+# ------------------------------------------------------------------------------ parity
 def shared_test_modules() -> set[str]:
     """The generated test modules rendered from one copy for every framework (the
     behavioural suite among them), as project paths."""
@@ -62,101 +163,120 @@ def shared_test_modules() -> set[str]:
     return {f"tests/{path.name}" for path in folder.glob("test_*.py")} - only_some
 
 
-@pytest.mark.parametrize("example", [e for e in EXAMPLES if e != PARITY_EXAMPLE],
-                         ids=lambda path: f"example-{path.stem}")
-def test_example_bakes_and_its_suite_passes(example: Path, tmp_path: Path, mypy_cache: Path,
-                                            record_property: Any) -> None:
-    bake = bake_and_check(f"example-{example.stem}", example, tmp_path, mypy_cache)
-    _assert_bake_passed(bake, describe(yaml.safe_load(example.read_text())), record_property)
-
-
-def _passed(bake: Bake, modules: set[str]) -> set[str]:
-    return {test for test, outcome in bake.outcomes.items()
+def passed_in(outcomes: dict[str, str], modules: set[str]) -> set[str]:
+    """The ids of the tests of ``modules`` that passed."""
+    return {test for test, outcome in outcomes.items()
             if outcome == "passed" and test.split("::")[0] in modules}
 
 
-def _parity_folder() -> Path:
-    """A folder shared by the xdist workers of this run (one per run)."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
-    folder = Path(tempfile.gettempdir()) / f"msal-webapp-parity-{run}"
-    folder.mkdir(exist_ok=True)
-    return folder
+def framework_differences(passed: dict[str, set[str]]) -> dict[str, list[str]]:
+    """For each framework, the shared tests that passed in it but not in every framework."""
+    everywhere = set.intersection(*passed.values())
+    return {name: sorted(ids - everywhere) for name, ids in passed.items() if ids - everywhere}
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_every_framework_and_store_passes_the_same_tests(framework: str, tmp_path: Path,
-                                                         mypy_cache: Path,
-                                                         record_property: Any) -> None:
-    """examples/app.yaml baked for `framework`: its whole generated suite passes; and the same
-    spec with every other store (filesystem, redis, sql): the behavioural modules (web flow,
-    store faults, two instances under their production servers) pass with the same test ids
-    as with memory. Three bakes run at once (each is mostly waiting on I/O).
+def store_differences(outcomes: dict[str, dict[str, str]],
+                      modules: set[str]) -> dict[str, dict[str, list[str]]]:
+    """For each store whose passing tests of ``modules`` differ from memory's: the ones it
+    misses and the ones it passes beyond memory's. Only a network store can go away and come
+    back (tests/test_instances.py): such tests skip with memory and are the only ones another
+    store may pass beyond memory's."""
+    reference = passed_in(outcomes["memory"], modules)
+    skipped = {test for test, outcome in outcomes["memory"].items() if outcome == "skipped"}
+    differences = {}
+    for store, its in outcomes.items():
+        ids = passed_in(its, modules)
+        if ids - skipped != reference:
+            differences[store] = {"missing": sorted(reference - ids),
+                                  "extra": sorted(ids - reference - skipped)}
+    return differences
 
-    Across frameworks: each framework's memory bake records the ids of the shared modules
-    (the behavioural suite, the real-browser test, ...) that passed; the last of the three to
-    finish checks that they are the same in all three. Together: every store passes the same
-    behavioural tests in every framework."""
-    assert gspec.load_spec(PARITY_EXAMPLE)["cache"]["backend"] == "memory"
-    stores = ("memory", *(b for b in R.CACHE_BACKENDS if b != "memory"))
 
-    def bake(backend: str) -> Bake:
-        return bake_and_check(f"example-app-{framework}-{backend}", PARITY_EXAMPLE,
-                              tmp_path / backend, mypy_cache / backend, framework=framework,
-                              backend=backend,
-                              modules=() if backend == "memory" else BEHAVIOURAL_MODULES,
-                              # The stores' own code is type-checked in the examples and
-                              # shapes that have it; the rest is the memory bake's.
-                              typecheck=backend == "memory")
+def missing_results(request: pytest.FixtureRequest, needed: dict[str, str]) -> list[str]:
+    """The names in ``needed`` (name -> bake test id) whose bake test is not in this run (left
+    out by -k, a node id, ...): without it, no result to compare."""
+    selected = {item.callspec.params["plan_id"] for item in request.session.items
+                if isinstance(item, pytest.Function)
+                and item.originalname == "test_bake_and_its_suite_pass"}
+    return [name for name, plan_id in needed.items() if plan_id not in selected]
 
-    # Three at once: with the other xdist workers' bakes, more would starve the suites' own
-    # time limits on two cores.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        bakes = dict(zip(stores, pool.map(bake, stores), strict=True))
-    for backend, done in bakes.items():
-        print(f"{framework}/{backend}: {done.generated_summary} "
-              + " ".join(f"{k}={v:.1f}s" for k, v in done.timings.items()))
-    record_property("spec_shape", f"example-app ({framework}, 4 stores)")
-    record_property("timings", {b: round(done.timings.get("generated suite", 0), 1)
-                                for b, done in bakes.items()})
-    failed = [done for done in bakes.values() if done.problems]
+
+def parity_bakes(request: pytest.FixtureRequest, needed: dict[str, str], what: str,
+                 run_folder: Path, tmp_path: Path, mypy_cache: Path) -> dict[str, Bake]:
+    """The bakes ``needed`` for ``what``, each of them run and passed; fails naming the ones
+    that are missing from this run or failed."""
+    missing = missing_results(request, needed)
+    if missing:
+        tests = ", ".join(f"test_bake_and_its_suite_pass[{needed[name]}]" for name in missing)
+        pytest.fail(f"{what}: no result from {', '.join(missing)}: not in this run: {tests} "
+                    "(select them too, e.g. -k parity, or run the whole suite)", pytrace=False)
+    bakes = {name: shared_bake(PLANS[plan_id], run_folder, tmp_path / plan_id, mypy_cache)
+             for name, plan_id in needed.items()}
+    failed = [f"{name} (test_bake_and_its_suite_pass[{needed[name]}])"
+              for name, bake in bakes.items() if bake.problems]
     if failed:
-        _assert_bake_passed(failed[0], f"{len(failed)} of {len(bakes)} stores failed",
-                            record_property)
+        pytest.fail(f"{what}: no result from {', '.join(failed)}: its bake failed",
+                    pytrace=False)
+    return bakes
 
+
+@pytest.mark.compares_bakes
+@pytest.mark.parametrize("framework", FRAMEWORKS,
+                         ids=lambda framework: f"{framework}-{'-'.join(PARITY_STORES)}")
+def test_store_parity(framework: str, request: pytest.FixtureRequest, run_folder: Path,
+                      tmp_path: Path, mypy_cache: Path) -> None:
+    """examples/app.yaml in ``framework`` with every store: the behavioural modules (web flow,
+    store faults, two instances under their production servers) pass with the same test ids
+    as with memory; and with redis and sql, the outage tests that memory skips did run."""
+    needed = {backend: parity_id(framework, backend) for backend in PARITY_STORES}
+    bakes = parity_bakes(request, needed, f"store parity in {framework}", run_folder,
+                         tmp_path, mypy_cache)
     behavioural = set(BEHAVIOURAL_MODULES)
-    reference = _passed(bakes["memory"], behavioural)
+    reference = passed_in(bakes["memory"].outcomes, behavioural)
     assert {t.split("::")[0] for t in reference} == behavioural, sorted(reference)[:5]
-    # Only a network store can go away and come back (tests/test_instances.py): such tests
-    # skip with memory and filesystem, and are the only ones allowed to pass beyond them.
+    differences = store_differences({b: bake.outcomes for b, bake in bakes.items()},
+                                    behavioural)
+    assert not differences, f"{framework}: behavioural tests that differ from memory: " \
+                            f"{differences}"
     skipped = {test for test, outcome in bakes["memory"].outcomes.items()
                if outcome == "skipped"}
-    by_store = {backend: {"missing": sorted(reference - ids),
-                          "extra": sorted(ids - reference - skipped)}
-                for backend, done in bakes.items()
-                if (ids := _passed(done, behavioural)) - skipped != reference}
-    assert not by_store, f"{framework}: behavioural tests that differ from memory: {by_store}"
     for backend in ("redis", "sql"):  # the outage tests did run there
-        assert skipped & _passed(bakes[backend], behavioural), backend
+        assert skipped & passed_in(bakes[backend].outcomes, behavioural), backend
 
+
+@pytest.mark.compares_bakes
+@pytest.mark.parametrize("frameworks", [FRAMEWORKS], ids="-".join)
+def test_framework_parity(frameworks: tuple[str, ...], request: pytest.FixtureRequest,
+                          run_folder: Path, tmp_path: Path, mypy_cache: Path) -> None:
+    """examples/app.yaml with memory in every framework: the same tests of the modules shared
+    by every framework (the behavioural suite, the real-browser test, ...) pass in each.
+    Fails, naming them, when a framework's bake is not in this run or failed."""
+    needed = {framework: parity_id(framework, "memory") for framework in frameworks}
+    bakes = parity_bakes(request, needed, "framework parity", run_folder, tmp_path,
+                         mypy_cache)
     shared = shared_test_modules()
-    mine = _passed(bakes["memory"], shared)
-    assert "tests/test_web_flow.py" in {test.split("::")[0] for test in mine}
-    folder = _parity_folder()
-    (folder / f"{framework}.json").write_text(json.dumps(sorted(mine)))
-    recorded = {fw: set(json.loads((folder / f"{fw}.json").read_text()))
-                for fw in FRAMEWORKS if (folder / f"{fw}.json").exists()}
-    if len(recorded) == len(FRAMEWORKS):  # the last one to finish compares
-        everywhere = set.intersection(*recorded.values())
-        differences = {fw: sorted(ids - everywhere) for fw, ids in recorded.items()}
-        assert not any(differences.values()), f"passed in some frameworks only: {differences}"
+    passed = {framework: passed_in(bake.outcomes, shared) for framework, bake in bakes.items()}
+    for framework, ids in passed.items():
+        assert "tests/test_web_flow.py" in {test.split("::")[0] for test in ids}, framework
+    differences = framework_differences(passed)
+    assert not differences, f"passed in some frameworks only: {differences}"
 
 
-@pytest.mark.parametrize("shape_id", sorted(SHAPES))
-def test_spec_shape_bakes_and_its_suite_passes(shape_id: str, tmp_path: Path, mypy_cache: Path,
-                                               record_property: Any) -> None:
-    shape = SHAPES[shape_id]
-    bake = bake_and_check(shape.id, shape.spec, tmp_path, mypy_cache, whole_suite=False)
-    _assert_bake_passed(bake, shape.about, record_property)
+def test_the_parity_comparisons_name_what_differs() -> None:
+    """The comparison logic alone, on made-up outcomes."""
+    same = {"tests/test_web_flow.py::a", "tests/test_web_flow.py::b"}
+    assert framework_differences({"flask": same, "django": set(same)}) == {}
+    assert framework_differences({"flask": same, "django": {"tests/test_web_flow.py::a"}}) \
+        == {"flask": ["tests/test_web_flow.py::b"]}
+    modules = {"tests/test_web_flow.py", "tests/test_instances.py"}
+    memory = {"tests/test_web_flow.py::a": "passed", "tests/test_instances.py::outage": "skipped",
+              "tests/test_other.py::x": "passed"}
+    redis = {"tests/test_web_flow.py::a": "passed", "tests/test_instances.py::outage": "passed"}
+    assert store_differences({"memory": memory, "redis": redis}, modules) == {}
+    broken = {"tests/test_instances.py::outage": "passed", "tests/test_web_flow.py::c": "passed",
+              "tests/test_web_flow.py::a": "failed"}
+    assert store_differences({"memory": memory, "sql": broken}, modules) == {
+        "sql": {"missing": ["tests/test_web_flow.py::a"], "extra": ["tests/test_web_flow.py::c"]}}
 
 
 @pytest.mark.parametrize("lane", range(RANDOM_LANES))
