@@ -71,25 +71,40 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / "throughput"
 SPEC = ROOT / "examples" / "app.yaml"
-VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi", "redis", "redis-nol1",
-            "sql")
+VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi", "django-fs", "fastapi-fs",
+            "redis", "redis-nol1", "sql", "sql-mariadb", "sql-sqlite")
 DEFAULT_VARIANTS = ("memory", "filesystem", "identity", "django", "fastapi")
 # memory, django, fastapi: the memory backend, whose store lives in one process
 WORKERS = {"memory": 1, "filesystem": 2, "identity": 2, "django": 1, "fastapi": 1,
-           "redis": 2, "redis-nol1": 2, "sql": 2}
-FRAMEWORKS = ("django", "fastapi")  # variants that are the spec baked with another framework
+           "django-fs": 2, "fastapi-fs": 1, "redis": 2, "redis-nol1": 2, "sql": 2,
+           "sql-mariadb": 2, "sql-sqlite": 2}
+# Variants that are the spec baked with another framework: that framework, and the backend.
+FRAMEWORK_VARIANTS = {"django": ("django", "memory"), "fastapi": ("fastapi", "memory"),
+                      "django-fs": ("django", "filesystem"),
+                      "fastapi-fs": ("fastapi", "filesystem")}
+FRAMEWORKS = tuple(FRAMEWORK_VARIANTS)
 # Variants that are the spec baked with another `cache: backend:` (a shared store): the backend
 # and the settings the variant adds.
 STORE_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "redis": ("redis", {}),
     "redis-nol1": ("redis", {"TOKEN_CACHE_L1": "false"}),
     "sql": ("sql", {}),
+    "sql-mariadb": ("sql", {}),
+    "sql-sqlite": ("sql", {}),
 }
+# The database each sql variant runs on (PostgreSQL: a schema per variant; MariaDB: a database
+# per variant; SQLite: a file per variant).
+SQL_KIND = {"sql": "postgresql", "sql-mariadb": "mariadb", "sql-sqlite": "sqlite"}
+# Measure 2's floors: the page written by hand in each framework (benchmarks/throughput/hand_*).
+HAND_FLOORS = {"flask": "hand_flask:create_app()", "django": "hand_django:application",
+               "fastapi": "hand_fastapi:create_app"}
 REDIS_URL = os.environ.get("MSAL_WEBAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("MSAL_WEBAPP_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("MSAL_WEBAPP_TEST_MARIADB_URL",
+                             "mysql+pymysql://root@127.0.0.1:3306/test")
 PROFILED_PAGES = 400  # in-process page requests under cProfile, per store variant
-SERVER = {"fastapi": "uvicorn"}  # the others: gunicorn gthread
+SERVER = {"fastapi": "uvicorn", "fastapi-fs": "uvicorn"}  # the others: gunicorn gthread
 MAIN_TOKEN_LIFETIME = 7 * 24 * 3600  # access tokens outlive any run of this script
 MSAL_EXPIRY_MARGIN = 300  # MSAL treats a token expiring within 5 minutes as expired
 REAL_TOKEN_LIFETIME = 3600  # what Entra issues by default (60-90 minutes)
@@ -118,7 +133,8 @@ def prepare(args: argparse.Namespace) -> None:
         # The other frameworks' apps: the same spec with another `framework:`. Only their
         # dependencies are installed; each server finds its package first on PYTHONPATH.
         extra: list[str] = []
-        for framework in (v for v in args.variants if v in FRAMEWORKS):
+        for framework in sorted({FRAMEWORK_VARIANTS[v][0] for v in args.variants
+                                 if v in FRAMEWORKS}):
             baked = bake_with(cli, work, framework, r"(?m)^framework:.*$",
                               f"framework: {framework}") / context["project_slug"]
             extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
@@ -132,7 +148,7 @@ def prepare(args: argparse.Namespace) -> None:
             extra += tomllib.loads((baked / "pyproject.toml").read_text())["project"][
                 "dependencies"]
             if backend == "sql":
-                extra.append("psycopg[binary]>=3.1")
+                extra += ["psycopg[binary]>=3.1", "pymysql>=1.1"]
         venv = Path(args.venv).resolve() if args.venv else work / "venv"
         if not (venv / "bin" / "python").exists():
             print(f"creating a virtual environment in {venv}", flush=True)
@@ -211,10 +227,13 @@ class StoreNamespaces:
     (`bench_<hex>`), removed by `clean` at the end, also on failure and Ctrl-C: every key under
     the tag and every schema named after it, whichever process (a micro child) made them."""
 
-    def __init__(self, tag: str, redis_url: str, postgres_url: str) -> None:
+    def __init__(self, tag: str, redis_url: str, postgres_url: str,
+                 mariadb_url: str = MARIADB_URL) -> None:
         self.tag = tag
         self.redis_url = redis_url
         self.postgres_url = postgres_url
+        self.mariadb_url = mariadb_url
+        self.mariadb_used = False
 
     def prefix(self, name: str) -> str:
         """A TOKEN_CACHE_PREFIX under the tag: the app's keys are `<prefix>:...`."""
@@ -231,17 +250,18 @@ class StoreNamespaces:
         finally:
             client.close()
 
-    def _admin(self, *statements: str) -> list[Any]:
+    def _admin(self, *statements: str, url: str | None = None) -> list[Any]:
         import sqlalchemy as sa
 
-        engine = sa.create_engine(self.postgres_url, isolation_level="AUTOCOMMIT",
+        url = url or self.postgres_url
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT",
                                   connect_args={"connect_timeout": 3})
         try:
             with engine.connect() as connection:
                 return [connection.execute(sa.text(s)).all() if s.startswith("SELECT")
                         else connection.execute(sa.text(s)) for s in statements]
         except sa.exc.SQLAlchemyError as exc:
-            raise BenchmarkError(f"PostgreSQL at {self.postgres_url}: {exc}") from exc
+            raise BenchmarkError(f"the database at {url}: {exc}") from exc
         finally:
             engine.dispose()
 
@@ -254,6 +274,18 @@ class StoreNamespaces:
         self._admin(f"CREATE SCHEMA {schema}")
         url = sa.make_url(self.postgres_url).update_query_dict(
             {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        migrate(url)
+        return url
+
+    def create_database(self, name: str, migrate: Callable[[str], None]) -> str:
+        """A new MariaDB database `<tag>_<name>`, its tables made by `migrate(url)`; its URL."""
+        import sqlalchemy as sa
+
+        database = f"{self.tag}_{re.sub(r'[^a-z0-9_]', '_', name)}"
+        self.mariadb_used = True
+        self._admin(f"CREATE DATABASE {database}", url=self.mariadb_url)
+        url = sa.make_url(self.mariadb_url).set(database=database).render_as_string(
+            hide_password=False)
         migrate(url)
         return url
 
@@ -285,6 +317,16 @@ class StoreNamespaces:
                 removed.append(f"{len(rows)} PostgreSQL schemas")
             except Exception as exc:  # noqa: BLE001 - report it
                 failed.append(f"PostgreSQL schemas {self.tag}_*: {exc}")
+        if self.mariadb_used:
+            try:
+                (rows,) = self._admin("SELECT schema_name FROM information_schema.schemata "
+                                      f"WHERE schema_name LIKE '{self.tag}\\_%'",
+                                      url=self.mariadb_url)
+                for (database,) in rows:
+                    self._admin(f"DROP DATABASE {database}", url=self.mariadb_url)
+                removed.append(f"{len(rows)} MariaDB databases")
+            except Exception as exc:  # noqa: BLE001 - report it
+                failed.append(f"MariaDB databases {self.tag}_*: {exc}")
         return removed, failed
 
 
@@ -402,13 +444,15 @@ class Bench:
         self.marker = args.marker or "bench-" + secrets.token_hex(8)
         self.servers: list[Server] = []
         self.stores = StoreNamespaces(self.marker.replace("-", "_"), args.redis_url,
-                                      args.postgres_url)
+                                      args.postgres_url, args.mariadb_url)
         self.sql_urls: dict[str, str] = {}  # variant: its schema's URL
         self.store_pids: dict[str, int | None] = {}  # backend: its server's process
         backends = {STORE_VARIANTS[v][0] for v in args.variants if v in STORE_VARIANTS}
         if args.micro_child:
             backends.add(STORE_VARIANTS[args.micro_child][0])
-        self.redis_used, self.postgres_used = "redis" in backends, "sql" in backends
+        self.redis_used = "redis" in backends
+        self.postgres_used = any(SQL_KIND.get(v) == "postgresql"
+                                 for v in [*args.variants, args.micro_child])
 
     def store_project(self, variant: str) -> Path:
         """The project a store variant runs: the spec baked with its backend."""
@@ -427,12 +471,23 @@ class Bench:
         if done.returncode != 0:
             raise BenchmarkError(f"the sql upgrade command failed:\n{done.stdout}{done.stderr}")
 
+    def new_sql_url(self, variant: str, name: str) -> str:
+        """A migrated, empty database for sql variant `variant`, named after `name`."""
+        kind = SQL_KIND[variant]
+        if kind == "postgresql":
+            return self.stores.create_schema(name, lambda url: self.migrate(url, variant))
+        if kind == "mariadb":
+            return self.stores.create_database(name, lambda url: self.migrate(url, variant))
+        url = f"sqlite:///{self.work / (name + '.sqlite3')}"
+        self.migrate(url, variant)
+        return url
+
     def store_pid(self, variant: str) -> int | None:
         """The process of the store server a store variant uses, if it runs on this machine
         (Redis: the server; PostgreSQL: the postmaster, whose children are the backends); its
         CPU time is the store's cost per request (shared with anyone else using it)."""
-        if variant not in STORE_VARIANTS:
-            return None
+        if variant not in STORE_VARIANTS or SQL_KIND.get(variant, "postgresql") != "postgresql":
+            return None  # MariaDB's and SQLite's CPU is not followed
         backend = STORE_VARIANTS[variant][0]
         if backend not in self.store_pids:
             self.store_pids[backend] = None
@@ -470,8 +525,7 @@ class Bench:
             env["TOKEN_CACHE_REDIS_URL"] = self.stores.redis_url
         else:
             if variant not in self.sql_urls:
-                self.sql_urls[variant] = self.args.sql_url or self.stores.create_schema(
-                    variant, self.migrate)
+                self.sql_urls[variant] = self.args.sql_url or self.new_sql_url(variant, variant)
             env["TOKEN_CACHE_SQL_URL"] = self.sql_urls[variant]
         return env
 
@@ -575,6 +629,20 @@ class Bench:
             f"API_{self.api_name.upper()}_BASE_URL": self.api_url,
         }
 
+    def hand_env(self, variant: str, name: str) -> dict[str, str]:
+        """The settings of a hand-written floor (benchmarks/throughput/hand_common.py): the
+        app's API URL, the fixed token, and for a shared store the read it makes."""
+        env = {"BENCH_API_URL": self.api_url, "BENCH_FIXED_TOKEN": self.fixed_token,
+               "BENCH_USER_NAME": self.users[0].name,
+               "BENCH_SESSION_BYTES": str(self.args.session_bytes)}
+        if variant in STORE_VARIANTS:
+            store = self.store_env(variant, name)
+            backend = STORE_VARIANTS[variant][0]
+            env.update(BENCH_STORE=backend, BENCH_STORE_KEY=f"{store['TOKEN_CACHE_PREFIX']}:hand",
+                       BENCH_STORE_URL=store.get("TOKEN_CACHE_REDIS_URL")
+                       or store["TOKEN_CACHE_SQL_URL"])
+        return env
+
     def start_server(self, variant: str, floor: bool) -> Server:
         if variant in FRAMEWORKS:
             return self.start_framework_server(variant, floor)
@@ -600,6 +668,10 @@ class Bench:
             if floor:
                 env.update(BENCH_FLOOR="1", BENCH_FIXED_TOKEN=self.fixed_token,
                            BENCH_USER_NAME=self.users[0].name)
+        elif floor and self.args.floor == "hand":
+            page = f"/api/{self.api_name}"
+            spec = HAND_FLOORS["flask"]
+            env.update(self.hand_env(variant, name))
         else:
             page = f"/api/{self.api_name}"
             spec = f"{self.package}.app:create_app()"
@@ -636,7 +708,9 @@ class Bench:
         Django under gunicorn gthread with its gunicorn.conf.py, the same options as the Flask
         servers; FastAPI under one uvicorn process (`--factory`, `--no-proxy-headers`). The
         floor is the same app through benchmarks/throughput/<variant>_floor.py."""
-        project = self.work / f"bake-{variant}" / self.project.name
+        framework, backend = FRAMEWORK_VARIANTS[variant]
+        hand = floor and self.args.floor == "hand"
+        project = self.work / f"bake-{framework}" / self.project.name
         name = f"{variant}-floor" if floor else variant
         folder = self.work / name
         folder.mkdir()
@@ -646,11 +720,13 @@ class Bench:
                if key not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
         # The baked package first (the Flask one is installed in the venv under the same name).
         env["PYTHONPATH"] = f"{HELPERS}{os.pathsep}{project}"
-        if floor:
+        if hand:
+            env.update(self.hand_env(variant, name))
+        elif floor:
             env.update(BENCH_PACKAGE=self.package, BENCH_FIXED_TOKEN=self.fixed_token,
                        BENCH_PAGE=page)
         log = folder / "server.log"
-        if variant == "django":
+        if framework == "django":
             sock = _listening_socket()
             port = sock.getsockname()[1]
             env.update(DJANGO_SETTINGS_MODULE=f"{self.package}.settings",
@@ -666,14 +742,16 @@ class Bench:
         app_url = f"http://localhost:{port}"
         self.standin.register_client(client_id, secret,
                                      [app_url + self.defaults.redirect_path, app_url + "/"])
-        env.update(self.app_env("memory", app_url, client_id, secret, folder))
-        if variant == "django":
+        env.update(self.app_env(backend, app_url, client_id, secret, folder))
+        if framework == "django" and not hand:
             done = subprocess.run([str(self.venv / "bin" / "python"),
                                    str(project / "manage.py"), "migrate", "--noinput"],
                                   env=env, cwd=folder, capture_output=True, text=True)
             if done.returncode != 0:
                 raise BenchmarkError(f"manage.py migrate failed:\n{done.stdout}{done.stderr}")
+        if framework == "django":
             spec = "django_floor:application" if floor else f"{self.package}.wsgi:application"
+            spec = HAND_FLOORS["django"] if hand else spec
             argv = [str(self.venv / "bin" / "gunicorn"), "--bind", f"fd://{sock.fileno()}",
                     "--worker-class", "gthread", "--workers", str(WORKERS[variant]),
                     "--threads", str(self.args.threads), "--log-level", "warning",
@@ -683,6 +761,7 @@ class Bench:
             sock.close()
         else:
             spec = "fastapi_floor:create_app" if floor else f"{self.package}.app:create_app"
+            spec = HAND_FLOORS["fastapi"] if hand else spec
             argv = [str(self.venv / "bin" / "uvicorn"), "--factory", spec,
                     "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers",
                     "--log-level", "warning"]
@@ -792,7 +871,8 @@ class Bench:
             for floor in (True, False):
                 server = self.start_server(variant, floor)
                 self.servers.append(server)
-                if not (floor and variant == "identity"):  # that floor has no sign-in at all
+                # Those floors have no sign-in at all.
+                if not (floor and (variant == "identity" or self.args.floor == "hand")):
                     server.cookie = self.sign_in(server, self.users[0].username)
                 self.check_page(server)
                 how = ("uvicorn, 1 process" if SERVER.get(variant) == "uvicorn" else
@@ -924,7 +1004,7 @@ class Bench:
         if self.args.profile_dir:
             argv += ["--profile-dir", str(Path(self.args.profile_dir).resolve())]
         if STORE_VARIANTS[variant][0] == "sql":
-            argv += ["--sql-url", self.stores.create_schema(f"micro_{variant}", self.migrate)]
+            argv += ["--sql-url", self.new_sql_url(variant, f"micro_{variant}")]
         log = self.work / f"micro-child-{variant}.log"
         env = {**os.environ, "PYTHONPATH": str(self.store_project(variant))}
         proc = self.processes.start(argv, env=env, cwd=self.work, log=log)
@@ -1472,6 +1552,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the Redis of the redis variants (a key prefix per server)")
     parser.add_argument("--postgres-url", default=POSTGRES_URL,
                         help="the PostgreSQL of the sql variant (a schema per variant)")
+    parser.add_argument("--mariadb-url", default=MARIADB_URL,
+                        help="the MariaDB of the sql-mariadb variant (a database per variant)")
+    parser.add_argument("--floor", choices=("app", "hand"), default="app",
+                        help="app: measure 1, the app minus token acquisition and session "
+                             "store; hand: measure 2, the page written by hand in the same "
+                             "framework and server (benchmarks/throughput/hand_*.py)")
+    parser.add_argument("--session-bytes", type=int, default=1024,
+                        help="the size of the value a hand-written floor reads from a shared "
+                             "store (the app's session entry is about that size)")
     parser.add_argument("--profile-pages", type=int, default=PROFILED_PAGES,
                         help="in-process page requests profiled per backend variant")
     parser.add_argument("--profile-dir", help="also write each variant's profile there "
