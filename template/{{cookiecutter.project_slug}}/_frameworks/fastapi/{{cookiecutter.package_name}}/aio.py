@@ -3,8 +3,11 @@
 The plan, the error pages and the consent round trip are the blocking driver's (core/downstream.py,
 core/flows.py); only the transport differs:
 
-- tokens come from MSAL, which blocks: `acquire_token` runs in a worker thread, never on the
-  event loop;
+- tokens come from MSAL: a cached token that needs no store read that may block (the memory
+  store, or the in-process copy of the account's cache that the session's load found current)
+  comes from MSAL's offline pass on the event loop (its HTTP client refuses every call, so it
+  cannot wait on the network); everything else (a store read, a refresh) runs `acquire_token`
+  in a worker thread;
 - requests go out through one `httpx.AsyncClient` per proxy (usually one, direct), shared by
   every request of the app, with the same trust store, proxies, timeouts and whole-call deadline
   as the blocking session of core/http.py, and no cookie jar.
@@ -109,6 +112,11 @@ class AsyncApis:
         api = self.services.settings.apis[name]
 
         async def acquire(step: NeedToken) -> str:
+            if not step.claims:
+                # A cached token that needs no blocking read: here, without a thread hop.
+                token = self.services.auth.cached_token(user, step.scopes, known=known)
+                if token is not None:
+                    return token
             return await run_sync(partial(self.services.auth.acquire_token, user, step.scopes,
                                           claims=step.claims, known=known))
 
