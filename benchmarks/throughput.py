@@ -29,6 +29,15 @@ process), served as each app's README says (gunicorn gthread with the shipped gu
 uvicorn --factory), each against a floor in its own framework and server
 (benchmarks/throughput/django_floor.py, fastapi_floor.py).
 
+Two measures (docs/benchmarks.md): `--floor app` (the default, measure 1: the app minus token
+acquisition and the session store, as above) and `--floor hand` (measure 2: every variant's
+floor is the page written by hand in the same framework and server, benchmarks/throughput/
+hand_flask.py, hand_django.py, hand_fastapi.py; no sign-in, a fixed token, one pooled HTTP
+client, plus for a shared store the one read it needs: a Redis GET or one prepared SELECT).
+Both are judged by the server processes' CPU per request, floor over app, per round.
+`django-fs` and `fastapi-fs` are those frameworks on the filesystem store; `sql-mariadb` and
+`sql-sqlite` the sql store on MariaDB (a database per run, `--mariadb-url`) and SQLite (a file).
+
 Shared-store variants (not in the default list: they need the servers): `redis`, `redis-nol1`
 (the same with TOKEN_CACHE_L1=false) and `sql` (PostgreSQL): the spec baked with that
 `cache: backend:` (Flask), 2 gunicorn workers, against the floor of the same baked app. Each
