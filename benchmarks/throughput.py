@@ -583,8 +583,10 @@ class Bench:
         """
         last, quiet = self.api_stats(reset=False)["calls"], 0
         deadline = time.monotonic() + 10
-        while quiet < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)  # a poll interval: no new call for 3 polls means drained
+        # No new call for 5 polls (0.5 s) means drained: on a loaded machine a request wrk
+        # left behind can wait a few hundred milliseconds for a worker thread.
+        while quiet < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
             now = self.api_stats(reset=False)["calls"]
             quiet = quiet + 1 if now == last else 0
             last = now

@@ -406,8 +406,23 @@ class _Adapter(HTTPAdapter):
 
     def __init__(self, environment: OutboundEnvironment) -> None:
         self.environment = environment
+        self._ca_is_dir: dict[str, bool] = {}
         # Pool size above the default 10 so concurrent requests do not queue for a connection.
         super().__init__(pool_connections=8, pool_maxsize=32)
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest,
+                                             verify: Any, cert: Any = None) -> Any:
+        # requests asks the file system whether a CA path (`verify`) is a file or a folder on
+        # every call (a stat per call); the answer does not change: asked once per path.
+        if not isinstance(verify, str):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        is_dir = self._ca_is_dir.get(verify)
+        if is_dir is None:
+            is_dir = self._ca_is_dir[verify] = os.path.isdir(verify)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, True, cert)  # verified, as with a path
+        pool_kwargs["ca_cert_dir" if is_dir else "ca_certs"] = verify
+        return host_params, pool_kwargs
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
