@@ -396,7 +396,8 @@ class _NoCookies(RequestsCookieJar):
 _NO_COOKIES = _NoCookies(policy=_RefuseCookies())
 
 
-def _no_cookies() -> RequestsCookieJar:
+def no_cookies() -> RequestsCookieJar:
+    """The jar that never holds a cookie (also for an async client: it is a CookieJar)."""
     return _NO_COOKIES
 
 
@@ -471,7 +472,7 @@ class OutboundSession(requests.Session):
         self.deadline_seconds = deadline_seconds
         # The extra CA (CA_BUNDLE) folded into the default trust store; it wins over verify=.
         self.ca_bundle: str | None = None
-        self.cookies = _no_cookies()
+        self.cookies = no_cookies()
         adapter = _Adapter(environment)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
@@ -488,7 +489,7 @@ class OutboundSession(requests.Session):
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         prepared = super().prepare_request(request)
         # The jar a call's redirects would collect cookies in (and send them on) refuses too.
-        prepared._cookies = _no_cookies()  # type: ignore[attr-defined]
+        prepared._cookies = no_cookies()  # type: ignore[attr-defined]
         return prepared
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,

@@ -18,7 +18,6 @@ core/flows.py); only the transport differs:
 
 from __future__ import annotations
 
-import http.cookiejar
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -34,7 +33,7 @@ from anyio.to_thread import run_sync
 from .core import flows
 from .core.auth import User
 from .core.downstream import ApiRequest, ApiResponse, NeedToken, Plan, call_plan
-from .core.http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT
+from .core.http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT, no_cookies
 from .core.services import Services
 from .core.stores import KnownVersion
 from .core.web import api_succeeded
@@ -57,11 +56,6 @@ async def run_async(plan: Plan, acquire: Callable[[NeedToken], Awaitable[str]],
             return done.value  # type: ignore[no-any-return]
 
 
-def _refuse_cookies() -> http.cookiejar.CookieJar:
-    # One user's Set-Cookie must never go out with another user's call (as in core/http.py).
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
 class AsyncApis:
     """The configured APIs, called by name with httpx; one per app, shared by its requests."""
 
@@ -82,8 +76,9 @@ class AsyncApis:
         proxy = proxies.get(urlsplit(url).scheme.lower()) or proxies.get("all")
         client = self._clients.get(proxy)
         if client is None:
+            # No cookie jar: one user's Set-Cookie must never go out with another's call.
             client = self._clients[proxy] = httpx.AsyncClient(
-                verify=self._tls, proxy=proxy, trust_env=False, cookies=_refuse_cookies(),
+                verify=self._tls, proxy=proxy, trust_env=False, cookies=no_cookies(),
                 follow_redirects=False,
                 timeout=httpx.Timeout(DEFAULT_TIMEOUT[1], connect=CONNECT_TIMEOUT_SECONDS))
         return client
