@@ -91,8 +91,9 @@ def _cut(sock: socket.socket) -> None:
 class _Watchdog:
     """One daemon thread that cuts the sockets of calls past their deadline.
 
-    Calls that finish in time stay in the heap until their deadline (removing them would cost
-    more than skipping them); the heap holds at most the calls of the last deadline period.
+    Calls that finish in time stay in the heap until the thread next wakes (removing them at
+    once would cost more than skipping them); the heap holds at most the calls of the last
+    deadline period.
     """
 
     def __init__(self) -> None:
@@ -129,7 +130,10 @@ class _Watchdog:
         with self._lock:
             while True:
                 now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
+                # Past their deadline, or finished (whatever their deadline): then the thread
+                # sleeps until the earliest deadline of a call still running, instead of
+                # waking for each finished call's deadline (20 times a second under load).
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
                     call = heapq.heappop(self._heap)[2]
                     if not call.done:
                         call.expired = True
