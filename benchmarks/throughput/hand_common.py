@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TABLE = "bench_hand_sessions"
@@ -85,24 +86,24 @@ def _sql_read(url: str, key: str, value: str) -> Callable[[], None]:
 
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    connect: Callable[[], object]
+    connect: Callable[[], Any]
     if backend == "postgresql":
         import psycopg
 
-        options = parsed.query.get("options")
+        options: Any = parsed.query.get("options")
 
-        def connect() -> object:
+        def connect() -> Any:
             return psycopg.connect(host=parsed.host, port=parsed.port or 5432,
                                    user=parsed.username, password=parsed.password,
                                    dbname=parsed.database, autocommit=True,
                                    **({"options": options} if options else {}))
 
         select = f"SELECT value FROM {TABLE} WHERE id = %s"
-        prepare = {"prepare": True}
+        prepare: dict[str, Any] = {"prepare": True}
     elif backend in ("mysql", "mariadb"):
         import pymysql
 
-        def connect() -> object:
+        def connect() -> Any:
             return pymysql.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 3306,
                                    user=parsed.username, password=parsed.password or "",
                                    database=parsed.database, autocommit=True)
@@ -112,7 +113,7 @@ def _sql_read(url: str, key: str, value: str) -> Callable[[], None]:
     elif backend == "sqlite":
         import sqlite3
 
-        def connect() -> object:
+        def connect() -> Any:
             connection = sqlite3.connect(parsed.database or ":memory:", isolation_level=None,
                                          check_same_thread=False)
             return connection
@@ -123,13 +124,13 @@ def _sql_read(url: str, key: str, value: str) -> Callable[[], None]:
         raise ValueError(f"BENCH_STORE_URL: no floor for {backend}")
 
     setup = connect()
-    cursor = setup.cursor()  # type: ignore[attr-defined]
+    cursor = setup.cursor()
     cursor.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id VARCHAR(64) PRIMARY KEY, "
                    "value TEXT NOT NULL)")
     cursor.execute(f"DELETE FROM {TABLE} WHERE id = {_placeholder(backend)}", (key,))
     cursor.execute(f"INSERT INTO {TABLE} (id, value) VALUES ({_placeholder(backend)}, "
                    f"{_placeholder(backend)})", (key, value))
-    setup.close()  # type: ignore[attr-defined]
+    setup.close()
     local = threading.local()
 
     def read() -> None:
