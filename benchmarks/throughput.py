@@ -368,6 +368,28 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
+def worker_cpu(root: int) -> dict[int, float]:
+    """CPU seconds of each process that serves requests: `root`'s children (gunicorn's
+    workers), or `root` itself when it has none (uvicorn)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    own = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        if int(fields[1]) == root:
+            found[int(entry)] = cpu
+        elif int(entry) == root:
+            own = cpu
+    return found or {root: own}
+
+
 # ============================================================================ results
 @dataclass
 class WrkResult:
@@ -911,10 +933,23 @@ class Bench:
                          api_calls=raw["requests"], api_cpu=api1 - api0)
 
     def warm_up(self) -> None:
+        """wrk on each server until every one of its processes (each gunicorn worker; the one
+        uvicorn process) has served pages: wrk's connections are kept alive, and one worker
+        may accept them all while another stays cold."""
         self.grants_before_load = sum(self.standin.token_grants.values())
         for server in self.servers:
-            self.wrk(server, self.args.warmup)
-            self.check_page(server, frozen=server.floor and server.variant != "identity")
+            for attempt in range(6):
+                before = worker_cpu(server.proc.pid)
+                self.wrk(server, self.args.warmup)
+                after = worker_cpu(server.proc.pid)
+                cold = [pid for pid, cpu in after.items() if cpu - before.get(pid, 0.0) < 0.05]
+                if not cold:
+                    break
+                if attempt == 5:
+                    raise BenchmarkError(f"{server.name}: workers {cold} served no page in "
+                                         f"{attempt + 1} warm-ups")
+            self.check_page(server, frozen=(server.floor and server.variant != "identity"
+                                            and self.args.floor == "app"))
 
     def rounds(self) -> None:
         """Each round measures every variant next to its floor, A-B-B-A in halves of
