@@ -347,8 +347,8 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
-def cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process and its live descendants (gunicorn's workers)."""
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """Every process: its parent and its user + system CPU seconds, from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, float]] = {}
     for entry in os.listdir("/proc"):
@@ -360,6 +360,12 @@ def cpu_seconds(root: int) -> float:
             continue
         fields = raw[raw.rindex(")") + 2:].split()
         stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return stats
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and its live descendants (gunicorn's workers)."""
+    stats = _proc_stats()
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
@@ -371,23 +377,9 @@ def cpu_seconds(root: int) -> float:
 def worker_cpu(root: int) -> dict[int, float]:
     """CPU seconds of each process that serves requests: `root`'s children (gunicorn's
     workers), or `root` itself when it has none (uvicorn)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    found: dict[int, float] = {}
-    own = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        cpu = (int(fields[11]) + int(fields[12])) / ticks
-        if int(fields[1]) == root:
-            found[int(entry)] = cpu
-        elif int(entry) == root:
-            own = cpu
-    return found or {root: own}
+    stats = _proc_stats()
+    found = {pid: cpu for pid, (parent, cpu) in stats.items() if parent == root}
+    return found or {root: stats.get(root, (0, 0.0))[1]}
 
 
 # ============================================================================ results
