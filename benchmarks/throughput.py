@@ -1168,6 +1168,8 @@ class Bench:
             finally:
                 raw.close()
                 client.close()
+        if SQL_KIND[variant] != "postgresql":
+            return {}  # measured for PostgreSQL only
         import psycopg
         import sqlalchemy as sa
 
