@@ -48,6 +48,8 @@ class FrozenCore:
 
         # Instance attributes shadow the methods for every caller holding these objects.
         services.auth.acquire_token = self.fixed_token = fixed_token
+        # An async adapter asks for a cached token on its event loop first.
+        services.auth.cached_token = fixed_token
         services.sessions.load = self.load = load
         services.sessions.save = save
 

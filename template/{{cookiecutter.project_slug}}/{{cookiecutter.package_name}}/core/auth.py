@@ -169,9 +169,7 @@ class AuthService:
         self._granted_lock = threading.Lock()  # cachetools caches are not thread-safe
         # The offline pass's clients, one per account (see `_acquire_offline`).
         self._offline_http = OfflineHttp()
-        self._offline_clients: cachetools.LRUCache[
-            str, tuple[msal.SerializableTokenCache, msal.ConfidentialClientApplication,
-                       dict[str, Any]]] = (
+        self._offline_clients: cachetools.LRUCache[str, _Offline] = (
             cachetools.LRUCache(maxsize=PARSED_COPIES))
         self._offline_lock = threading.Lock()
 
@@ -423,8 +421,18 @@ class AuthService:
         except DISCOVERY_FAILURES as exc:
             raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
 
-    def _acquire_offline(self, user: User, scopes: Sequence[str],
-                         known: KnownVersion | None) -> str | None:
+    def cached_token(self, user: User, scopes: Sequence[str], *,
+                     known: KnownVersion | None = None) -> str | None:
+        """`acquire_token`'s offline pass alone, when it also needs no store read that may
+        block (see `AccountCaches.peek_ready`): nothing here waits on I/O, so an async adapter
+        may call it on its event loop. None: call `acquire_token` (from a worker thread)."""
+        cache = self.caches.peek_ready(user.home_account_id, known)
+        if cache is None:
+            return None
+        return self._acquire_offline(user, scopes, known, cache)
+
+    def _acquire_offline(self, user: User, scopes: Sequence[str], known: KnownVersion | None,
+                         cache: msal.SerializableTokenCache | None = None) -> str | None:
         """The cached access token if MSAL serves it without any network call, else None.
 
         MSAL has no cache-only mode, so this pass's client has an HTTP client that refuses
@@ -434,27 +442,35 @@ class AuthService:
         more than the rest of a cached silent call. `known`: the version of the account's
         cache as this request already read it (see `AccountCaches.peek`).
         """
-        cache = self.caches.peek(user.home_account_id, known)
+        if cache is None:
+            cache = self.caches.peek(user.home_account_id, known)
         with self._offline_lock:
             kept = self._offline_clients.get(user.home_account_id)
         self._offline_http.begin()
         try:
-            if kept is None or kept[0] is not cache:
+            if kept is None or kept.cache is not cache:
                 # Building runs discovery, refused here too until this process has done it
                 # once the locked way (a new worker process, before its first refresh).
                 client = self.clients.build(cache, http_client=self._offline_http)
                 account = self.account_of(client, user)
                 if account is None:
                     return None  # the locked way says why
-                kept = (cache, client, account)
+                kept = _Offline(cache, client, account)
                 with self._offline_lock:
                     self._offline_clients[user.home_account_id] = kept
-            result = self._acquire_silent(kept[1], cache, user, scopes, None, kept[2])
+            wanted = tuple(scopes)
+            now = time.time()  # MSAL's clock
+            served = kept.served.get(wanted)
+            if served is not None and now < served[1]:
+                return served[0]
+            result = self._acquire_silent(kept.client, cache, user, scopes, None, kept.account)
         except (NetworkNeeded, InteractionRequired):
             return None
         if self._offline_http.refused() or not result or "access_token" not in result:
             return None
-        return str(result["access_token"])
+        token = str(result["access_token"])
+        kept.served[wanted] = (token, _served_until(result, now))
+        return token
 
     @staticmethod
     def account_of(app: msal.ConfidentialClientApplication, user: User
@@ -587,3 +603,31 @@ def _provider_message(response: Mapping[str, str]) -> str:
         return "Sign-in was cancelled or consent was declined."
     description = response.get("error_description", "").split("\n")[0].strip()
     return f"The identity provider refused the sign-in: {description or response['error']}."
+
+
+class _Offline:
+    """The offline pass's state for one account: the in-process copy of its cache, the MSAL
+    client built on it, its account, and the tokens MSAL served from that copy, by scopes."""
+
+    __slots__ = ("cache", "client", "account", "served")
+
+    def __init__(self, cache: msal.SerializableTokenCache,
+                 client: msal.ConfidentialClientApplication, account: dict[str, Any]) -> None:
+        self.cache = cache
+        self.client = client
+        self.account = account
+        # scopes -> (token, until when MSAL would serve the same token from this copy)
+        self.served: dict[tuple[str, ...], tuple[str, float]] = {}
+
+
+def _served_until(result: Mapping[str, Any], now: float) -> float:
+    """Until when MSAL's silent call would answer with the same cached token, from the copy
+    it answered from (which never changes): while the token has more than MSAL's 5 minutes
+    left and is not past its `refresh_on`, with a minute to spare. 0 for an answer that did
+    not come from the cache (it is not reused)."""
+    if result.get("token_source") != "cache":
+        return 0.0
+    until = now + float(result.get("expires_in", 0)) - 300 - 60
+    if "refresh_on" in result:
+        until = min(until, float(result["refresh_on"]) - 60)
+    return until

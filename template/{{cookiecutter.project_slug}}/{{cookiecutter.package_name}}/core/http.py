@@ -91,8 +91,9 @@ def _cut(sock: socket.socket) -> None:
 class _Watchdog:
     """One daemon thread that cuts the sockets of calls past their deadline.
 
-    Calls that finish in time stay in the heap until their deadline (removing them would cost
-    more than skipping them); the heap holds at most the calls of the last deadline period.
+    Calls that finish in time stay in the heap until the thread next wakes (removing them at
+    once would cost more than skipping them); the heap holds at most the calls of the last
+    deadline period.
     """
 
     def __init__(self) -> None:
@@ -129,7 +130,10 @@ class _Watchdog:
         with self._lock:
             while True:
                 now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
+                # Past their deadline, or finished (whatever their deadline): then the thread
+                # sleeps until the earliest deadline of a call still running, instead of
+                # waking for each finished call's deadline (20 times a second under load).
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
                     call = heapq.heappop(self._heap)[2]
                     if not call.done:
                         call.expired = True
@@ -377,8 +381,28 @@ class _RefuseCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _no_cookies() -> RequestsCookieJar:
-    return RequestsCookieJar(policy=_RefuseCookies())
+class _NoCookies(RequestsCookieJar):
+    """A jar that never holds a cookie, so it has nothing to add to a request and nothing to
+    take from a response: both are skipped (the cookie jar's own work, its lock and expiry
+    sweep, was a measurable part of each call). Its policy refuses too, for any other path."""
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# Holds nothing, ever: one for every session and call.
+_NO_COOKIES = _NoCookies(policy=_RefuseCookies())
+
+
+def no_cookies() -> RequestsCookieJar:
+    """The jar that never holds a cookie (also for an async client: it is a CookieJar)."""
+    return _NO_COOKIES
 
 
 class _Adapter(HTTPAdapter):
@@ -437,7 +461,7 @@ class OutboundSession(requests.Session):
         self.deadline_seconds = deadline_seconds
         # The extra CA (CA_BUNDLE) folded into the default trust store; it wins over verify=.
         self.ca_bundle: str | None = None
-        self.cookies = _no_cookies()
+        self.cookies = no_cookies()
         adapter = _Adapter(environment)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
@@ -454,7 +478,7 @@ class OutboundSession(requests.Session):
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         prepared = super().prepare_request(request)
         # The jar a call's redirects would collect cookies in (and send them on) refuses too.
-        prepared._cookies = _no_cookies()  # type: ignore[attr-defined]
+        prepared._cookies = no_cookies()  # type: ignore[attr-defined]
         return prepared
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,

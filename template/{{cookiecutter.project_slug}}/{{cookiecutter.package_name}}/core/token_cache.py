@@ -149,6 +149,22 @@ class AccountCaches:
                 self._copies[key] = (version, cache)
         return cache
 
+    def peek_ready(self, home_account_id: str, known: KnownVersion | None = None
+                   ) -> msal.SerializableTokenCache | None:
+        """What `peek` gives when giving it waits on no I/O, else None: for an async adapter,
+        which may then use it on its event loop. Always with a store that does not block (the
+        memory store); else only the in-process copy, when `known` (the version this request
+        read along with its session) says it is current."""
+        if not self.store.blocking:
+            return self.peek(home_account_id, known)
+        key = self.key(home_account_id)
+        if not self.l1 or known is None or known.version is None or not known.for_key(
+                key, time.monotonic()):
+            return None
+        with self._copies_guard:
+            copy = self._copies.get(key)
+        return copy[1] if copy is not None and copy[0] == known.version else None
+
     # -- read-modify-write, under the account's lock ------------------------------------------
     @contextlib.contextmanager
     def _lock(self, home_account_id: str) -> Iterator[None]:

@@ -3,8 +3,11 @@
 The plan, the error pages and the consent round trip are the blocking driver's (core/downstream.py,
 core/flows.py); only the transport differs:
 
-- tokens come from MSAL, which blocks: `acquire_token` runs in a worker thread, never on the
-  event loop;
+- tokens come from MSAL: a cached token that needs no store read that may block (the memory
+  store, or the in-process copy of the account's cache that the session's load found current)
+  comes from MSAL's offline pass on the event loop (its HTTP client refuses every call, so it
+  cannot wait on the network); everything else (a store read, a refresh) runs `acquire_token`
+  in a worker thread;
 - requests go out through one `httpx.AsyncClient` per proxy (usually one, direct), shared by
   every request of the app, with the same trust store, proxies, timeouts and whole-call deadline
   as the blocking session of core/http.py, and no cookie jar.
@@ -15,7 +18,6 @@ core/flows.py); only the transport differs:
 
 from __future__ import annotations
 
-import http.cookiejar
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -31,7 +33,7 @@ from anyio.to_thread import run_sync
 from .core import flows
 from .core.auth import User
 from .core.downstream import ApiRequest, ApiResponse, NeedToken, Plan, call_plan
-from .core.http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT
+from .core.http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT, no_cookies
 from .core.services import Services
 from .core.stores import KnownVersion
 from .core.web import api_succeeded
@@ -54,11 +56,6 @@ async def run_async(plan: Plan, acquire: Callable[[NeedToken], Awaitable[str]],
             return done.value  # type: ignore[no-any-return]
 
 
-def _refuse_cookies() -> http.cookiejar.CookieJar:
-    # One user's Set-Cookie must never go out with another user's call (as in core/http.py).
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
 class AsyncApis:
     """The configured APIs, called by name with httpx; one per app, shared by its requests."""
 
@@ -79,8 +76,9 @@ class AsyncApis:
         proxy = proxies.get(urlsplit(url).scheme.lower()) or proxies.get("all")
         client = self._clients.get(proxy)
         if client is None:
+            # No cookie jar: one user's Set-Cookie must never go out with another's call.
             client = self._clients[proxy] = httpx.AsyncClient(
-                verify=self._tls, proxy=proxy, trust_env=False, cookies=_refuse_cookies(),
+                verify=self._tls, proxy=proxy, trust_env=False, cookies=no_cookies(),
                 follow_redirects=False,
                 timeout=httpx.Timeout(DEFAULT_TIMEOUT[1], connect=CONNECT_TIMEOUT_SECONDS))
         return client
@@ -109,6 +107,11 @@ class AsyncApis:
         api = self.services.settings.apis[name]
 
         async def acquire(step: NeedToken) -> str:
+            if not step.claims:
+                # A cached token that needs no blocking read: here, without a thread hop.
+                token = self.services.auth.cached_token(user, step.scopes, known=known)
+                if token is not None:
+                    return token
             return await run_sync(partial(self.services.auth.acquire_token, user, step.scopes,
                                           claims=step.claims, known=known))
 

@@ -46,9 +46,13 @@ class FlaskAdapter:
         return cast(Services, current_app.extensions["msal_webapp"])
 
     def web_request(self, request: Request) -> flows.WebRequest:
-        query = request.query_string.decode("latin-1")
-        return flows.WebRequest(here=request.path + (f"?{query}" if query else ""),
-                                cookies=request.cookies, session=cast(SessionState, session))
+        made: flows.WebRequest | None = g.get("_msal_web_request")
+        if made is None:  # once per request: the guard, the view and the save point ask
+            query = request.query_string.decode("latin-1")
+            made = g._msal_web_request = flows.WebRequest(
+                here=request.path + (f"?{query}" if query else ""), cookies=request.cookies,
+                session=_session())
+        return made
 
     def render(self, request: Request, page: flows.Page) -> Response:
         return Response(render_template(page.template, **page.context), status=page.status)
@@ -121,10 +125,26 @@ def call_api(name: str, path: str = "", **options: Any) -> ApiResponse | Respons
     return result if isinstance(result, ApiResponse) else respond(result)
 
 
+def _session() -> SessionState:
+    """This request's session itself: the core reads it often, not through Flask's proxy."""
+    return cast(SessionState, session._get_current_object())  # type: ignore[attr-defined]
+
+
+def _static(path: str) -> str:
+    """The URL of a static file; the same for every request under the same script root."""
+    urls: dict[tuple[str, str], str] = current_app.extensions.setdefault("msal_static_urls", {})
+    key = (request.script_root, path)
+    url = urls.get(key)
+    if url is None:
+        if len(urls) >= 64:  # bounded, whatever script roots requests come with
+            urls.clear()
+        url = urls[key] = url_for("static", filename=path)
+    return url
+
+
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    return {**flows.template_globals(services(), cast(SessionState, session)),
-            "static": lambda path: url_for("static", filename=path)}
+    return {**flows.template_globals(services(), _session()), "static": _static}
 
 
 @bp.before_app_request
