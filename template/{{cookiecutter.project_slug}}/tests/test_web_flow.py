@@ -454,6 +454,25 @@ def test_second_call_is_served_from_the_cache(app_under_test: AppUnderTest) -> N
     assert len(app.standin.api_calls) == 1
 
 
+def test_a_token_served_from_an_unchanged_cache_is_not_served_past_its_expiry(
+        app_under_test: AppUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages reuse what MSAL served from an account's unchanged cache copy; when time passes
+    the token's expiry and nothing in the store changed, the next page still gets a new token
+    (MSAL's clock and the provider's move on; the app's own clock is not needed for this)."""
+    app = app_under_test
+    browser = app.browser()
+    path = sign_in_api_page(app)
+    visit(app, browser, path, ALICE)
+    for _ in range(2):  # served from the cache, and remembered as served
+        assert browser.get(app.url(path)).status_code == 200
+    app.standin.reset_counts()
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 2 * 3600)  # past any token
+    page = browser.get(app.url(path))
+    assert page.status_code == 200 and ALICE.oid in page.text, page.text
+    assert grants(app, "refresh_token") == 1
+
+
 def test_expired_token_is_refreshed_once_even_under_concurrency(
         app_under_test: AppUnderTest) -> None:
     app = app_under_test
