@@ -7,16 +7,21 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
+from {{ cookiecutter.package_name }}.aio import AsyncApis
+from {{ cookiecutter.package_name }}.core.downstream import ApiRequest
 from {{ cookiecutter.package_name }}.core.stores import StoreError
 
 from devprovider import DEFAULT_USERS
 from tests.app_server import build_app
 from tests.conftest import AppUnderTest
 from tests.conftest import environment_for_settings_tests as valid_env
+from tests.test_http_client import Site
+from tests.test_http_client import http_site as cookie_site  # noqa: F401  (a fixture)
 from tests.test_time_limits import token_path
 from tests.test_web_flow import expire_access_tokens, sign_in, sign_in_api_page
 
@@ -111,3 +116,22 @@ def test_a_held_token_refresh_does_not_hold_other_users(app_under_test: AppUnder
             assert not held.done()
         answer = held.result(timeout=30)  # released: Alice's page completes
     assert answer.status_code == 200 and ALICE.oid in answer.text
+
+
+def test_the_async_api_client_keeps_no_cookies(cookie_site: Site) -> None:  # noqa: F811
+    """The app's one httpx client serves every user: an API's Set-Cookie for one user's call
+    must never go out with another's (as for the blocking session, test_http_client.py)."""
+    _, services = build_app(valid_env())
+
+    async def calls() -> None:
+        apis = AsyncApis(services)
+        try:
+            for path in ("/set-cookie", "/echo", "/set-cookie-and-redirect", "/echo"):
+                await apis.send(ApiRequest("GET", cookie_site.url(path), {}))
+        finally:
+            await apis.aclose()
+
+    anyio.run(calls)
+    assert [path for path, _ in cookie_site.seen] == [
+        "/set-cookie", "/echo", "/set-cookie-and-redirect", "/echo"]  # redirects not followed
+    assert [cookie for _, cookie in cookie_site.seen] == ["", "", "", ""]
