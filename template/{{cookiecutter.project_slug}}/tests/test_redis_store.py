@@ -36,6 +36,7 @@ from {{ cookiecutter.package_name }}.core.stores import (
 from {{ cookiecutter.package_name }}.core.stores.redis import RedisStore
 
 from tests.conftest import AppUnderTest
+from tests.processes import start, stop
 from tests.services import REDIS_URL, RedisNamespace, unique_name
 from tests.test_web_flow import ALICE, sign_in_api_page, visit
 
@@ -561,7 +562,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
     cert.private_key_pem.write_to_path(str(key_file))
     ca.cert_pem.write_to_path(str(ca_file))
     port, password = closed_port(), secrets.token_hex(8)
-    server = subprocess.Popen(
+    server = start(
         [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
          "--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file),
          "--tls-auth-clients", "no", "--requirepass", password, "--save", "",
@@ -574,8 +575,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
             time.sleep(0.02)
         yield port, str(ca_file), password
     finally:
-        server.terminate()
-        server.wait(5)
+        stop(server)
 
 
 def test_tls_with_a_password(tls_server: tuple[int, str, str]) -> None:
