@@ -96,6 +96,7 @@ class Link:
         self.client, self.upstream = client, upstream
         self.fate: str | None = None
         self.mute = False  # the server's answers are dropped
+        self.answered = threading.Event()  # an answer arrived while muted
 
     def reset(self) -> None:
         with contextlib.suppress(OSError):
@@ -154,7 +155,7 @@ class Relay:
                     self.to_server += len(data)
                 link.upstream.sendall(data)
                 if link.fate == "lose":
-                    time.sleep(0.05)  # the server has run it
+                    link.answered.wait(10)  # the server has run it (its answer is dropped)
                     break
         link.reset()
 
@@ -162,6 +163,7 @@ class Relay:
         with contextlib.suppress(OSError):
             while data := link.upstream.recv(65536):
                 if link.mute:
+                    link.answered.set()
                     continue
                 with self._guard:
                     self.to_client += len(data)
@@ -581,7 +583,8 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, str, str]]:
          "--appendonly", "no", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 30  # up in milliseconds, unless the machine is busy
+        while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
                 break
             time.sleep(0.02)
