@@ -81,6 +81,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "100000")
             self.end_headers()
             self._trickle(b"." * 100_000)
+        elif self.path == "/stall-in-headers":
+            # A complete status line and header line, then nothing (the rest never comes).
+            self._stall(b"HTTP/1.1 200 OK\r\nX-Partial: 1\r\n")
+        elif self.path == "/stall-in-body":
+            # A body without a length ends when the connection does.
+            self._stall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of the")
         elif self.path == "/answer-after":
             if not site.stop.wait(ANSWER_AFTER):
                 self._answer(200, b"answered late")
@@ -98,6 +104,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _stall(self, data: bytes) -> None:
+        self.close_connection = True
+        self.wfile.write(data)
+        self.server.site.stop.wait(TRICKLE_FOR)
 
     def _trickle(self, data: bytes) -> None:
         """Send `data` one byte every TRICKLE_EVERY seconds for TRICKLE_FOR seconds, and tell
@@ -202,6 +213,17 @@ def test_a_trickling_answer_is_cut_at_the_deadline(site: Site, session: Outbound
     assert site.dropped.wait(SLACK), "the server never saw the connection dropped"
     # The same session (and pool) answers the next call.
     assert session.get(site.url("/fast")).text == "direct /fast"
+
+
+@pytest.mark.parametrize("path", ["/stall-in-headers", "/stall-in-body"])
+def test_an_answer_cut_where_http_allows_an_end_is_not_taken_as_complete(
+        site: Site, session: OutboundSession, path: str) -> None:
+    """The cut reads as end-of-file: after a complete header line, HTTP parsers take that as the
+    end of the headers, and as the end of a body sent without a length. The call still fails:
+    a truncated answer is never returned as a complete one."""
+    elapsed, error = timed(lambda: session.get(site.url(path), timeout=LONG_TIMEOUT))
+    assert isinstance(error, DeadlineExceeded), repr(error)
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + SLACK
 
 
 def test_every_call_gets_the_whole_deadline(site: Site, session: OutboundSession) -> None:
