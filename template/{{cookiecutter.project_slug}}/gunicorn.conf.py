@@ -10,6 +10,8 @@ Options given on the command line (or in GUNICORN_CMD_ARGS) override the values 
 """
 
 import os
+import signal
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -49,3 +51,22 @@ graceful_timeout = 30
 # gunicorn 25+ opens a control socket shared by every gunicorn of the same user
 # (~/.gunicorn/gunicorn.ctl); this app does not use it. Older versions ignore the setting.
 control_socket_disable = True
+
+
+def post_worker_init(worker: Any) -> None:
+    """SIGINT and SIGQUIT stop a worker the way SIGTERM does, without taking a lock.
+
+    Ctrl-C, SIGINT or SIGQUIT to the master make it send SIGQUIT to each worker (and Ctrl-C in a
+    terminal sends every worker SIGINT as well). gunicorn's threaded worker answers those by
+    shutting its thread pool down from within the signal handler, which takes the pool's lock.
+    Python runs a signal handler on the main thread between two steps of whatever that thread
+    was doing; when that is handing an accepted connection to the same pool (which holds that
+    lock meanwhile), the handler waits forever for a lock its own thread holds: the worker
+    hangs until the master kills it after `graceful_timeout`, or, if the master is killed
+    first, runs on without a parent. SIGTERM's handler only marks the worker as stopping and
+    wakes its main loop (lock-free), which then stops accepting, lets the requests in progress
+    finish (as the quick path also waits for them) and closes idle kept-alive connections
+    within seconds.
+    """
+    for quit_signal in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(quit_signal, worker.handle_exit)

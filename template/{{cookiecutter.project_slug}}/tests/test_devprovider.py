@@ -48,6 +48,7 @@ from tests.devprovider_fixtures import (
     make_http_session,
     pkce_pair,
 )
+from tests.processes import start, stop
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
@@ -1176,9 +1177,9 @@ def test_dev_mode_removes_its_key_folder_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     project = Path(__file__).resolve().parents[1]
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "devprovider", "--port", str(port)],
-                            cwd=project, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = start([sys.executable, "-m", "devprovider", "--port", str(port)],
+                 cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                 text=True)
     try:
         deadline = time.monotonic() + 60
         while True:  # ready when the app answers
@@ -1194,8 +1195,6 @@ def test_dev_mode_removes_its_key_folder_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)  # and nothing it started is left
     assert not folder.exists(), output
     assert f"http://localhost:{port}" in output and "http://127.0.0.1:" in output

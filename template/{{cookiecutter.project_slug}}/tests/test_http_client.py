@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import select
 import socket
 import ssl
 import threading
@@ -25,9 +26,17 @@ from {{ cookiecutter.package_name }}.core.http import (
 )
 
 DEADLINE = 1.0
-MARGIN = 0.6  # scheduling slack on a busy test machine; the watchdog itself adds up to 0.05 s
+# How much later than its deadline a cut call may end on a loaded machine (scheduling delays; the
+# watchdog itself adds up to 0.05 s). What the tests prove is that the call was cut, and long
+# before the server would have finished: every stand-in below keeps going for TRICKLE_FOR
+# seconds or more, far beyond any deadline plus this.
+SLACK = 10.0
 TRICKLE_EVERY = 0.3
-TRICKLE_FOR = 6.0  # then the server gives up: a broken deadline fails the test, not hangs it
+TRICKLE_FOR = 30.0  # then the server gives up: a broken deadline fails the test, not hangs it
+# A caller's own timeouts, longer than any deadline here plus SLACK: if they governed instead
+# of the deadline, the call would last past the bound the tests assert.
+LONG_TIMEOUT = (20.0, 60.0)
+ANSWER_AFTER = 2.5  # /answer-after waits this long, then answers
 
 
 # ------------------------------------------------------------------------------ servers
@@ -37,7 +46,10 @@ class Site:
 
     base_url: str
     seen: list[tuple[str, str]] = field(default_factory=list)  # (path, Cookie header)
+    ports: list[int] = field(default_factory=list)  # each request's client port, in order
     stop: threading.Event = field(default_factory=threading.Event)
+    # Set by a trickling answer when the client hangs up (before the trickle has ended).
+    dropped: threading.Event = field(default_factory=threading.Event)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -60,6 +72,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         site = self.server.site
         site.seen.append((self.path, self.headers.get("Cookie") or ""))
+        site.ports.append(self.client_address[1])
         if self.path == "/trickle-headers":
             # A status line that never ends: one byte at a time, forever.
             self._trickle(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 100_000)
@@ -68,6 +81,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "100000")
             self.end_headers()
             self._trickle(b"." * 100_000)
+        elif self.path == "/stall-in-headers":
+            # A complete status line and header line, then nothing (the rest never comes).
+            self._stall(b"HTTP/1.1 200 OK\r\nX-Partial: 1\r\n")
+        elif self.path == "/stall-in-body":
+            # A body without a length ends when the connection does.
+            self._stall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of the")
+        elif self.path == "/answer-after":
+            if not site.stop.wait(ANSWER_AFTER):
+                self._answer(200, b"answered late")
         elif self.path == "/set-cookie":
             self._answer(200, b"cookie set", [("Set-Cookie", "sid=alice-session; Path=/")])
         elif self.path == "/set-cookie-and-redirect":
@@ -83,11 +105,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _trickle(self, data: bytes) -> None:
+    def _stall(self, data: bytes) -> None:
         self.close_connection = True
+        self.wfile.write(data)
+        self.server.site.stop.wait(TRICKLE_FOR)
+
+    def _trickle(self, data: bytes) -> None:
+        """Send `data` one byte every TRICKLE_EVERY seconds for TRICKLE_FOR seconds, and tell
+        the site if the client hangs up meanwhile."""
+        self.close_connection = True
+        site = self.server.site
         for index in range(int(TRICKLE_FOR / TRICKLE_EVERY)):
-            self.wfile.write(data[index:index + 1])
-            if self.server.site.stop.wait(TRICKLE_EVERY):
+            try:
+                self.wfile.write(data[index:index + 1])
+            except OSError:  # the client has gone (reset)
+                site.dropped.set()
+                return
+            if site.stop.wait(TRICKLE_EVERY):
+                return
+            # The client sends nothing more while it waits for this answer: the connection
+            # becoming readable means its end-of-file (a closed or cut connection).
+            if select.select([self.connection], [], [], 0)[0]:
+                site.dropped.set()
                 return
 
 
@@ -163,31 +202,50 @@ def timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
 def test_a_trickling_answer_is_cut_at_the_deadline(site: Site, session: OutboundSession,
                                                    path: str) -> None:
     """A read timeout restarts with each byte: only an overall deadline stops a server that
-    sends one byte every 0.3 s. The pool is not poisoned by the cut connection."""
+    sends one byte every 0.3 s for 30 s. The call is cut (the server sees the connection
+    dropped), not before its deadline and long before the trickle ends; the pool is not
+    poisoned by the cut connection."""
     session.get(site.url("/fast"))  # the slow call reuses this pooled connection
-    elapsed, error = timed(lambda: session.get(site.url(path)))
+    elapsed, error = timed(lambda: session.get(site.url(path), timeout=LONG_TIMEOUT))
     assert isinstance(error, DeadlineExceeded), repr(error)
     assert isinstance(error, requests.exceptions.Timeout)  # what callers already handle
-    assert DEADLINE - 0.05 <= elapsed < DEADLINE + MARGIN
-    # The same session (and pool) answers the next call at once.
-    elapsed, error = timed(lambda: session.get(site.url("/fast")).raise_for_status())
-    assert error is None and elapsed < 0.5
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + SLACK < TRICKLE_FOR
+    assert site.dropped.wait(SLACK), "the server never saw the connection dropped"
+    # The same session (and pool) answers the next call.
+    assert session.get(site.url("/fast")).text == "direct /fast"
+
+
+@pytest.mark.parametrize("path", ["/stall-in-headers", "/stall-in-body"])
+def test_an_answer_cut_where_http_allows_an_end_is_not_taken_as_complete(
+        site: Site, session: OutboundSession, path: str) -> None:
+    """The cut reads as end-of-file: after a complete header line, HTTP parsers take that as the
+    end of the headers, and as the end of a body sent without a length. The call still fails:
+    a truncated answer is never returned as a complete one."""
+    elapsed, error = timed(lambda: session.get(site.url(path), timeout=LONG_TIMEOUT))
+    assert isinstance(error, DeadlineExceeded), repr(error)
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + SLACK
 
 
 def test_every_call_gets_the_whole_deadline(site: Site, session: OutboundSession) -> None:
     """The deadline is per call, not per session: a cut does not shorten the next call's time,
-    and quick calls on a reused connection are not cut by an earlier call's deadline. (These
-    slow calls open new connections; the test above reuses one.)"""
+    and a call on a reused connection is not cut by the deadline of an earlier call on it.
+    (These slow calls open new connections; the test above reuses one.)"""
     session.deadline_seconds = 0.5
     for _ in range(2):
-        with pytest.raises(DeadlineExceeded):
-            session.get(site.url("/trickle-body"))
-    started = time.monotonic()
-    while time.monotonic() - started < 0.8:  # past the deadline of the first of these calls
-        assert session.get(site.url("/fast")).text == "direct /fast"
+        elapsed, error = timed(lambda: session.get(site.url("/trickle-body")))
+        assert isinstance(error, DeadlineExceeded), repr(error)
+        assert elapsed >= 0.45
+    # A quick call ends well within its deadline, which stays registered with the watchdog; the
+    # next call on the same pooled connection is still waiting for its answer when that
+    # deadline passes, and within its own.
+    session.deadline_seconds = ANSWER_AFTER - 0.5
+    assert session.get(site.url("/fast")).text == "direct /fast"
+    session.deadline_seconds = ANSWER_AFTER + SLACK
+    assert session.get(site.url("/answer-after")).text == "answered late"
+    assert site.ports[-1] == site.ports[-2]  # one connection for both
 
 
-@pytest.mark.parametrize("timeout", [None, 60, (5, 60)])
+@pytest.mark.parametrize("timeout", [None, 60, LONG_TIMEOUT])
 def test_the_caller_s_timeout_does_not_lift_the_deadline(tls_context: ssl.SSLContext,
                                                          session: OutboundSession,
                                                          timeout: float | tuple[float, float] | None
@@ -203,7 +261,7 @@ def test_the_caller_s_timeout_does_not_lift_the_deadline(tls_context: ssl.SSLCon
             url = f"{scheme}://127.0.0.1:{port}/"
             elapsed, error = timed(lambda u=url: session.get(u, timeout=timeout))  # type: ignore[misc]
             assert isinstance(error, DeadlineExceeded), repr(error)
-            assert 0.45 <= elapsed < 0.5 + MARGIN
+            assert 0.45 <= elapsed < 0.5 + SLACK
 
 
 @contextlib.contextmanager
@@ -240,10 +298,11 @@ def slow_relay(target: Site) -> Iterator[str]:
 
 def test_a_trickling_tls_handshake_is_cut_at_the_deadline(tls_context: ssl.SSLContext,
                                                           session: OutboundSession) -> None:
+    """The relay passes on the server's handshake one byte every 0.3 s: it would take minutes."""
     with serve(_Handler, tls_context) as tls_site, slow_relay(tls_site) as relay:
-        elapsed, error = timed(lambda: session.get(relay + "/fast"))
+        elapsed, error = timed(lambda: session.get(relay + "/fast", timeout=LONG_TIMEOUT))
     assert isinstance(error, DeadlineExceeded), repr(error)
-    assert DEADLINE - 0.05 <= elapsed < DEADLINE + MARGIN
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + SLACK
 
 
 def test_no_thread_per_call(http_site: Site, session: OutboundSession) -> None:

@@ -45,6 +45,7 @@ from tests.app_server import PRODUCTION_SERVER, PROJECT, production_server
 from tests.browser import Browser
 from tests.conftest import CLIENT_ID, AppUnderTest, app_environment, page_of
 from tests.devprovider_fixtures import make_http_session
+from tests.processes import start, stop
 from tests.servers import base_url_of, listening_socket
 {% if cookiecutter.cache_backend == "sql" %}
 from tests.services import REDIS_URL, RedisNamespace, SqlDatabase, unique_name
@@ -168,6 +169,9 @@ class Pair:
         for name, output in outputs.items():
             assert "Traceback" not in output, f"instance {name}:\n{output}"
             assert "WORKER TIMEOUT" not in output, f"instance {name}:\n{output}"
+            # A worker that did not stop when told to is killed by the master after its
+            # graceful_timeout: "Worker (pid:...) was sent SIGKILL!".
+            assert "was sent SIGKILL" not in output, f"instance {name}:\n{output}"
 
     def account(self, user: TestUser) -> str:
         return account_id(self.standin, self.settings, user)
@@ -198,7 +202,8 @@ def production_instance(listener: socket.socket, env: dict[str, str], standin: S
     command, server_env = production_server(fd, cert_files)
     log = folder / f"{name}.log"
     with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the server
-        process = subprocess.Popen(
+        # Its own process group: stopped as a whole, with a check that nothing is left.
+        process = start(
             command, cwd=folder, pass_fds=[fd], stdout=out, stderr=subprocess.STDOUT,
             env={**env, **server_env, "PYTHONPATH": str(PROJECT),
                  "PATH": os.environ.get("PATH", "")})
@@ -210,12 +215,9 @@ def production_instance(listener: socket.socket, env: dict[str, str], standin: S
         yield instance
     finally:
         app.close_browsers()  # before the server stops: it waits for open connections
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # As Ctrl-C in a terminal: SIGINT to every process of the server (its workers also get
+        # the master's SIGQUIT). Whatever is still running after that fails the test.
+        stop(process, signal.SIGINT, whole_group=True)
 
 
 def wait_until_serving(instance: Instance) -> None:

@@ -121,10 +121,12 @@ class _Watchdog:
         if expired:
             _cut(sock)
 
-    def finish(self, call: _Call) -> None:
+    def finish(self, call: _Call) -> bool:
+        """`call` has ended: whether its deadline passed first (its socket may have been cut)."""
         with self._lock:
             call.done = True
             call.sock = None
+            return call.expired
 
     def _run(self) -> None:
         with self._lock:
@@ -494,7 +496,7 @@ class OutboundSession(requests.Session):
         _current.call = call
         try:
             # Without stream=True this reads the body too: the whole answer is within the call.
-            return super().send(request, **kwargs)
+            response = super().send(request, **kwargs)
         except DeadlineExceeded:
             raise
         except (OSError, urllib3.exceptions.HTTPError) as exc:  # RequestException is an OSError
@@ -504,7 +506,14 @@ class OutboundSession(requests.Session):
             raise
         finally:
             _current.call = None
-            _watchdog.finish(call)
+            expired = _watchdog.finish(call)
+        if expired:
+            # The cut reads as end-of-file, which HTTP accepts in places (after any complete
+            # header line; a body without a length): what arrived may be a truncated answer.
+            response.close()
+            raise DeadlineExceeded(f"{_late(request)} ({self.deadline_seconds:g} s)",
+                                   request=request)
+        return response
 
 
 def combined_ca_bundle(extra_ca: Path, environ: Mapping[str, str] | None = None) -> str:

@@ -69,7 +69,13 @@ def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] 
                             ssl_keyfile=cert_files[1] if cert_files else None,
                             proxy_headers=False, lifespan="on", log_level="warning",
                             # A connection a test left open must not hold up the next test.
-                            timeout_graceful_shutdown=1)
+                            timeout_graceful_shutdown=1,
+                            # Idle connections stay open for the whole test (closed at
+                            # shutdown). With uvicorn's 5 s, a test browser idle that long on a
+                            # loaded machine races the server's close with its next request on
+                            # the connection: "closed without response", which real browsers
+                            # retry and the test browser does not.
+                            timeout_keep_alive=600)
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only in the main thread: none here.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
