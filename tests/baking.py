@@ -269,7 +269,8 @@ def junit_outcomes(report: Path) -> dict[str, str]:
 # (only the package name differs): the HTTP client and its deadlines, the stores, sessions and
 # token caches, the test browser, the local provider's own conformance tests; and the slow
 # end-to-end modules whose outcome hardly depends on the spec: the production server (its
-# process and configuration), the real browser, and every credential kind end to end (the
+# process and configuration), the real browser, bad input and abuse (the framework's, run
+# with every store by the parity bakes), and every credential kind end to end (the
 # project's own kind, its baked defaults and its provider's rotation rules are in
 # test_credentials.py, which shapes run). The examples run them (examples/app.yaml in
 # every framework); spec shapes, which exist to catch what depends on the spec, skip them
@@ -279,13 +280,15 @@ SHAPE_INDEPENDENT_MODULES = (
     "tests/test_sessions.py", "tests/test_token_cache.py", "tests/test_browser.py",
     "tests/test_devprovider.py", "tests/test_production_server.py", "tests/test_real_browser.py",
     "tests/test_credential_kinds.py", "tests/test_redis_store.py", "tests/test_sql_store.py",
-    "tests/test_tcp_proxy.py", "tests/test_instances.py",
+    "tests/test_tcp_proxy.py", "tests/test_instances.py", "tests/test_processes.py",
+    "tests/test_bad_input.py",
 )
-# What a page does with each store, in every framework: the web flow, store faults, and two
-# app instances under their production servers sharing a store. The backend parity test runs
+# What a page does with each store, in every framework: the web flow, store faults, two app
+# instances under their production servers sharing a store, and bad input (a view of the
+# user's saving the session, oversized bodies, hostile values). The backend parity test runs
 # these (and only these) for every store in every framework and compares their test ids.
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
-                       "tests/test_instances.py")
+                       "tests/test_instances.py", "tests/test_bad_input.py")
 
 
 @contextlib.contextmanager
