@@ -13,7 +13,7 @@ taken out:
 The app runs both of those in a worker thread (`anyio.to_thread.run_sync`), only because they
 block; a page without authentication would make neither call. So the floor also skips those two
 thread hops: the `run_sync` of the app's session middleware (`<pkg>/sessions.py`) and of its
-async API driver (`<pkg>/core/aio.py`) answer the frozen session's load and the fixed token's
+async API driver (`<pkg>/aio.py`) answer the frozen session's load and the fixed token's
 "acquisition" inline, and pass every other call to anyio. The app's other hops (the signed-in
 check, and the session save before the response, which are no-ops here) stay in the floor, as
 the Flask floor keeps the same calls.
