@@ -315,6 +315,18 @@ def forwarded(header: Callable[[str], str | None], hops: int) -> dict[str, str]:
     return found
 
 
+def apply_forwarded(environ: MutableMapping[str, Any], hops: int) -> None:
+    """`forwarded` applied to a WSGI environ (the Flask and Django adapters): the client's
+    address, the scheme and the host as the outermost trusted proxy saw them."""
+    found = forwarded(lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")), hops)
+    if "for" in found:
+        environ["REMOTE_ADDR"] = found["for"]
+    if "proto" in found:
+        environ["wsgi.url_scheme"] = found["proto"]
+    if "host" in found:
+        environ["HTTP_HOST"] = found["host"]
+
+
 def body_too_large(settings: Settings, content_length: str | None) -> bool:
     """Whether a request announcing `content_length` must be refused (413) before its body
     is read. A body without a length (chunked) is counted as it is read, by the adapter."""

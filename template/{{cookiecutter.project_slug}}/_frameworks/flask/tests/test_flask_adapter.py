@@ -18,3 +18,7 @@ def test_forwarded_headers_are_honoured_only_when_configured() -> None:
             return request.host_url
 
         assert app.test_client().get("/_probe", headers=headers).text == expected
+        # A scheme other than http or https is not taken, whatever the hops.
+        odd = {**headers, "X-Forwarded-Proto": "javascript"}
+        assert app.test_client().get("/_probe", headers=odd).text == expected.replace(
+            "https://", "http://")

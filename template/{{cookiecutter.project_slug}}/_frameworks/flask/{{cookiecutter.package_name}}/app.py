@@ -5,17 +5,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS
 from .core.services import Services, app_settings, build_services
 from .core.sessions import SessionState
+from .core.web import apply_forwarded
 from .views import bp
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+
+class ForwardedHeaders:
+    """WSGI middleware: the forwarded values the core trusts, applied to the environ."""
+
+    def __init__(self, app: WSGIApplication, hops: int) -> None:
+        self.app = app
+        self.hops = hops
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        apply_forwarded(environ, self.hops)
+        return self.app(environ, start_response)
 
 
 class StoreSession(SessionState, SessionMixin):
@@ -49,11 +65,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.session_interface = StoreSessionInterface()
     if settings.trusted_proxy_hops:
-        # Honour X-Forwarded-For, -Proto and -Host (core/web.py FORWARDED_HEADERS) from the
-        # configured number of proxies in front of the app; never X-Forwarded-Prefix or -Port.
-        hops = settings.trusted_proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
-                                x_port=0, x_prefix=0)
+        # Honour X-Forwarded-For, -Proto and -Host from the configured number of proxies in
+        # front of the app, counted as in every framework (core/web.py `apply_forwarded`);
+        # never X-Forwarded-Prefix or -Port.
+        app.wsgi_app = ForwardedHeaders(app.wsgi_app, settings.trusted_proxy_hops)  # type: ignore[method-assign]
     app.extensions["msal_webapp"] = build_services(settings)
     app.register_blueprint(bp)
     return app

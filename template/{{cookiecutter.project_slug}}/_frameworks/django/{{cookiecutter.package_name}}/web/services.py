@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from ..config import DEFAULTS
 from ..core.services import Services, app_settings, build_services
 from ..core.settings import Settings, SettingsError, load_settings
-from ..core.web import forwarded
+from ..core.web import apply_forwarded
 
 SERVICES_KEY = "msal_webapp.services"
 
@@ -61,7 +61,7 @@ def process_settings() -> Settings | None:
 class ServicesApp:
     """Django's WSGI handler, serving with `services`; behind TRUSTED_PROXY_HOPS proxies, it
     applies the forwarded client address, scheme and host the core trusts (core/web.py
-    `forwarded`) to the WSGI environ, as werkzeug's ProxyFix does for Flask."""
+    `apply_forwarded`, as the Flask app does) to the WSGI environ."""
 
     def __init__(self, handler: WSGIHandler, services: Services) -> None:
         self.handler = handler
@@ -69,16 +69,7 @@ class ServicesApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         environ[SERVICES_KEY] = self.services
-        hops = self.services.settings.trusted_proxy_hops
-        if hops:
-            found = forwarded(lambda name: environ.get(
-                "HTTP_" + name.upper().replace("-", "_")), hops)
-            if "for" in found:
-                environ["REMOTE_ADDR"] = found["for"]
-            if "proto" in found:
-                environ["wsgi.url_scheme"] = found["proto"]
-            if "host" in found:
-                environ["HTTP_HOST"] = found["host"]
+        apply_forwarded(environ, self.services.settings.trusted_proxy_hops)
         result: Iterable[bytes] = self.handler(environ, start_response)
         return result
 
