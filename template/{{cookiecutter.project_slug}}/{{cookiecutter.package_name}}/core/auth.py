@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -72,7 +72,8 @@ warnings.filterwarnings("ignore", message=r"response_mode='form_post' is recomme
 
 @dataclass(frozen=True)
 class User:
-    """The signed-in user, as kept in the session: identifiers and display claims, no tokens."""
+    """The signed-in user, as kept in the session: identifiers, display and authorization
+    claims, no tokens."""
 
     home_account_id: str  # MSAL's key of the account's tokens
     name: str
@@ -81,9 +82,16 @@ class User:
     tid: str  # Entra's tenant id; "" from other providers
     issuer: str  # the ID token's `iss`
     subject: str  # the ID token's `sub`
+    roles: tuple[str, ...] = ()  # the ID token's `roles`: app role values
+    # The object ids of the app's named groups among the ID token's `groups` (the others are
+    # not kept); `groups_overage`: Entra sent `_claim_names` instead of the list (too many
+    # groups), so a page that needs a group asks Microsoft Graph (core/authorization.py).
+    groups: tuple[str, ...] = ()
+    groups_overage: bool = False
 
     FIELDS: ClassVar[tuple[str, ...]] = ("home_account_id", "name", "username", "oid", "tid",
-                                         "issuer", "subject")
+                                         "issuer", "subject", "roles", "groups",
+                                         "groups_overage")
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -103,8 +111,10 @@ class User:
         """`identity` as one string (an issuer holds no space), for a unique column."""
         return " ".join(self.identity)
 
-    def to_dict(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in self.FIELDS}
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: getattr(self, name) for name in self.FIELDS}
+        data["roles"], data["groups"] = list(self.roles), list(self.groups)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> User | None:
@@ -113,12 +123,30 @@ class User:
         if not data:
             return None
         try:
+            roles, groups = data["roles"], data["groups"]
+            if not isinstance(roles, list) or not isinstance(groups, list):
+                return None
             # Each field by name (mypy cannot match a splat of FIELDS to the parameters).
             return cls(str(data["home_account_id"]), str(data["name"]), str(data["username"]),
                        str(data["oid"]), str(data["tid"]), str(data["issuer"]),
-                       str(data["subject"]))
+                       str(data["subject"]), tuple(str(r) for r in roles),
+                       tuple(str(g) for g in groups), data["groups_overage"] is True)
         except (KeyError, TypeError):
             return None
+
+
+def authorization_claims(claims: Mapping[str, Any], group_ids: Collection[str]
+                         ) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """From ID token claims: the app roles; the object ids among `group_ids` (the app's named
+    groups) that the `groups` claim lists; and whether Entra sent the groups overage
+    (`_claim_names.groups`, above 200 groups) instead of the list."""
+    roles = claims.get("roles")
+    names = claims.get("_claim_names")
+    listed = claims.get("groups")
+    member = {str(g).lower() for g in listed} if isinstance(listed, list) else set()
+    return (tuple(str(r) for r in roles) if isinstance(roles, list) else (),
+            tuple(sorted(member & set(group_ids))),
+            isinstance(names, Mapping) and "groups" in names)
 
 
 @dataclass(frozen=True)
@@ -154,8 +182,11 @@ def safe_return_path(candidate: str | None) -> str:
 
 class AuthService:
     def __init__(self, settings: Settings, clients: MsalClients, caches: AccountCaches,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 tenant_allowed: Callable[[str], bool] | None = None) -> None:
         self.settings = settings
+        # ALLOWED_TENANT_IDS and ALLOWED_TENANTS_HOOK (core/authorization.py `Tenants`).
+        self.tenant_allowed = tenant_allowed
         self.clients = clients
         self.caches = caches
         self.clock = clock
@@ -177,7 +208,8 @@ class AuthService:
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
                       login_hint: str | None = None, claims: str | None = None,
                       purpose: str = "", for_account: str | None = None,
-                      retire_session: str | None = None) -> SignInStart:
+                      retire_session: str | None = None, prompt: str | None = None
+                      ) -> SignInStart:
         """Begin a sign-in (or a consent round trip) for the scopes of ONE resource.
 
         `for_account`: the home account id of the signed-in user a consent or claims round trip
@@ -192,6 +224,7 @@ class AuthService:
                 response_mode="form_post" if self.settings.secure_cookies else "query",
                 login_hint=login_hint,
                 claims_challenge=claims,
+                prompt=prompt,
             )
         except DISCOVERY_FAILURES as exc:
             raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
@@ -288,6 +321,7 @@ class AuthService:
             raise SignInError("store_unavailable", STORE_UNAVAILABLE, str(exc), status=503,
                               retry="/") from exc
         self._learn_granted(home_account_id, [str(s) for s in flow.get("scope", [])], result)
+        roles, groups, overage = authorization_claims(claims, self.settings.groups.values())
         user = User(
             home_account_id=home_account_id,
             name=str(claims.get("name") or claims.get("preferred_username") or "Signed-in user"),
@@ -296,6 +330,7 @@ class AuthService:
             tid=str(claims.get("tid") or ""),
             issuer=str(claims.get("iss") or ""),
             subject=str(claims.get("sub") or ""),
+            roles=roles, groups=groups, groups_overage=overage,
         )
         log.info("user signed in (home_account_id=%s)", home_account_id)
         retire = payload.get("retire_session")
@@ -331,14 +366,20 @@ class AuthService:
         return result
 
     def _check_tenant(self, claims: Mapping[str, Any], account: Mapping[str, Any]) -> None:
-        """For multi-tenant apps: only accounts of the tenants in ALLOWED_TENANT_IDS."""
-        allowed = self.settings.allowed_tenant_ids
-        if not allowed:
+        """For multi-tenant apps: only accounts of the tenants ALLOWED_TENANT_IDS lists and
+        ALLOWED_TENANTS_HOOK accepts."""
+        if self.tenant_allowed is None:
             return
         # `tid` is the tenant that issued the ID token; the account's realm (client_info's utid
         # for a home account) says the same for an account without the optional claim.
         tenant = str(claims.get("tid") or account.get("realm") or "").lower()
-        if tenant not in allowed:
+        try:
+            allowed = self.tenant_allowed(tenant)
+        except Exception as exc:  # the hook failed (and was logged): no answer, no access
+            raise SignInError("tenant_check_failed", "Whether your organization may use this "
+                              "app could not be checked; try again in a moment.", str(exc),
+                              status=503, retry="/") from exc
+        if not allowed:
             raise SignInError("tenant_not_allowed", "Accounts of your organization cannot sign "
                               "in to this app.", f"tenant {tenant or '(none)'} is not allowed")
 

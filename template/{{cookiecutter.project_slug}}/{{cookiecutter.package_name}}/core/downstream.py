@@ -169,7 +169,7 @@ class DownstreamApis:
     auth: AuthService
     session: requests.Session
 
-    def _send(self, request: ApiRequest) -> ApiResponse:
+    def send(self, request: ApiRequest) -> ApiResponse:
         raw = self.session.request(request.method, request.url, headers=request.headers,
                                    data=request.body, timeout=DEFAULT_TIMEOUT)
         return ApiResponse(status=raw.status_code,
@@ -188,4 +188,4 @@ class DownstreamApis:
             return self.auth.acquire_token(user, step.scopes, claims=step.claims, known=known)
 
         plan = call_plan(api, path, method=method, json_body=json, params=params, headers=headers)
-        return run_sync(plan, acquire, self._send)
+        return run_sync(plan, acquire, self.send)

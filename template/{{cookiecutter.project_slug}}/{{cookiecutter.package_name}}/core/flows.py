@@ -19,10 +19,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
 from .auth import CREDENTIAL_REJECTED, User
+from .authorization import (
+    NO_REQUIREMENT,
+    CurrentUser,
+    Denied,
+    GroupsUnavailable,
+    Requirement,
+    TenantCheckFailed,
+)
 from .downstream import ApiResponse
 from .errors import (
     CredentialRejected,
@@ -32,6 +41,7 @@ from .errors import (
     SignInError,
     StoreUnavailable,
     TokenAcquisitionError,
+    loggable,
 )
 from .services import Services
 from .sessions import SessionState
@@ -133,6 +143,9 @@ def template_globals(services: Services, session: SessionState) -> dict[str, Any
         "user": current_user(session),
         "api_names": [name for name in settings.apis if name != "graph"],
         "has_graph": "graph" in settings.apis,
+        # The app's roles and named groups, each with its example page (/roles/<role>...).
+        "app_roles": settings.roles,
+        "app_groups": list(settings.groups),
         # The sign-out form's token, made (and stored in the session) when a page shows it.
         "form_token": lambda: csrf_token(session),
     }
@@ -193,15 +206,75 @@ def signed_in_user(services: Services, req: WebRequest, api: str | None = None
     return sign_in_for_page(services, req, api) if found is None else found
 
 
+# -- who may do what (core/authorization.py) ---------------------------------------------------
+def denied_page(req: WebRequest, denied: Denied) -> Page:
+    """403: what the page needs and who the user is signed in as, with a way to sign in as
+    someone else; never a redirect to sign in (that would loop for a user who lacks it)."""
+    user = denied.user
+    log.warning("access denied: user %s of tenant %s needs %s (%s)",
+                user.object_id or loggable(user.account.subject), user.tenant_id or "-",
+                "an allowed tenant" if denied.tenant else denied.missing, loggable(req.here))
+    message = ("Your organization may not use this app." if denied.tenant
+               else f"This page needs {denied.missing}.")
+    return Page("error.html", {
+        "title": "Access denied", "message": message, "retry": None,
+        "signed_in_as": user.username or user.name,
+        "switch_account": "/login?" + urlencode({"next": req.here,
+                                                  "prompt": "select_account"}),
+    }, 403)
+
+
+def _decided(req: WebRequest, decision: CurrentUser | Denied) -> CurrentUser | Page:
+    return denied_page(req, decision) if isinstance(decision, Denied) else decision
+
+
+def authorize_offline(services: Services, req: WebRequest, user: User,
+                      requirement: Requirement = NO_REQUIREMENT) -> CurrentUser | Page | None:
+    """The authorization guard without I/O: the user as your code reads it, the 403 page, or
+    None: `authorize` must run (blocking: the tenant hook, an overage user's groups)."""
+    decision = services.authz.decide_offline(user, requirement)
+    return None if decision is None else _decided(req, decision)
+
+
+def authorize(services: Services, req: WebRequest, user: User,
+              requirement: Requirement = NO_REQUIREMENT) -> CurrentUser | Outcome:
+    """The authorization guard (blocking): the user as your code reads it, the 403 page, a
+    consent round trip for the Graph call that learns an overage user's groups, or an error
+    page when what decides could not be learnt (never access)."""
+    try:
+        decision = services.authz.decide(user, requirement, req.known)
+    except TenantCheckFailed:
+        return error_page("Access could not be checked", "Whether your organization may use "
+                          "this app could not be checked; try again in a moment.", 503,
+                          retry=req.here)
+    except GroupsUnavailable as exc:
+        return error_page("Group membership unavailable", exc.message, exc.status,
+                          retry=req.here)
+    except Exception as exc:  # a consent round trip, or the store's or the token's failure
+        return api_failure(services, req, user, "Microsoft Graph", exc)
+    return _decided(req, decision)
+
+
+def authorized_user(services: Services, req: WebRequest,
+                    requirement: Requirement = NO_REQUIREMENT, api: str | None = None
+                    ) -> CurrentUser | Outcome:
+    """The guard of every page for signed-in users (`signed_in_user`), then `authorize`."""
+    user = signed_in_user(services, req, api)
+    if not isinstance(user, User):
+        return user
+    decided = authorize_offline(services, req, user, requirement)
+    return authorize(services, req, user, requirement) if decided is None else decided
+
+
 def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
                   scopes: list[str] | None = None, login_hint: str | None = None,
                   claims: str | None = None, purpose: str = "",
-                  for_account: str | None = None) -> Outcome:
+                  for_account: str | None = None, prompt: str | None = None) -> Outcome:
     """Send the browser to the provider, with this sign-in's flow cookie."""
     try:
         start = services.auth.start_sign_in(
             return_to=return_to, scopes=scopes, login_hint=login_hint, claims=claims,
-            purpose=purpose, for_account=for_account,
+            purpose=purpose, for_account=for_account, prompt=prompt,
             retire_session=req.session.sid if req.session else None)
     except SignInError as exc:
         log.warning("sign-in could not start: %s", exc)
@@ -211,10 +284,12 @@ def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
 
 
 def login(services: Services, req: WebRequest, next_path: str | None,
-          login_hint: str | None) -> Outcome:
-    """The sign-in link: `next_path` is where to come back to."""
+          login_hint: str | None, prompt: str | None = None) -> Outcome:
+    """The sign-in link: `next_path` is where to come back to; `prompt=select_account` (the
+    denied page's "sign in as someone else") lets the user pick another account."""
     return start_sign_in(services, req, return_to=next_path or "/",
-                         login_hint=login_hint or None)
+                         login_hint=login_hint or None,
+                         prompt="select_account" if prompt == "select_account" else None)
 
 
 def complete_sign_in(services: Services, req: WebRequest, answer: Mapping[str, str]
@@ -233,6 +308,10 @@ def complete_sign_in(services: Services, req: WebRequest, answer: Mapping[str, s
         if result.retire_session:
             # The session this browser had before signing in ends here.
             services.sessions.retire(result.retire_session)
+        if result.user.groups_overage:
+            # Groups learnt from Graph before this sign-in are asked again (roles and the
+            # token's groups are new with the new ID token).
+            services.authz.forget(result.user.home_account_id)
         req.session.rotate()
         begin_session(req.session, result, services.auth.clock())
         outcome = Redirect(result.return_to,
@@ -246,7 +325,13 @@ def sign_out(services: Services, req: WebRequest, submitted_csrf: str | None) ->
     """The sign-out form: forget the user's tokens and session, then the provider's sign-out."""
     if not csrf_valid(req.session, submitted_csrf):
         return form_expired()
-    end_session_url = services.auth.sign_out(current_user(req.session))
+    user = current_user(req.session)
+    end_session_url = services.auth.sign_out(user)
+    if user is not None and user.groups_overage:
+        try:
+            services.authz.forget(user.home_account_id)
+        except StoreUnavailable as exc:  # the next sign-in asks again anyway
+            log.warning("%s", exc)
     req.session.clear()
     return Redirect(end_session_url, signed_out_cookies(services.settings))
 
@@ -320,6 +405,22 @@ def api_page(name: str, response: ApiResponse) -> Page:
     data = api_data(response)
     return Page("api.html", {"name": name, "data": data,
                              "pretty": json.dumps(data, indent=2, sort_keys=True)})
+
+
+def access_requirement(services: Services, kind: str, name: str) -> Requirement | None:
+    """The requirement of an example page guarded by one role (`kind` "roles") or one named
+    group ("groups") of the app: /roles/<role>, /groups/<name>; None (404) for another."""
+    settings = services.settings
+    if kind == "roles" and name in settings.roles:
+        return Requirement(roles=(name,))
+    if kind == "groups" and name in settings.groups:
+        return Requirement(groups=(name,))
+    return None
+
+
+def access_page(user: CurrentUser, requirement: Requirement) -> Page:
+    """An example page for users who meet `requirement`: what it needed and what they have."""
+    return Page("access.html", {"needs": requirement.describe(), "current": user})
 
 
 def profile_page(response: ApiResponse) -> Page:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from dotenv import find_dotenv, load_dotenv
 
 from .auth import AuthService
+from .authorization import Authorization, Tenants
 from .downstream import DownstreamApis
 from .identity import MsalClients
 from .sessions import Sessions
@@ -51,6 +52,7 @@ class Services:
     clients: MsalClients
     auth: AuthService
     apis: DownstreamApis
+    authz: Authorization
     security_headers: dict[str, str]  # the same for every response: computed once
     session_cookie: CookieSpec
 
@@ -66,10 +68,16 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
                         l1=settings.token_cache_l1,
                         read_along=lambda account: (caches.store, caches.key(account)))
     clients = MsalClients(settings, clock)
-    auth = AuthService(settings, clients, caches, clock=clock)
+    tenants = Tenants(settings)
+    auth = AuthService(settings, clients, caches, clock=clock,
+                       tenant_allowed=tenants.allowed if tenants.checked else None)
+    apis = DownstreamApis(settings, auth, clients.http)
+    # An overage user's groups are kept beside the token caches, in the same store.
+    authz = Authorization(settings, caches.store, settings.token_cache_prefix, clients,
+                          send=apis.send, acquire_user_token=auth.acquire_token,
+                          tenants=tenants, clock=clock)
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
-                    auth=auth,
-                    apis=DownstreamApis(settings, auth, clients.http),
+                    auth=auth, apis=apis, authz=authz,
                     security_headers=security_headers(settings),
                     session_cookie=session_cookie(settings))
 

@@ -7,6 +7,7 @@ operator fixes a deployment in one pass instead of one restart per mistake.
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import re
 import sys
@@ -116,6 +117,21 @@ class Settings:
     token_cache_l1: bool = True
     # AES-256-GCM keys for entries at rest, newest first (empty: not encrypted).
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    # Who may do what (core/authorization.py). The app role values the code checks, and the
+    # named groups: name -> group object id (GROUP_<NAME>_ID overrides one per environment).
+    roles: tuple[str, ...] = ()
+    groups: Mapping[str, str] = field(default_factory=dict)
+    # Above 200 groups Entra sends no `groups` claim (the "groups overage"): the app asks
+    # Microsoft Graph with the user's token ("user", these scopes) or its own ("app").
+    groups_overage_token: str = "user"
+    groups_overage_scopes: tuple[str, ...] = ("User.Read",)
+    # How long an account's groups read from Graph are used before Graph is asked again.
+    groups_cache_seconds: int = 3600
+    graph_base_url: str = "https://graph.microsoft.com/v1.0/"
+    # SaaS apps: `package.module:function(tenant_id) -> bool`, asked at sign-in and on guarded
+    # pages (its answers kept for tenant_hook_cache_seconds), besides ALLOWED_TENANT_IDS.
+    allowed_tenants_hook: str | None = None
+    tenant_hook_cache_seconds: int = 60
 
     @property
     def is_b2c(self) -> bool:
@@ -153,6 +169,8 @@ class AppDefaults:
     # defaults: the kind and file paths chosen when the project was generated, never a value.
     credential: Mapping[str, str] = field(
         default_factory=lambda: {"CLIENT_CREDENTIAL": "secret"})
+    # Who may do what: {"roles": [...], "groups": {name: object id}, "groups_overage": "user"}.
+    authorization: Mapping[str, Any] = field(default_factory=dict)
 
 
 def scope_resource(scope: str) -> str:
@@ -438,6 +456,72 @@ def _credential(reader: _Reader, number: int, baked: Mapping[str, str],
 
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+def _accepts_one_argument(function: Any) -> bool:
+    try:
+        inspect.signature(function).bind("tenant id")
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins): let the call tell
+        return True
+    return True
+
+
+DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0/"
+OVERAGE_TOKENS = ("user", "app")
+
+
+def _authorization(reader: _Reader, defaults: AppDefaults, apis: Mapping[str, ApiSettings],
+                   authority: str | None) -> dict[str, Any]:
+    """The Settings fields of core/authorization.py, from config.py and the environment."""
+    spec = defaults.authorization or {}
+    roles = tuple(str(role) for role in spec.get("roles", ()))
+    groups: dict[str, str] = {}
+    for name, default in dict(spec.get("groups", {})).items():
+        variable = f"GROUP_{str(name).upper()}_ID"
+        value = reader.text(variable, str(default)).lower()
+        if not _GUID.match(value):
+            reader.problems.append(f"{variable}={value!r} is not a group object id (a GUID, as "
+                                   "the Entra admin center shows it).")
+        groups[str(name)] = value
+    token = reader.text("GROUPS_OVERAGE_TOKEN", str(spec.get("groups_overage") or "user"))
+    if token not in OVERAGE_TOKENS:
+        reader.problems.append(f"GROUPS_OVERAGE_TOKEN={token!r} is not one of user, app.")
+    raw_scopes = reader.raw("GROUPS_OVERAGE_SCOPES")
+    scopes = tuple(graph_short_form(s) for s in (raw_scopes.split() if raw_scopes
+                                                 else ("User.Read",)))
+    if any(scope_resource(s) != GRAPH_RESOURCE for s in scopes):
+        reader.problems.append(f"GROUPS_OVERAGE_SCOPES={' '.join(scopes)!r} must be Microsoft "
+                               "Graph permissions, e.g. User.Read or GroupMember.Read.All.")
+    # Where Microsoft Graph is: the graph API's (API_GRAPH_BASE_URL) unless given apart.
+    graph = (reader.raw("GRAPH_BASE_URL") or reader.raw("API_GRAPH_BASE_URL")
+             or (apis["graph"].base_url if "graph" in apis else DEFAULT_GRAPH_BASE_URL))
+    reader.url("GRAPH_BASE_URL", graph)
+    hook = reader.raw("ALLOWED_TENANTS_HOOK")
+    if hook:
+        try:
+            function = check_callable(hook)
+        except CredentialError as exc:
+            reader.problems.append(f"ALLOWED_TENANTS_HOOK: {exc}.")
+        else:
+            if not _accepts_one_argument(function):
+                reader.problems.append(f"ALLOWED_TENANTS_HOOK={hook}: the function takes the "
+                                       "tenant id (one argument) and returns True or False.")
+    # Groups are Entra's (object ids in its `groups` claim): with another provider a page
+    # guarded by a group denies everyone, as no token names one.
+    if hook and not authority:
+        reader.problems.append(
+            "ALLOWED_TENANTS_HOOK applies to Entra authorities only (tenant ids come from "
+            "Entra's tid claim); use AUTHORITY instead of OIDC_AUTHORITY, or remove it.")
+    return {
+        "roles": roles,
+        "groups": groups,
+        "groups_overage_token": token,
+        "groups_overage_scopes": scopes,
+        "groups_cache_seconds": reader.integer("GROUPS_CACHE_SECONDS", 3600, 0),
+        "graph_base_url": graph.rstrip("/") + "/",
+        "allowed_tenants_hook": hook,
+        "tenant_hook_cache_seconds": reader.integer("TENANT_HOOK_CACHE_SECONDS", 60, 0),
+    }
 
 
 def _tenant_ids(reader: _Reader) -> frozenset[str]:
@@ -620,6 +704,7 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         session_absolute_seconds=session_absolute,
         token_cache_l1=reader.boolean("TOKEN_CACHE_L1", True),
         encryption_keys=_encryption_keys(reader),
+        **_authorization(reader, defaults, apis, authority),
     )
     if settings.allowed_tenant_ids and not settings.authority:
         reader.problems.append(

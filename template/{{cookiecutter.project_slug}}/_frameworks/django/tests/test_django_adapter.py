@@ -6,14 +6,18 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
+from django.views import View
 from werkzeug.test import Client
 
 from {{ cookiecutter.package_name }}.core.auth import User as SignedIn
@@ -21,12 +25,18 @@ from {{ cookiecutter.package_name }}.core.flows import Page, WebRequest, save_se
 from {{ cookiecutter.package_name }}.core.services import Services
 from {{ cookiecutter.package_name }}.core.web import SESSION_USER
 from {{ cookiecutter.package_name }}.web.backends import SignedInUserBackend
+from {{ cookiecutter.package_name }}.web.decorators import LoginRequired
 from {{ cookiecutter.package_name }}.web.middleware import AuthenticationMiddleware, SessionMiddleware
 from {{ cookiecutter.package_name }}.web.models import User
 from {{ cookiecutter.package_name }}.web.services import SERVICES_KEY, ServicesApp
 
+from devprovider import DEFAULT_USERS
 from tests.app_server import build_app
+from tests.conftest import AppUnderTest
 from tests.conftest import environment_for_settings_tests as valid_env
+from tests.test_web_flow import at_provider, sign_out_form, visit
+
+ALICE = DEFAULT_USERS[0]
 
 PROJECT = Path(__file__).parents[1]
 
@@ -154,3 +164,58 @@ def test_generic_oidc_users_are_keyed_by_issuer_and_subject() -> None:
         home_account_id="sub-9", name="Bob", username="bob", oid="", tid="",
         issuer="https://other.example.com", subject="sub-9"))
     assert other is not None and other.pk != user.pk
+
+
+def test_login_required_middleware_turned_on_signs_in_and_out_without_a_loop(
+        make_app: Callable[..., AppUnderTest], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Django 5.1+'s LoginRequiredMiddleware sends signed-out visitors of every view to
+    LOGIN_URL: the sign-in, the redirect URI and sign-out are `login_not_required`, so a
+    visitor signs in in one round trip and signs out, never looping."""
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import override_settings
+
+    from {{ cookiecutter.package_name }}.web import services as web_services
+
+    required = "django.contrib.auth.middleware.LoginRequiredMiddleware"
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, required]):
+        handler = WSGIHandler()  # its middleware chain is read now
+    monkeypatch.setattr(web_services, "_handler", handler)
+    app = make_app()
+    browser = app.browser()
+    first = browser.get(app.url("/"))  # the home page is open without the middleware
+    assert [r.headers["Location"] for r in first.history][0].startswith("/login?next=")
+    page = visit(app, browser, "/", ALICE)  # one round trip to the provider, then home
+    assert page.status_code == 200 and ALICE.name in page.text
+    signed_out = browser.post(app.url("/logout"), data=sign_out_form(app, browser))
+    assert at_provider(app, signed_out, "/logout"), signed_out.url
+
+
+def test_class_based_views_are_guarded_by_the_mixin() -> None:
+    """`LoginRequired` with `required_roles` on a class-based view: the same decision as the
+    decorator (the core's), the user as `request.signed_in`."""
+    _, services = build_app(valid_env())
+
+    class Reports(LoginRequired, View):
+        required_roles = ["Admin"]
+
+        def get(self, request: HttpRequest) -> HttpResponse:
+            return HttpResponse(f"reports for {request.signed_in.name}")
+
+    def served(cookies: dict[str, str]) -> HttpResponse:
+        request = RequestFactory().get("/reports", HTTP_HOST="localhost")
+        request.COOKIES = cookies
+        request.META[SERVICES_KEY] = services
+        response: HttpResponse = SessionMiddleware(Reports.as_view())(request)
+        return response
+
+    admin = SignedIn(home_account_id="oid-2.tid-1", name="Ada", username="ada@example.com",
+                     oid="oid-2", tid="tid-1", issuer="https://login.example/tid-1/v2.0",
+                     subject="pairwise-2", roles=("Admin",))
+    reader = replace(admin, home_account_id="oid-3.tid-1", name="Rob", oid="oid-3",
+                     username="rob@example.com", roles=("Reader",))
+    answer = served(signed_in_cookies(services, admin))
+    assert answer.status_code == 200 and answer.content == b"reports for Ada"
+    answer = served(signed_in_cookies(services, reader))
+    assert answer.status_code == 403 and b"rob@example.com" in answer.content
+    assert b"Access denied" in answer.content

@@ -1,9 +1,18 @@
-"""Dependencies for routes: the signed-in user, and a client for a named downstream API.
+"""Dependencies for routes: the signed-in user, who may open the route, and a client for a
+named downstream API.
 
     @router.get("/todo")
     async def todo(todo: Annotated[ApiClient, Depends(api_client("todo"))]) -> Response:
         items = await todo.json("items")
         ...
+
+    @router.get("/reports")
+    async def reports(user: Annotated[CurrentUser, Depends(require(roles=["Admin"],
+                                                                   groups=["finance"]))]):
+        ...
+
+`require(roles=..., groups=...)`: one of these app roles, one of these of the app's named
+groups (config.py), one of each when both are given; a user who lacks them gets the 403 page.
 
 A route that needs a signed-in user gets one, or never runs: a signed-out visitor is sent to
 sign in (with the scopes of the route's API, one provider round trip from a cold start). An
@@ -14,7 +23,7 @@ registered in app.py answers with it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -24,6 +33,7 @@ from fastapi import Depends, Request
 from . import aio
 from .core import flows
 from .core.auth import User
+from .core.authorization import NO_REQUIREMENT, CurrentUser, Requirement, requirement
 from .core.downstream import ApiResponse
 from .core.services import Services
 from .responses import ADAPTER, web_request
@@ -45,29 +55,44 @@ def get_services(request: Request) -> Services:
 AppServices = Annotated[Services, Depends(get_services)]
 
 
-async def _user_for(request: Request, api: str | None) -> User:
-    """The core's login guard, `flows.signed_in_user`, in its two halves: only starting a
-    sign-in blocks (it builds an MSAL client), and runs in a worker thread."""
+async def _user_for(request: Request, api: str | None,
+                    needed: Requirement = NO_REQUIREMENT) -> CurrentUser:
+    """The core's guard, `flows.authorized_user`, in its halves: what needs no I/O runs on the
+    event loop; starting a sign-in (it builds an MSAL client), the tenant hook and an overage
+    user's groups (the store, Microsoft Graph) run in a worker thread."""
     services, req = get_services(request), web_request(request)
     found: User | flows.Outcome | None = flows.page_user(services, req, api)
     if found is None:
         found = await run_sync(flows.sign_in_for_page, services, req, api)
     if not isinstance(found, User):
         raise Interrupt(found)
-    return found
+    offline = flows.authorize_offline(services, req, found, needed)
+    decided = (await run_sync(flows.authorize, services, req, found, needed)
+               if offline is None else offline)
+    if not isinstance(decided, CurrentUser):
+        raise Interrupt(decided)
+    return decided
 
 
-def signed_in(api: str | None = None) -> Callable[[Request], Awaitable[User]]:
+def signed_in(api: str | None = None) -> Callable[[Request], Awaitable[CurrentUser]]:
     """A dependency giving the signed-in user; `api`: the API the route calls, whose scopes
     a signed-out visitor signs in with."""
+    return require(api=api)
 
-    async def user(request: Request) -> User:
-        return await _user_for(request, api)
+
+def require(*, roles: Sequence[str] = (), groups: Sequence[str] = (), api: str | None = None
+            ) -> Callable[[Request], Awaitable[CurrentUser]]:
+    """A dependency giving the signed-in user, who has one of `roles` and one of `groups`
+    (each when given); others get the 403 page."""
+    needed = requirement(roles, groups)
+
+    async def user(request: Request) -> CurrentUser:
+        return await _user_for(request, api, needed)
 
     return user
 
 
-CurrentUser = Annotated[User, Depends(signed_in())]
+SignedIn = Annotated[CurrentUser, Depends(signed_in())]
 
 
 @dataclass
@@ -75,7 +100,7 @@ class ApiClient:
     """The API `name`, called for the signed-in user of this request."""
 
     name: str
-    user: User
+    user: CurrentUser
     request: Request
 
     async def call(self, path: str = "", **options: Any) -> ApiResponse:
@@ -83,7 +108,8 @@ class ApiClient:
         with the consent round trip or the error page that takes its place."""
         services = get_services(self.request)
         result = await aio.call_api(services, self.request.app.state.apis,
-                                    web_request(self.request), self.user, self.name, path,
+                                    web_request(self.request), self.user.account, self.name,
+                                    path,
                                     **options)
         if not isinstance(result, ApiResponse):
             raise Interrupt(result)

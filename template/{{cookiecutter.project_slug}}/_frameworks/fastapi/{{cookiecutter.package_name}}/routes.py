@@ -19,7 +19,10 @@ from starlette.datastructures import UploadFile
 
 from .config import DEFAULTS
 from .core import flows
-from .dependencies import ApiClient, api_client, path_api_client
+{% if (cookiecutter.get("authorization") or {}).get("roles") %}
+from .core.authorization import CurrentUser, requirement
+{% endif %}
+from .dependencies import ApiClient, Interrupt, api_client, path_api_client, require
 from .responses import ADAPTER, respond
 
 router = APIRouter()
@@ -39,8 +42,8 @@ async def index(request: Request) -> Response:
 
 @router.get("/login")
 async def login(request: Request, next: str | None = None,
-                login_hint: str | None = None) -> Response:
-    return await flow(request, flows.login, next, login_hint)
+                login_hint: str | None = None, prompt: str | None = None) -> Response:
+    return await flow(request, flows.login, next, login_hint, prompt)
 
 
 # The redirect path is the one registered with the identity provider (config.py): POST
@@ -76,3 +79,37 @@ async def api(request: Request, client: Annotated[ApiClient, Depends(path_api_cl
               ) -> Response:
     return respond(request, flows.api_page(client.name, await client.call()))
 
+{% set roles = (cookiecutter.get("authorization") or {}).get("roles") or [] %}
+{% if roles %}
+
+
+@router.get("/admin")
+async def admin(request: Request,  # a page for one app role: the 403 page for others
+                user: Annotated[CurrentUser, Depends(require(roles=[{{ roles[0] | tojson }}]))]
+                ) -> Response:
+    return respond(request, flows.access_page(user, requirement([{{ roles[0] | tojson }}])))
+{% endif %}
+
+
+@router.get("/roles/{name}")
+async def role_page(request: Request, name: str) -> Response:
+    """One page per app role, for its members only."""
+    return await _access(request, "roles", name)
+
+
+@router.get("/groups/{name}")
+async def group_page(request: Request, name: str) -> Response:
+    """One page per named group, for its members only."""
+    return await _access(request, "groups", name)
+
+
+async def _access(request: Request, kind: str, name: str) -> Response:
+    """The guard's imperative form (404 for a role or group the app does not define)."""
+    needed = flows.access_requirement(ADAPTER.services(request), kind, name)
+    if needed is None:
+        return respond(request, flows.http_error(404))
+    try:
+        user = await require(roles=needed.roles, groups=needed.groups)(request)
+    except Interrupt as interrupt:
+        return respond(request, interrupt.outcome)
+    return respond(request, flows.access_page(user, needed))

@@ -8,7 +8,7 @@ Flask response. The decisions live in the core, the same for every framework.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import DEFAULTS
 from .core import adapter, flows
-from .core.auth import User
+from .core.authorization import CurrentUser, requirement
 from .core.downstream import ApiResponse
 from .core.services import Services
 from .core.sessions import SessionState
@@ -91,19 +91,29 @@ def respond(outcome: flows.Outcome) -> Response:
     return adapter.respond(ADAPTER, request, outcome)
 
 
-def login_required(view: View | None = None, *, api: str | None = None) -> Any:
-    """Views wrapped with this run only for a signed-in user, available as `g.user`.
+def login_required(view: View | None = None, *, api: str | None = None,
+                   roles: Sequence[str] = (), groups: Sequence[str] = ()) -> Any:
+    """Views wrapped with this run only for a signed-in user who may open them, available as
+    `g.user` (a core.authorization.CurrentUser: object id, tenant, name, username, roles,
+    groups).
 
+    `roles`: the user needs one of these app roles; `groups`: one of these of the app's named
+    groups (config.py); both: one of each. A user who lacks them gets the 403 page.
     `@login_required(api="graph")` on a page that calls an API signs a signed-out user in with
     that API's scopes, so one trip to the provider is enough (and answers 404 if the app has
     no such API).
+
+        @bp.get("/reports")
+        @login_required(roles=["Admin", "Reader"], groups=["finance"])
+        def reports() -> str: ...
     """
+    needed = requirement(roles, groups)
 
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            user = flows.signed_in_user(services(), web_request(), api)
-            if not isinstance(user, User):
+            user = flows.authorized_user(services(), web_request(), needed, api)
+            if not isinstance(user, CurrentUser):
                 return respond(user)
             g.user = user
             return view(*args, **kwargs)
@@ -121,7 +131,7 @@ def call_api(name: str, path: str = "", **options: Any) -> ApiResponse | Respons
         if isinstance(answer, Response):
             return answer
     """
-    result = flows.call_api(services(), web_request(), g.user, name, path, **options)
+    result = flows.call_api(services(), web_request(), g.user.account, name, path, **options)
     return result if isinstance(result, ApiResponse) else respond(result)
 
 
@@ -172,7 +182,7 @@ def index() -> str:
 @bp.get("/login")
 def login() -> Response:
     return respond(flows.login(services(), web_request(), request.args.get("next"),
-                               request.args.get("login_hint")))
+                               request.args.get("login_hint"), request.args.get("prompt")))
 
 
 def auth_response() -> Response:
@@ -209,6 +219,27 @@ def _api_page(name: str) -> Any:
     if isinstance(answer, Response):
         return answer
     return respond(flows.api_page(name, answer))
+
+
+{% set roles = (cookiecutter.get("authorization") or {}).get("roles") or [] %}
+{% if roles %}
+@bp.get("/admin")
+@login_required(roles=[{{ roles[0] | tojson }}])  # a page for one app role: the 403 page for others
+def admin() -> Response:
+    return respond(flows.access_page(g.user, requirement([{{ roles[0] | tojson }}])))
+
+
+{% endif %}
+@bp.get("/<any(roles, groups):kind>/<name>")
+def access(kind: str, name: str) -> Any:
+    """One page per app role (/roles/<role>) and per named group (/groups/<name>), each for
+    its members only: the guard's imperative form (404 for a name the app does not define)."""
+    needed = flows.access_requirement(services(), kind, name)
+    if needed is None:
+        return respond(flows.http_error(404))
+    guarded = login_required(roles=needed.roles, groups=needed.groups)(
+        lambda: respond(flows.access_page(g.user, needed)))
+    return guarded()
 
 
 @bp.app_errorhandler(HTTPException)

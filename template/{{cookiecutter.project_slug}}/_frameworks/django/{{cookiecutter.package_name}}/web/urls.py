@@ -1,6 +1,6 @@
 """Routes: home, sign-in, the redirect URI, sign-out, the profile and one page per API."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from ..config import DEFAULTS
 from . import views
@@ -13,4 +13,9 @@ urlpatterns = [
     path("logout", views.logout, name="logout"),
     path("profile", views.profile, name="profile"),
     path("api/<str:name>", views.api, name="api"),
+{% if (cookiecutter.get("authorization") or {}).get("roles") %}
+    path("admin", views.admin, name="admin"),
+{% endif %}
+    # /roles/<role> and /groups/<name>: one example page per app role and named group.
+    re_path(r"^(?P<kind>roles|groups)/(?P<name>[^/]+)$", views.access, name="access"),
 ]

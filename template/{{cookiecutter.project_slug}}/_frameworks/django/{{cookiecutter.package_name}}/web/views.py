@@ -13,11 +13,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from ..core import flows
+{% if (cookiecutter.get("authorization") or {}).get("roles") %}
+from ..core.authorization import requirement
+{% endif %}
 from .decorators import call_api, login_required
 from .responses import respond, web_request
 from .services import services_for
@@ -48,14 +52,19 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "index.html")
 
 
+# The sign-in, the redirect URI and sign-out are open to signed-out visitors also when you
+# turn on Django's LoginRequiredMiddleware (it would otherwise send them to sign in: a loop).
+@login_not_required
 @allow("GET", "HEAD")
 def login(request: HttpRequest) -> HttpResponse:
     return respond(request, flows.login(services_for(request), web_request(request),
-                                        request.GET.get("next"), request.GET.get("login_hint")))
+                                        request.GET.get("next"), request.GET.get("login_hint"),
+                                        request.GET.get("prompt")))
 
 
 # The provider's answer is a cross-site POST (form_post, over https) or GET (query, local
 # development): no CSRF token of Django's; the sign-in's flow cookie and `state` protect it.
+@login_not_required
 @csrf_exempt
 @allow("GET", "POST")
 def auth_response(request: HttpRequest) -> HttpResponse:
@@ -65,6 +74,7 @@ def auth_response(request: HttpRequest) -> HttpResponse:
 
 
 # Checked twice: by Django's CsrfViewMiddleware (csrfmiddlewaretoken) and by the core's token.
+@login_not_required
 @allow("POST")
 def logout(request: HttpRequest) -> HttpResponse:
     return respond(request, flows.sign_out(services_for(request), web_request(request),
@@ -93,25 +103,55 @@ def _api_page(request: HttpRequest, name: str) -> HttpResponse:
     return respond(request, flows.api_page(name, answer))
 
 
+{% set roles = (cookiecutter.get("authorization") or {}).get("roles") or [] %}
+{% if roles %}
+@allow("GET", "HEAD")
+@login_required(roles=[{{ roles[0] | tojson }}])  # a page for one app role: the 403 page for others
+def admin(request: HttpRequest) -> HttpResponse:
+    return respond(request, flows.access_page(request.signed_in,
+                                              requirement([{{ roles[0] | tojson }}])))
+
+
+{% endif %}
+@allow("GET", "HEAD")
+def access(request: HttpRequest, kind: str, name: str) -> HttpResponse:
+    """One page per app role (/roles/<role>) and per named group (/groups/<name>), each for
+    its members only: the guard's imperative form (404 for a name the app does not define)."""
+    needed = flows.access_requirement(services_for(request), kind, name)
+    if needed is None:
+        return respond(request, flows.http_error(404))
+
+    def page(request: HttpRequest) -> HttpResponse:
+        return respond(request, flows.access_page(request.signed_in, needed))
+
+    return cast(HttpResponse, login_required(page, roles=needed.roles,
+                                             groups=needed.groups)(request))
+
+
 # -- error pages (settings.CSRF_FAILURE_VIEW, urls.py handler400 ... handler500) -------------
+@login_not_required
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's CSRF check refused a form: the same page as the core's own check."""
     log.warning("CSRF check failed: %s", reason)
     return respond(request, flows.form_expired())
 
 
+@login_not_required
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return respond(request, flows.http_error(400))
 
 
+@login_not_required
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return respond(request, flows.http_error(403))
 
 
+@login_not_required
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return respond(request, flows.http_error(404))
 
 
+@login_not_required
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django has logged the exception (logger django.request), without showing it.
     return respond(request, flows.http_error(500))
