@@ -106,14 +106,14 @@ def test_roles_are_those_of_the_last_sign_in(app: AppUnderTest) -> None:
     user = app.standin.add_user(_user("cleo"))
     browser = app.browser()
     sign_in(app, browser, user)
-    assert_denied(browser.get(app.url("/admin")), user, role)
+    assert_denied(browser.get(app.url(f"/roles/{role}")), user, role)
     app.standin.update_user(user.username, roles=[role])
-    assert browser.get(app.url("/admin")).status_code == 403  # the session's ID token: old
+    assert browser.get(app.url(f"/roles/{role}")).status_code == 403  # the session's ID token: old
     sign_in(app, browser, user)
-    assert browser.get(app.url("/admin")).status_code == 200
+    assert browser.get(app.url(f"/roles/{role}")).status_code == 200
     app.standin.update_user(user.username, roles=[])
     sign_in(app, browser, user)
-    assert browser.get(app.url("/admin")).status_code == 403
+    assert browser.get(app.url(f"/roles/{role}")).status_code == 403
 
 
 # ---------------------------------------------------------------------------- groups in the token
