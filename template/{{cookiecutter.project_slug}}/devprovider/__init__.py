@@ -14,7 +14,7 @@ from .model import (
     OAuthError,
     TestUser,
 )
-from .standin import StandIn
+from .standin import Fault, StandIn
 from .tokens import ExternalIssuer
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "TOKEN_EXCHANGE_AUDIENCE",
     "ClientAuth",
     "ExternalIssuer",
+    "Fault",
     "ManagedIdentity",
     "OAuthError",
     "StandIn",

@@ -9,17 +9,22 @@ made for this run (the app is told to trust it through CA_BUNDLE). The pages you
 the app on http://localhost:<port>, the sign-in pages on http://127.0.0.1:<another port> (and
 the reverse with --host 127.0.0.1). So cookie rules for cross-site requests apply here as they
 will in production, and no certificate warning appears.
+The test users get the app's roles and groups (see `set_up_authorization`): alice every one, bob
+none, dana (when the app names groups) more groups than a token carries. The sign-in page shows
+each user's roles and groups.
 Nothing here is imported by the app itself: it only runs when you start it explicitly.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import secrets
 import signal
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
@@ -32,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from devprovider import DEFAULT_USERS, StandIn
+from devprovider import GRAPH_RESOURCE, StandIn, TestUser
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.core.settings import AppDefaults
@@ -52,6 +57,39 @@ def register_apis(standin: StandIn, downstream_apis: Mapping[str, Mapping[str, A
         short_names = [scope.rsplit("/", 1)[1] for scope in scopes]
         env[f"API_{name.upper()}_BASE_URL"] = standin.register_api(name, resource, short_names)
     return env
+
+
+# Local development's test user in more groups than a token can carry (the groups overage).
+OVERAGE_USER = TestUser("dana@contoso.test", "Dana Overage",
+                        "da7a0000-0000-4000-8000-00000000da7a")
+OVERAGE_EXTRA_GROUPS = 250
+# What the app's own token needs for /users/{id}/checkMemberGroups (Graph's least privileged
+# application permissions for it).
+OVERAGE_APP_PERMISSIONS = ("User.Read.All", "GroupMember.Read.All")
+
+
+def set_up_authorization(standin: StandIn, authorization: Mapping[str, Any],
+                         client_id: str = DEV_CLIENT_ID) -> None:
+    """Give the test users the app's roles and groups (``DEFAULTS.authorization``: ``roles``,
+    ``groups`` name -> object id, ``groups_overage``), so each guard can be tried by hand:
+    alice has every role and every named group (in her ID token), bob none, and, when the app
+    names groups, dana@contoso.test is in every named group plus 250 others (more than a token
+    carries: her ID token has the overage claims, and the app must ask Microsoft Graph). When
+    the overage is resolved with the app's own token, the registration is granted the
+    application permissions that needs."""
+    roles = [str(role) for role in authorization.get("roles") or []]
+    named = {str(name): str(uuid.UUID(str(group)))
+             for name, group in dict(authorization.get("groups") or {}).items()}
+    standin.group_names.update({group: name for name, group in named.items()})
+    standin.update_user("alice@contoso.test", roles=roles, groups=list(named.values()))
+    standin.update_user("bob@contoso.test", roles=[], groups=[])
+    if named:
+        others = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"devprovider:dana:{n}"))
+                  for n in range(OVERAGE_EXTRA_GROUPS)]
+        standin.add_user(dataclasses.replace(OVERAGE_USER,
+                                             groups=(*named.values(), *others)))
+    if authorization.get("groups_overage") == "app":
+        standin.grant_app_permissions(client_id, GRAPH_RESOURCE, OVERAGE_APP_PERMISSIONS)
 
 
 def write_tls_files(folder: Path) -> tuple[str, str, str]:
@@ -200,7 +238,7 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     port); discovery and /token stay on https. An app generated for a generic OpenID Connect
     provider gets the stand-in's strict ``/oidc`` provider, an Entra app its Entra endpoints
     (whose ID tokens carry ``optional_claims``). Its credential is of the project's kind (see
-    `dev_credential`)."""
+    `dev_credential`); its test users have the app's roles and groups (`set_up_authorization`)."""
     defaults = app_defaults()
     ca_path, cert_path, key_path = write_tls_files(folder)
     pages = f"http://{other_loopback_site(app_url)}:{browser_port}"
@@ -212,6 +250,8 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri, app_url + "/"],
                             display_name=defaults.app_name, optional_claims=optional_claims)
     credential = dev_credential(standin, folder, defaults, secret)
+    # An app generated before authorization existed has no such field.
+    set_up_authorization(standin, getattr(defaults, "authorization", None) or {})
     where = ({"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority}
              if defaults.oidc_authority else
              {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""})
@@ -251,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="devprovider-") as folder:
         standin, env = start_dev_environment(Path(folder), app_url)
-        users = ", ".join(user.username for user in DEFAULT_USERS)
+        users = ", ".join(user.username for user in standin.users.values())
         issuer = env["OIDC_AUTHORITY"] or env["AUTHORITY"]
         print(f"\n  Open the app:   {app_url}   (sign in as a test user: {users})"
               f"\n  Sign-in pages:  {standin.browser_base_url}   (the local identity provider,"

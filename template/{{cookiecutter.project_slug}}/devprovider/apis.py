@@ -1,10 +1,20 @@
-"""The web API stand-ins: Microsoft Graph (``/graph/v1.0/me``, OIDC userinfo) and custom APIs.
+"""The web API stand-ins: Microsoft Graph (``/graph/v1.0/me``, OIDC userinfo, the membership
+functions) and custom APIs.
 
 They check bearer tokens the way the real APIs do (signature, lifetime, audience, issuer, scopes)
 and answer like them: 401 ``invalid_token`` or 403 ``insufficient_scope`` with a
 ``WWW-Authenticate`` header, and a claims challenge (401 ``insufficient_claims``) when a test has
 made the API demand claims (``StandIn.demand_claims``). Accepted calls are recorded in
 ``StandIn.api_calls``, claims challenges in ``StandIn.api_challenges``.
+
+Graph's membership functions answer from the test users' ``groups`` (their transitive
+membership): ``POST /me/checkMemberGroups`` and ``/me/getMemberObjects`` (delegated tokens),
+``POST /users/{id | userPrincipalName}/checkMemberGroups`` and ``.../getMemberObjects`` (app-only
+or delegated tokens). Each wants one of the permission sets Microsoft's pages list (else 403
+``Authorization_RequestDenied``); /me with an app-only token is a 400; ``checkMemberGroups`` takes
+at most 20 ``groupIds`` and one malformed id fails the whole request (400); an unknown user is a
+404 ``Request_ResourceNotFound``. Whether Graph treats ``/users/{own id}`` like ``/me`` for a
+delegated token is UNCONFIRMED: the stand-in applies the "other users" permissions to it.
 """
 
 from __future__ import annotations
@@ -29,6 +39,50 @@ from .tokens import _verify_bearer
 
 _ME_SCOPES = frozenset({"user.read", "user.readbasic.all", "user.read.all", "user.readwrite",
                         "user.readwrite.all", "directory.read.all", "directory.readwrite.all"})
+
+
+def _sets(*alternatives: str) -> tuple[frozenset[str], ...]:
+    """Permission alternatives, each ``"A+B"`` (both needed), lower-cased for comparison."""
+    return tuple(frozenset(p.lower() for p in alt.split("+")) for alt in alternatives)
+
+
+# Who may call Graph's membership functions, from the permission tables of Microsoft's pages
+# "user: checkMemberGroups" and "directoryObject: getMemberObjects" (v1.0): any one set of
+# permissions suffices. Keys: (operation, "self" for /me or "other" for /users/{id},
+# "delegated" (scp) or "application" (roles)); a missing key is "Not supported".
+_MEMBERSHIP_PERMISSIONS: dict[tuple[str, str, str], tuple[frozenset[str], ...]] = {
+    ("checkMemberGroups", "self", "delegated"): _sets(
+        "User.Read", "User.ReadBasic.All+GroupMember.Read.All",
+        "User.Read.All+GroupMember.Read.All", "User.ReadBasic.All+Group.Read.All",
+        "User.Read.All+Group.Read.All", "Directory.Read.All"),
+    ("checkMemberGroups", "other", "delegated"): _sets(
+        "User.ReadBasic.All+GroupMember.Read.All", "User.Read.All+GroupMember.Read.All",
+        "User.ReadBasic.All+Group.Read.All", "User.Read.All+Group.Read.All", "Directory.Read.All"),
+    ("checkMemberGroups", "other", "application"): _sets(
+        "User.Read.All+GroupMember.Read.All", "User.Read.All+Group.Read.All",
+        "Directory.Read.All"),
+    ("getMemberObjects", "self", "delegated"): _sets(
+        "User.Read", "User.Read.All", "Directory.Read.All", "User.ReadWrite.All",
+        "Directory.ReadWrite.All"),
+    ("getMemberObjects", "other", "delegated"): _sets(
+        "User.ReadBasic.All+GroupMember.Read.All", "User.Read.All", "Directory.Read.All",
+        "User.ReadWrite.All", "Directory.ReadWrite.All"),
+    ("getMemberObjects", "other", "application"): _sets(
+        "User.ReadBasic.All+GroupMember.Read.All", "User.Read.All", "Directory.Read.All",
+        "User.ReadWrite.All", "Directory.ReadWrite.All"),
+}
+CHECK_MEMBER_GROUPS_LIMIT = 20  # groupIds per checkMemberGroups request (Graph's documented cap)
+_COLLECTION_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)"
+
+
+class _GraphError(Exception):
+    """A Graph answer other than 200: status, Graph's error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 class _ApiStandIns(_Tenant):
@@ -112,6 +166,8 @@ class _ApiStandIns(_Tenant):
         with self._lock:
             self.api_calls.append({"api": api_name, "oid": claims.get("oid"),
                                    "scopes": str(claims.get("scp", "")).split(),
+                                   # an app-only token's application permissions
+                                   "roles": list(claims.get("roles") or []),
                                    "method": req.method, "path": path,
                                    # which access token it was (its unique id)
                                    "token": claims.get("uti")})
@@ -122,22 +178,38 @@ class _ApiStandIns(_Tenant):
         if segs[:1] != ["v1.0"]:
             return _json(404, {"error": {"code": "BadRequest", "message": "Invalid version."}})
         path = "/" + "/".join(segs[1:])
+        rest = segs[1:]
+        membership = (len(rest) == 2 and rest[0] == "me") or (len(rest) == 3
+                                                             and rest[0] == "users")
+        operation = rest[-1] if membership else ""
         try:
             claims = self._validate_bearer(req, graph=True, audiences=(GRAPH_RESOURCE,
                                                                        GRAPH_APP_ID))
-            if path != "/me":
+            if operation in ("checkMemberGroups", "getMemberObjects"):
+                self._check_membership_permission(operation, rest[0] == "me", claims)
+            elif path != "/me":
                 return _json(404, {"error": {"code": "Request_ResourceNotFound",
                                              "message": f"Resource '{path}' does not exist in the"
-                                                        " Graph stand-in (only /me).",
+                                                        " Graph stand-in.",
                                              "innerError": self._graph_inner(req)}})
-            if not {s.lower() for s in str(claims.get("scp", "")).split()} & _ME_SCOPES:
+            elif "scp" not in claims:
+                raise _GraphError(400, "BadRequest", "/me request is only valid with delegated "
+                                                     "authentication flow.")
+            elif not {s.lower() for s in str(claims.get("scp", "")).split()} & _ME_SCOPES:
                 raise _TokenRejected(403, "insufficient_scope",
                                      "Insufficient privileges to complete the operation.")
         except _TokenRejected as e:
             return self._challenge("graph", GRAPH_APP_ID, e, req)
+        except _GraphError as e:
+            return self._graph_error(e, req)
         demand = self._missing_claims("graph", claims)
         if demand is not None:
             return self._claims_challenge(demand, "graph", req)
+        if operation:
+            try:
+                return self._membership(req, claims, rest, operation, path)
+            except _GraphError as e:
+                return self._graph_error(e, req)
         user = next((u for u in self.users.values() if u.oid == claims.get("oid")), None)
         if user is None:
             return _json(404, {"error": {"code": "Request_ResourceNotFound",
@@ -149,6 +221,91 @@ class _ApiStandIns(_Tenant):
             "jobTitle": None, "mail": user.username, "mobilePhone": None, "officeLocation": None,
             "preferredLanguage": "en-US", "surname": user.surname,
             "userPrincipalName": user.username, "id": user.oid})
+
+    def _graph_error(self, e: _GraphError, req: _Request) -> _Response:
+        return _json(e.status, {"error": {"code": e.code, "message": e.message,
+                                          "innerError": self._graph_inner(req)}})
+
+    def _check_membership_permission(self, operation: str, me: bool,
+                                     claims: Mapping[str, Any]) -> None:
+        """Refuse (403, or 400 for /me with an app-only token) a token without one of the
+        permission sets Graph documents for ``operation``."""
+        app_only = "scp" not in claims
+        if me and app_only:
+            raise _GraphError(400, "BadRequest",
+                              "/me request is only valid with delegated authentication flow.")
+        held = str(claims.get("scp", "")).split() if not app_only else claims.get("roles", [])
+        have = {str(p).lower() for p in held} if isinstance(held, list) else set()
+        key = (operation, "self" if me else "other", "application" if app_only else "delegated")
+        if not any(needed <= have for needed in _MEMBERSHIP_PERMISSIONS.get(key, ())):
+            # Directory calls answer a missing permission with Authorization_RequestDenied (403).
+            raise _TokenRejected(403, "insufficient_scope",
+                                 "Insufficient privileges to complete the operation.")
+
+    def _membership(self, req: _Request, claims: Mapping[str, Any], rest: list[str],
+                    operation: str, path: str) -> _Response:
+        """``checkMemberGroups`` / ``getMemberObjects`` of /me or /users/{id | UPN}: the
+        user's (transitive) groups, from the test user's ``groups``."""
+        if req.method != "POST":
+            # UNCONFIRMED: Graph's exact answer to a GET of an action.
+            raise _GraphError(405, "Request_BadRequest",
+                              f"The request method '{req.method}' is not allowed; use POST.")
+        if rest[0] == "me":
+            user = next((u for u in self.users.values() if u.oid == claims.get("oid")), None)
+            if user is None:
+                raise _GraphError(404, "Request_ResourceNotFound", "The user no longer exists.")
+        else:
+            wanted = rest[1].lower()
+            user = next((u for u in self.users.values()
+                         if wanted in (u.oid.lower(), u.username.lower())), None)
+            if user is None:
+                raise _GraphError(404, "Request_ResourceNotFound",
+                                  f"Resource '{rest[1]}' does not exist or one of its queried "
+                                  "reference-property objects are not present.")
+        try:
+            body = json.loads(req.body or b"null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise _GraphError(400, "BadRequest",
+                              "Unable to read JSON request payload. Please ensure Content-Type "
+                              "header is set and payload is of valid JSON format.")
+        if operation == "checkMemberGroups":
+            value = self._check_member_groups(user.groups, body)
+        else:
+            only = body.get("securityEnabledOnly")
+            if not isinstance(only, bool):
+                # UNCONFIRMED: the exact code and text for a missing or non-boolean value.
+                raise _GraphError(400, "Request_BadRequest",
+                                  "Invalid value specified for property 'securityEnabledOnly'.")
+            # Every test group is a security group and directory roles are not modelled, so
+            # true and false list the same ids.
+            value = list(user.groups)
+        self._record("graph", claims, req, path)
+        return _json(200, {"@odata.context": _COLLECTION_CONTEXT, "value": value})
+
+    @staticmethod
+    def _check_member_groups(groups: Iterable[str], body: Mapping[str, Any]) -> list[str]:
+        ids = body.get("groupIds")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            # UNCONFIRMED: the exact code and text when groupIds is missing or not strings.
+            raise _GraphError(400, "Request_BadRequest",
+                              "Invalid value specified for property 'groupIds'.")
+        if len(ids) > CHECK_MEMBER_GROUPS_LIMIT:
+            # The limit is documented; the error's code and text are UNCONFIRMED.
+            raise _GraphError(400, "Request_BadRequest",
+                              f"The number of group IDs ({len(ids)}) exceeds the maximum of "
+                              f"{CHECK_MEMBER_GROUPS_LIMIT} per request.")
+        canonical: list[str] = []
+        for raw in ids:
+            try:
+                canonical.append(str(uuid.UUID(raw)))
+            except ValueError:
+                # Graph evaluates the ids as one request: one malformed id fails all of it.
+                raise _GraphError(400, "Request_BadRequest",
+                                  f"Invalid object identifier '{raw}'.") from None
+        member = set(groups)
+        return [g for g in dict.fromkeys(canonical) if g in member]
 
     def _userinfo(self, req: _Request) -> _Response:
         try:

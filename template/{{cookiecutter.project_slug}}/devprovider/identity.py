@@ -31,6 +31,7 @@ from .model import (
     CLOCK_SKEW,
     CODE_LIFETIME,
     GRAPH_RESOURCE,
+    GROUPS_CLAIM_LIMIT,
     REFRESH_TOKEN_LIFETIME,
     TENANT_PLACEHOLDER,
     ClientAuth,
@@ -250,7 +251,21 @@ class _IdentityEndpoints(_Tenant):
         action = req.path + ("?" + req.raw_query if req.raw_query else "")
         return _html(200, pages.sign_in_page(
             app_name=ar.client.display_name, form_action=action, scope_lines=lines,
-            users=[(u.username, u.name, u.username.lower() == hint) for u in users]))
+            users=[(u.username, u.name, u.username.lower() == hint, self._access_summary(u))
+                   for u in users]))
+
+    def _access_summary(self, user: TestUser) -> str:
+        """A user's app roles and groups in a line, so a developer can pick whom to try."""
+        parts = [f"roles: {', '.join(user.roles)}"] if user.roles else []
+        if user.groups:
+            named = [self.group_names[g] for g in user.groups if g in self.group_names]
+            others = len(user.groups) - len(named)
+            listed = named + ([f"{others} other group{'s' if others > 1 else ''}"]
+                              if others else [])
+            overage = (f" (over {GROUPS_CLAIM_LIMIT}: not in the token, an overage claim)"
+                       if len(user.groups) > GROUPS_CLAIM_LIMIT else "")
+            parts.append(f"groups: {', '.join(listed)}{overage}")
+        return "; ".join(parts) or "no app roles, no groups"
 
     def _authorize_post(self, req: _Request, ar: _AuthRequest, mode: str) -> _Response:
         action = req.form.get("action", "")
@@ -801,12 +816,26 @@ class _IdentityEndpoints(_Tenant):
         ((resource, _),) = resources.items()
         now = int(self.now())
         sp_oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client.client_id}"))
-        api = self._api_for(resource)
-        claims = {"aud": api.audience if api else resource, "iss": self.issuer, "iat": now,
-                  "nbf": now, "exp": now + self.access_token_lifetime, "azp": client.client_id,
-                  "azpacr": "1", "idtyp": "app", "oid": sp_oid, "sub": sp_oid,
-                  "tid": self.tenant_id, "roles": [], "ver": "2.0",
-                  "uti": _b64url(secrets.token_bytes(16))}
+        # How the client authenticated: 1 a secret, 2 a certificate or federated assertion.
+        acr = "2" if req.form.get("client_assertion") else "1"
+        claims: dict[str, Any] = {
+            "iat": now, "nbf": now, "exp": now + self.access_token_lifetime, "idtyp": "app",
+            "oid": sp_oid, "sub": sp_oid, "tid": self.tenant_id,
+            "uti": _b64url(secrets.token_bytes(16)), "rh": "0.stand-in."}
+        with self._lock:
+            roles = sorted(self._app_permissions.get((client.client_id, resource), set()))
+        if roles:  # the application permissions granted; no claim when none are (Entra's rule)
+            claims["roles"] = roles
+        if resource == GRAPH_RESOURCE:
+            # Graph tokens are v1 tokens of the sts.windows.net issuer (as for users), signed
+            # with the unpublished key.
+            issuer = f"https://sts.windows.net/{self.tenant_id}/"
+            claims.update(aud=GRAPH_RESOURCE, iss=issuer, idp=issuer, appid=client.client_id,
+                          appidacr=acr, app_displayname=client.display_name, ver="1.0")
+        else:
+            api = self._api_for(resource)
+            claims.update(aud=api.audience if api else resource, iss=self.issuer,
+                          azp=client.client_id, azpacr=acr, ver="2.0")
         at = self._sign(claims, graph=resource == GRAPH_RESOURCE)
         return {"token_type": "Bearer", "expires_in": self.access_token_lifetime,
                 "ext_expires_in": self.access_token_lifetime, "access_token": at}

@@ -29,11 +29,31 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 # Entra's discovery for organizations/common publishes this literal in its issuer.
 TENANT_PLACEHOLDER = "{tenantid}"
+# A JWT carries at most this many groups; above it, an overage claim instead (ID token
+# claims reference, "Groups overage claim": 200 for JWTs, 150 for SAML).
+GROUPS_CLAIM_LIMIT = 200
+# What groupMembershipClaims may say in the stand-in (the manifest also knows DirectoryRole and
+# ApplicationGroup, which need directory roles and group assignments the stand-in has not).
+GROUP_MEMBERSHIP_CLAIMS = ("None", "SecurityGroup", "All")
+
+
+def _object_id(value: str) -> str:
+    """A directory object id (a GUID) in Graph's form: lower case, hyphenated."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError(f"not a directory object id (a GUID): {value!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)
 class TestUser:
-    """A test user. ``tid`` is the user's HOME tenant (``None``: the stand-in's tenant)."""
+    """A test user. ``tid`` is the user's HOME tenant (``None``: the stand-in's tenant).
+
+    ``roles``: the app role VALUES assigned to the user (every app registration of the stand-in
+    shares them; its ID tokens carry them in ``roles``). ``groups``: the object ids (GUIDs) of
+    the groups the user is a member of, TRANSITIVELY (nested memberships already flattened),
+    all security groups: what the ``groups`` claim and Graph's ``checkMemberGroups`` /
+    ``getMemberObjects`` answer from."""
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -43,6 +63,8 @@ class TestUser:
     tid: str | None = None
     given_name: str = ""
     surname: str = ""
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Derive given name / surname from the display name when not given.
@@ -51,6 +73,10 @@ class TestUser:
             object.__setattr__(self, "given_name", first)
         if not self.surname:
             object.__setattr__(self, "surname", last)
+        # Lists are accepted too; duplicates go (a membership is a set), order is kept.
+        object.__setattr__(self, "roles", tuple(dict.fromkeys(str(r) for r in self.roles)))
+        object.__setattr__(self, "groups", tuple(dict.fromkeys(_object_id(g)
+                                                               for g in self.groups)))
 
 
 DEFAULT_USERS: list[TestUser] = [
@@ -135,6 +161,9 @@ class _Client:
     display_name: str
     # ID token optional claims the app registration asks for (e.g. "login_hint").
     optional_claims: frozenset[str] = frozenset()
+    # The manifest's groupMembershipClaims: "None" or which groups the ID token's `groups`
+    # claim lists ("SecurityGroup", "All": the same here, every test group is a security group).
+    group_membership_claims: str = "SecurityGroup"
     secrets: list[_ClientSecret] = dataclasses.field(default_factory=list)
     certs_sha1: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
     certs_sha256: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)

@@ -48,23 +48,25 @@ def sign_in_page(
     app_name: str,
     form_action: str,
     scope_lines: Sequence[str],
-    users: Iterable[tuple[str, str, bool]],
+    users: Iterable[tuple[str, str, bool, str]],
 ) -> str:
     """The combined sign-in and consent page.
 
-    ``users`` holds ``(username, display name, hinted)``; one form per user posts
-    ``username`` and ``action=accept`` back to ``form_action`` (the authorize URL with its query).
+    ``users`` holds ``(username, display name, hinted, access)``, ``access`` a line about the
+    user's app roles and groups; one form per user posts ``username`` and ``action=accept``
+    back to ``form_action`` (the authorize URL with its query).
     """
     action = escape(form_action, quote=True)
     scopes = "".join(f"<li><code>{escape(s)}</code></li>" for s in scope_lines)
     forms = []
-    for username, name, hinted in users:
+    for username, name, hinted, access in users:
         css = "user hinted" if hinted else "user"
         note = " (suggested by the app)" if hinted else ""
         forms.append(
             f"<form class=\"{css}\" method=\"post\" action=\"{action}\">"
             f"<span class=\"who\">{escape(name)}{escape(note)}"
-            f"<small>{escape(username)}</small></span>"
+            f"<small>{escape(username)}</small>"
+            f"<small class=\"access\">{escape(access)}</small></span>"
             f"<input type=\"hidden\" name=\"username\" value=\"{escape(username, quote=True)}\">"
             "<button type=\"submit\" name=\"action\" value=\"accept\">Sign in and accept</button>"
             "</form>"

@@ -57,6 +57,17 @@ sign out on a page, as on Entra. OIDC style: a post-logout URI without ``id_toke
 ``client_id`` is refused with an error page (Keycloak 18+), and ``client_id`` alone asks the user
 to confirm.
 
+Authorization: test users hold app roles and groups (``TestUser.roles``, ``TestUser.groups``,
+the transitive membership; ``add_user``, ``update_user``). Entra-style ID tokens carry ``roles``
+and, when the registration's ``group_membership_claims`` asks for them (the default here), the
+``groups`` object ids; above 200 groups no ``groups`` but Entra's overage claims
+``_claim_names``/``_claim_sources`` (``tenant.py``, ``_groups_claims``). The Graph stand-in answers
+``checkMemberGroups`` and ``getMemberObjects`` from the same data, with Graph's permission checks
+(``apis.py``). Client credentials tokens carry the application permissions granted with
+``grant_app_permissions`` in ``roles``. ``fail()`` makes a path answer an error status for a
+while (a Graph outage, throttling, a refusal); ``graph_calls`` counts Graph requests per
+operation, whatever their outcome.
+
 The code is split by concern. This module holds ``StandIn``: its configuration, its listeners
 and the routing of requests. The rest, one concern per module:
 
@@ -75,11 +86,13 @@ and the routing of requests. The rest, one concern per module:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import ssl
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -92,6 +105,8 @@ from .identity import _IdentityEndpoints
 from .model import (
     DEFAULT_TENANT_ID,
     DEFAULT_USERS,
+    GRAPH_RESOURCE,
+    GROUP_MEMBERSHIP_CLAIMS,
     TOKEN_EXCHANGE_AUDIENCE,
     OAuthError,
     TestUser,
@@ -102,7 +117,51 @@ from .model import (
 )
 from .msi import _ManagedIdentityEndpoint
 from .server import Slowness, _html, _json, _Request, _Response, _Server
+from .tenant import _GRAPH_CASING
 from .tokens import ExternalIssuer, _b64url, _SigningKey
+
+# Graph's error code and message per status, for injected failures (Graph's documented error
+# codes; Authorization_RequestDenied is what directory calls answer a missing permission with).
+_GRAPH_ERRORS = {
+    400: ("BadRequest", "Bad request."),
+    401: ("InvalidAuthenticationToken", "Access token validation failure."),
+    403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+    404: ("Request_ResourceNotFound", "The resource does not exist."),
+    429: ("TooManyRequests", "Too many requests, please retry after the time given."),
+    500: ("generalException", "An unspecified error has occurred."),
+    502: ("serviceNotAvailable", "The service is temporarily unavailable."),
+    503: ("serviceNotAvailable", "The service is temporarily unavailable for maintenance or is "
+                                 "overloaded. You may repeat the request after a delay, which "
+                                 "may be specified in a Retry-After header."),
+    504: ("serviceNotAvailable", "The service did not answer in time."),
+}
+
+
+@dataclasses.dataclass(eq=False)
+class Fault:
+    """A failure made with ``StandIn.fail``: ``answered`` counts the requests it answered;
+    ``undo()`` (or leaving its ``with`` block) ends it. ``remaining`` answers left (``None``:
+    no limit), ``until`` when it ends on the stand-in's clock (``None``: never)."""
+
+    standin: StandIn = dataclasses.field(repr=False)
+    path_prefix: str
+    status: int
+    retry_after: int | None
+    remaining: int | None
+    until: float | None
+    answered: int = 0
+
+    def undo(self) -> None:
+        with self.standin._lock:
+            if self.standin._faults.get(self.path_prefix) is self:
+                del self.standin._faults[self.path_prefix]
+
+    def __enter__(self) -> Fault:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.undo()
 
 
 class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
@@ -139,6 +198,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         self._threads: list[threading.Thread] = []
         self._slow: dict[str, Slowness] = {}  # path prefix -> how slowly to answer
         self._msi_server: _Server | None = None  # started by identity_endpoint
+        self._faults: dict[str, Fault] = {}  # path prefix -> the failure it answers with
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
@@ -168,6 +228,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
 
     def stop(self) -> None:
         self.unslow()  # answers still trickling out go out at once
+        self.unfail()
         with self._lock:
             servers, self._servers = list(self._servers), []
             threads, self._threads = list(self._threads), []
@@ -209,6 +270,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         *,
         display_name: str | None = None,
         optional_claims: Sequence[str] = (),
+        group_membership_claims: str = "SecurityGroup",
     ) -> None:
         """Register (or replace) an app registration. ``client_secret=None``: no secret from
         here (a certificate, a federated credential or secrets added with
@@ -222,13 +284,23 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         Sign-out targets are checked against the redirect URIs, as Entra does for web apps (it
         has no separate post-logout list): ``post_logout_redirect_uris`` are simply added to
         ``redirect_uris``. ``optional_claims`` are the ID token optional claims the registration
-        asks for; ``"login_hint"`` is the one the Entra-style endpoints know."""
+        asks for; ``"login_hint"`` is the one the Entra-style endpoints know.
+
+        ``group_membership_claims`` is the manifest's ``groupMembershipClaims``: with
+        ``"SecurityGroup"`` (the default here, unlike a new Entra registration's ``None``) or
+        ``"All"`` the Entra-style ID tokens carry the user's ``groups`` (object ids; every test
+        group is a security group) or, above 200, the groups overage claims; ``"None"`` turns
+        the claim off. ``roles`` (the user's app roles) are emitted whatever this says."""
+        if group_membership_claims not in GROUP_MEMBERSHIP_CLAIMS:
+            raise ValueError(f"group_membership_claims must be one of {GROUP_MEMBERSHIP_CLAIMS}, "
+                             f"not {group_membership_claims!r}")
         uris = list(redirect_uris)
         uris += [u for u in post_logout_redirect_uris or [] if u not in uris]
         with self._lock:
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
-            client = _Client(client_id, uris, name, frozenset(optional_claims))
+            client = _Client(client_id, uris, name, frozenset(optional_claims),
+                             group_membership_claims)
             if old is not None:  # keep the credentials added to it
                 client.secrets = [s for s in old.secrets if not s.from_registration]
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
@@ -367,6 +439,46 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self._apis[name] = _Api(name, resource, merged)
         return f"{self.base_url}/apis/{name}"
 
+    def add_user(self, user: TestUser) -> TestUser:
+        """Add a test user, or replace the one with the same username (case-insensitive);
+        returns it as stored (``tid`` filled in). Tokens issued from then on describe it:
+        refresh tokens and sessions name users by username."""
+        user = dataclasses.replace(user, tid=user.tid or self.tenant_id)
+        with self._lock:
+            # A new dict, not a change in place: request threads iterate over the users.
+            self.users = {**self.users, user.username.lower(): user}
+        return user
+
+    def update_user(self, username: str, *, roles: Sequence[str] | None = None,
+                    groups: Sequence[str] | None = None) -> TestUser:
+        """Change a test user's app roles and/or groups (object ids, the TRANSITIVE
+        membership); ``None`` keeps what it has. Tokens issued later (a refresh, a new sign-in)
+        and Graph's answers reflect it; tokens issued before do not, as in Entra."""
+        with self._lock:
+            user = self._user(username)
+            changed = dataclasses.replace(
+                user, roles=tuple(user.roles if roles is None else roles),
+                groups=tuple(user.groups if groups is None else groups))
+            return self.add_user(changed)
+
+    def grant_app_permissions(self, client_id: str, resource: str, roles: Sequence[str]) -> None:
+        """Grant a client application permissions (app roles of ``resource``, as an admin
+        consents to them), e.g. ``grant_app_permissions(app, GRAPH_RESOURCE,
+        ["User.Read.All", "GroupMember.Read.All"])``: its client credentials tokens for the
+        resource carry them in ``roles``, and the Graph stand-in checks them. Adds to earlier
+        grants; tokens issued before keep what they had."""
+        canonical = self._canonical_resource(resource)
+        names = {_GRAPH_CASING.get(r.lower(), r) if canonical == GRAPH_RESOURCE else r
+                 for r in roles}
+        with self._lock:
+            self._client(client_id)
+            self._app_permissions.setdefault((client_id, canonical), set()).update(names)
+
+    def revoke_app_permissions(self, client_id: str, resource: str) -> None:
+        """Remove every application permission granted to the client for ``resource``."""
+        with self._lock:
+            self._app_permissions.pop((client_id, self._canonical_resource(resource)), None)
+
     def grant_consent(self, username: str, client_id: str, scopes: list[str]) -> None:
         """Pre-consent (like admin consent) scopes, e.g. ``api://x/Todo.Read`` or ``User.Read``."""
         _, resources = self._parse_scopes(" ".join(scopes), client_id)
@@ -451,6 +563,74 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             return next((rule for prefix, rule in self._slow.items()
                          if path.startswith(prefix)), None)
 
+    def fail(self, path_prefix: str, status: int = 503, *, times: int | None = None,
+             seconds: float | None = None, retry_after: int | None = 1) -> Fault:
+        """Answer requests whose path starts with ``path_prefix`` (e.g.
+        ``"/graph/v1.0/me/checkMemberGroups"``) with ``status`` instead of serving them: for the
+        next ``times`` requests, for ``seconds`` on the stand-in's clock (``now()``, so
+        ``clock_offset`` ends it too), or until undone. Under ``/graph/`` the answer is Graph's
+        error JSON for that status (403 ``Authorization_RequestDenied``, 429
+        ``TooManyRequests``, 503 ``serviceNotAvailable``...), elsewhere an OAuth-style error;
+        429 and 503 answers carry ``Retry-After: retry_after`` (``None``: no header). Requests
+        are still counted (``graph_calls``). A new failure for the same prefix replaces the
+        old one. Returns the ``Fault`` (how many it ``answered``; ``undo()``), which is also a
+        context manager::
+
+            with standin.fail("/graph/v1.0/me/checkMemberGroups", 503, times=1) as fault:
+                ...
+            assert fault.answered == 1
+        """
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status, not {status}")
+        until = None if seconds is None else self.now() + seconds
+        fault = Fault(self, path_prefix, status, retry_after, times, until)
+        with self._lock:
+            self._faults[path_prefix] = fault
+        return fault
+
+    def unfail(self) -> None:
+        """End every ``fail()``."""
+        with self._lock:
+            self._faults.clear()
+
+    def _fault_for(self, path: str) -> Fault | None:
+        if not self._faults:  # the usual case, without taking the lock
+            return None
+        with self._lock:
+            for prefix, fault in list(self._faults.items()):
+                if fault.until is not None and self.now() >= fault.until:
+                    del self._faults[prefix]  # its time is over
+                elif path.startswith(prefix):
+                    fault.answered += 1
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            del self._faults[prefix]
+                    return fault
+        return None
+
+    def _fault_answer(self, fault: Fault, req: _Request) -> _Response:
+        headers = ([("Retry-After", str(fault.retry_after))]
+                   if fault.status in (429, 503) and fault.retry_after is not None else [])
+        if req.path.startswith("/graph/"):
+            code, message = _GRAPH_ERRORS.get(fault.status, _GRAPH_ERRORS[500])
+            return _json(fault.status, {"error": {"code": code, "message": message,
+                                                  "innerError": self._graph_inner(req)}},
+                         headers)
+        error = {503: "temporarily_unavailable", 429: "temporarily_unavailable",
+                 403: "access_denied"}.get(fault.status, "server_error")
+        return _json(fault.status, {"error": error, "error_description":
+                                    f"Fault injected: {fault.status} for {fault.path_prefix}."},
+                     headers)
+
+    def _count_graph(self, req: _Request) -> None:
+        """Count a Graph request by operation: ``"POST /users/{id}/checkMemberGroups"``."""
+        segs = [s for s in req.path.split("/") if s][2:]  # after graph/v1.0
+        if len(segs) >= 2 and segs[0] == "users":
+            segs[1] = "{id}"
+        with self._lock:
+            self.graph_calls[f"{req.method} /{'/'.join(segs)}"] += 1
+
     def reset_counts(self) -> None:
         with self._lock:
             self.token_calls.clear()
@@ -460,6 +640,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self.last_logout = None
             self.api_calls.clear()
             self.api_challenges.clear()
+            self.graph_calls.clear()
             self.client_auth_log.clear()
             self.msi_requests.clear()
 
@@ -477,6 +658,11 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
     def _route(self, req: _Request) -> _Response:
         if "server_crash" in self.faults:  # lets tests prove that handler bugs surface
             raise RuntimeError("fault injected: server_crash")
+        if req.listener == "main" and req.path.startswith("/graph/v1.0/"):
+            self._count_graph(req)
+        fault = self._fault_for(req.path)
+        if fault is not None:
+            return self._fault_answer(fault, req)
         if req.listener == "msi":  # the managed identity endpoint's own listener
             return self._msi(req)
         segs = [s for s in req.path.split("/") if s]

@@ -24,6 +24,7 @@ from typing import Any
 from .model import (
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
+    GROUPS_CLAIM_LIMIT,
     OIDC_SCOPES,
     ClientAuth,
     ManagedIdentity,
@@ -42,8 +43,10 @@ from .tokens import ExternalIssuer, _b64url, _SigningKey
 _GRAPH_KNOWN_SCOPES = (
     "User.Read", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite", "Mail.Read", "Mail.Send",
     "Calendars.Read", "Calendars.ReadWrite", "Files.Read", "Files.ReadWrite", "Group.Read.All",
-    "People.Read", "Contacts.Read", "Tasks.ReadWrite", "Sites.Read.All",
+    "People.Read", "Contacts.Read", "Tasks.ReadWrite", "Sites.Read.All", "GroupMember.Read.All",
+    "User.ReadWrite.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All",
 )
+_GRAPH_CASING = {s.lower(): s for s in _GRAPH_KNOWN_SCOPES}
 
 
 class _Tenant:
@@ -69,6 +72,12 @@ class _Tenant:
         self.last_logout: dict[str, str] | None = None
         self.api_calls: list[dict[str, Any]] = []  # calls the API stand-ins accepted
         self.api_challenges: list[dict[str, Any]] = []  # claims challenges they answered
+        # Requests to the Graph stand-in per operation ("POST /me/checkMemberGroups",
+        # "POST /users/{id}/getMemberObjects", "GET /me"...), whatever their outcome (a
+        # refused token, a fault injected with `fail`): what an app's calls to Graph cost.
+        self.graph_calls: collections.Counter[str] = collections.Counter()
+        # Display names of group ids, for the sign-in page only (tokens and Graph use ids).
+        self.group_names: dict[str, str] = {}
 
         self._lock = threading.RLock()
         self._clients: dict[str, _Client] = {}
@@ -76,6 +85,10 @@ class _Tenant:
         self._consents: dict[tuple[str, str, str], set[str]] = {}
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
+        # Application permissions (app roles) granted to a client for a resource, as an admin
+        # grants them: (client id, canonical resource) -> role values. Client credentials
+        # tokens carry them in `roles`.
+        self._app_permissions: dict[tuple[str, str], set[str]] = {}
         # API name -> (claims demanded, step_up, "base64" | "json" encoding in the challenge)
         self._demands: dict[str, tuple[dict[str, Any], bool, str]] = {}
         # Browser sessions at the provider: session id (a cookie) -> {username: client ids the
@@ -175,8 +188,8 @@ class _Tenant:
             prefix, sep, name = item.rpartition("/")
             resource = self._canonical_resource(prefix) if sep else GRAPH_RESOURCE
             if resource == GRAPH_RESOURCE:
-                known = {s.lower(): s for s in _GRAPH_KNOWN_SCOPES}
-                name = ".default" if name.lower() == ".default" else known.get(name.lower(), name)
+                name = (".default" if name.lower() == ".default"
+                        else _GRAPH_CASING.get(name.lower(), name))
             else:
                 api = self._api_for(resource)
                 if api is None:
@@ -281,11 +294,38 @@ class _Tenant:
                 claims["login_hint"] = self.login_hint(user)
         if "email" in oidc:
             claims["email"] = user.username
+        if user.roles:  # like every Entra claim, present only when it has a value
+            claims["roles"] = list(user.roles)
+        if mode == "entra":
+            claims.update(self._groups_claims(user, self._clients.get(client_id)))
         if nonce is not None:
             claims["nonce"] = nonce
         if auth_time is not None:
             claims["auth_time"] = auth_time
         return self._sign(claims)
+
+    def _groups_claims(self, user: TestUser, client: _Client | None) -> dict[str, Any]:
+        """The ID token's group claims: ``groups`` (object ids) when the registration asks
+        for them (groupMembershipClaims) and the user has any; above GROUPS_CLAIM_LIMIT the
+        groups overage instead, a distributed claim (OpenID Connect Core 5.6.2) naming where
+        the groups can be read.
+
+        The endpoint: tokens seen in the wild name the retired Azure AD Graph,
+        ``https://graph.windows.net/{tid}/users/{oid}/getMemberObjects`` (which needs an
+        ``api-version`` and a token for graph.windows.net); Microsoft's ID token claims
+        reference shows ``https://graph.microsoft.com/v1.0/users/{userID}/getMemberObjects``
+        in its example. Which one Entra emits today is UNCONFIRMED; the stand-in emits the
+        graph.windows.net one, so an app that follows the link instead of calling Microsoft
+        Graph itself fails here too. ``hasgroups`` is not emitted: Entra uses it instead of
+        ``groups`` in implicit-flow tokens only (a URL fragment's length limit), never in
+        tokens from the token endpoint."""
+        if client is None or client.group_membership_claims == "None" or not user.groups:
+            return {}
+        if len(user.groups) <= GROUPS_CLAIM_LIMIT:
+            return {"groups": list(user.groups)}
+        endpoint = f"https://graph.windows.net/{self.tenant_id}/users/{user.oid}/getMemberObjects"
+        return {"_claim_names": {"groups": "src1"},
+                "_claim_sources": {"src1": {"endpoint": endpoint}}}
 
     # ------------------------------------------------------------------ errors
     def _error_fields(self, e: OAuthError, req: _Request | None,

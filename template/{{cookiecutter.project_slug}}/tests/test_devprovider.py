@@ -8,6 +8,7 @@ Time moves with ``standin.clock_offset``, never with sleeps.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import os
@@ -33,8 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import load_pem_x509_certificate
 
-from devprovider import TOKEN_EXCHANGE_AUDIENCE, ClientAuth, ExternalIssuer, StandIn
-from devprovider.__main__ import app_defaults, start_dev_environment
+from devprovider import TOKEN_EXCHANGE_AUDIENCE, ClientAuth, ExternalIssuer, StandIn, TestUser
+from devprovider.__main__ import app_defaults, set_up_authorization, start_dev_environment
 from devprovider.model import TENANT_PLACEHOLDER
 from tests.browser import Browser, auth_response, parse_forms
 from tests.devprovider_fixtures import (
@@ -1141,11 +1142,25 @@ def test_claims_challenge_encodings(standin: StandIn, http_session: requests.Ses
 @pytest.mark.parametrize("app_host,pages_host", [("localhost", "127.0.0.1"),
                                                  ("127.0.0.1", "localhost")])
 def test_dev_environment_puts_the_sign_in_pages_on_another_site(
-        tmp_path: Path, ca_bundle_path: str, app_host: str, pages_host: str) -> None:
+        tmp_path: Path, ca_bundle_path: str, app_host: str, pages_host: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = app_defaults()
+    finance = str(uuid.uuid4())
+
+    class WithAuthorization:  # the app's defaults, with an authorization section
+        authorization = {"roles": ["Admin"], "groups": {"finance": finance},
+                         "groups_overage": "user"}
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(defaults, name)
+
+    monkeypatch.setattr("devprovider.__main__.app_defaults", WithAuthorization)
     app_url = f"http://{app_host}:5999"
     standin, env = start_dev_environment(tmp_path, app_url)
     try:
+        # Its test users have the app's roles and groups (see the test of set_up_authorization).
+        assert standin.users["alice@contoso.test"].groups == (finance,)
+        assert len(standin.users["dana@contoso.test"].groups) == 251
         web = urlsplit(standin.browser_base_url or "")
         assert (web.scheme, web.hostname) == ("http", pages_host) and web.port
         oidc = bool(defaults.oidc_authority)
@@ -1198,3 +1213,300 @@ def test_dev_mode_removes_its_key_folder_on_sigterm(tmp_path: Path) -> None:
         stop(proc)  # and nothing it started is left
     assert not folder.exists(), output
     assert f"http://localhost:{port}" in output and "http://127.0.0.1:" in output
+
+
+# ------------------------------------------------------------------ app roles, groups, Graph
+GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
+
+
+def code_flow_tokens(standin: StandIn, browser: Browser, session: requests.Session,
+              username: str = ALICE, *, oidc: bool = False) -> dict[str, Any]:
+    """A sign-in by the authorization code flow (no MSAL): the token response."""
+    verifier, challenge = pkce_pair()
+    authority = standin.oidc_authority if oidc else standin.authority
+    code = authorize(standin, browser, username, challenge=challenge, authority=authority,
+                     scope=f"{SIGN_IN} User.Read")["code"]
+    resp = session.post(oidc_token_url(standin) if oidc else token_url(standin), data={
+        "grant_type": "authorization_code", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier, "scope": f"User.Read {SIGN_IN}"})
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def refreshed_id_token(standin: StandIn, session: requests.Session,
+                       refresh_token: str) -> dict[str, Any]:
+    resp = session.post(token_url(standin), data={
+        "grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "refresh_token": refresh_token, "scope": f"User.Read {SIGN_IN}"})
+    assert resp.status_code == 200, resp.text
+    return claims_of(resp.json()["id_token"])
+
+
+def graph_post(standin: StandIn, session: requests.Session, token: str, path: str,
+               body: Any) -> requests.Response:
+    return session.post(f"{standin.graph_base_url}{path}", json=body,
+                        headers={**bearer(token), "client-request-id": "c0ffee"})
+
+
+def assert_graph_error(resp: requests.Response, status: int, code: str) -> str:
+    """Graph's error JSON: {"error": {"code", "message", "innerError": {date, ids}}}."""
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == code, error
+    assert {"date", "request-id", "client-request-id"} <= error["innerError"].keys()
+    return str(error["message"])
+
+
+def app_token(standin: StandIn, session: requests.Session, scope: str = GRAPH_DEFAULT) -> str:
+    resp = session.post(token_url(standin), data={
+        "grant_type": "client_credentials", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "scope": scope})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["access_token"])
+
+
+def new_groups(n: int) -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def test_id_tokens_carry_roles_groups_and_the_groups_overage(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    groups = new_groups(201)
+    # Group ids are object ids: kept in Graph's lower-case form; anything else is refused.
+    alice = standin.update_user(ALICE, roles=["Admin", "Reader"],
+                                groups=[groups[0].upper(), groups[1]])
+    assert alice.groups == (groups[0], groups[1]) and alice.tid == standin.tenant_id
+    with pytest.raises(ValueError):
+        standin.update_user(ALICE, groups=["finance"])
+    id_token = claims_of(code_flow_tokens(standin, new_browser(), http_session)["id_token"])
+    assert id_token["roles"] == ["Admin", "Reader"]
+    assert id_token["groups"] == [groups[0], groups[1]]
+    # hasgroups is for implicit-flow tokens only; no overage claims below the limit.
+    assert not {"hasgroups", "_claim_names", "_claim_sources"} & id_token.keys()
+    # No roles, no groups: no claims at all (not empty lists).
+    bob_body = code_flow_tokens(standin, new_browser(), http_session, BOB)
+    assert not {"roles", "groups", "hasgroups", "_claim_names"} & claims_of(
+        bob_body["id_token"]).keys()
+    # Tokens issued later reflect a change: exactly 200 groups still fit in the claim...
+    standin.update_user(BOB, groups=groups[:200])
+    assert len(refreshed_id_token(standin, http_session, bob_body["refresh_token"])
+               ["groups"]) == 200
+    # ...201 do not: Entra's overage claims, pointing at (Azure AD) Graph, instead.
+    standin.update_user(BOB, groups=groups)
+    overage = refreshed_id_token(standin, http_session, bob_body["refresh_token"])
+    assert "groups" not in overage and "hasgroups" not in overage
+    assert overage["_claim_names"] == {"groups": "src1"}
+    endpoint = (f"https://graph.windows.net/{standin.tenant_id}/users/"
+                f"{standin.users[BOB].oid}/getMemberObjects")
+    assert overage["_claim_sources"] == {"src1": {"endpoint": endpoint}}
+    # A registration without groupMembershipClaims gets roles but no groups.
+    standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI],
+                            group_membership_claims="None")
+    plain = refreshed_id_token(standin, http_session, bob_body["refresh_token"])
+    assert not {"groups", "_claim_names", "_claim_sources"} & plain.keys()
+    with pytest.raises(ValueError):
+        standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI],
+                                group_membership_claims="ApplicationGroup")
+    # The generic OIDC provider (no Graph behind it): roles, never Entra's groups.
+    standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI])
+    generic = claims_of(code_flow_tokens(standin, new_browser(), http_session,
+                                         oidc=True)["id_token"])
+    assert generic["roles"] == ["Admin", "Reader"] and "groups" not in generic
+    # add_user adds or replaces (by username, case-insensitively).
+    erin = standin.add_user(TestUser("erin@contoso.test", "Erin Ko", str(uuid.uuid4()),
+                                     roles=("Reader",)))
+    assert standin.users["erin@contoso.test"] is erin and erin.tid == standin.tenant_id
+    standin.add_user(dataclasses.replace(erin, username="Erin@contoso.test", roles=()))
+    assert standin.users["erin@contoso.test"].roles == ()
+
+
+def test_graph_membership_functions_for_the_signed_in_user(standin: StandIn,
+                                                            http_session: requests.Session) -> None:
+    groups = new_groups(3)
+    standin.update_user(ALICE, groups=groups[:2])
+    user_read = standin.mint_access_token(ALICE, CLIENT_ID, ["User.Read"])
+    check = graph_post(standin, http_session, user_read, "/me/checkMemberGroups",
+                       {"groupIds": [groups[1].upper(), groups[2], groups[0]]})
+    assert check.status_code == 200, check.text
+    assert check.json() == {
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)",
+        "value": [groups[1], groups[0]]}  # the ids asked for that the user is a member of
+    assert graph_post(standin, http_session, user_read, "/me/checkMemberGroups",
+                      {"groupIds": [groups[2], *new_groups(19)]}).json()["value"] == []
+    # At most 20 ids; one malformed id fails the whole request; the body must be JSON.
+    assert_graph_error(graph_post(standin, http_session, user_read, "/me/checkMemberGroups",
+                                  {"groupIds": new_groups(21)}), 400, "Request_BadRequest")
+    message = assert_graph_error(graph_post(standin, http_session, user_read,
+                                            "/me/checkMemberGroups",
+                                            {"groupIds": [groups[0], "finance"]}),
+                                 400, "Request_BadRequest")
+    assert message == "Invalid object identifier 'finance'."
+    assert_graph_error(http_session.post(f"{standin.graph_base_url}/me/checkMemberGroups",
+                                         data=b"{groupIds", headers=bearer(user_read)),
+                       400, "BadRequest")
+    objects = graph_post(standin, http_session, user_read, "/me/getMemberObjects",
+                         {"securityEnabledOnly": True})
+    assert objects.status_code == 200 and objects.json()["value"] == groups[:2]
+    assert_graph_error(graph_post(standin, http_session, user_read, "/me/getMemberObjects", {}),
+                       400, "Request_BadRequest")
+    # Graph answers from the directory as it is now, whatever the token was issued with.
+    standin.update_user(ALICE, groups=[groups[2]])
+    assert graph_post(standin, http_session, user_read, "/me/getMemberObjects",
+                      {"securityEnabledOnly": False}).json()["value"] == [groups[2]]
+    # No permission for it: Graph's 403; a token Graph cannot accept: 401.
+    mail = standin.mint_access_token(ALICE, CLIENT_ID, ["Mail.Read"])
+    for operation in ("checkMemberGroups", "getMemberObjects"):
+        assert_graph_error(graph_post(standin, http_session, mail, f"/me/{operation}",
+                                      {"groupIds": groups, "securityEnabledOnly": True}),
+                           403, "Authorization_RequestDenied")
+    todo = standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ])
+    assert_graph_error(graph_post(standin, http_session, todo, "/me/checkMemberGroups",
+                                  {"groupIds": groups}), 401, "InvalidAuthenticationToken")
+    # Another user: the delegated permissions for other users (User.Read is not enough).
+    bob_path = f"/users/{standin.users[BOB].oid}/checkMemberGroups"
+    assert_graph_error(graph_post(standin, http_session, user_read, bob_path,
+                                  {"groupIds": groups}), 403, "Authorization_RequestDenied")
+    wider = standin.mint_access_token(ALICE, CLIENT_ID,
+                                      ["User.ReadBasic.All", "GroupMember.Read.All"])
+    assert graph_post(standin, http_session, wider, bob_path,
+                      {"groupIds": groups}).json()["value"] == []
+    assert http_session.get(f"{standin.graph_base_url}/me/checkMemberGroups",
+                            headers=bearer(user_read)).status_code == 405
+    # Each request is counted by operation, whatever its outcome; accepted ones are recorded.
+    assert standin.graph_calls == {"POST /me/checkMemberGroups": 7,
+                                   "POST /me/getMemberObjects": 4,
+                                   "POST /users/{id}/checkMemberGroups": 2,
+                                   "GET /me/checkMemberGroups": 1}
+    assert [c["path"] for c in standin.api_calls].count("/me/checkMemberGroups") == 2
+    standin.reset_counts()
+    assert not standin.graph_calls
+
+
+def test_app_only_tokens_carry_application_permissions_graph_checks(
+        standin: StandIn, http_session: requests.Session) -> None:
+    groups = new_groups(2)
+    dana = standin.add_user(TestUser("dana@contoso.test", "Dana Overage", str(uuid.uuid4()),
+                                     groups=(groups[0],)))
+    bare = app_token(standin, http_session)
+    claims = claims_of(bare)
+    # A Graph token (v1, like Entra's) without permissions has no roles claim at all.
+    assert "roles" not in claims and claims["idtyp"] == "app" and claims["ver"] == "1.0"
+    assert claims["iss"] == f"https://sts.windows.net/{standin.tenant_id}/"
+    assert (claims["aud"], claims["appid"]) == ("https://graph.microsoft.com", CLIENT_ID)
+    check = f"/users/{dana.oid}/checkMemberGroups"
+    assert_graph_error(graph_post(standin, http_session, bare, check, {"groupIds": groups}),
+                       403, "Authorization_RequestDenied")
+    # User.Read.All alone: enough for getMemberObjects, not for checkMemberGroups.
+    standin.grant_app_permissions(CLIENT_ID, "https://graph.microsoft.com/", ["user.read.all"])
+    user_read_all = app_token(standin, http_session)
+    assert claims_of(user_read_all)["roles"] == ["User.Read.All"]
+    assert_graph_error(graph_post(standin, http_session, user_read_all, check,
+                                  {"groupIds": groups}), 403, "Authorization_RequestDenied")
+    by_upn = graph_post(standin, http_session, user_read_all,
+                        "/users/Dana@contoso.test/getMemberObjects", {"securityEnabledOnly": True})
+    assert by_upn.status_code == 200 and by_upn.json()["value"] == [groups[0]]
+    standin.grant_app_permissions(CLIENT_ID, GRAPH_DEFAULT.rsplit("/", 1)[0],
+                                  ["GroupMember.Read.All"])
+    granted = app_token(standin, http_session)
+    assert claims_of(granted)["roles"] == ["GroupMember.Read.All", "User.Read.All"]
+    assert graph_post(standin, http_session, granted, check,
+                      {"groupIds": groups}).json()["value"] == [groups[0]]
+    assert standin.api_calls[-1]["roles"] == ["GroupMember.Read.All", "User.Read.All"]
+    # /me means the signed-in user: an app-only token gets Graph's 400.
+    message = assert_graph_error(graph_post(standin, http_session, granted,
+                                            "/me/checkMemberGroups", {"groupIds": groups}),
+                                 400, "BadRequest")
+    assert message == "/me request is only valid with delegated authentication flow."
+    assert_graph_error(http_session.get(f"{standin.graph_base_url}/me", headers=bearer(granted)),
+                       400, "BadRequest")
+    assert_graph_error(graph_post(standin, http_session, granted,
+                                  f"/users/{uuid.uuid4()}/checkMemberGroups",
+                                  {"groupIds": groups}), 404, "Request_ResourceNotFound")
+    # Custom APIs' application permissions, and revoking a grant.
+    standin.grant_app_permissions(CLIENT_ID, TODO_RESOURCE, ["Todo.Read.All"])
+    todo = claims_of(app_token(standin, http_session, TODO_DEFAULT))
+    assert (todo["roles"], todo["aud"], todo["ver"]) == (["Todo.Read.All"], TODO_AUD, "2.0")
+    standin.revoke_app_permissions(CLIENT_ID, "https://graph.microsoft.com")
+    assert "roles" not in claims_of(app_token(standin, http_session))
+    with pytest.raises(KeyError):
+        standin.grant_app_permissions("unknown-client", TODO_RESOURCE, ["Todo.Read.All"])
+
+
+def test_fail_answers_a_status_for_a_while(standin: StandIn,
+                                           http_session: requests.Session) -> None:
+    group = str(uuid.uuid4())
+    standin.update_user(ALICE, groups=[group])
+    token = standin.mint_access_token(ALICE, CLIENT_ID, ["User.Read"])
+    path = "/me/checkMemberGroups"
+    prefix = "/graph/v1.0" + path
+
+    def check() -> requests.Response:
+        return graph_post(standin, http_session, token, path, {"groupIds": [group]})
+
+    with standin.fail(prefix, 503, times=2) as fault:  # an outage of two answers
+        for _ in range(2):
+            outage = check()
+            assert_graph_error(outage, 503, "serviceNotAvailable")
+            assert outage.headers["Retry-After"] == "1"
+        assert check().json()["value"] == [group]
+    assert fault.answered == 2
+    # For a time on the stand-in's clock: a refusal with Graph's 403 (no Retry-After).
+    standin.fail(prefix, 403, seconds=60)
+    refused = check()
+    assert_graph_error(refused, 403, "Authorization_RequestDenied")
+    assert "Retry-After" not in refused.headers
+    standin.clock_offset = 61
+    assert check().status_code == 200
+    standin.clock_offset = 0
+    # Until undone; a prefix covers every path under it, other paths are untouched.
+    throttled = standin.fail("/graph/v1.0/me/", 429, retry_after=7)
+    answer = check()
+    assert_graph_error(answer, 429, "TooManyRequests")
+    assert answer.headers["Retry-After"] == "7"
+    assert http_session.get(f"{standin.graph_base_url}/me", headers=bearer(token)).ok
+    throttled.undo()
+    assert check().status_code == 200
+    # Elsewhere than Graph the answer is OAuth-style error JSON.
+    standin.fail("/apis/todo", 503)
+    todo = http_session.get(f"{standin.base_url}/apis/todo/x",
+                            headers=bearer(standin.mint_access_token(ALICE, CLIENT_ID,
+                                                                     [TODO_READ])))
+    assert todo.status_code == 503 and todo.json()["error"] == "temporarily_unavailable"
+    standin.unfail()
+    # Every request was counted, the failed ones too: "one Graph call per account" is testable.
+    assert standin.graph_calls == {"POST /me/checkMemberGroups": 7, "GET /me": 1}
+    with pytest.raises(ValueError):
+        standin.fail(prefix, 200)
+
+
+def test_dev_mode_gives_test_users_the_apps_roles_and_groups(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    # Roles only, the overage resolved with the user's token: no dana, no app permissions.
+    set_up_authorization(standin, {"roles": ["Admin"], "groups": {}, "groups_overage": "user"},
+                         CLIENT_ID)
+    assert standin.users[ALICE].roles == ("Admin",) and standin.users[ALICE].groups == ()
+    assert "dana@contoso.test" not in standin.users
+    assert "roles" not in claims_of(app_token(standin, http_session))
+    finance, hr = new_groups(2)
+    set_up_authorization(standin, {"roles": ["Admin", "Reader"],
+                                   "groups": {"finance": finance.upper(), "hr": hr},
+                                   "groups_overage": "app"}, CLIENT_ID)
+    alice, bob = standin.users[ALICE], standin.users[BOB]
+    assert (alice.roles, alice.groups) == (("Admin", "Reader"), (finance, hr))
+    assert (bob.roles, bob.groups) == ((), ())
+    dana = standin.users["dana@contoso.test"]
+    assert dana.roles == () and dana.groups[:2] == (finance, hr) and len(dana.groups) == 252
+    # The sign-in page says who has what.
+    page = new_browser().get(authorize_url(standin, challenge=pkce_pair()[1])).text
+    assert "roles: Admin, Reader; groups: finance, hr</small>" in page
+    assert "no app roles, no groups" in page
+    assert "groups: finance, hr, 250 other groups (over 200: not in the token" in page
+    # "app": the registration may ask Graph about dana with its own token.
+    token = app_token(standin, http_session)
+    assert claims_of(token)["roles"] == ["GroupMember.Read.All", "User.Read.All"]
+    answer = graph_post(standin, http_session, token, f"/users/{dana.oid}/checkMemberGroups",
+                        {"groupIds": [hr, str(uuid.uuid4())]})
+    assert answer.json()["value"] == [hr]
