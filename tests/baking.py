@@ -188,6 +188,21 @@ def baked_credential(config_py: Path) -> dict[str, str]:
     raise AssertionError(f"{config_py}: no AppDefaults(credential=...)")
 
 
+def baked_authorization(config_py: Path) -> tuple[Any, str]:
+    """The `authorization=` mapping of a generated config.py's AppDefaults (read, not imported)
+    and the comment line above it."""
+    import ast
+
+    text = config_py.read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AppDefaults":
+            for keyword in node.keywords:
+                if keyword.arg == "authorization":
+                    comment = text.splitlines()[keyword.value.lineno - 2].strip()
+                    return ast.literal_eval(keyword.value), comment
+    raise AssertionError(f"{config_py}: no AppDefaults(authorization=...)")
+
+
 def post_gen_hook() -> Any:
     """The post-generation hook as a module (it runs nothing when imported)."""
     import importlib.util

@@ -153,6 +153,8 @@ class AppDefaults:
     # defaults: the kind and file paths chosen when the project was generated, never a value.
     credential: Mapping[str, str] = field(
         default_factory=lambda: {"CLIENT_CREDENTIAL": "secret"})
+    # Authorization from the spec: {"roles": [...], "groups": {name: object id}, "groups_overage"}.
+    authorization: Mapping[str, Any] = field(default_factory=dict)
 
 
 def scope_resource(scope: str) -> str:
