@@ -188,6 +188,21 @@ def baked_credential(config_py: Path) -> dict[str, str]:
     raise AssertionError(f"{config_py}: no AppDefaults(credential=...)")
 
 
+def baked_authorization(config_py: Path) -> tuple[Any, str]:
+    """The `authorization=` mapping of a generated config.py's AppDefaults (read, not imported)
+    and the comment line above it."""
+    import ast
+
+    text = config_py.read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AppDefaults":
+            for keyword in node.keywords:
+                if keyword.arg == "authorization":
+                    comment = text.splitlines()[keyword.value.lineno - 2].strip()
+                    return ast.literal_eval(keyword.value), comment
+    raise AssertionError(f"{config_py}: no AppDefaults(authorization=...)")
+
+
 def post_gen_hook() -> Any:
     """The post-generation hook as a module (it runs nothing when imported)."""
     import importlib.util
@@ -285,10 +300,11 @@ SHAPE_INDEPENDENT_MODULES = (
 )
 # What a page does with each store, in every framework: the web flow, store faults, two app
 # instances under their production servers sharing a store, and bad input (a view of the
-# user's saving the session, oversized bodies, hostile values). The backend parity test runs
+# user's saving the session, oversized bodies, hostile values) and who may do what. The backend parity test runs
 # these (and only these) for every store in every framework and compares their test ids.
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
-                       "tests/test_instances.py", "tests/test_bad_input.py")
+                       "tests/test_instances.py", "tests/test_bad_input.py",
+                       "tests/test_authorization.py")
 
 
 @contextlib.contextmanager

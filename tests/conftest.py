@@ -79,7 +79,7 @@ BASE_SPEC: dict[str, Any] = {
 
 @pytest.fixture
 def spec() -> dict[str, Any]:
-    """A fresh copy of a valid spec (the same as examples/app.yaml)."""
+    """A fresh copy of a valid spec (examples/app.yaml without its `authorization`)."""
     return copy.deepcopy(BASE_SPEC)
 
 

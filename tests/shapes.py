@@ -2,10 +2,11 @@
 strategy over the whole schema for the long run (``--spec-shapes=N``).
 
 A "shape" is a valid spec. The fixed set covers every PAIR of option values (any two options,
-any values both can take together) in as few specs as a greedy search finds: every bake costs
-about half a minute, and most bugs need at most two options to show. Details that are not
-options of their own (API names, URLs, tenant forms, project names) rotate through the rows, so
-unusual but valid values are baked too.
+any values both can take together) in as few specs as can do it (found once by a search and
+kept: COVERING_ROWS): every bake costs about half a minute, and most bugs need at most two
+options to show. Details that are not options of their own (API names, URLs, tenant forms,
+project names, role values, group names) rotate through the rows, so unusual but valid values
+are baked too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "framework": R.FRAMEWORKS,
     # The credential kind; an assertion by its source.
     "credential": ("secret", "certificate", *R.ASSERTION_SOURCES),
+    # The authorization section: none, app roles, named Entra groups, or both.
+    "authorization": ("none", "roles", "groups", "both"),
 }
 
 Row = tuple[str, ...]  # one value per factor, in FACTORS order
@@ -46,11 +49,13 @@ Pair = tuple[tuple[str, str], tuple[str, str]]  # ((factor, value), (factor, val
 
 def row_is_valid(row: Row) -> bool:
     """The hook's rules, as far as the factors see them: sign_in_api must be a configured API,
-    and a managed identity's assertion is for Entra ID only."""
+    and a managed identity's assertion and groups are for Entra ID only."""
     values = dict(zip(FACTORS, row, strict=True))
     if values["sign_in"] == "graph" and values["graph"] == "no":
         return False
     if values["credential"] == "managed_identity" and values["authority"] == "oidc":
+        return False
+    if values["authorization"] in ("groups", "both") and values["authority"] == "oidc":
         return False
     return not (values["sign_in"] == "custom" and values["apis"] == "0")
 
@@ -64,9 +69,13 @@ def pairs_of(row: Row) -> set[Pair]:
     return {(a, b) for a, b in itertools.combinations(named, 2)}
 
 
+@functools.cache
 def valid_pairs() -> set[Pair]:
     """Every pair of values that at least one valid row holds."""
-    return set().union(*(pairs_of(row) for row in all_valid_rows()))
+    rows = all_valid_rows()
+    return {((f1, v1), (f2, v2))
+            for (i, f1), (j, f2) in itertools.combinations(enumerate(FACTORS), 2)
+            for v1, v2 in {(row[i], row[j]) for row in rows}}
 
 
 def row_of_spec(spec: dict[str, Any]) -> Row | None:
@@ -81,11 +90,14 @@ def row_of_spec(spec: dict[str, Any]) -> Row | None:
             None if tenant == "consumers" else "tenant")
     redirect = spec.get("redirect_path", R.DEFAULT_REDIRECT_PATH)
     credential = spec["credential"]
+    authorization = spec.get("authorization") or {}
+    roles, groups = bool(authorization.get("roles")), bool(authorization.get("groups"))
     row = (str(len(custom)), "yes" if R.GRAPH in apis else "no",
            "graph" if sign_in == R.GRAPH else "custom" if sign_in else "none", kind,
            spec["cache"]["backend"],
            "default" if redirect == R.DEFAULT_REDIRECT_PATH else "unusual", spec["framework"],
-           credential["source"] if credential["kind"] == "assertion" else credential["kind"])
+           credential["source"] if credential["kind"] == "assertion" else credential["kind"],
+           "both" if roles and groups else "roles" if roles else "groups" if groups else "none")
     if any(value not in values for value, values in zip(row, FACTORS.values(), strict=True)):
         return None
     return tuple(str(value) for value in row)
@@ -101,37 +113,39 @@ def example_rows() -> list[Row]:
     return rows
 
 
-# The greedy search below depends on the order of candidates (a fixed shuffle); it is only the
-# start: `shrink` then repairs fewer rows until they cover every pair again.
-CANDIDATE_ORDER_SEED = 0
-REPAIR_SEED = 3
-REPAIR_STEPS = 20_000
+# The covering rows: found once by `search` (`python tests/shapes.py` prints a new set) and kept
+# here, so that collecting the bakes costs nothing and the shape ids never move. They need the
+# lower bound of rows (`lower_bound`: 17, as the examples cover 3 of the 20 (apis, credential),
+# (cache, credential) and (credential, authorization) pairs, each row holding one of each), which
+# a randomized search finds in seconds to minutes: too slow for every test worker to repeat.
+# tests/test_shapes.py checks that they, with the examples, cover every valid pair.
+COVERING_ROWS: tuple[Row, ...] = (
+    ("3", "yes", "custom", "tenant", "sql", "default", "fastapi", "secret", "roles"),
+    ("2", "yes", "graph", "tenant", "memory", "default", "django", "token_file", "groups"),
+    ("0", "no", "none", "common", "filesystem", "unusual", "flask", "token_file", "roles"),
+    ("3", "yes", "graph", "common", "memory", "default", "flask", "managed_identity", "none"),
+    ("3", "no", "custom", "organizations", "redis", "unusual", "django", "token_file", "both"),
+    ("2", "no", "none", "common", "redis", "unusual", "fastapi", "secret", "groups"),
+    ("1", "yes", "custom", "common", "sql", "default", "django", "certificate", "both"),
+    ("3", "yes", "graph", "oidc", "redis", "default", "django", "callable", "roles"),
+    ("0", "yes", "graph", "organizations", "sql", "unusual", "fastapi", "managed_identity",
+     "groups"),
+    ("1", "no", "custom", "organizations", "redis", "default", "flask", "managed_identity",
+     "roles"),
+    ("2", "yes", "none", "tenant", "filesystem", "default", "django", "managed_identity", "both"),
+    ("2", "no", "custom", "organizations", "sql", "unusual", "flask", "callable", "none"),
+    ("3", "no", "none", "organizations", "filesystem", "unusual", "fastapi", "certificate",
+     "groups"),
+    ("0", "no", "none", "common", "memory", "default", "fastapi", "callable", "both"),
+    ("1", "no", "custom", "tenant", "filesystem", "unusual", "flask", "callable", "groups"),
+    ("2", "no", "custom", "oidc", "memory", "unusual", "flask", "certificate", "roles"),
+    ("0", "yes", "graph", "oidc", "filesystem", "unusual", "django", "secret", "none"),
+)
 
 
-def covering_rows(already: list[Row] | None = None) -> list[Row]:
-    """A small covering array: every valid pair that ``already`` (the examples, baked anyway)
-    misses is in one of the rows. Deterministic (fixed seeds), so the shape ids are stable.
-
-    A greedy search (repeatedly the valid row covering most uncovered pairs) gives a start;
-    then, from the lower bound up (the most pairs two factors have left to cover), its first
-    rows are repaired until they cover everything (`repair`): with 4 x 5 (apis, credential)
-    pairs, 3 of them in the examples, that is 17 rows where the greedy search alone needs 23.
-    """
-    already = already or []
-    candidates = all_valid_rows()
-    random.Random(CANDIDATE_ORDER_SEED).shuffle(candidates)
-    uncovered = valid_pairs() - set().union(set(), *(pairs_of(row) for row in already))
-    rows: list[Row] = []
-    left = set(uncovered)
-    while left:
-        best = max(candidates, key=lambda row: len(pairs_of(row) & left))
-        rows.append(best)
-        left -= pairs_of(best)
-    for size in range(lower_bound(uncovered), len(rows)):
-        repaired = repair(rows[:size], uncovered)
-        if repaired is not None:
-            return repaired
-    return rows
+def uncovered_pairs(already: list[Row]) -> set[Pair]:
+    """The valid pairs that none of ``already`` holds."""
+    return valid_pairs() - set().union(set(), *(pairs_of(row) for row in already))
 
 
 def lower_bound(uncovered: set[Pair]) -> int:
@@ -142,43 +156,66 @@ def lower_bound(uncovered: set[Pair]) -> int:
     return max(by_factors.values(), default=0)
 
 
-def repair(start: list[Row], uncovered: set[Pair]) -> list[Row] | None:
-    """Change ``start``'s rows until they cover ``uncovered`` (None if REPAIR_STEPS do not do it).
+def search(size: int, uncovered: set[Pair], seed: int, steps: int = 20_000) -> list[Row] | None:
+    """``size`` rows that cover ``uncovered``, or None if ``steps`` steps do not find them.
 
-    Each step puts an uncovered pair into a random row, keeping the change if it covers at least
-    as many pairs as it loses (or, less and less often, if it does not: simulated annealing).
+    From random valid rows, each step puts an uncovered pair into the row where that loses the
+    fewest other pairs (changing a third factor at random now and then), and keeps the change
+    if it covers at least as many pairs as it loses or, less and less often, if it does not
+    (simulated annealing).
     """
-    rng = random.Random(REPAIR_SEED)
-    rows = [list(row) for row in start]
+    rng = random.Random(seed)
+    candidates = all_valid_rows()
     index = {factor: i for i, factor in enumerate(FACTORS)}
+    rows = [list(rng.choice(candidates)) for _ in range(size)]
     count: dict[Pair, int] = dict.fromkeys(uncovered, 0)
     for row in rows:
         for pair in pairs_of(tuple(row)) & uncovered:
             count[pair] += 1
-    left = {pair for pair, n in count.items() if n == 0}
-    for step in range(REPAIR_STEPS):
+    for step in range(steps):
+        left = sorted(pair for pair, n in count.items() if n == 0)
         if not left:
             return [tuple(row) for row in rows]
-        (f1, v1), (f2, v2) = rng.choice(sorted(left))
-        i = rng.randrange(len(rows))
-        new = list(rows[i])
-        new[index[f1]], new[index[f2]] = v1, v2
-        if not row_is_valid(tuple(new)):
+        (f1, v1), (f2, v2) = rng.choice(left)
+        best: tuple[int, int, list[str]] | None = None
+        for i in rng.sample(range(size), size):
+            new = list(rows[i])
+            if rng.random() < 0.3:
+                other = rng.choice(list(FACTORS))
+                new[index[other]] = rng.choice(FACTORS[other])
+            new[index[f1]], new[index[f2]] = v1, v2
+            if not row_is_valid(tuple(new)):
+                continue
+            old_pairs = pairs_of(tuple(rows[i])) & uncovered
+            new_pairs = pairs_of(tuple(new)) & uncovered
+            delta = (sum(1 for pair in new_pairs - old_pairs if count[pair] == 0)
+                     - sum(1 for pair in old_pairs - new_pairs if count[pair] == 1))
+            if best is None or delta > best[0]:
+                best = (delta, i, new)
+        if best is None:
             continue
-        old_pairs = pairs_of(tuple(rows[i])) & uncovered
-        new_pairs = pairs_of(tuple(new)) & uncovered
-        lost = [pair for pair in old_pairs - new_pairs if count[pair] == 1]
-        gained = [pair for pair in new_pairs - old_pairs if count[pair] == 0]
-        temperature = max(0.05, 1 - step / REPAIR_STEPS)
-        if len(gained) >= len(lost) or rng.random() < math.exp(
-                (len(gained) - len(lost)) / temperature):
-            for pair in old_pairs - new_pairs:
+        delta, i, new = best
+        temperature = max(0.02, 0.6 * (1 - step / steps))
+        if delta >= 0 or rng.random() < math.exp(delta / temperature):
+            for pair in pairs_of(tuple(rows[i])) & uncovered:
                 count[pair] -= 1
-            for pair in new_pairs - old_pairs:
+            for pair in pairs_of(tuple(new)) & uncovered:
                 count[pair] += 1
-            left = (left - set(gained)) | set(lost)
             rows[i] = new
     return None
+
+
+def covering_rows(already: list[Row], seeds: int = 1000) -> list[Row]:
+    """The fewest rows `search` finds (from the lower bound up) that, with ``already``, cover
+    every valid pair. Seconds to minutes: run it to make a new COVERING_ROWS."""
+    uncovered = uncovered_pairs(already)
+    size = lower_bound(uncovered)
+    while True:
+        for seed in range(seeds):
+            rows = search(size, uncovered, seed)
+            if rows is not None:
+                return rows
+        size += 1
 
 
 # ----------------------------------------------------------------------- rows -> specs
@@ -223,6 +260,21 @@ CREDENTIAL_DETAILS: dict[str, tuple[dict[str, Any], ...]] = {
 GUIDS: tuple[str, ...] = ("11111111-2222-3333-4444-555555555555",
                           "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
                           "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE")
+# The authorization's details, rotating with the row: app role values as Entra allows them (one,
+# several, dotted, with ':' and '-', mixed case), group names (one letter, digits, a Python
+# keyword, the app's own route names, 40 characters) with object ids (upper case too), and
+# both ways of reading the groups of a user with too many to list (the default: user).
+ROLES: tuple[list[str], ...] = (
+    ["Admin"], ["Task.Write", "Task.Read"], ["Orders:Approve", "sales-emea", "Survey.Create"],
+    ["reader_2", "ADMIN.All"],
+)
+GROUPS: tuple[dict[str, str], ...] = (
+    {"finance": "3f0c2b1a-7d4e-4c2b-9a1e-2b3c4d5e6f70"},
+    {"a": "0D4C2B1A-7D4E-4C2B-9A1E-2B3C4D5E6F71", "class": "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+     "admins_2": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"},
+    {"profile": "7e6d5c4b-3a29-4180-9f8e-7d6c5b4a3928", "x" * 40: GUIDS[1]},
+)
+GROUPS_OVERAGE: tuple[str | None, ...] = (None, "app", "user")
 
 
 def custom_api(name: str, index: int) -> dict[str, Any]:
@@ -300,6 +352,18 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
                                           % len(REDIRECTS)]
     elif index % 3 == 0:
         spec["redirect_path"] = R.DEFAULT_REDIRECT_PATH
+    authorization: dict[str, Any] = {}
+    if values["authorization"] in ("roles", "both"):
+        authorization["roles"] = ROLES[index % len(ROLES)]
+    if values["authorization"] in ("groups", "both"):
+        authorization["groups"] = GROUPS[index % len(GROUPS)]
+        overage = GROUPS_OVERAGE[index // len(GROUPS) % len(GROUPS_OVERAGE)]
+        if overage:
+            authorization["groups_overage"] = overage
+    if authorization:
+        spec["authorization"] = authorization
+    elif index % 3:  # none: no section, an empty one or null (all the same)
+        spec["authorization"] = {} if index % 3 == 1 else None
     return spec
 
 
@@ -307,7 +371,7 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
 def pairwise_shapes() -> list[Shape]:
     shapes = []
     unusual = itertools.count()  # each unusual redirect path in turn
-    for index, row in enumerate(covering_rows(example_rows())):
+    for index, row in enumerate(COVERING_ROWS):
         about = " ".join(f"{k}={v}" for k, v in zip(FACTORS, row, strict=True))
         spec = spec_for_row(row, index, next(unusual) if "redirect=unusual" in about else None)
         shapes.append(Shape(f"pairwise-{index:02d}", spec, about))
@@ -417,7 +481,39 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             st.from_regex(r"/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,12}(/[A-Za-z0-9_~-]{1,8}){0,2}/?",
                           fullmatch=True)
             .filter(lambda p: _valid_with(_BASE, redirect_path=p)))
+    if draw(st.booleans()):
+        spec["authorization"] = draw(authorizations(spec["authority"]["kind"]))
     return spec
+
+
+# App role values of every character Entra ID allows (the rules say which: a few drawn strings
+# are refused, e.g. one with a Jinja delimiter).
+role_values = st.text(sorted(R.ROLE_VALUE_CHARS), min_size=1, max_size=24).filter(
+    lambda role: _valid_with(_BASE, authorization={"roles": [role]}))
+group_names = st.from_regex(R.GROUP_NAME_RE, fullmatch=True)
+
+
+@st.composite
+def authorizations(draw: st.DrawFn, authority_kind: str) -> dict[str, Any] | None:
+    """Any valid `authorization` section for an authority of ``authority_kind`` (groups only
+    with Entra ID): none (null, {} or no roles), roles, named groups (ids in either case), or
+    both."""
+    form = draw(st.sampled_from(["none", "roles", "groups", "both"]))
+    if form == "none":
+        return draw(st.sampled_from([None, {}, {"roles": []}]))
+    section: dict[str, Any] = {}
+    if form in ("roles", "both") or authority_kind != "entra":
+        section["roles"] = draw(st.lists(role_values, min_size=1, max_size=4,
+                                         unique_by=str.lower))
+    if form in ("groups", "both") and authority_kind == "entra":
+        names = draw(st.lists(group_names, min_size=1, max_size=4, unique=True))
+        any_case = st.tuples(guids, st.booleans()).map(lambda g: g[0].upper() if g[1] else g[0])
+        ids = draw(st.lists(any_case, min_size=len(names), max_size=len(names),
+                            unique_by=str.lower))
+        section["groups"] = dict(zip(names, ids, strict=True))
+        if draw(st.booleans()):
+            section["groups_overage"] = draw(st.sampled_from(R.GROUPS_OVERAGE_CHOICES))
+    return section
 
 
 @st.composite
@@ -456,10 +552,20 @@ def credentials(draw: st.DrawFn, authority_kind: str) -> dict[str, Any]:
 def describe(spec: dict[str, Any]) -> str:
     apis = spec["downstream_apis"]
     credential = spec["credential"]
+    authorization = spec.get("authorization") or {}
     return (f"framework={spec['framework']} "
             f"authority={spec['authority']['kind']} cache={spec['cache']['backend']} "
             f"credential={credential['kind']}"
             + (f"/{credential.get('source')}" if credential["kind"] == "assertion" else "")
             + " "
             f"apis={','.join(apis) or '-'} sign_in_api={spec.get('sign_in_api', '(default)')!r} "
-            f"redirect={spec.get('redirect_path', '(default)')}")
+            f"redirect={spec.get('redirect_path', '(default)')} "
+            f"roles={','.join(authorization.get('roles') or []) or '-'} "
+            f"groups={','.join(authorization.get('groups') or {}) or '-'}"
+            + (f" groups_overage={authorization['groups_overage']}"
+               if "groups_overage" in authorization else ""))
+
+
+if __name__ == "__main__":  # print a new COVERING_ROWS (after changing FACTORS or the examples)
+    for found in covering_rows(example_rows()):
+        print(f"    {found!r},")

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 import pytest
-from baking import baked_credential
+from baking import baked_authorization, baked_credential
 from conftest import TEMPLATE, make_mini_template
 from msal_webapp_rules.jinja import TemplateDirectory
 
@@ -19,6 +19,7 @@ from generator import spec as gspec
 
 HOOK = TEMPLATE / "hooks" / "pre_gen_project.py"
 API = "api://11111111-2222-3333-4444-555555555555"
+GUID = "3f0c2b1a-7d4e-4c2b-9a1e-2b3c4d5e6f70"
 
 
 def _context(**changes: Any) -> dict[str, Any]:
@@ -113,6 +114,17 @@ def test_downstream_apis_as_json_string(tmp_path: Path, value: str, expected: st
      "ERROR: credential_defaults.CLIENT_PRIVATE_KEY_FILE: not used with a PKCS#12"),
     ({"credential_defaults": {"CLIENT_SECRET": "x"}},
      "ERROR: credential_defaults.CLIENT_SECRET: secrets never go in the spec"),
+    ({"authorization": {"roles": ["Task Writer"]}},
+     "ERROR: authorization.roles[0]: 'Task Writer' contains ' '"),
+    # (the hook reads the context as JSON with its keys sorted: accounts first)
+    ({"authorization": {"groups": {"finance": GUID, "accounts": GUID}}},
+     f"ERROR: authorization.groups.finance: '{GUID}' is already the id of group 'accounts'"),
+    ({"authority_kind": "oidc", "oidc_issuer": "https://id.example.com/r",
+      "authorization": {"groups": {"finance": GUID}}},
+     "ERROR: authorization.groups: needs authority.kind 'entra'"),
+    ({"authorization": {"roles": ["Admin"], "groups_overage": "app"}},
+     "ERROR: authorization.groups_overage: 'app' is only used with authorization.groups"),
+    ({"authorization": '{"roles": ["Admin"]}'}, "ERROR: authorization: given as text"),
 ])
 def test_bake_rejects(cookies: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str],
                       extra: dict[str, Any], expected: str) -> None:
@@ -154,6 +166,23 @@ def test_bake_the_credential_prompts(cookies: Any, extra: dict[str, Any],
     result = cookies.bake(template=str(TEMPLATE), extra_context=extra)
     assert result.exit_code == 0, result.exception
     assert baked_credential(result.project_path / "contoso_portal" / "config.py") == expected
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({}, {"roles": [], "groups": {}, "groups_overage": "user"}),
+    ({"authorization": {"roles": ["Task.Write", "Admin"]}},
+     {"roles": ["Task.Write", "Admin"], "groups": {}, "groups_overage": "user"}),
+    ({"authorization": {"groups": {"finance": GUID.upper()}, "groups_overage": "app"}},
+     {"roles": [], "groups": {"finance": GUID}, "groups_overage": "app"}),
+], ids=["default", "roles", "groups-app"])
+def test_bake_the_authorization_answer(cookies: Any, extra: dict[str, Any],
+                                       expected: dict[str, Any]) -> None:
+    """A partial `authorization` answer reaches config.py normalised: all three keys, group ids
+    in lower case (real template, through cookiecutter and its hooks)."""
+    result = cookies.bake(template=str(TEMPLATE), extra_context=extra)
+    assert result.exit_code == 0, result.exception
+    baked, _ = baked_authorization(result.project_path / "contoso_portal" / "config.py")
+    assert baked == expected
 
 
 def test_bake_mini_template_runs_hook_and_renders(cookies: Any, tmp_path: Path) -> None:

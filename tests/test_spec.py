@@ -70,6 +70,8 @@ def test_cookiecutter_json_matches_rules() -> None:
     assert ctx["redirect_path"] == R.DEFAULT_REDIRECT_PATH
     assert ctx["graph_scopes"] == " ".join(R.DEFAULT_GRAPH_SCOPES)
     assert ctx["downstream_apis"] == {}
+    assert ctx["authorization"] == {}
+    assert "authorization" in prompts and "leave {} for none" in prompts["authorization"]
 
 
 def test_example_context(spec: dict[str, Any]) -> None:
@@ -82,7 +84,7 @@ def test_example_context(spec: dict[str, Any]) -> None:
         "cache_backend": "memory", "call_graph": True, "graph_scopes": "User.Read",
         "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
                                      "scopes": [f"{API}/Todo.Read"]}},
-        "sign_in_api": "graph", "redirect_path": "/getAToken",
+        "sign_in_api": "graph", "redirect_path": "/getAToken", "authorization": {},
     }
 
 
@@ -254,9 +256,9 @@ def test_credential_context(spec: dict[str, Any]) -> None:
     ({"credential_defaults": ["CLIENT_SECRET_FILE"]},
      "credential_defaults: expected a JSON object (variable name -> default value)"),
 ])
-def test_credential_context_problems(changes: dict[str, Any], expected: str) -> None:
+def test_credential_context_problems(spec: dict[str, Any], changes: dict[str, Any],
+                                     expected: str) -> None:
     """What the hook tells a cookiecutter user, in the context's own names."""
-    ctx = gspec.spec_to_context(gspec.parse_spec(
-        (TEMPLATE.parent / "examples" / "app.yaml").read_text()))
+    ctx = gspec.spec_to_context(spec)
     problems = R.context_problems({**ctx, **changes})
     assert len(problems) == 1 and problems[0].startswith(expected), problems

@@ -8,12 +8,30 @@ from msal_webapp_rules.schema import (
     ASSERTION_SOURCES,
     CREDENTIAL_VARIABLES,
     DEFAULT_GRAPH_SCOPES,
+    DEFAULT_GROUPS_OVERAGE,
     DEFAULT_INSTANCE,
     DEFAULT_REDIRECT_PATH,
     DEFAULT_TENANT,
     GRAPH,
     slugify,
 )
+
+
+def authorization_context(section: Any) -> dict[str, Any]:
+    """The `authorization` context value of a valid section: {} for none (absent, null, {} or
+    no roles and no groups), else `roles` and `groups` (group ids in lower case, as tokens carry
+    them; roles and groups in the spec's order: the first role guards /admin) and, with groups,
+    `groups_overage` (default filled in). Without groups it is left out: the rules refuse it
+    there, and the hook checks this value again. config.py renders all three keys always."""
+    section = section or {}
+    roles = list(section.get("roles") or [])
+    groups = {name: group_id.lower() for name, group_id in (section.get("groups") or {}).items()}
+    if not roles and not groups:
+        return {}
+    context: dict[str, Any] = {"roles": roles, "groups": groups}
+    if groups:
+        context["groups_overage"] = section.get("groups_overage", DEFAULT_GROUPS_OVERAGE)
+    return context
 
 
 def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +77,7 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
         "downstream_apis": others,
         "sign_in_api": sign_in_api,
         "redirect_path": spec.get("redirect_path") or DEFAULT_REDIRECT_PATH,
+        "authorization": authorization_context(spec.get("authorization")),
     }
 
 

@@ -63,12 +63,13 @@ def _context_mapping(ctx: dict[str, Any], key: str, what: str, example: str,
 def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
     """Spec for a cookiecutter context (keys starting with '_' are cookiecutter's own).
 
-    Handles cookiecutter's quirks: booleans as yes/no strings, downstream_apis and
-    credential_defaults as JSON strings (from `key=value` on the command line), scopes as a
-    space-separated string; assertion_source is ignored unless credential_kind is 'assertion'
-    (cookiecutter always has a value for it), credential_defaults' variables become the
-    credential's fields (CLIENT_CERTIFICATE_FILE -> certificate_file, ...). Raises SpecError
-    when the context cannot be read as a spec at all; the spec itself is checked by validate_spec.
+    Handles cookiecutter's quirks: booleans as yes/no strings, downstream_apis,
+    credential_defaults and authorization as JSON strings (from `key=value` on the command
+    line), scopes as a space-separated string; assertion_source is ignored unless
+    credential_kind is 'assertion' (cookiecutter always has a value for it),
+    credential_defaults' variables become the credential's fields (CLIENT_CERTIFICATE_FILE ->
+    certificate_file, ...). Raises SpecError when the context cannot be read as a spec at all;
+    the spec itself is checked by validate_spec.
     """
     problems: list[str] = []
     for key in ctx:
@@ -98,6 +99,9 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
     defaults_raw, defaults_as_text = _context_mapping(
         ctx, "credential_defaults", "variable name -> default value",
         '{"CLIENT_CERTIFICATE_FILE": "/run/secrets/app/client.pem"}', problems)
+    authorization, authorization_as_text = _context_mapping(
+        ctx, "authorization", "roles, groups and groups_overage",
+        '{"roles": ["Admin"], "groups": {"finance": "<group object id>"}}', problems)
     credential_kind = ctx.get("credential_kind")
     credential: dict[str, Any] = {"kind": credential_kind}
     if credential_kind == "assertion":
@@ -133,6 +137,8 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
         problems.append(JSON_STRING_FIX)
     if defaults_as_text and not JSON_STRING_RENDERS:
         problems.append(JSON_STRING_FIX.replace("downstream_apis", "credential_defaults", 1))
+    if authorization_as_text and not JSON_STRING_RENDERS:
+        problems.append(JSON_STRING_FIX.replace("downstream_apis", "authorization", 1))
 
     spec: dict[str, Any] = {
         "project_name": ctx.get("project_name"),
@@ -148,6 +154,8 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
     }
     if ctx.get("client_id") not in (None, ""):
         spec["client_id"] = ctx["client_id"]
+    if authorization:
+        spec["authorization"] = authorization
     if problems:  # the JSON text itself was fine: report its content problems too
         raise SpecError([to_context_path(m) for m in validate_spec(spec)] + problems)
     return spec

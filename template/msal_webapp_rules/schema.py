@@ -15,6 +15,7 @@ __all__ = [
     "APP_ROUTES",
     "APP_ROUTE_PREFIXES",
     "ASSERTION_SOURCES",
+    "AUTHORIZATION_KEYS",
     "AUTHORITY_KEYS",
     "AUTHORITY_KINDS",
     "CACHE_BACKENDS",
@@ -26,6 +27,7 @@ __all__ = [
     "CREDENTIAL_PATH_KEYS",
     "CREDENTIAL_VARIABLES",
     "DEFAULT_GRAPH_SCOPES",
+    "DEFAULT_GROUPS_OVERAGE",
     "DEFAULT_INSTANCE",
     "DEFAULT_MANAGED_IDENTITY",
     "DEFAULT_REDIRECT_PATH",
@@ -41,6 +43,9 @@ __all__ = [
     "GRAPH_BASE_URL",
     "GRAPH_ME_SCOPES",
     "GRAPH_RESOURCE",
+    "GROUPS_OVERAGE_CHOICES",
+    "GROUP_ID_EXAMPLE",
+    "GROUP_NAME_RE",
     "GUID_RE",
     "JINJA_MARKERS",
     "JSON_STRING_FIX",
@@ -56,6 +61,9 @@ __all__ = [
     "REDIRECT_RE",
     "REQUIRED_TOP_KEYS",
     "RESERVED_SCOPES",
+    "ROLE_VALUE_CHARS",
+    "ROLE_VALUE_MAX",
+    "ROLE_VALUE_SHOWN",
     "SAFE_ID_CHARS",
     "SAFE_ID_SHOWN",
     "SECRET_KEY_FIX",
@@ -82,6 +90,9 @@ CREDENTIAL_KINDS: tuple[str, ...] = ("secret", "certificate", "assertion")
 ASSERTION_SOURCES: tuple[str, ...] = ("token_file", "managed_identity", "callable")
 X5C_CHOICES: tuple[str, ...] = ("leaf", "chain", "none")
 CACHE_BACKENDS: tuple[str, ...] = ("memory", "filesystem", "redis", "sql")
+# authorization.groups_overage: whose token asks Microsoft Graph for a user's groups when the
+# ID token has too many to list them: the user's own delegated token, or the app's.
+GROUPS_OVERAGE_CHOICES: tuple[str, ...] = ("user", "app")
 
 DEFAULT_INSTANCE = "https://login.microsoftonline.com"
 DEFAULT_TENANT = "organizations"
@@ -109,7 +120,7 @@ SHADOWED_IMPORTS = frozenset({
 
 TOP_KEYS: tuple[str, ...] = (
     "project_name", "project_slug", "package_name", "framework", "authority", "client_id",
-    "credential", "cache", "downstream_apis", "sign_in_api", "redirect_path",
+    "credential", "cache", "downstream_apis", "sign_in_api", "redirect_path", "authorization",
 )
 REQUIRED_TOP_KEYS: tuple[str, ...] = (
     "project_name", "framework", "authority", "credential", "cache", "downstream_apis",
@@ -131,6 +142,22 @@ CREDENTIAL_PATH_KEYS: tuple[str, ...] = (
 )
 PKCS12_SUFFIXES: tuple[str, ...] = (".pfx", ".p12")
 DEFAULT_MANAGED_IDENTITY = "system"
+
+AUTHORIZATION_KEYS: tuple[str, ...] = ("roles", "groups", "groups_overage")
+DEFAULT_GROUPS_OVERAGE = GROUPS_OVERAGE_CHOICES[0]
+# An app role's value (the app registration's appRoles[].value, what the `roles` claim carries),
+# as Microsoft Graph's appRole resource documents it: at most 120 characters, letters A-Z a-z,
+# digits and the ASCII punctuation below (every printable one but " and \), no space or other
+# character, and not starting with '.'.
+ROLE_VALUE_MAX = 120
+ROLE_VALUE_CHARS = frozenset(string.ascii_letters + string.digits
+                             + "!#$%&'()*+,-./:;<=>?@[]^_`{|}~")
+ROLE_VALUE_SHOWN = ("letters A-Z a-z, digits and ! # $ % & ' ( ) * + , - . / : ; < = > ? @ [ ] "
+                    "^ _ ` { | } ~")
+# A group's name in the spec becomes GROUP_<NAME>_ID (its id per environment) and /groups/<name>.
+GROUP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+GROUP_ID_EXAMPLE = "3f0c2b1a-7d4e-4c2b-9a1e-2b3c4d5e6f70"
+
 # Spec field of `credential` -> the run-time variable whose default it bakes (config.py), and the
 # key of the `credential_defaults` context mapping. `kind`, `source` and `callable` have context
 # keys of their own (credential_kind, assertion_source, assertion_callable).
@@ -149,6 +176,7 @@ CONTEXT_KEYS: tuple[str, ...] = (
     "entra_instance", "entra_tenant", "oidc_issuer", "client_id", "credential_kind",
     "assertion_source", "assertion_callable", "credential_defaults", "cache_backend",
     "call_graph", "graph_scopes", "downstream_apis", "sign_in_api", "redirect_path",
+    "authorization",
 )
 # Spec field path -> cookiecutter variable, to word messages for people running cookiecutter.
 SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (

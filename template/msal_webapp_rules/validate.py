@@ -32,6 +32,7 @@ from msal_webapp_rules.schema import (
     ASSERTION_SOURCES,
     AUTHORITY_KEYS,
     AUTHORITY_KINDS,
+    AUTHORIZATION_KEYS,
     CACHE_BACKENDS,
     CALLABLE_EXAMPLE,
     CALLABLE_RE,
@@ -49,6 +50,9 @@ from msal_webapp_rules.schema import (
     GRAPH_BASE_URL,
     GRAPH_ME_SCOPES,
     GRAPH_RESOURCE,
+    GROUP_ID_EXAMPLE,
+    GROUP_NAME_RE,
+    GROUPS_OVERAGE_CHOICES,
     JINJA_MARKERS,
     MAX_SPEC_DEPTH,
     MAX_SPEC_NODES,
@@ -60,6 +64,9 @@ from msal_webapp_rules.schema import (
     REDIRECT_RE,
     REQUIRED_TOP_KEYS,
     RESERVED_SCOPES,
+    ROLE_VALUE_CHARS,
+    ROLE_VALUE_MAX,
+    ROLE_VALUE_SHOWN,
     SAFE_ID_SHOWN,
     SECRET_KEY_FIX,
     SECRET_SHOWN,
@@ -416,19 +423,28 @@ def _check_authority(spec: dict[str, Any], errors: list[str]) -> str | None:
     return kind
 
 
+def _named_entries(path: str, mapping: dict[Any, Any], what: str, pattern: re.Pattern[str],
+                   errors: list[str], rule: str) -> Iterator[tuple[str, str, Any]]:
+    """The entries of a mapping keyed by names (APIs, groups) as (name, field path, value); a
+    name that `pattern` does not match is reported with `rule` and skipped."""
+    for name, value in mapping.items():
+        where = f"{path}.{show_key(name)}"
+        if not isinstance(name, str) or not pattern.match(name):
+            errors.append(f"{where}: {what} name {show(name)} is not allowed; {rule}")
+            continue
+        yield name, where, value
+
+
 def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
     apis = spec["downstream_apis"]
     if not _require_mapping("downstream_apis", apis, errors,
                             "use {} for none, or name: {base_url: ..., scopes: [...]}"):
         return []
     names: list[str] = []
-    for name, api in apis.items():
-        path = f"downstream_apis.{show_key(name)}"
-        if not isinstance(name, str) or not API_NAME_RE.match(name):
-            errors.append(f"{path}: API name {show(name)} is not allowed; use 1-32 lower-case "
-                          "letters, digits and '_', starting with a letter (it becomes a URL "
-                          "segment and API_<NAME>_BASE_URL)")
-            continue
+    for name, path, api in _named_entries(
+            "downstream_apis", apis, "API", API_NAME_RE, errors,
+            "use 1-32 lower-case letters, digits and '_', starting with a letter (it becomes a "
+            "URL segment and API_<NAME>_BASE_URL)"):
         names.append(name)
         if not _require_mapping(path, api, errors, "e.g. {base_url: https://..., scopes: [...]}"):
             continue
@@ -562,6 +578,114 @@ def _check_credential(cred: Any, authority_kind: str | None, errors: list[str]) 
                       "a PEM certificate_file")
 
 
+def _braces(text: str) -> str:
+    """A YAML flow mapping in a message (written so that no Jinja delimiter is in this file)."""
+    return "{" + text + "}"
+
+
+def _role_problem(role: str) -> str | None:
+    """What Entra ID refuses in an app role's value (appRole.value), or None."""
+    if any(m in role for m in JINJA_MARKERS):
+        return None  # reported by _check_jinja
+    if strong_secret(role):
+        return (f"{SECRET_SHOWN} looks like a secret, not an app role's value; "
+                f"{SECRET_KEY_FIX.replace('this key', 'it')}")
+    if not role:
+        return "must not be empty; give the app role's value, e.g. 'Admin'"
+    bad = sorted({c for c in role if c not in ROLE_VALUE_CHARS})
+    if bad:
+        return (f"{show(role)} contains {' '.join(repr(c) for c in bad)}, which Entra ID does "
+                f"not allow in an app role's value (only {ROLE_VALUE_SHOWN}; no spaces); give "
+                "the value exactly as in the app registration's appRoles, e.g. 'Task.Write'")
+    if role.startswith("."):
+        return (f"{show(role)} starts with '.', which Entra ID does not allow in an app role's "
+                "value; e.g. 'Task.Write'")
+    if len(role) > ROLE_VALUE_MAX:
+        return (f"{show(role)} is {len(role)} characters; Entra ID allows at most "
+                f"{ROLE_VALUE_MAX} in an app role's value")
+    return None
+
+
+def _check_roles(roles: Any, errors: list[str]) -> None:
+    path = "authorization.roles"
+    if not isinstance(roles, list):
+        errors.append(f"{path}: expected a list of app role values, got {type_name(roles)} "
+                      f"{show(roles)}; e.g. roles: [Admin, Reader] ([] for none)")
+        return
+    seen: dict[str, int] = {}  # lower-cased value -> its index
+    for i, role in enumerate(roles):
+        if not _require_str(f"{path}[{i}]", role, errors, "quote it, e.g. 'Admin'"):
+            continue
+        problem = _role_problem(role)
+        if problem:
+            errors.append(f"{path}[{i}]: {problem}")
+        elif role.lower() in seen:
+            first = seen[role.lower()]
+            same = "" if roles[first] == role else f" as {show(roles[first])}, ignoring case"
+            errors.append(f"{path}[{i}]: {show(role)} is listed twice (at [{first}]{same}); "
+                          "list each role once")
+        else:
+            seen[role.lower()] = i
+
+
+def _check_groups(groups: Any, errors: list[str]) -> None:
+    path = "authorization.groups"
+    if not _require_mapping(path, groups, errors,
+                            "group name -> group object id, e.g. groups: "
+                            + _braces(f"finance: {GROUP_ID_EXAMPLE}") + " ({} for none)"):
+        return
+    owner: dict[str, str] = {}  # lower-cased group id -> the first name given it
+    for name, where, group_id in _named_entries(
+            path, groups, "group", GROUP_NAME_RE, errors,
+            "use 1-40 lower-case letters, digits and '_', starting with a letter (it becomes "
+            "GROUP_<NAME>_ID and the page /groups/<name>), e.g. finance"):
+        if not _require_str(where, group_id, errors, f"quote it, e.g. {GROUP_ID_EXAMPLE}"):
+            continue
+        if not is_guid(group_id):
+            errors.append(f"{where}: {show(group_id)} is not a group object id; give the "
+                          "group's Object ID (a GUID like "
+                          f"{GROUP_ID_EXAMPLE}, on the group's overview page in the Microsoft "
+                          "Entra admin center), not its name")
+        elif group_id.lower() in owner:
+            errors.append(f"{where}: {show(group_id)} is already the id of group "
+                          f"{owner[group_id.lower()]!r}; give each group one name: remove one "
+                          "of them, or correct the id")
+        else:
+            owner[group_id.lower()] = name
+
+
+def _check_authorization(section: Any, authority_kind: str | None, errors: list[str]) -> None:
+    """The `authorization` section: app roles, named Entra groups, and how a user's groups are
+    read when the ID token has too many to list them. None or {} means none."""
+    if section is None:
+        return
+    if not _require_mapping("authorization", section, errors,
+                            "e.g. authorization: " + _braces(
+                                "roles: [Admin], groups: "
+                                + _braces(f"finance: {GROUP_ID_EXAMPLE}")) + ", or {} for none"):
+        return
+    _check_keys("authorization", section, AUTHORIZATION_KEYS, errors)
+    if "roles" in section:
+        _check_roles(section["roles"], errors)
+    groups = section.get("groups")
+    if "groups" in section:
+        _check_groups(groups, errors)
+        if isinstance(groups, dict) and groups and authority_kind == "oidc":
+            errors.append("authorization.groups: needs authority.kind 'entra': a user's groups "
+                          "come from Entra ID's groups claim and Microsoft Graph, which another "
+                          "OpenID Connect provider does not have; remove authorization.groups "
+                          "(authorization.roles work with any provider that sends a 'roles' "
+                          "claim)")
+    if "groups_overage" in section:
+        overage = section["groups_overage"]
+        if _check_choice("authorization.groups_overage", overage, GROUPS_OVERAGE_CHOICES,
+                         errors) and not groups:
+            errors.append(f"authorization.groups_overage: {show(overage)} is only used with "
+                          "authorization.groups (whose token asks Microsoft Graph for a user's "
+                          "groups when the ID token has too many to list them); remove it, or "
+                          "add groups")
+
+
 def _check_jinja(path: str, value: Any, errors: list[str]) -> None:
     if isinstance(value, str):
         if any(m in value for m in JINJA_MARKERS):
@@ -648,6 +772,8 @@ def validate_spec(spec: Any) -> list[str]:
                 errors.append(f"redirect_path: {show(rp)} clashes with the app's own routes "
                               f"({', '.join(APP_ROUTES)} and anything under /api/ or /static/); "
                               "choose another path, e.g. /getAToken")
+    if "authorization" in spec:
+        _check_authorization(spec["authorization"], kind, errors)
     return errors
 
 

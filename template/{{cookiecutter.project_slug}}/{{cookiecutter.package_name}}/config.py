@@ -58,4 +58,28 @@ DEFAULTS = AppDefaults(
         {{ name | tojson }}: {{ value | tojson }},
 {% endfor %}
     },
+{% set roles = cookiecutter.authorization.get("roles") or [] %}
+{% set groups = cookiecutter.authorization.get("groups") or {} %}
+    # App roles are code; each group's object id can be overridden with GROUP_<NAME>_ID.
+    authorization={
+{% if roles %}
+        "roles": [
+{% for role in roles %}
+            {{ role | tojson }},
+{% endfor %}
+        ],
+{% else %}
+        "roles": [],
+{% endif %}
+{% if groups %}
+        "groups": {
+{% for name, group_id in groups.items() %}
+            {{ name | tojson }}: {{ group_id | lower | tojson }},
+{% endfor %}
+        },
+{% else %}
+        "groups": {},
+{% endif %}
+        "groups_overage": {{ (cookiecutter.authorization.get("groups_overage") or "user") | tojson }},
+    },
 )
