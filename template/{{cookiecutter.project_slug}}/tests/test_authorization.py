@@ -23,8 +23,8 @@ import requests
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 
 from devprovider import TestUser
-from tests.conftest import AppUnderTest
-from tests.test_web_flow import at_provider, session_cookie, sign_in
+from tests.conftest import CLIENT_ID, AppUnderTest
+from tests.test_web_flow import at_provider, session_cookie, sign_in, visit
 
 ROLES: list[str] = list((DEFAULTS.authorization or {}).get("roles") or [])
 GROUPS: dict[str, str] = dict((DEFAULTS.authorization or {}).get("groups") or {})
@@ -278,3 +278,44 @@ def test_the_tenant_hook_decides_at_sign_in_and_on_guarded_pages(
     app.services.authz.tenants._answers.clear()
     page = browser.get(app.url(path))
     assert page.status_code == 403 and "organization may not use this app" in page.text
+
+
+@needs_groups
+def test_the_overage_with_the_apps_own_token_needs_its_application_permissions(
+        make_app: object) -> None:
+    """GROUPS_OVERAGE_TOKEN=app: the app asks Graph `/users/{id}/checkMemberGroups` with its
+    own token (client credentials); without the application permissions Graph refuses it and
+    the page says so."""
+    if DEFAULTS.oidc_authority:
+        pytest.skip("groups are Entra's")
+    app: AppUnderTest = make_app(GROUPS_OVERAGE_TOKEN="app")  # type: ignore[operator]
+    name, _ = _group()
+    user = _overage_user(app, "ursula", member=True)
+    browser = app.browser()
+    sign_in(app, browser, user)
+    page = browser.get(app.url(f"/groups/{name}"))
+    assert page.status_code == 403 and "administrator" in page.text
+    assert "Access granted" not in page.text
+    app.standin.grant_app_permissions(CLIENT_ID, "https://graph.microsoft.com",
+                                      ["User.Read.All", "GroupMember.Read.All"])
+    page = browser.get(app.url(f"/groups/{name}"))
+    assert page.status_code == 200 and "from Microsoft Graph" in page.text
+    assert app.standin.graph_calls["POST /users/{id}/checkMemberGroups"] == 2
+    assert app.standin.graph_calls[CHECK] == 0
+
+
+@needs_groups
+def test_the_overage_asks_consent_for_its_graph_permission_like_any_api(
+        make_app: object) -> None:
+    """GROUPS_OVERAGE_SCOPES beyond what the user consented at sign-in: one consent round trip,
+    back on the page, then Graph decides."""
+    if DEFAULTS.oidc_authority:
+        pytest.skip("groups are Entra's")
+    app: AppUnderTest = make_app(GROUPS_OVERAGE_SCOPES="GroupMember.Read.All")  # type: ignore[operator]
+    name, _ = _group()
+    user = _overage_user(app, "vera", member=True)
+    browser = app.browser()
+    sign_in(app, browser, user)
+    page = visit(app, browser, f"/groups/{name}", user, round_trips=1)
+    assert page.status_code == 200 and "from Microsoft Graph" in page.text
+    assert app.standin.graph_calls[CHECK] == 1

@@ -357,6 +357,11 @@ class Authorization:
                 log.warning("Microsoft Graph checkMemberGroups for user %s: HTTP %s",
                             user.oid, exc.status)
                 if exc.status == 403:
+                    if app_only:
+                        # The app's token predates a permission an administrator may grant
+                        # now: the next try asks for a new one.
+                        with self._app_lock:
+                            self._app_cache = msal.SerializableTokenCache()
                     raise GroupsUnavailable(
                         "Microsoft Graph refused to tell this app your group memberships "
                         "(HTTP 403): an administrator must grant it the permission.",
