@@ -25,6 +25,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -364,6 +365,37 @@ def test_concurrent_requests_through_both_instances_refresh_an_expired_token_onc
     # missed the change in the store would still hold that).
     tokens = [call["token"] for call in pair.standin.api_calls]
     assert len(tokens) == CONCURRENT and len(set(tokens)) == 1 and not set(tokens) & used
+
+
+GROUPS = dict((DEFAULTS.authorization or {}).get("groups") or {})
+
+
+@pytest.mark.skipif(not GROUPS, reason="the app was generated without groups")
+def test_an_overage_users_groups_are_asked_of_graph_once_across_both_instances(
+        instances: Pair) -> None:
+    """A user with too many groups for the ID token, on a page that needs a group, through
+    both instances at once: one Microsoft Graph call in all (the store's lock on the account's
+    groups entry), every page decided by it."""
+    pair = instances
+    a, b = pair.a.app, pair.b.app
+    name, gid = next(iter(GROUPS.items()))
+    user = pair.standin.add_user(TestUser(
+        "olive@contoso.test", "Olive Overage", "0117e000-0000-4000-8000-0000000011e0",
+        groups=(gid, *(str(uuid.uuid4()) for _ in range(230)))))
+    browser = pair.browser()
+    visit(a, browser, "/login", user)
+    pair.standin.reset_counts()
+    together = threading.Barrier(CONCURRENT)
+
+    def request(number: int) -> requests.Response:
+        app = (a, b)[number % 2]
+        together.wait(timeout=30)
+        return browser.get(app.url(f"/groups/{name}"))
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+        pages = list(pool.map(request, range(CONCURRENT)))
+    assert [p.status_code for p in pages] == [200] * CONCURRENT, [p.text[:200] for p in pages]
+    assert pair.standin.graph_calls["POST /me/checkMemberGroups"] == 1
 
 
 @pytest.mark.skipif(BACKEND == "filesystem", reason="the filesystem backend has no server to "
