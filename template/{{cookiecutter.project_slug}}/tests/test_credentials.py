@@ -254,3 +254,23 @@ def test_a_revoked_credential_hands_over_to_the_next_without_a_restart(
     # The next user signs in with the new credential straight away.
     sign_in(app, app.browser(), BOB)
     assert auth_log(app)[-1] == then and len(switched) == 1
+
+
+@pytest.mark.parametrize(("code", "rotates"), [
+    (700027, True), (700024, True), (7000274, True), (7000277, True),
+    (7000214, True),  # certificate revoked (Microsoft.Identity.Web rotates on it)
+    (1000502, True),  # certificate outside its validity window (likewise)
+    (7000215, True), (7000222, True),  # secrets: our choice, not Microsoft.Identity.Web's
+    (700016, False),  # no such application: no other credential can fix that
+    (50011, False),  # redirect URI mismatch
+])
+def test_which_of_entras_invalid_client_answers_hand_over_to_the_next_credential(
+        tmp_path: Path, code: int, rotates: bool) -> None:
+    from {{ cookiecutter.package_name }}.core.credentials import Credentials
+
+    settings = load_settings(valid_env(), DEFAULTS)
+    credentials = Credentials(settings.credentials, settings.client_id, None, oidc=False)
+    answer = {"error": "invalid_client", "error_codes": [code],
+              "error_description": f"AADSTS{code}: ..."}
+    assert credentials.is_rejection(answer) is rotates
+    assert not credentials.is_rejection({**answer, "error": "invalid_grant"})

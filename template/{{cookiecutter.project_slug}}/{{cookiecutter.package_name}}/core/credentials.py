@@ -53,15 +53,17 @@ X5C_MODES = ("leaf", "chain", "none")
 # Entra's answers that mean "this credential is no good" (AADSTS codes in `error_codes`; never
 # the description text, which Entra rewords):
 # - 700027 key not registered or signature invalid, 700024 assertion outside its time range,
-#   7000274 / 7000277 key revoked or expired: the list Microsoft.Identity.Web rotates on;
-# - 7000215 wrong secret, 7000222 expired secret: Microsoft.Identity.Web does not rotate on
-#   these; this app does, so that a second secret takes over when the first is removed;
+#   7000274 assertion signature invalid, 7000277 / 7000214 certificate revoked, 1000502
+#   certificate outside its validity window: the list Microsoft.Identity.Web rotates on;
+# - 7000215 wrong secret, 7000222 expired secret: Microsoft.Identity.Web lists these as errors
+#   NOT to retry on (a configuration error); this app rotates on them by its own choice, so
+#   that a second secret takes over when the first is removed or expires;
 # - 700211 / 700212 / 700213: no federated credential matches the assertion's issuer, audience or
 #   subject; 70025: the app has no federated credential; 7000272: the issuer's signing key is
 #   unknown; 700023: assertion audience.
 ROTATE_ON_ERROR_CODES = frozenset(
-    {700027, 700024, 7000274, 7000277, 7000215, 7000222, 700211, 700212, 700213, 700023, 70025,
-     7000272})
+    {700027, 700024, 7000274, 7000277, 7000214, 1000502, 7000215, 7000222, 700211, 700212,
+     700213, 700023, 70025, 7000272})
 
 # Entra's audience for federated tokens of managed identities, per cloud (by authority host).
 TOKEN_EXCHANGE_AUDIENCES = {
