@@ -62,6 +62,9 @@ class _Tenant:
         self.access_token_lifetime = access_token_lifetime
         self.clock_offset: float = 0.0
         self.faults: set[str] = set()
+        # Claims that replace those of every ID token issued from now on (a test's fault: a token
+        # minted for another client, or by another issuer, still signed by the stand-in).
+        self.id_token_overrides: dict[str, Any] = {}
         # /token requests per grant type, whatever their outcome...
         self.token_calls: collections.Counter[str] = collections.Counter()
         # ...and the successful ones. MSAL keeps one refresh token per granted scope set and may
@@ -302,6 +305,7 @@ class _Tenant:
             claims["nonce"] = nonce
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        claims.update(self.id_token_overrides)
         return self._sign(claims)
 
     def _groups_claims(self, user: TestUser, client: _Client | None) -> dict[str, Any]:

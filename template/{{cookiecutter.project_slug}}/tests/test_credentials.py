@@ -265,7 +265,7 @@ def test_a_revoked_credential_hands_over_to_the_next_without_a_restart(
     (50011, False),  # redirect URI mismatch
 ])
 def test_which_of_entras_invalid_client_answers_hand_over_to_the_next_credential(
-        tmp_path: Path, code: int, rotates: bool) -> None:
+        code: int, rotates: bool) -> None:
     from {{ cookiecutter.package_name }}.core.credentials import Credentials
 
     settings = load_settings(valid_env(), DEFAULTS)

@@ -807,3 +807,20 @@ def test_unreachable_provider_gives_pages_not_errors(make_app: Callable[..., App
         assert "does not match" not in callback.text
     finally:
         standin.faults.discard(fault)
+
+
+@pytest.mark.parametrize("claim", ["aud", "iss"])
+def test_an_id_token_for_another_app_or_from_another_issuer_is_refused(
+        app_under_test: AppUnderTest, claim: str) -> None:
+    """MSAL checks the ID token's nonce only: the app checks that it is for this client and
+    from the provider's issuer (the discovery document's, its `{tenantid}` filled in)."""
+    app = app_under_test
+    wrong = {"aud": "00000000-0000-4000-8000-0000000000ff",
+             "iss": "https://login.example.net/someone-else/v2.0"}[claim]
+    app.standin.id_token_overrides[claim] = wrong
+    browser = app.browser()
+    page = browser.sign_in(authorize_page(app, browser), ALICE.username)
+    assert_error_page(page, "could not be trusted", status=400)
+    assert ALICE.name not in browser.get(app.url("/")).text
+    app.standin.id_token_overrides.clear()
+    assert ALICE.name in sign_in(app, browser, ALICE).text

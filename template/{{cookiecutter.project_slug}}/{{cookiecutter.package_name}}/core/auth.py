@@ -39,6 +39,7 @@ from .errors import (
     SignInError,
     StoreUnavailable,
     TokenAcquisitionError,
+    loggable,
 )
 from .identity import MsalClients
 from .settings import RESERVED_SCOPES, Settings
@@ -300,6 +301,7 @@ class AuthService:
             raise SignInError("redeem_failed", "The identity provider returned no account.")
         home_account_id = home_account_ids.pop()
         claims = result.get("id_token_claims", {})
+        self._check_id_token(claims)
         self._check_tenant(claims, accounts[0])
         purpose = str(payload.get("purpose", ""))
         expected = payload.get("for_account")
@@ -364,6 +366,29 @@ class AuthService:
             if not self.clients.rejected(index, result):
                 break
         return result
+
+    def _check_id_token(self, claims: Mapping[str, Any]) -> None:
+        """The ID token is for this app and from the provider: MSAL checks its nonce only
+        (since 1.38), so the audience and the issuer are checked here. Entra's discovery for
+        `organizations`/`common` publishes the issuer as a template with `{tenantid}`, filled
+        in with the token's `tid` (as Microsoft.Identity.Web's issuer validator does)."""
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.settings.client_id not in audiences or (
+                len(audiences) > 1 and claims.get("azp") != self.settings.client_id):
+            raise SignInError("invalid_id_token", _UNTRUSTED_ID_TOKEN,
+                              f"ID token audience {loggable(audience)} is not this app")
+        try:
+            expected = str(self.clients.discovery().get("issuer") or "")
+        except DISCOVERY_FAILURES as exc:
+            raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
+                              status=502) from exc
+        if TENANT_PLACEHOLDER in expected:
+            expected = expected.replace(TENANT_PLACEHOLDER, str(claims.get("tid") or ""))
+        if not expected or claims.get("iss") != expected:
+            raise SignInError("invalid_id_token", _UNTRUSTED_ID_TOKEN,
+                              f"ID token issuer {loggable(claims.get('iss'))} is not "
+                              f"{loggable(expected)}")
 
     def _check_tenant(self, claims: Mapping[str, Any], account: Mapping[str, Any]) -> None:
         """For multi-tenant apps: only accounts of the tenants ALLOWED_TENANT_IDS lists and
@@ -626,6 +651,10 @@ CREDENTIAL_REJECTED = ("The identity provider did not accept this app's own cred
 STORE_UNAVAILABLE = ("Your sign-in could not be saved: this app's session storage is not "
                      "working. Please try again in a few minutes.")
 _UNREACHABLE = "The identity provider could not be reached. Please try again in a moment."
+_UNTRUSTED_ID_TOKEN = ("The identity provider's answer could not be trusted (its ID token is "
+                       "not for this app, or not from its identity provider).")
+# Entra's discovery document for organizations/common names the issuer with this placeholder.
+TENANT_PLACEHOLDER = "{tenantid}"
 
 
 def _unverified_claims(jwt: str) -> dict[str, Any]:
