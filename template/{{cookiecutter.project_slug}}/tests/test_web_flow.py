@@ -824,3 +824,57 @@ def test_an_id_token_for_another_app_or_from_another_issuer_is_refused(
     assert ALICE.name not in browser.get(app.url("/")).text
     app.standin.id_token_overrides.clear()
     assert ALICE.name in sign_in(app, browser, ALICE).text
+
+
+TRACE, CORRELATION = "0a1b2c3d-0000-4000-8000-00000000a7ce", "c0de0000-0000-4000-8000-00000000c0de"
+
+
+def entra_error(code: int, text: str) -> str:
+    """An Entra `error_description`, as it shapes them."""
+    return (f"AADSTS{code}: {text}\r\nTrace ID: {TRACE}\r\nCorrelation ID: {CORRELATION}\r\n"
+            "Timestamp: 2026-12-06 18:40:00Z")
+
+
+def test_a_provider_error_page_quotes_its_code_and_ids_for_the_administrator(
+        app_under_test: AppUnderTest, caplog: pytest.LogCaptureFixture) -> None:
+    app = app_under_test
+    caplog.set_level(logging.INFO)
+    browser = app.browser()
+    answer = provider_answer(app, browser, ALICE)
+    page = post_callback(app, browser, {
+        "state": hidden_fields(answer)["state"], "error": "invalid_request",
+        "error_description": entra_error(50126, "Error validating credentials.")},
+        initiator=answer.url)
+    assert_error_page(page, "Error validating credentials", status=400)
+    text = html.unescape(page.text)
+    assert f"AADSTS50126, correlation id {CORRELATION}, trace id {TRACE}" in text
+    assert "Timestamp" not in text and "adminconsent" not in text
+    logged = [r.getMessage() for r in caplog.records if "sign-in failed" in r.getMessage()]
+    assert logged and "AADSTS50126" in logged[-1] and CORRELATION in logged[-1], logged
+
+
+def test_when_only_an_administrator_can_consent_the_page_gives_the_admin_consent_link(
+        app_under_test: AppUnderTest) -> None:
+    """AADSTS90094 (or 90093, or 65001 after a consent attempt): no loop back to the provider,
+    a page that says so with the tenant's admin-consent link for this app."""
+    app = app_under_test
+    settings = app.services.settings
+    if not settings.authority:
+        pytest.skip("admin consent is Entra's")
+    browser = app.browser()
+    answer = provider_answer(app, browser, ALICE)
+    page = post_callback(app, browser, {
+        "state": hidden_fields(answer)["state"], "error": "access_denied",
+        "error_description": entra_error(90094, "The grant requires admin permission.")},
+        initiator=answer.url)
+    assert_error_page(page, "only an administrator", status=400)
+    links = re.findall(r'href="([^"]*adminconsent[^"]*)"', page.text)
+    assert len(links) == 1, page.text
+    link = urlsplit(html.unescape(links[0]))
+    query = parse_qs(link.query)
+    assert link.path.endswith("/v2.0/adminconsent")
+    assert link.netloc == urlsplit(settings.authority).netloc
+    assert query["client_id"] == [settings.client_id]
+    assert query["redirect_uri"] == [settings.post_logout_redirect_uri]
+    assert query["scope"][0].endswith("/.default")
+    assert not at_provider(app, page)

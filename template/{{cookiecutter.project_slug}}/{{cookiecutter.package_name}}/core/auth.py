@@ -42,7 +42,8 @@ from .errors import (
     loggable,
 )
 from .identity import MsalClients
-from .settings import RESERVED_SCOPES, Settings
+from .provider_errors import ProviderError, admin_consent_url
+from .settings import GRAPH_RESOURCE, RESERVED_SCOPES, Settings, scope_resource
 from .stores import KnownVersion
 from .token_cache import PARSED_COPIES, AccountCaches
 
@@ -280,21 +281,25 @@ class AuthService:
             raise SignInError("state_mismatch", "This answer does not match a sign-in this "
                               "browser started.")
         if response.get("error"):
-            raise SignInError("provider_error", _provider_message(response),
-                              f"{response['error']}: {response.get('error_description', '')}")
+            problem = ProviderError.of(response)
+            consent = (self.admin_consent_url(flow.get("scope", []))
+                       if problem.needs_admin_consent else None)
+            raise SignInError("provider_error", _provider_message(response, consent is not None),
+                              problem.for_log(), reference=problem.reference,
+                              admin_consent=consent)
         if not response.get("code"):
             raise SignInError("missing_code", "The identity provider sent no authorization code.")
 
         fresh = msal.SerializableTokenCache()
         result = self._redeem(fresh, flow, response)
-        if self.clients.credentials.is_rejection(result):
-            raise SignInError("credential_rejected", CREDENTIAL_REJECTED,
-                              f"{result['error']}: {result.get('error_description', '')}",
-                              status=502, retry="/")
         if "error" in result:
+            problem = ProviderError.of(result)
+            if self.clients.credentials.is_rejection(result):
+                raise SignInError("credential_rejected", CREDENTIAL_REJECTED, problem.for_log(),
+                                  status=502, retry="/", reference=problem.reference)
             raise SignInError("redeem_failed", "The sign-in could not be completed; the code may "
-                              "have been used already or expired.",
-                              f"{result['error']}: {result.get('error_description', '')}")
+                              "have been used already or expired.", problem.for_log(),
+                              reference=problem.reference)
         accounts = list(fresh.search(fresh.CredentialType.ACCOUNT))
         home_account_ids = {a["home_account_id"] for a in accounts}
         if len(home_account_ids) != 1:
@@ -407,6 +412,16 @@ class AuthService:
         if not allowed:
             raise SignInError("tenant_not_allowed", "Accounts of your organization cannot sign "
                               "in to this app.", f"tenant {tenant or '(none)'} is not allowed")
+
+    def admin_consent_url(self, scopes: Sequence[str]) -> str | None:
+        """Entra's admin-consent page for this app and the resource of `scopes` (None for
+        another OpenID Connect provider, which has none)."""
+        if not self.settings.authority:
+            return None
+        asked = [s for s in scopes if s.lower() not in RESERVED_SCOPES]
+        resource = scope_resource(asked[0]) if asked else GRAPH_RESOURCE
+        return admin_consent_url(self.settings.authority, self.settings.client_id,
+                                 [f"{resource}/.default"], self.settings.post_logout_redirect_uri)
 
     # -- tokens ----------------------------------------------------------------------------
     def _cached_default(self, cache: msal.SerializableTokenCache, home_account_id: str,
@@ -668,7 +683,11 @@ def _unverified_claims(jwt: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def _provider_message(response: Mapping[str, str]) -> str:
+def _provider_message(response: Mapping[str, str], admin_consent: bool = False) -> str:
+    if admin_consent:
+        return ("This app needs permissions that only an administrator of your organization "
+                "can grant. Send your administrator the link below; once they have granted "
+                "consent, sign in again.")
     if response.get("error") == "access_denied":
         return "Sign-in was cancelled or consent was declined."
     description = response.get("error_description", "").split("\n")[0].strip()

@@ -30,13 +30,18 @@ class SignInError(Exception):
     """
 
     def __init__(self, reason: str, message: str, detail: str = "", *,
-                 retry: str = "/login", status: int = 400) -> None:
+                 retry: str = "/login", status: int = 400, reference: str = "",
+                 admin_consent: str | None = None) -> None:
         super().__init__(f"{reason}: {loggable(detail or message)}")
         self.reason = reason
         self.message = message
         self.detail = detail
         self.retry = retry  # a local URL that lets the user try again
         self.status = status  # 400: the answer was wrong; 502/503: a service behind us failed
+        # The provider's error code and ids, to quote to an administrator (provider_errors.py).
+        self.reference = reference
+        # Entra's admin-consent page for this app, when only an administrator can consent.
+        self.admin_consent = admin_consent
 
 
 class InteractionRequired(Exception):

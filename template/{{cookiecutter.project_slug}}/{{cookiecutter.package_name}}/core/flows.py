@@ -101,9 +101,13 @@ class Page:
 Outcome = Redirect | Page
 
 
-def error_page(title: str, message: str, status: int, retry: str | None = None) -> Page:
-    """The error page: what happened, in words, and a way to go on (`retry`, a local URL)."""
-    return Page("error.html", {"title": title, "message": message, "retry": retry}, status)
+def error_page(title: str, message: str, status: int, retry: str | None = None, *,
+               reference: str = "", admin_consent: str | None = None) -> Page:
+    """The error page: what happened, in words, and a way to go on (`retry`, a local URL);
+    `reference`: the provider's error code and ids to quote; `admin_consent`: the provider's
+    page where an administrator grants this app consent."""
+    return Page("error.html", {"title": title, "message": message, "retry": retry,
+                               "reference": reference, "admin_consent": admin_consent}, status)
 
 
 # The pages of HTTP errors the framework finds (no such page, a method the page does not take,
@@ -302,8 +306,10 @@ def complete_sign_in(services: Services, req: WebRequest, answer: Mapping[str, s
                                                 others_in_progress=found.others_in_progress)
     except SignInError as exc:
         log.warning("sign-in failed: %s", exc)
-        outcome: Outcome = error_page("Sign-in failed", exc.message, exc.status,
-                                      retry=exc.retry)
+        outcome: Outcome = error_page(
+            "Administrator consent needed" if exc.admin_consent else "Sign-in failed",
+            exc.message, exc.status, retry=exc.retry, reference=exc.reference,
+            admin_consent=exc.admin_consent)
     else:
         if result.retire_session:
             # The session this browser had before signing in ends here.
@@ -364,7 +370,8 @@ def api_failure(services: Services, req: WebRequest, user: User, name: str,
         if not should_interact(req.session, exc, services.auth.clock()):
             return error_page("Access not granted",
                               f"Signing in again did not give this app access to {name}. "
-                              "Your administrator may need to grant consent.", 403, retry="/")
+                              "Your administrator may need to grant consent.", 403, retry="/",
+                              admin_consent=services.auth.admin_consent_url(exc.scopes))
         return start_sign_in(services, req, return_to=req.here, scopes=exc.scopes,
                              login_hint=exc.login_hint, claims=exc.claims,
                              purpose=interaction_key(exc.scopes, exc.claims),
