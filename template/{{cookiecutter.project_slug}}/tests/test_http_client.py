@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from {{ cookiecutter.package_name }}.core.downstream import ApiResponse, claims_challenge
 from {{ cookiecutter.package_name }}.core.http import (
     DeadlineExceeded,
     OutboundEnvironment,
@@ -433,3 +434,25 @@ def test_ca_bundle_from_the_environment_given_at_build_time(
         assert extra.get(tls_site.url("/g"), verify=True).status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             not_trusting.get(tls_site.url("/g"))
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ('Bearer realm="", error="insufficient_claims", claims="eyJhIjoxfQ=="', '{"a":1}'),
+    # The scheme and the error compared without case (RFC 9110; Microsoft.Identity.Web).
+    ('bearer error="INSUFFICIENT_CLAIMS", claims="eyJhIjoxfQ=="', '{"a":1}'),
+    # Several challenges in one header: only the Bearer one counts, wherever it is.
+    ('PoP nonce="x,y", Bearer error="insufficient_claims", claims="eyJhIjoxfQ=="', '{"a":1}'),
+    ('Bearer error="insufficient_claims", claims="eyJhIjoxfQ==", PoP nonce="z"', '{"a":1}'),
+    ('PoP error="insufficient_claims", claims="eyJhIjoxfQ=="', None),
+    # Raw JSON with escaped quotes; a token value; no claims; another error.
+    ('Bearer error="insufficient_claims", claims="{\\"b\\":2}"', '{"b":2}'),
+    ('Bearer error=insufficient_claims, claims=eyJhIjoxfQ==', '{"a":1}'),
+    ('Bearer error="insufficient_claims"', None),
+    ('Bearer error="invalid_token", claims="eyJhIjoxfQ=="', None),
+    ('', None),
+])
+def test_a_claims_challenge_is_read_from_its_bearer_challenge(header: str,
+                                                              expected: str | None) -> None:
+    answer = ApiResponse(status=401, headers={"www-authenticate": header})
+    assert claims_challenge(answer) == expected
+    assert claims_challenge(ApiResponse(status=403, headers={"www-authenticate": header})) is None

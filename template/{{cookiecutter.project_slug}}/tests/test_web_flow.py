@@ -651,7 +651,11 @@ def test_claims_challenge_is_answered_once(app_under_test: AppUnderTest, encodin
                                                                "value": "c2"}}},
                               step_up=True, encoding=encoding)
     page = browser.get(app.url(path))
-    assert at_provider(app, page) and "claims" in parse_qs(urlsplit(page.url).query)
+    query = parse_qs(urlsplit(page.url).query)
+    assert at_provider(app, page) and "claims" in query
+    # As Microsoft.Identity.Web does: the user's kind of account, so Entra goes straight to it.
+    assert query.get("domain_hint") == (["organizations"] if app.services.settings.authority
+                                        else None)
     final = browser.sign_in(page, ALICE.username)
     assert final.status_code == 200 and ALICE.oid in final.text
 

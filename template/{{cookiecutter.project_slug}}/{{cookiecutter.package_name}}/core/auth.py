@@ -210,8 +210,8 @@ class AuthService:
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
                       login_hint: str | None = None, claims: str | None = None,
                       purpose: str = "", for_account: str | None = None,
-                      retire_session: str | None = None, prompt: str | None = None
-                      ) -> SignInStart:
+                      retire_session: str | None = None, prompt: str | None = None,
+                      domain_hint: str | None = None) -> SignInStart:
         """Begin a sign-in (or a consent round trip) for the scopes of ONE resource.
 
         `for_account`: the home account id of the signed-in user a consent or claims round trip
@@ -227,6 +227,7 @@ class AuthService:
                 login_hint=login_hint,
                 claims_challenge=claims,
                 prompt=prompt,
+                domain_hint=domain_hint,
             )
         except DISCOVERY_FAILURES as exc:
             raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
@@ -412,6 +413,14 @@ class AuthService:
         if not allowed:
             raise SignInError("tenant_not_allowed", "Accounts of your organization cannot sign "
                               "in to this app.", f"tenant {tenant or '(none)'} is not allowed")
+
+    def domain_hint(self, user: User) -> str | None:
+        """For a consent or claims round trip of a signed-in Entra user: `consumers` for a
+        Microsoft account, else `organizations` (as Microsoft.Identity.Web does), so that Entra
+        goes straight to the user's kind of account; None elsewhere."""
+        if not self.settings.authority or not user.tid:
+            return None
+        return "consumers" if user.tid.lower() == MSA_TENANT_ID else "organizations"
 
     def admin_consent_url(self, scopes: Sequence[str]) -> str | None:
         """Entra's admin-consent page for this app and the resource of `scopes` (None for
@@ -665,6 +674,8 @@ CREDENTIAL_REJECTED = ("The identity provider did not accept this app's own cred
                        "please try again later.")
 STORE_UNAVAILABLE = ("Your sign-in could not be saved: this app's session storage is not "
                      "working. Please try again in a few minutes.")
+# The tenant of personal Microsoft accounts (Entra's documented constant).
+MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 _UNREACHABLE = "The identity provider could not be reached. Please try again in a moment."
 _UNTRUSTED_ID_TOKEN = ("The identity provider's answer could not be trusted (its ID token is "
                        "not for this app, or not from its identity provider).")

@@ -87,23 +87,43 @@ def build_request(api: ApiSettings, path: str, token: str, *, method: str = "GET
     return ApiRequest(method=method.upper(), url=url, headers=all_headers, body=body)
 
 
-_AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+# One item of a WWW-Authenticate header (RFC 9110 section 11.6.1): an auth-param
+# `name=value` (the value a token or a quoted string, which may escape characters with "\\"),
+# or a bare token: an auth-scheme, which starts the next challenge.
+_CHALLENGE_ITEM = re.compile(
+    r'\s*,?\s*(?:([!#$%&\'*+.^`|~\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))'
+    r'|([!#$%&\'*+.^`|~\w-]+))')
+
+
+def challenges(header: str) -> list[tuple[str, dict[str, str]]]:
+    """A WWW-Authenticate header's challenges, in order: (scheme in lower case, its params
+    with lower-case names). Several challenges may share one header (`Bearer ..., PoP ...`)."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for m in _CHALLENGE_ITEM.finditer(header):
+        if m[4]:
+            found.append((m[4].lower(), {}))
+        elif m[1] and found:
+            found[-1][1][m[1].lower()] = (re.sub(r"\\(.)", r"\1", m[2]) if m[2] is not None
+                                          else m[3])
+    return found
 
 
 def claims_challenge(response: ApiResponse) -> str | None:
-    """The decoded claims JSON of a `401 insufficient_claims` challenge, else None.
+    """The decoded claims JSON of a Bearer `401 insufficient_claims` challenge, else None.
 
     WWW-Authenticate: Bearer realm="", error="insufficient_claims", claims="eyJhY2Nlc3..."
+
+    The scheme and the error are compared without case (RFC 9110: schemes are case-insensitive;
+    Microsoft.Identity.Web compares the error so), and only the Bearer challenge counts when the
+    header carries others (e.g. a PoP one) beside it.
     """
     if response.status != 401:
         return None
-    header = response.headers.get("www-authenticate", "")
-    # A quoted value may escape characters with "\" (RFC 9110 quoted-string), as raw JSON does.
-    params = {m[1].lower(): re.sub(r"\\(.)", r"\1", m[2]) if m[2] is not None else m[3]
-              for m in _AUTH_PARAM.finditer(header)}
-    if params.get("error") != "insufficient_claims" or not params.get("claims"):
-        return None
-    return _claims_json(params["claims"])
+    for scheme, params in challenges(response.headers.get("www-authenticate", "")):
+        if (scheme == "bearer" and params.get("error", "").lower() == "insufficient_claims"
+                and params.get("claims")):
+            return _claims_json(params["claims"])
+    return None
 
 
 def _claims_json(value: str) -> str | None:

@@ -273,12 +273,13 @@ def authorized_user(services: Services, req: WebRequest,
 def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
                   scopes: list[str] | None = None, login_hint: str | None = None,
                   claims: str | None = None, purpose: str = "",
-                  for_account: str | None = None, prompt: str | None = None) -> Outcome:
+                  for_account: str | None = None, prompt: str | None = None,
+                  domain_hint: str | None = None) -> Outcome:
     """Send the browser to the provider, with this sign-in's flow cookie."""
     try:
         start = services.auth.start_sign_in(
             return_to=return_to, scopes=scopes, login_hint=login_hint, claims=claims,
-            purpose=purpose, for_account=for_account, prompt=prompt,
+            purpose=purpose, for_account=for_account, prompt=prompt, domain_hint=domain_hint,
             retire_session=req.session.sid if req.session else None)
     except SignInError as exc:
         log.warning("sign-in could not start: %s", exc)
@@ -375,7 +376,8 @@ def api_failure(services: Services, req: WebRequest, user: User, name: str,
         return start_sign_in(services, req, return_to=req.here, scopes=exc.scopes,
                              login_hint=exc.login_hint, claims=exc.claims,
                              purpose=interaction_key(exc.scopes, exc.claims),
-                             for_account=user.home_account_id)
+                             for_account=user.home_account_id,
+                             domain_hint=services.auth.domain_hint(user))
     if isinstance(exc, StoreUnavailable):
         log.error("%s", exc)
         return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503,
