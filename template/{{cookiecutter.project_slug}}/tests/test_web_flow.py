@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
@@ -366,6 +367,28 @@ def test_callback_errors_show_a_page_not_a_stack_trace(app_under_test: AppUnderT
     assert_error_page(post_callback(app, replay, fields, initiator=answer.url), "used already")
     assert app.standin.token_calls["authorization_code"] == 2
     assert grants(app, "authorization_code") == 1
+
+
+def test_the_flow_cookie_hides_its_secrets_and_a_changed_one_is_refused(
+        app_under_test: AppUnderTest) -> None:
+    """The flow cookie carries the PKCE verifier and the nonce: sealed (encrypted and
+    authenticated), not only signed. Nothing of it decodes to text; a changed one is refused."""
+    app = app_under_test
+    browser = app.browser()
+    page = authorize_page(app, browser)
+    nonce = parse_qs(urlsplit(page.url).query)["nonce"][0]
+    (name, value), = flow_cookies(app, browser).items()
+    for part in value.split("."):
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        for candidate in (raw, zlib.decompressobj().decompress(raw) if raw[:1] == b"x" else b""):
+            assert b"code_verifier" not in candidate and b"return_to" not in candidate
+    answer = browser.sign_in(page, ALICE.username, follow=False)
+    flipped = value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]
+    plant(app, browser, name, flipped)
+    assert_error_page(post_callback(app, browser, hidden_fields(answer), initiator=answer.url),
+                      "could not be verified")
+    assert app.standin.token_calls["authorization_code"] == 0
+    assert nonce not in value
 
 
 def test_an_expired_sign_in_is_refused(app_under_test: AppUnderTest,

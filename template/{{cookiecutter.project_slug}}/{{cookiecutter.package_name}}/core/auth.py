@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import cachetools
-import itsdangerous
 import msal
 import requests
 from msal.exceptions import MsalServiceError
@@ -43,6 +42,7 @@ from .errors import (
 )
 from .identity import MsalClients
 from .provider_errors import ProviderError, admin_consent_url
+from .sealed import Sealed
 from .settings import GRAPH_RESOURCE, RESERVED_SCOPES, Settings, scope_resource
 from .stores import KnownVersion
 from .token_cache import PARSED_COPIES, AccountCaches
@@ -192,7 +192,9 @@ class AuthService:
         self.clients = clients
         self.caches = caches
         self.clock = clock
-        self._signer = itsdangerous.URLSafeSerializer(settings.secret_key, salt="auth-code-flow")
+        # The flow cookie: its PKCE verifier and nonce are secrets, so it is sealed, not only
+        # signed (core/sealed.py).
+        self._flows = Sealed(settings.secret_key, "auth-code-flow")
         # For `<resource>/.default` requests: the scopes the provider granted, per account. The
         # answer names the granted scopes, never ".default", and MSAL looks cached tokens up by
         # comparing scopes, so asking again for ".default" would never hit the cache.
@@ -243,13 +245,13 @@ class AuthService:
             "expires_at": self.clock() + self.settings.sign_in_timeout_seconds,
         }
         return SignInStart(auth_uri=auth_uri, flow_id=flow_id(str(flow["state"])),
-                           flow_cookie=self._signer.dumps(payload))
+                           flow_cookie=self._flows.seal(payload))
 
     def flow_expiry(self, flow_cookie: str) -> float:
         """When a flow cookie's sign-in expires (0 for a cookie that does not verify)."""
         try:
-            return float(self._signer.loads(flow_cookie).get("expires_at", 0))
-        except (itsdangerous.BadData, AttributeError, TypeError, ValueError):
+            return float(self._flows.open(flow_cookie).get("expires_at", 0))
+        except (AttributeError, TypeError, ValueError):
             return 0.0
 
     def _read_flow(self, flow_cookie: str | None, *, others_in_progress: bool) -> dict[str, Any]:
@@ -260,8 +262,10 @@ class AuthService:
             raise SignInError("missing_flow", "This sign-in was not started in this browser, or "
                               "its cookie was lost (cookies blocked?).")
         try:
-            payload: dict[str, Any] = self._signer.loads(flow_cookie)
-        except itsdangerous.BadData as exc:
+            payload = self._flows.open(flow_cookie)
+            if not isinstance(payload, dict):
+                raise ValueError("not a flow")
+        except ValueError as exc:
             raise SignInError("missing_flow", "This sign-in could not be verified.",
                               "flow cookie signature is invalid") from exc
         if float(payload.get("expires_at", 0)) < self.clock():
