@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -389,6 +389,13 @@ def test_the_flow_cookie_hides_its_secrets_and_a_changed_one_is_refused(
                       "could not be verified")
     assert app.standin.token_calls["authorization_code"] == 0
     assert nonce not in value
+
+    # Its size stays well under the 4 KB a browser keeps, whatever the page to come back to.
+    longest = app.browser()
+    assert at_provider(app, longest.get(app.url("/login?" + urlencode(
+        {"next": "/" + "%" * 5000}))))
+    assert at_provider(app, longest.get(app.url("/login?next=/" + "a" * 1023)))
+    assert max(len(v) for v in flow_cookies(app, longest).values()) < 3000
 
 
 def test_an_expired_sign_in_is_refused(app_under_test: AppUnderTest,

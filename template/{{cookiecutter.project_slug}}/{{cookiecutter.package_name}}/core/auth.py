@@ -174,9 +174,16 @@ class SignInResult:
     retire_session: str | None = None
 
 
+# A path to come back to after signing in travels in the flow cookie, which must stay well
+# under the 4 KB browsers keep of a cookie.
+MAX_RETURN_PATH = 1024
+
+
 def safe_return_path(candidate: str | None) -> str:
-    """Only local paths: "/x" yes; "//evil", "/\\evil", "https://evil" and control chars no."""
+    """Only local paths: "/x" yes; "//evil", "/\\evil", "https://evil" and control chars no;
+    nor one longer than MAX_RETURN_PATH (the home page instead)."""
     if (not candidate or not candidate.startswith("/") or candidate.startswith(("//", "/\\"))
+            or len(candidate) > MAX_RETURN_PATH
             or any(ord(c) < 32 or c == "\\" for c in candidate)):
         return "/"
     return candidate
