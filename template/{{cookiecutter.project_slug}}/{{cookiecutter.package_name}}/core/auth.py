@@ -274,7 +274,7 @@ class AuthService:
                 raise ValueError("not a flow")
         except ValueError as exc:
             raise SignInError("missing_flow", "This sign-in could not be verified.",
-                              "flow cookie signature is invalid") from exc
+                              "the flow cookie is not one this app sealed") from exc
         if float(payload.get("expires_at", 0)) < self.clock():
             raise SignInError("expired_flow", "This sign-in took too long and has expired.")
         return payload
