@@ -37,6 +37,7 @@ from tests.credential_material import (
     federated,
     make_cert,
     own_kind,
+    replace_file,
     signs_in_and_calls_an_api,
 )
 from tests.test_settings import problems
@@ -274,3 +275,36 @@ def test_which_of_entras_invalid_client_answers_hand_over_to_the_next_credential
               "error_description": f"AADSTS{code}: ..."}
     assert credentials.is_rejection(answer) is rotates
     assert not credentials.is_rejection({**answer, "error": "invalid_grant"})
+
+
+def test_a_certificate_file_replaced_in_place_is_used_without_a_restart(
+        make_app: Callable[..., AppUnderTest], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Key Vault's CSI driver and cert-manager renew a certificate by replacing its file: the
+    next token request signs with the new one (one credential, no rotation, no restart); a
+    half-written file keeps the loaded certificate in use."""
+    old, new = make_cert(tmp_path, "old"), make_cert(tmp_path, "new", slot=1)
+    mounted = tmp_path / "mounted.pem"
+    replace_file(mounted, old.pem_file.read_text())
+    app = make_app(CLIENT_CREDENTIAL="certificate", CLIENT_SECRET="",
+                   CLIENT_CERTIFICATE_FILE=str(mounted))
+    app.standin.register_client_certificate(CLIENT_ID, old.pem)
+    app.standin.reset_counts()
+    browser = app.browser()
+    sign_in(app, browser, ALICE)
+    assert auth_log(app) == [("certificate", old.thumbprint)]
+
+    # Renewed: the new certificate registered, the file replaced, the old one revoked.
+    app.standin.register_client_certificate(CLIENT_ID, new.pem)
+    replace_file(mounted, new.pem_file.read_text())
+    app.standin.unregister_client_certificate(CLIENT_ID, old.pem)
+    with caplog.at_level(logging.INFO):
+        a_token_request_after_sign_in(app, browser)
+    assert auth_log(app)[-1] == ("certificate", new.thumbprint)
+    assert not [r for r in caplog.records if "switching to" in r.getMessage()]
+    assert any(new.thumbprint in r.getMessage() for r in caplog.records)
+
+    # Half written: the certificate in use stays; the next complete file is loaded.
+    replace_file(mounted, "-----BEGIN CERTIFICATE-----\nMIIB")
+    sign_in(app, app.browser(), BOB)
+    assert auth_log(app)[-1] == ("certificate", new.thumbprint)

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,9 @@ class CredentialSettings:
     secret_file: Path | None = None
     certificate: Certificate | None = field(default=None, repr=False)
     certificate_file: Path | None = None
+    # What loading the certificate again needs when its files are replaced in place.
+    private_key_file: Path | None = None
+    certificate_password: str | None = field(default=None, repr=False)
     x5c: str = "leaf"
     assertion_file: Path | None = None
     managed_identity: str | None = None  # "system" or a user-assigned identity's client id
@@ -274,15 +277,17 @@ class Credential:
 
     def __init__(self, settings: CredentialSettings, client_id: str, http: Any) -> None:
         self.settings = settings
-        self.label = settings.label
         self._client_id = client_id
         self._file: _ChangingFile | None = None
         self._function: Callable[..., Any] | None = None
         self._identity: msal.ManagedIdentityClient | None = None
+        self._certificate = settings.certificate
+        self._certificate_stamp = self._stamp_of_certificate()
+        self._certificate_lock = threading.Lock()
         if settings.secret_file is not None:
-            self._file = _ChangingFile(settings.secret_file, self.label)
+            self._file = _ChangingFile(settings.secret_file, settings.label)
         elif settings.assertion_file is not None:
-            self._file = _ChangingFile(settings.assertion_file, self.label)
+            self._file = _ChangingFile(settings.assertion_file, settings.label)
         elif settings.assertion_callable:
             self._function = check_callable(settings.assertion_callable)
         elif settings.managed_identity is not None:
@@ -292,14 +297,53 @@ class Credential:
             # One per process: it keeps the identity's token until shortly before it expires.
             self._identity = msal.ManagedIdentityClient(identity, http_client=http)
 
+    @property
+    def label(self) -> str:
+        """How logs name it (a certificate's thumbprint: the one loaded now)."""
+        if self._certificate is not None and self._certificate is not self.settings.certificate:
+            return replace(self.settings, certificate=self._certificate).label
+        return self.settings.label
+
+    def _stamp_of_certificate(self) -> tuple[tuple[int, int, int], ...] | None:
+        files = [f for f in (self.settings.certificate_file, self.settings.private_key_file)
+                 if f is not None]
+        if self.settings.kind != "certificate" or not files:
+            return None
+        try:
+            return tuple((i.st_ino, i.st_mtime_ns, i.st_size) for i in map(os.stat, files))
+        except OSError:
+            return None
+
+    def certificate(self) -> Certificate:
+        """The certificate, loaded again when its files were replaced in place (Key Vault's
+        CSI driver, cert-manager): a `stat` per client built, a load only on a change. A file
+        that cannot be loaded (half written) keeps the loaded certificate in use."""
+        stamp = self._stamp_of_certificate()
+        with self._certificate_lock:
+            if stamp is not None and stamp != self._certificate_stamp:
+                self._certificate_stamp = stamp
+                settings = self.settings
+                assert settings.certificate_file is not None
+                try:
+                    self._certificate = load_certificate(
+                        settings.certificate_file, settings.private_key_file,
+                        settings.certificate_password)
+                except CredentialError as exc:
+                    log.warning("%s changed but cannot be loaded (%s); the certificate loaded "
+                                "before stays in use", settings.certificate_file, exc)
+                else:
+                    log.info("%s changed: %s in use", settings.certificate_file, self.label)
+            certificate = self._certificate
+        assert certificate is not None
+        return certificate
+
     def client_credential(self) -> str | dict[str, Any]:
         """MSAL's `client_credential`, for one client (cheap: called per client built)."""
         settings = self.settings
         if settings.kind == "secret":
             return self._file.read() if self._file else settings.secret
         if settings.kind == "certificate":
-            certificate = settings.certificate
-            assert certificate is not None
+            certificate = self.certificate()
             if settings.x5c == "leaf":
                 # MSAL computes both thumbprints from the certificate, signs PS256 with
                 # `x5t#S256` and sends the certificate as `x5c`.
@@ -311,8 +355,7 @@ class Credential:
     def _signed_assertion(self, context: Mapping[str, str]) -> str:
         """A private-key JWT signed here, for the `x5c` choices MSAL does not offer (the whole
         chain, for subject-name/issuer authentication, or none). MSAL passes the context."""
-        certificate = self.settings.certificate
-        assert certificate is not None
+        certificate = self.certificate()
         headers: dict[str, Any] = {"x5t#S256": certificate.thumbprint_sha256}
         if self.settings.x5c == "chain":
             headers["x5c"] = [base64.b64encode(c.public_bytes(serialization.Encoding.DER))

@@ -411,7 +411,9 @@ def _credential(reader: _Reader, number: int, baked: Mapping[str, str],
             problem("CERTIFICATE_FILE", f"{exc}.")
             return None
         return CredentialSettings(number=number, kind=kind, variable=prefix + "CERTIFICATE_FILE",
-                                  certificate=certificate, certificate_file=Path(path), x5c=x5c)
+                                  certificate=certificate, certificate_file=Path(path), x5c=x5c,
+                                  private_key_file=Path(key_path) if key_path else None,
+                                  certificate_password=password)
     sources = {name: sub.raw(prefix + name) for name in
                ("ASSERTION_FILE", "ASSERTION_MANAGED_IDENTITY", "ASSERTION_CALLABLE")}
     if number == 1 and not any(sources.values()):
