@@ -221,6 +221,26 @@ def test_a_new_sign_in_asks_graph_again(app: AppUnderTest) -> None:
     assert app.standin.graph_calls[CHECK] == 2
 
 
+@needs_groups
+def test_an_overage_users_groups_are_asked_again_after_their_lifetime(
+        app: AppUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    name, _ = _group()
+    user = _overage_user(app, "sven", member=True)
+    browser = app.browser()
+    sign_in(app, browser, user)
+    assert browser.get(app.url(f"/groups/{name}")).status_code == 200
+    app.standin.update_user(user.username, groups=_others(231))
+    lifetime = app.services.settings.groups_cache_seconds
+    authz = app.services.authz
+    now = authz.clock()
+    monkeypatch.setattr(authz, "clock", lambda: now + lifetime - 5)
+    assert browser.get(app.url(f"/groups/{name}")).status_code == 200
+    assert app.standin.graph_calls[CHECK] == 1
+    monkeypatch.setattr(authz, "clock", lambda: now + lifetime + 5)
+    assert_denied(browser.get(app.url(f"/groups/{name}")), user, name)
+    assert app.standin.graph_calls[CHECK] == 2
+
+
 # ---------------------------------------------------------------------------------- tenants
 ALLOWED: set[str] = set()
 HOOK_CALLS: list[str] = []
