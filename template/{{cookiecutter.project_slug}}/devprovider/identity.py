@@ -54,6 +54,8 @@ from .tokens import (
     _verify_federated,
 )
 
+# Access tokens living longer than this (two hours) come with `refresh_in` (see _tokens).
+REFRESH_IN_ABOVE = 7200
 _SESSION_COOKIE = "devprovider_session"
 
 
@@ -611,6 +613,12 @@ class _IdentityEndpoints(_Tenant):
             "token_type": "Bearer", "scope": scope, "expires_in": self.access_token_lifetime,
             "ext_expires_in": self.access_token_lifetime, "access_token": at,
         }
+        if self.access_token_lifetime > REFRESH_IN_ABOVE:
+            # Long-lived tokens (continuous access evaluation: up to 28 hours) come with
+            # `refresh_in`, when the client should refresh ahead of expiry; MSAL keeps it as the
+            # token's `refresh_on`. Half the lifetime: what Entra's answers show (UNCONFIRMED as
+            # a rule).
+            out["refresh_in"] = self.access_token_lifetime // 2
         if refresh_token:
             rt = secrets.token_urlsafe(96)
             with self._lock:

@@ -912,3 +912,26 @@ def test_when_only_an_administrator_can_consent_the_page_gives_the_admin_consent
     assert query["redirect_uri"] == [settings.post_logout_redirect_uri]
     assert query["scope"][0].endswith("/.default")
     assert not at_provider(app, page)
+
+
+def test_a_long_lived_token_is_refreshed_from_its_refresh_in_not_only_at_expiry(
+        app_under_test: AppUnderTest) -> None:
+    """Entra gives long-lived tokens (continuous access evaluation) a `refresh_in`: once it has
+    passed the app refreshes, once, while the token is still valid, and serves the new one."""
+    app = app_under_test
+    path = sign_in_api_page(app)
+    app.standin.access_token_lifetime = 24 * 3600
+    browser = app.browser()
+    visit(app, browser, path, ALICE)
+    hid = home_account_id(app, ALICE)
+    with app.services.caches.open(hid) as cache:
+        (entry,) = [e for e in cache.search(cache.CredentialType.ACCESS_TOKEN)]
+        assert int(entry["refresh_on"]) - int(entry["cached_at"]) == 12 * 3600
+        cache.modify(cache.CredentialType.ACCESS_TOKEN, entry,
+                     {"refresh_on": str(int(time.time()) - 10)})  # as 12 hours passing would
+    app.standin.reset_counts()
+    assert browser.get(app.url(path)).status_code == 200
+    assert browser.get(app.url(path)).status_code == 200
+    assert grants(app, "refresh_token") == 1
+    first, second = (call["token"] for call in app.standin.api_calls)
+    assert first == second  # the refreshed token, served from the cache the second time
