@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +100,26 @@ def test_a_role_opens_its_pages_and_its_absence_gets_the_403_page_without_a_loop
     switch = browser.get(app.url("/login?next=/admin&prompt=select_account"))
     assert at_provider(app, switch)
     assert parse_qs(urlsplit(switch.url).query).get("prompt") == ["select_account"]
+
+
+def test_a_role_value_with_the_characters_entra_allows_has_its_page(
+        make_app: object) -> None:
+    """Entra's app role values may hold "/", "?", "#", "%", "&": the home page links each
+    role's page, and the page is that role's, whatever the framework's routing."""
+    if not ROLES:
+        pytest.skip("the app was generated without app roles")
+    app: AppUnderTest = make_app()  # type: ignore[operator]
+    odd = next((r for r in ROLES if any(c in r for c in "/?#%&:")), None)
+    if odd is None:
+        pytest.skip("no role value with such characters in this app")
+    user = app.standin.add_user(_user("odette", roles=(odd,)))
+    browser = app.browser()
+    sign_in(app, browser, user)
+    links = [html.unescape(h) for h in
+             re.findall(r'href="(/roles/[^"]+)"', browser.get(app.url("/")).text)]
+    (link,) = [h for h in links if urllib.parse.unquote(h[len("/roles/"):]) == odd]
+    page = browser.get(app.url(link))
+    assert page.status_code == 200 and odd in html.unescape(page.text)
 
 
 @needs_roles

@@ -91,7 +91,7 @@ async def admin(request: Request,  # a page for one app role: the 403 page for o
 {% endif %}
 
 
-@router.get("/roles/{name}")
+@router.get("/roles/{name:path}")  # a role value may hold a "/"
 async def role_page(request: Request, name: str) -> Response:
     """One page per app role, for its members only."""
     return await _access(request, "roles", name)

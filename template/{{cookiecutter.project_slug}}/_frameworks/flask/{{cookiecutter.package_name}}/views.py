@@ -230,7 +230,7 @@ def admin() -> Response:
 
 
 {% endif %}
-@bp.get("/<any(roles, groups):kind>/<name>")
+@bp.get("/<any(roles, groups):kind>/<path:name>")  # a role value may hold a "/"
 def access(kind: str, name: str) -> Any:
     """One page per app role (/roles/<role>) and per named group (/groups/<name>), each for
     its members only: the guard's imperative form (404 for a name the app does not define)."""

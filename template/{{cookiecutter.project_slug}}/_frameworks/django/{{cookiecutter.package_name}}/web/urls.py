@@ -17,5 +17,5 @@ urlpatterns = [
     path("admin", views.admin, name="admin"),
 {% endif %}
     # /roles/<role> and /groups/<name>: one example page per app role and named group.
-    re_path(r"^(?P<kind>roles|groups)/(?P<name>[^/]+)$", views.access, name="access"),
+    re_path(r"^(?P<kind>roles|groups)/(?P<name>.+)$", views.access, name="access"),
 ]
