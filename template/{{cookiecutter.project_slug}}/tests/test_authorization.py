@@ -30,8 +30,13 @@ from tests.test_web_flow import at_provider, session_cookie, sign_in, visit
 
 ROLES: list[str] = list((DEFAULTS.authorization or {}).get("roles") or [])
 GROUPS: dict[str, str] = dict((DEFAULTS.authorization or {}).get("groups") or {})
-CHECK = "POST /me/checkMemberGroups"
-CHECK_PATH = "/graph/v1.0/me/checkMemberGroups"
+# The Graph call that learns an overage user's groups: with the user's token (GROUPS_OVERAGE_TOKEN
+# user), or the app's own (app), as the app was generated.
+APP_ONLY = (DEFAULTS.authorization or {}).get("groups_overage") == "app"
+CHECK = ("POST /users/{id}/checkMemberGroups" if APP_ONLY else "POST /me/checkMemberGroups")
+CHECK_PATH = "/graph/v1.0/users/" if APP_ONLY else "/graph/v1.0/me/checkMemberGroups"
+USER_CHECK = "POST /me/checkMemberGroups"
+APP_PERMISSIONS = ["User.Read.All", "GroupMember.Read.All"]
 
 needs_roles = pytest.mark.skipif(not ROLES, reason="the app was generated without app roles")
 needs_groups = pytest.mark.skipif(not GROUPS, reason="the app was generated without groups")
@@ -67,6 +72,9 @@ def assert_denied(page: requests.Response, user: TestUser, needs: str) -> None:
 
 @pytest.fixture
 def app(app_under_test: AppUnderTest) -> AppUnderTest:
+    if APP_ONLY:  # what an administrator grants an app that reads groups with its own token
+        app_under_test.standin.grant_app_permissions(CLIENT_ID, "https://graph.microsoft.com",
+                                                     APP_PERMISSIONS)
     return app_under_test
 
 
@@ -339,11 +347,11 @@ def test_the_overage_with_the_apps_own_token_needs_its_application_permissions(
     assert page.status_code == 403 and "administrator" in page.text
     assert "Access granted" not in page.text
     app.standin.grant_app_permissions(CLIENT_ID, "https://graph.microsoft.com",
-                                      ["User.Read.All", "GroupMember.Read.All"])
+                                      APP_PERMISSIONS)
     page = browser.get(app.url(f"/groups/{name}"))
     assert page.status_code == 200 and "from Microsoft Graph" in page.text
     assert app.standin.graph_calls["POST /users/{id}/checkMemberGroups"] == 2
-    assert app.standin.graph_calls[CHECK] == 0
+    assert app.standin.graph_calls[USER_CHECK] == 0
 
 
 @needs_groups
@@ -353,11 +361,12 @@ def test_the_overage_asks_consent_for_its_graph_permission_like_any_api(
     back on the page, then Graph decides."""
     if DEFAULTS.oidc_authority:
         pytest.skip("groups are Entra's")
-    app: AppUnderTest = make_app(GROUPS_OVERAGE_SCOPES="GroupMember.Read.All")  # type: ignore[operator]
+    app: AppUnderTest = make_app(GROUPS_OVERAGE_TOKEN="user",  # type: ignore[operator]
+                                 GROUPS_OVERAGE_SCOPES="GroupMember.Read.All")
     name, _ = _group()
     user = _overage_user(app, "vera", member=True)
     browser = app.browser()
     sign_in(app, browser, user)
     page = visit(app, browser, f"/groups/{name}", user, round_trips=1)
     assert page.status_code == 200 and "from Microsoft Graph" in page.text
-    assert app.standin.graph_calls[CHECK] == 1
+    assert app.standin.graph_calls[USER_CHECK] == 1

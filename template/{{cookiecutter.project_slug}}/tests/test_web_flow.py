@@ -380,7 +380,11 @@ def test_the_flow_cookie_hides_its_secrets_and_a_changed_one_is_refused(
     (name, value), = flow_cookies(app, browser).items()
     for part in value.split("."):
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        for candidate in (raw, zlib.decompressobj().decompress(raw) if raw[:1] == b"x" else b""):
+        try:  # itsdangerous compresses with zlib; the bytes of a sealed value are random
+            inflated = zlib.decompressobj().decompress(raw)
+        except zlib.error:
+            inflated = b""
+        for candidate in (raw, inflated):
             assert b"code_verifier" not in candidate and b"return_to" not in candidate
     answer = browser.sign_in(page, ALICE.username, follow=False)
     flipped = value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]
