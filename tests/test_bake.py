@@ -94,8 +94,8 @@ PLANS = bake_plans()
 
 @pytest.fixture(scope="session")
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache per worker (seeded from the run's first: `seeded_mypy_cache`): the
-    libraries are analysed once, not per bake."""
+    """One mypy cache per worker, seeded from the run's one analysis of every library that
+    any bake imports (`seeded_mypy_cache`): the libraries are analysed once, not per bake."""
     return tmp_path_factory.mktemp("mypy-cache")
 
 

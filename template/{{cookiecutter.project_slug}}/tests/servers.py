@@ -49,8 +49,9 @@ def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
     app = build(base_url)
     server = make_server("127.0.0.1", 0, app, threaded=True, fd=listener.fileno(),
                          ssl_context=server_ssl_context(cert_files))
-    # A short poll interval keeps shutdown (once per test) quick.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+    # Shutdown waits for the server's next poll (once or more per test, for every test that
+    # starts an app): a short interval keeps that wait short, for a hundred polls a second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                               daemon=True)
     thread.start()
     try:
