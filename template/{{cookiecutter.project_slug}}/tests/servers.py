@@ -7,6 +7,7 @@ known once the socket is bound, before the app is built, so the app's REDIRECT_U
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import ssl
 import sys
@@ -32,10 +33,14 @@ def base_url_of(listener: socket.socket, cert_files: tuple[str, str] | None, hos
 
 
 def server_ssl_context(cert_files: tuple[str, str] | None) -> ssl.SSLContext | None:
-    if not cert_files:
-        return None
+    return _server_ssl_context(*cert_files) if cert_files else None
+
+
+@functools.cache
+def _server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    # One per certificate for the whole process (an app server starts in almost every test).
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*cert_files)
+    context.load_cert_chain(cert_file, key_file)
     return context
 
 
