@@ -9,6 +9,7 @@ the root suite.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -177,8 +178,6 @@ def check_files(project: Path) -> list[str]:
 
 def baked_credential(config_py: Path) -> dict[str, str]:
     """The `credential=` mapping of a generated config.py's AppDefaults (read, not imported)."""
-    import ast
-
     for node in ast.walk(ast.parse(config_py.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AppDefaults":
             for keyword in node.keywords:
@@ -308,24 +307,57 @@ BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_authorization.py")
 
 
+# Top-level names of imports that are not third-party libraries: the project's own packages
+# (the package's name is a template expression, read as `_package_`), and typeshed's own.
+_NOT_LIBRARIES = {"devprovider", "tests", "_package_", "__future__", "_typeshed"}
+
+
+def library_imports() -> list[str]:
+    """One import statement (aliased, so that no two names clash) for every third-party module
+    or name that the template's Python files import anywhere, in any framework or store: a
+    module that makes mypy analyse every library any bake type-checks."""
+    statements: set[str] = set()
+    for path in PROJECT_TEMPLATE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        # Template code out: control lines removed, expressions made a name.
+        text = re.sub(r"^[ \t]*\{%.*?%\}[ \t]*$", "", text, flags=re.MULTILINE)
+        text = re.sub(r"\{%.*?%\}", "", re.sub(r"\{\{.*?\}\}", "_package_", text))
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                statements.update(f"from {node.module} import {alias.name}"
+                                  for alias in node.names if alias.name != "*")
+            elif isinstance(node, ast.Import):
+                statements.update(f"import {alias.name}" for alias in node.names)
+    return [f"{statement} as _{number}" for number, statement in enumerate(sorted(
+        s for s in statements
+        if s.split()[1].split(".")[0] not in (*_NOT_LIBRARIES, *sys.stdlib_module_names)))]
+
+
 @contextlib.contextmanager
-def seeded_mypy_cache(cache: Path, seed: Path | None) -> Iterator[None]:
+def seeded_mypy_cache(cache: Path, seed: Path | None, project: Path,
+                      bake: Bake) -> Iterator[None]:
     """Around a mypy run with ``cache``: an empty cache starts as a copy of ``seed`` (shared by
-    the workers of a run); if there is no seed yet, this run makes it while the others wait.
+    the workers of a run), which the first run that needs it makes while the others wait.
     Analysing the libraries (flask, django, msal, sqlalchemy, ...) is most of a first mypy run
-    (4-7 s of CPU): done once per run instead of once per xdist worker."""
+    (4-7 s of CPU for each framework and store): the seed analyses those of every framework and
+    store at once (`library_imports`, about 11 s), with ``project``'s mypy settings, which are
+    every project's but for its own package, so that no bake analyses a library again."""
     if seed is None or any(cache.iterdir()):
         yield
         return
     with FileLock(f"{seed}.lock"):
-        if seed.is_dir():
-            shutil.copytree(seed, cache, dirs_exist_ok=True)
-        else:
-            yield
+        if not seed.is_dir():
             staging = seed.with_name(f"{seed.name}.{os.getpid()}")
-            shutil.copytree(cache, staging)
+            module = staging.with_name(f"{staging.name}.src") / "msal_webapp_mypy_seed.py"
+            module.parent.mkdir(parents=True)
+            module.write_text("\n".join(library_imports()) + "\n", encoding="utf-8")
+            # Its own findings do not matter (exit 1); libraries' cache files are written.
+            _run("mypy (every library, once per run)",
+                 [sys.executable, "-m", "mypy", "--cache-dir", str(staging), str(module)],
+                 project, bake, subprocess_environment(project))
+            staging.mkdir(exist_ok=True)
             staging.rename(seed)
-            return
+        shutil.copytree(seed, cache, dirs_exist_ok=True)
     yield
 
 
@@ -333,10 +365,10 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                    mypy_cache: Path, *, mypy_seed: Path | None = None, whole_suite: bool = True,
                    framework: str | None = None, backend: str | None = None,
                    modules: tuple[str, ...] = (), typecheck: bool = True) -> Bake:
-    """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, mypy (if
-    ``typecheck``; its cache ``mypy_cache``, seeded from ``mypy_seed``) and its suite
-    (without SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given);
-    ``framework`` and ``backend`` override the spec's."""
+    """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, its suite (without
+    SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given) and mypy (if
+    ``typecheck``; its cache ``mypy_cache``, seeded from ``mypy_seed``); ``framework`` and
+    ``backend`` override the spec's."""
     workdir.mkdir(parents=True, exist_ok=True)
     if framework is not None or backend is not None:
         spec = dict(gspec.load_spec(spec) if isinstance(spec, Path) else spec)
@@ -376,14 +408,6 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                 env)
     if ruff is not None and ruff.returncode != 0:
         bake.problems.append(f"ruff check:\n{(ruff.stdout + ruff.stderr)[-4000:]}")
-    mypy = None
-    if typecheck:
-        with seeded_mypy_cache(mypy_cache, mypy_seed):
-            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
-                        project, bake, env)
-    if mypy is not None and mypy.returncode != 0:
-        bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")
-
     report = workdir / "junit.xml"
     suite = _run("generated suite",
                  [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
@@ -401,4 +425,13 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                                                          + suite.stderr[-2000:])
             bake.problems.append(f"generated suite (exit {suite.returncode}, "
                                  f"{bake.generated_summary}); failing tests:\n{detail}")
+    # After the suite: the run's first mypy makes the shared library analysis (the seed) while
+    # the other workers' suites keep the cores busy, instead of every worker waiting for it
+    # at the start.
+    if typecheck:
+        with seeded_mypy_cache(mypy_cache, mypy_seed, project, bake):
+            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
+                        project, bake, env)
+        if mypy is not None and mypy.returncode != 0:
+            bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")
     return bake

@@ -7,6 +7,7 @@ known once the socket is bound, before the app is built, so the app's REDIRECT_U
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import ssl
 import sys
@@ -32,10 +33,14 @@ def base_url_of(listener: socket.socket, cert_files: tuple[str, str] | None, hos
 
 
 def server_ssl_context(cert_files: tuple[str, str] | None) -> ssl.SSLContext | None:
-    if not cert_files:
-        return None
+    return _server_ssl_context(*cert_files) if cert_files else None
+
+
+@functools.cache
+def _server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    # One per certificate for the whole process (an app server starts in almost every test).
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*cert_files)
+    context.load_cert_chain(cert_file, key_file)
     return context
 
 
@@ -49,8 +54,9 @@ def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
     app = build(base_url)
     server = make_server("127.0.0.1", 0, app, threaded=True, fd=listener.fileno(),
                          ssl_context=server_ssl_context(cert_files))
-    # A short poll interval keeps shutdown (once per test) quick.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+    # Shutdown waits for the server's next poll (once or more per test, for every test that
+    # starts an app): a short interval keeps that wait short, for a hundred polls a second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                               daemon=True)
     thread.start()
     try:

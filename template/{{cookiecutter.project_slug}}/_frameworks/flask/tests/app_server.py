@@ -8,11 +8,14 @@ runs unchanged against each framework's adapter.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, session
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.core.services import Services
@@ -44,10 +47,37 @@ def _add_user_view(app: Flask) -> None:
         return str(session["visits"])
 
 
+class _CompiledTemplates(BytecodeCache):
+    """The compiled code of the app's templates, kept for the whole test process.
+
+    Each Flask app has a Jinja environment of its own, which compiles every template it renders
+    (a few milliseconds each); the tests build a new app for almost every test. Jinja checks the
+    template's source against the kept code's checksum before using it."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        with self._lock:
+            code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        code = bucket.bytecode_to_string()
+        with self._lock:
+            self._code[bucket.key] = code
+
+
+_COMPILED_TEMPLATES = _CompiledTemplates()
+
+
 def build_app(env: Mapping[str, str]) -> tuple[Any, Services]:
     """The WSGI app for `env` (no .env file, no os.environ) and its core services; raises
     SettingsError for settings it cannot run with."""
     app = create_app(env)
+    app.jinja_env.bytecode_cache = _COMPILED_TEMPLATES
     _add_user_view(app)
     return app, app.extensions["msal_webapp"]
 
