@@ -271,6 +271,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         display_name: str | None = None,
         optional_claims: Sequence[str] = (),
         group_membership_claims: str = "SecurityGroup",
+        front_channel_logout_url: str | None = None,
     ) -> None:
         """Register (or replace) an app registration. ``client_secret=None``: no secret from
         here (a certificate, a federated credential or secrets added with
@@ -290,7 +291,10 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         ``"SecurityGroup"`` (the default here, unlike a new Entra registration's ``None``) or
         ``"All"`` the Entra-style ID tokens carry the user's ``groups`` (object ids; every test
         group is a security group) or, above 200, the groups overage claims; ``"None"`` turns
-        the claim off. ``roles`` (the user's app roles) are emitted whatever this says."""
+        the claim off. ``roles`` (the user's app roles) are emitted whatever this says.
+
+        ``front_channel_logout_url``: the registration's front-channel logout URL, called with
+        the provider session's ``sid`` when the user signs out at the provider (Entra style)."""
         if group_membership_claims not in GROUP_MEMBERSHIP_CLAIMS:
             raise ValueError(f"group_membership_claims must be one of {GROUP_MEMBERSHIP_CLAIMS}, "
                              f"not {group_membership_claims!r}")
@@ -300,7 +304,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
             client = _Client(client_id, uris, name, frozenset(optional_claims),
-                             group_membership_claims)
+                             group_membership_claims, front_channel_logout_url)
             if old is not None:  # keep the credentials added to it
                 client.secrets = [s for s in old.secrets if not s.from_registration]
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
@@ -638,6 +642,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self.authorize_calls = 0
             self.logout_calls = 0
             self.last_logout = None
+            self.front_channel_calls.clear()
             self.api_calls.clear()
             self.api_challenges.clear()
             self.graph_calls.clear()
