@@ -167,17 +167,24 @@ def test_a_request_of_another_issuer_or_without_sid_is_refused(app: AppUnderTest
     assert signed_in_with(app, held, ALICE) and cached(app, ALICE)
 
 
-def test_a_sid_ends_only_sessions_of_its_own_issuer(app: AppUnderTest) -> None:
-    """A `sid` is unique only within its issuer: the same one from another tenant of the
-    authority (a multi-tenant app's issuer template) ends nothing here."""
+@pytest.mark.parametrize("tenant", ["own", "organizations"])
+def test_a_sid_ends_only_sessions_of_its_own_issuer(make_app: Callable[..., AppUnderTest],
+                                                    standin: StandIn, tenant: str) -> None:
+    """A `sid` is unique only within its issuer. The same one with another tenant's issuer:
+    refused (400) by a single-tenant app; accepted by a multi-tenant one (its issuer is a
+    template, `{tenantid}`), where it ends nothing of this tenant's users."""
+    authority = standin.authority if tenant == "own" else f"{standin.base_url}/organizations"
+    app = make_app(AUTHORITY=authority, OIDC_AUTHORITY="", optional_claims=("login_hint",))
     browser = app.browser()
     sign_in(app, browser, ALICE)
     user = session_user(app, browser)
     held = cookie(browser, session_cookie(app))
-    other = user["issuer"].replace(app.standin.tenant_id, "0" * 8 + app.standin.tenant_id[8:])
+    other = user["issuer"].replace(standin.tenant_id, "0" * 8 + standin.tenant_id[8:])
     assert other != user["issuer"]
     answer = front_channel(app, app.browser(), sid=user["sid"], iss=other)
-    expected = app.services.auth.clients.discovery()["issuer"]
-    # 200 where the authority's issuer is a template ({tenantid}), else 400: ends nothing.
-    assert answer.status_code == (200 if "{tenantid}" in expected else 400)
+    assert answer.status_code == (400 if tenant == "own" else 200)
     assert signed_in_with(app, held, ALICE) and cached(app, ALICE)
+    # Its own issuer ends it.
+    assert front_channel(app, app.browser(), sid=user["sid"], iss=user["issuer"]
+                         ).status_code == 200
+    assert not signed_in_with(app, held, ALICE) and cached(app, ALICE) is None
