@@ -249,6 +249,12 @@ class Sessions:
                 self._register(account, sid, now)
                 if provider_session is not None and provider_session.sid:
                     self._register_provider_session(provider_session, account, sid)
+            elif account:
+                # A session renewed (or changed) keeps its indexes alive as well: a read renews
+                # an entry's sliding expiry, and they are written only at sign-in.
+                self.store.version(self._index_key(account))
+                if provider_session is not None and provider_session.sid:
+                    self.store.version(self._sid_index_key(provider_session.sid))
         except StoreError as exc:
             raise StoreUnavailable("session store", str(exc)) from exc
         state.sid, state.account, state.saved_at, state.modified = sid, account, now, False
