@@ -55,7 +55,10 @@ separate list for web apps). Entra style: without a ``logout_hint`` (the ID toke
 ``login_hint`` claim, issued only when the registration asks for it) the user picks the account to
 sign out on a page, as on Entra. OIDC style: a post-logout URI without ``id_token_hint`` or
 ``client_id`` is refused with an error page (Keycloak 18+), and ``client_id`` alone asks the user
-to confirm.
+to confirm. Single sign-out (Entra style): each ID token's ``sid`` names the account's session at
+the provider (the same for every app signed in to in that browser session); signing out there
+calls the ``front_channel_logout_url`` of each app the account signed in to in that session,
+with ``?sid=`` only, as Entra does (UNCONFIRMED by its docs: it omits ``iss``).
 
 Authorization: test users hold app roles and groups (``TestUser.roles``, ``TestUser.groups``,
 the transitive membership; ``add_user``, ``update_user``). Entra-style ID tokens carry ``roles``
