@@ -299,12 +299,12 @@ SHAPE_INDEPENDENT_MODULES = (
 )
 # What a page does with each store, in every framework: the web flow, store faults, two app
 # instances under their production servers sharing a store, and bad input (a view of the
-# user's saving the session, oversized bodies, hostile values) and who may do what. The
-# backend parity test runs these (and only these) for every store in every framework and
-# compares their test ids.
+# user's saving the session, oversized bodies, hostile values), who may do what, and single
+# sign-out. The backend parity test runs these (and only these) for every store in every
+# framework and compares their test ids.
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py", "tests/test_bad_input.py",
-                       "tests/test_authorization.py")
+                       "tests/test_authorization.py", "tests/test_single_sign_out.py")
 
 
 # Top-level names of imports that are not third-party libraries: the project's own packages

@@ -104,7 +104,9 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 DEFAULT_GRAPH_SCOPES: tuple[str, ...] = ("User.Read",)
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 TENANT_KEYWORDS: tuple[str, ...] = ("organizations", "common", "consumers")
-APP_ROUTES: tuple[str, ...] = ("/", "/login", "/logout", "/profile", "/api", "/static")
+# "/logout/frontchannel": the front-channel logout URL's default path (core/settings.py).
+APP_ROUTES: tuple[str, ...] = ("/", "/login", "/logout", "/logout/frontchannel", "/profile", "/api",
+                               "/static")
 APP_ROUTE_PREFIXES: tuple[str, ...] = ("/api/", "/static/")
 # Top-level imports the generated app and its tests need; a package with one of these names
 # would shadow it. Standard-library module names are refused as well (sys.stdlib_module_names).

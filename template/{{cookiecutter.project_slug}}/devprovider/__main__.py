@@ -248,7 +248,10 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     # The sign-out target (the app's home page) must be a redirect URI too: providers check
     # post_logout_redirect_uri against the redirect URIs.
     standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri, app_url + "/"],
-                            display_name=defaults.app_name, optional_claims=optional_claims)
+                            display_name=defaults.app_name, optional_claims=optional_claims,
+                            # An app generated before single sign-out has no such path.
+                            front_channel_logout_url=app_url + getattr(
+                                defaults, "front_channel_logout_path", "/logout/frontchannel"))
     credential = dev_credential(standin, folder, defaults, secret)
     # An app generated before authorization existed has no such field.
     set_up_authorization(standin, getattr(defaults, "authorization", None) or {})

@@ -18,6 +18,9 @@ import hashlib
 import hmac
 import json
 import secrets
+import ssl
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -288,7 +291,8 @@ class _IdentityEndpoints(_Tenant):
             session_id = self._session_id(req) or secrets.token_urlsafe(24)
             accounts = self._sessions.setdefault(session_id, {})
             accounts.setdefault(user.username, set()).add(ar.client.client_id)
-        return self._issue_code(ar, user, mode, [self._session_cookie(req, session_id)])
+            sid = self._provider_sid(session_id, user.username)
+        return self._issue_code(ar, user, mode, [self._session_cookie(req, session_id)], sid)
 
     # ------------------------------------------------------------------ browser sessions
     def _session_id(self, req: _Request) -> str | None:
@@ -321,6 +325,8 @@ class _IdentityEndpoints(_Tenant):
                 raise OAuthError("login_required", 50058,
                                  "A silent sign-in request was sent but no user is signed in.")
             accounts[candidates[0]].add(ar.client.client_id)
+            assert session_id is not None  # accounts were found under it
+            sid = self._provider_sid(session_id, candidates[0])
         user = self._user(candidates[0])
         for resource, names in ar.resources.items():
             consented = self._consented(user.username, ar.client.client_id, resource)
@@ -329,12 +335,16 @@ class _IdentityEndpoints(_Tenant):
                                  f"The user or administrator has not consented to use the "
                                  f"application with ID '{ar.client.client_id}'. Send an "
                                  "interactive authorization request for this user and resource.")
-        return self._issue_code(ar, user, mode, [])
+        return self._issue_code(ar, user, mode, [], sid)
+
+    def _provider_sid(self, session_id: str, username: str) -> str:
+        """The `sid` of `username`'s session at the provider in browser session `session_id`
+        (new at its first sign-in there); under the lock."""
+        return self._provider_sids.setdefault((session_id, username), str(uuid.uuid4()))
 
     def _issue_code(self, ar: _AuthRequest, user: TestUser, mode: str,
-                    headers: list[tuple[str, str]]) -> _Response:
+                    headers: list[tuple[str, str]], sid: str) -> _Response:
         code = secrets.token_urlsafe(64)
-        sid = str(uuid.uuid4())
         now = self.now()
         with self._lock:
             granted: dict[str, set[str]] = {}
@@ -897,10 +907,16 @@ class _IdentityEndpoints(_Tenant):
                             self.login_hint(self._user(name))) for name in sorted(accounts)]
                 return _html(200, pages.pick_account_page(req.path, fields, choices))
             apps = accounts.pop(hinted.username, set()) if hinted else set()
+            sid = (self._provider_sids.pop((session_id, hinted.username), None)
+                   if session_id and hinted else None)
+            front_channel = [self._clients[c].front_channel_logout_url for c in sorted(apps)
+                             if c in self._clients]
             headers: list[tuple[str, str]] = []
             if session_id and not accounts:
                 self._sessions.pop(session_id, None)
                 headers.append(self._session_cookie(req, None))
+        if sid:
+            self._call_front_channel([url for url in front_channel if url], sid)
         if params.get("client_id"):
             apps.add(params["client_id"])
         if params.get("id_token_hint"):
@@ -915,6 +931,35 @@ class _IdentityEndpoints(_Tenant):
             note = ("post_logout_redirect_uri is not a redirect URI of the app you signed out "
                     "of (or the app is unknown), so you are not sent back.")
         return _html(200, pages.signed_out_page(None, note), headers)
+
+    def _call_front_channel(self, urls: Sequence[str], sid: str) -> None:
+        """Each app the user signed in to in this browser session learns of the sign-out at
+        its front-channel logout URL, with the provider session's ``sid``.
+
+        Entra does it from its sign-out page, one hidden iframe per app; the stand-in makes the
+        same GETs itself, before answering, so that a test sees their effect at once. Neither
+        carries the app's cookies: a third-party iframe sends none of the app's Lax ones (and
+        browsers block third-party cookies). Only ``sid`` is sent: Entra omits ``iss``, which
+        OpenID Connect Front-Channel Logout 1.0 asks for (seen in practice, UNCONFIRMED by
+        Microsoft's docs). An app on a loopback address is called without checking its TLS
+        certificate, like a developer's browser that accepted a local one."""
+        for url in urls:
+            target = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode({'sid': sid})}"
+            context = (ssl._create_unverified_context()  # noqa: S323 - loopback only
+                       if urlsplit(url).hostname in ("localhost", "127.0.0.1", "::1")
+                       else ssl.create_default_context())
+            status: int | None
+            try:
+                with urllib.request.urlopen(  # noqa: S310 - the app's registered http(s) URL
+                        urllib.request.Request(target, method="GET"), timeout=10,
+                        context=context) as answer:
+                    status = answer.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except (OSError, ValueError):
+                status = None
+            with self._lock:
+                self.front_channel_calls.append((target, status))
 
     def _logout_oidc(self, req: _Request, params: dict[str, str]) -> _Response:
         """OpenID Connect RP-Initiated Logout as Keycloak 18+ does it: a post-logout URI needs

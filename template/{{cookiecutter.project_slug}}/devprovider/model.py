@@ -164,6 +164,9 @@ class _Client:
     # The manifest's groupMembershipClaims: "None" or which groups the ID token's `groups`
     # claim lists ("SecurityGroup", "All": the same here, every test group is a security group).
     group_membership_claims: str = "SecurityGroup"
+    # The front-channel logout URL: called with the provider session's `sid` when the user
+    # signs out of the provider (from any app), as Entra does.
+    front_channel_logout_url: str | None = None
     secrets: list[_ClientSecret] = dataclasses.field(default_factory=list)
     certs_sha1: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
     certs_sha256: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)

@@ -55,7 +55,10 @@ separate list for web apps). Entra style: without a ``logout_hint`` (the ID toke
 ``login_hint`` claim, issued only when the registration asks for it) the user picks the account to
 sign out on a page, as on Entra. OIDC style: a post-logout URI without ``id_token_hint`` or
 ``client_id`` is refused with an error page (Keycloak 18+), and ``client_id`` alone asks the user
-to confirm.
+to confirm. Single sign-out (Entra style): each ID token's ``sid`` names the account's session at
+the provider (the same for every app signed in to in that browser session); signing out there
+calls the ``front_channel_logout_url`` of each app the account signed in to in that session,
+with ``?sid=`` only, as Entra does (UNCONFIRMED by its docs: it omits ``iss``).
 
 Authorization: test users hold app roles and groups (``TestUser.roles``, ``TestUser.groups``,
 the transitive membership; ``add_user``, ``update_user``). Entra-style ID tokens carry ``roles``
@@ -271,6 +274,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         display_name: str | None = None,
         optional_claims: Sequence[str] = (),
         group_membership_claims: str = "SecurityGroup",
+        front_channel_logout_url: str | None = None,
     ) -> None:
         """Register (or replace) an app registration. ``client_secret=None``: no secret from
         here (a certificate, a federated credential or secrets added with
@@ -290,7 +294,10 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         ``"SecurityGroup"`` (the default here, unlike a new Entra registration's ``None``) or
         ``"All"`` the Entra-style ID tokens carry the user's ``groups`` (object ids; every test
         group is a security group) or, above 200, the groups overage claims; ``"None"`` turns
-        the claim off. ``roles`` (the user's app roles) are emitted whatever this says."""
+        the claim off. ``roles`` (the user's app roles) are emitted whatever this says.
+
+        ``front_channel_logout_url``: the registration's front-channel logout URL, called with
+        the provider session's ``sid`` when the user signs out at the provider (Entra style)."""
         if group_membership_claims not in GROUP_MEMBERSHIP_CLAIMS:
             raise ValueError(f"group_membership_claims must be one of {GROUP_MEMBERSHIP_CLAIMS}, "
                              f"not {group_membership_claims!r}")
@@ -300,7 +307,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
             client = _Client(client_id, uris, name, frozenset(optional_claims),
-                             group_membership_claims)
+                             group_membership_claims, front_channel_logout_url)
             if old is not None:  # keep the credentials added to it
                 client.secrets = [s for s in old.secrets if not s.from_registration]
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
@@ -638,6 +645,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self.authorize_calls = 0
             self.logout_calls = 0
             self.last_logout = None
+            self.front_channel_calls.clear()
             self.api_calls.clear()
             self.api_challenges.clear()
             self.graph_calls.clear()

@@ -97,6 +97,12 @@ class _Tenant:
         # Browser sessions at the provider: session id (a cookie) -> {username: client ids the
         # user signed in to in that session}. Sign-out uses it to know who and which apps.
         self._sessions: dict[str, dict[str, set[str]]] = {}
+        # (session id, username) -> the `sid` of that account's session at the provider: the
+        # same in every ID token of that browser session, whichever app asked for it.
+        self._provider_sids: dict[tuple[str, str], str] = {}
+        # The front-channel logout URLs called at sign-out: (URL with its query, the app's
+        # HTTP status, or None when it could not be reached).
+        self.front_channel_calls: list[tuple[str, int | None]] = []
         self._hint_secret = secrets.token_bytes(16)
         # Client authentications at /token that succeeded (tests read which credential).
         self.client_auth_log: list[ClientAuth] = []

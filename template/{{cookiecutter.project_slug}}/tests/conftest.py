@@ -102,7 +102,8 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
     # Entra has no separate list of sign-out targets for web apps: the post-logout redirect
     # URI must be one of the redirect URIs.
     standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"],
-                            optional_claims=list(optional_claims))
+                            optional_claims=list(optional_claims),
+                            front_channel_logout_url=base_url + DEFAULTS.front_channel_logout_path)
     return env
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import http.client
+import http.server
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -686,6 +688,55 @@ def test_entra_logout(standin: StandIn, new_browser: Callable[[], Browser],
                                         "client_id": CLIENT_ID}, allow_redirects=False)
     assert out.headers["Location"] == POST_LOGOUT_REDIRECT_URI
     assert standin.logout_calls == 8
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """An app's front-channel logout URL: records each request (path and query, Cookie)."""
+
+    seen: list[tuple[str, str | None]]
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's protocol
+        self.seen.append((self.path, self.headers.get("Cookie")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_entra_sign_out_calls_the_front_channel_logout_url_of_each_app_signed_in_to(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    seen: list[tuple[str, str | None]] = []
+    handler = type("Recorder", (_Recorder,), {"seen": seen})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as apps:
+        threading.Thread(target=apps.serve_forever, daemon=True).start()
+        try:
+            base = f"http://127.0.0.1:{apps.server_address[1]}"
+            standin.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI],
+                                    optional_claims=["login_hint"],
+                                    front_channel_logout_url=f"{base}/a/logout?x=1")
+            standin.register_client(OTHER_ID, OTHER_SECRET, [REDIRECT_URI],
+                                    front_channel_logout_url=f"{base}/b/logout")
+            browser = new_browser()
+            first, _ = msal_sign_in(msal_app(standin, http_session), browser, ["User.Read"])
+            again, _ = msal_sign_in(msal_app(standin, http_session), browser, ["User.Read"])
+            sid = first["id_token_claims"]["sid"]
+            # One provider session, one sid, whatever the sign-ins in it; another browser's
+            # session has its own.
+            assert again["id_token_claims"]["sid"] == sid
+            elsewhere, _ = msal_sign_in(msal_app(standin, http_session), new_browser(),
+                                        ["User.Read"])
+            assert elsewhere["id_token_claims"]["sid"] != sid
+            browser.get(f"{standin.authority}/oauth2/v2.0/logout",
+                        params={"logout_hint": first["id_token_claims"]["login_hint"]})
+        finally:
+            apps.shutdown()
+    # The app signed in to in that browser session, once, with the sid only (as Entra), and no
+    # cookie; not the app the user never signed in to there.
+    assert seen == [(f"/a/logout?x=1&sid={sid}", None)]
+    assert standin.front_channel_calls == [(f"{base}/a/logout?x=1&sid={sid}", 200)]
 
 
 def test_oidc_logout_like_keycloak(standin: StandIn, new_browser: Callable[[], Browser],

@@ -18,7 +18,9 @@ pair; each test has its own user and browsers.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -401,6 +403,58 @@ def test_an_overage_users_groups_are_asked_of_graph_once_across_both_instances(
     assert [p.status_code for p in pages] == [200] * CONCURRENT, [p.text[:200] for p in pages]
     operation = "/users/{id}" if app_only else "/me"
     assert pair.standin.graph_calls[f"POST {operation}/checkMemberGroups"] == 1
+
+
+def id_token_sid(cache: str | None) -> str:
+    """The `sid` of the ID token in an account's token cache (MSAL's JSON)."""
+    (entry,) = json.loads(cache or "{}")["IdToken"].values()
+    payload = entry["secret"].split(".")[1]
+    sid = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+    assert isinstance(sid, str) and sid
+    return sid
+
+
+def test_a_front_channel_sign_out_through_one_instance_ends_the_sessions_in_both(
+        instances: Pair) -> None:
+    """The provider's front-channel logout reaches one instance (behind a load balancer, the
+    registered URL is either's): the sessions of that sid end in both, in-process copies
+    included, and the account's tokens go when its last session does."""
+    pair = instances
+    a, b = pair.a.app, pair.b.app
+    user = pair.standin.add_user(TestUser(
+        "sam@contoso.test", "Sam Single-Sign-Out", "05105105-0000-4000-8000-000000000510"))
+    name = session_cookie(pair.settings).name
+    first = pair.browser()
+    visit(a, first, "/login", user)  # through A: its own provider session (sid)
+    first_sid = id_token_sid(pair.cached(user))
+    assert user.name in first.get(b.url("/")).text  # B has read the session (and copied it)
+    second = pair.browser()
+    visit(b, second, "/login", user)  # through B: another provider session
+    assert id_token_sid(pair.cached(user)) != first_sid
+
+    def front_channel(app: AppUnderTest, sid: str) -> requests.Response:
+        # As the provider's iframe: a GET with the sid only (Entra sends no iss), no cookie.
+        with make_http_session(app.ca_path) as http:
+            return http.get(app.url(DEFAULTS.front_channel_logout_path), params={"sid": sid},
+                            allow_redirects=False, timeout=30)
+
+    answer = front_channel(b, first_sid)
+    assert answer.status_code == 200 and not answer.headers.get("Set-Cookie")
+    held = cookie(first, name)
+    for app in (a, b):
+        assert user.name not in first.get(app.url("/")).text
+        replay = pair.browser()
+        replay.cookies.set(name, held, domain=urlsplit(app.base_url).hostname or "", path="/",
+                           secure=app.mode == "https")
+        assert user.name not in replay.get(app.url("/")).text
+        assert user.name in second.get(app.url("/")).text  # the other sid's session lives on
+    assert pair.cached(user)  # which still uses the account's tokens
+
+    second_sid = id_token_sid(pair.cached(user))
+    assert front_channel(a, second_sid).status_code == 200
+    assert pair.cached(user) is None  # the account's last session: its tokens are gone
+    for app in (a, b):
+        assert user.name not in second.get(app.url("/")).text
 
 
 @pytest.mark.skipif(BACKEND == "filesystem", reason="the filesystem backend has no server to "

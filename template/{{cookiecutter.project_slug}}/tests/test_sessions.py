@@ -10,7 +10,12 @@ import pytest
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.errors import StoreUnavailable
 from {{ cookiecutter.package_name }}.core.services import build_store
-from {{ cookiecutter.package_name }}.core.sessions import CookieAction, Sessions, SessionState
+from {{ cookiecutter.package_name }}.core.sessions import (
+    CookieAction,
+    ProviderSession,
+    Sessions,
+    SessionState,
+)
 from {{ cookiecutter.package_name }}.core.settings import load_settings
 from {{ cookiecutter.package_name }}.core.stores import RENEW_AFTER_SECONDS, Expiry, Store
 from {{ cookiecutter.package_name }}.core.stores.filesystem import FileStore
@@ -198,6 +203,25 @@ def test_a_failed_save_raises_store_unavailable_and_sets_no_cookie(
         sessions.save(state, "a.t")
     assert raised.value.what == "session store"
     assert state.sid is None
+
+
+def test_a_renewed_session_renews_its_indexes(sessions: Sessions, proxy: StoreProxy,
+                                             clock: Clock) -> None:
+    """The per-account and per-provider-session lists are written at sign-in only: each save
+    of the session reads them, which renews their sliding expiry with the session's."""
+    provider = ProviderSession("https://issuer.test/v2.0", "provider-sid")
+    state: SessionState = sessions.load(None)
+    state["k"] = "v"
+    assert sessions.save(state, "a.t", provider) == "set"
+    clock.now += RENEW_AFTER_SECONDS
+    proxy.calls.clear()
+    state = sessions.load(state.sid)
+    assert sessions.save(state, "a.t", provider) == "set"  # the renewal
+    assert ("version", sessions._index_key("a.t")) in proxy.calls
+    assert ("version", sessions._sid_index_key("provider-sid")) in proxy.calls
+    # And the provider's sign-out finds the session through them.
+    assert sessions.end_provider_session("provider-sid", None) == (1, ["a.t"])
+    assert dict(sessions.load(state.sid)) == {}
 
 
 def test_one_account_keeps_only_its_newest_sessions(store: Store, clock: Clock) -> None:

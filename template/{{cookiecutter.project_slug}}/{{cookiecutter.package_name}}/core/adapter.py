@@ -77,6 +77,8 @@ def respond(adapter: Adapter[RequestT, ResponseT], request: RequestT,
     """The response for a core outcome, with its cookies."""
     if isinstance(outcome, Page):
         response = adapter.render(request, outcome)
+        for name, value in outcome.headers.items():  # before the app-wide ones (seam 4)
+            adapter.set_header(response, name, value)
     else:
         response = adapter.redirect(request, outcome.location)
     adapter.set_cookies(response, outcome.cookies)

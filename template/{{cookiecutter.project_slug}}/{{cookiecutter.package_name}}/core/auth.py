@@ -90,10 +90,13 @@ class User:
     # groups), so a page that needs a group asks Microsoft Graph (core/authorization.py).
     groups: tuple[str, ...] = ()
     groups_overage: bool = False
+    # The ID token's `sid`: the user's session at the provider, named again by the provider's
+    # front-channel sign-out (flows.front_channel_sign_out); "" when the token has none.
+    sid: str = ""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("home_account_id", "name", "username", "oid", "tid",
                                          "issuer", "subject", "roles", "groups",
-                                         "groups_overage")
+                                         "groups_overage", "sid")
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -132,7 +135,8 @@ class User:
             return cls(str(data["home_account_id"]), str(data["name"]), str(data["username"]),
                        str(data["oid"]), str(data["tid"]), str(data["issuer"]),
                        str(data["subject"]), tuple(str(r) for r in roles),
-                       tuple(str(g) for g in groups), data["groups_overage"] is True)
+                       tuple(str(g) for g in groups), data["groups_overage"] is True,
+                       str(data.get("sid") or ""))  # absent from sessions kept before it
         except (KeyError, TypeError):
             return None
 
@@ -350,6 +354,7 @@ class AuthService:
             issuer=str(claims.get("iss") or ""),
             subject=str(claims.get("sub") or ""),
             roles=roles, groups=groups, groups_overage=overage,
+            sid=str(claims.get("sid") or ""),
         )
         log.info("user signed in (home_account_id=%s)", home_account_id)
         retire = payload.get("retire_session")

@@ -44,7 +44,7 @@ from .errors import (
     loggable,
 )
 from .services import Services
-from .sessions import SessionState
+from .sessions import ProviderSession, SessionState
 from .stores import KnownVersion
 from .web import (
     SESSION_STORE_DOWN,
@@ -55,6 +55,7 @@ from .web import (
     csrf_token,
     csrf_valid,
     current_user,
+    front_channel_headers,
     interaction_key,
     page_sign_in,
     session_cookie_changes,
@@ -96,6 +97,9 @@ class Page:
     context: dict[str, Any] = field(default_factory=dict)
     status: int = 200
     cookies: CookieChanges = CookieChanges()
+    # The page's own headers, in place of the app-wide ones of the same names
+    # (web.security_headers): the front-channel sign-out page's framing policy.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 Outcome = Redirect | Page
@@ -169,7 +173,9 @@ def save_session(services: Services, req: WebRequest) -> CookieChanges | Page:
     session = req.session
     user = current_user(session)  # parsed once per request (see current_user)
     try:
-        action = services.sessions.save(session, user.home_account_id if user else None)
+        action = services.sessions.save(
+            session, user.home_account_id if user else None,
+            ProviderSession(user.issuer, user.sid) if user and user.sid else None)
     except StoreUnavailable as exc:
         log.error("%s", exc)
         return error_page("Session storage unavailable", SESSION_STORE_DOWN, 503, retry="/")
@@ -341,6 +347,64 @@ def sign_out(services: Services, req: WebRequest, submitted_csrf: str | None) ->
             log.warning("%s", exc)
     req.session.clear()
     return Redirect(end_session_url, signed_out_cookies(services.settings))
+
+
+def _issuer_known(services: Services, iss: str) -> bool:
+    """Whether `iss` is the issuer of this app's authority: its discovery document's `issuer`,
+    whose `{tenantid}` (multi-tenant authorities) stands for one tenant's id. When discovery
+    cannot be read, any issuer passes: only sessions signed in by that very issuer end."""
+    try:
+        expected = str(services.auth.clients.discovery().get("issuer") or "")
+    except (requests.RequestException, ValueError):
+        log.warning("discovery failed; the front-channel sign-out's issuer is not checked")
+        return True
+    prefix, template, suffix = expected.partition("{tenantid}")
+    if not template:
+        return iss == expected
+    if not (iss.startswith(prefix) and iss.endswith(suffix)
+            and len(iss) > len(prefix) + len(suffix)):
+        return False
+    tenant = iss[len(prefix):len(iss) - len(suffix)]
+    return tenant.isascii() and tenant.replace("-", "").isalnum()
+
+
+def front_channel_sign_out(services: Services, req: WebRequest, sid: str | None,
+                           iss: str | None) -> Page:
+    """The front-channel logout URL (OpenID Connect Front-Channel Logout 1.0): the user signed
+    out at the provider, from this app or another, and the provider's sign-out page loads this
+    URL in a hidden iframe with the provider session's `sid` (and `iss`: Entra sends `sid`
+    only, UNCONFIRMED by its docs: seen in practice). Every session of this app signed in
+    under that `sid` ends, in every instance sharing the store, and the tokens of an account
+    left without a session are removed.
+
+    Works without a cookie (a third-party iframe gets none): the `sid` alone names the
+    sessions. It is unauthenticated by design, like the protocol: the `sid` is the secret, an
+    unguessable id that only the ID token and the provider know. Answers 200 (never a
+    redirect: the iframe is never shown); 400 for a missing `sid` or an `iss` that is not this
+    app's authority's, which ends nothing; 503 when the store cannot be reached, so that the
+    sessions are left to expire."""
+    headers = front_channel_headers(services.settings)
+    if not sid or len(sid) > 256 or (iss is not None and (len(iss) > 512 or not _issuer_known(
+            services, iss))):
+        log.warning("front-channel sign-out refused: %s", "no sid" if not sid else
+                    "sid too long" if len(sid) > 256 else f"issuer {loggable(iss or '')}")
+        return Page("front_channel_logout.html", {"message": "Not a sign-out request of this "
+                    "app's identity provider."}, 400, headers=headers)
+    try:
+        ended = services.sessions.end_provider_session(sid, iss)
+        for account in ended.accounts_left_without_session:
+            services.auth.caches.remove(account)
+            services.authz.forget(account)
+    except StoreUnavailable as exc:
+        log.error("front-channel sign-out failed: %s", exc)
+        return Page("front_channel_logout.html", {"message": SESSION_STORE_DOWN}, 503,
+                    headers=headers)
+    own = current_user(req.session)
+    if own is not None and own.sid == sid and iss in (None, own.issuer):
+        req.session.clear()  # deleted already: the save point must not write it again
+    log.info("front-channel sign-out: %d session(s) ended, tokens of %d account(s) removed",
+             ended.ended, len(ended.accounts_left_without_session))
+    return Page("front_channel_logout.html", {"message": "Signed out."}, headers=headers)
 
 
 # -- calling APIs -----------------------------------------------------------------------------

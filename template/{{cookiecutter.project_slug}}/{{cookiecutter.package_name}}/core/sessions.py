@@ -14,6 +14,9 @@
   a session that cannot be saved becomes an error page, not a redirect into a sign-in loop.
 - Each account keeps at most `sessions_per_account` sessions (the oldest go first), so one
   account signing in again and again cannot evict other users' sessions.
+- Each session signed in with an ID token's `sid` (the user's session at the provider) is also
+  listed under that sid, so that the provider's front-channel sign-out, which names only the
+  sid, ends every session of it (`end_provider_session`), in every instance sharing the store.
 
 A value put in the session must be JSON: strings, numbers, booleans, lists and dicts. Assign
 values (`session["k"] = v`) rather than mutating them in place, which is not seen as a change.
@@ -42,6 +45,20 @@ FORMAT = 1
 CookieAction = Literal["set", "delete"] | None
 # In-process copies of stored sessions, for the read path (TOKEN_CACHE_L1).
 SESSION_COPIES = 4096
+
+
+class ProviderSession(NamedTuple):
+    """The user's session at the identity provider, as the ID token names it."""
+
+    issuer: str  # the ID token's `iss`: a `sid` is unique only within its issuer
+    sid: str
+
+
+class EndedSessions(NamedTuple):
+    """What `end_provider_session` did."""
+
+    ended: int  # sessions deleted
+    accounts_left_without_session: list[str]  # their tokens are no longer used by any session
 
 
 class _Copy(NamedTuple):
@@ -124,6 +141,10 @@ class Sessions:
     def _index_key(self, account: str) -> str:
         return f"{self.prefix}:sessions-of:{account}"
 
+    def _sid_index_key(self, provider_sid: str) -> str:
+        # Hashed: the sid comes from outside (the front-channel request) and may be anything.
+        return f"{self.prefix}:sessions-of-sid:{hashlib.sha256(provider_sid.encode()).hexdigest()}"
+
     # -- load ----------------------------------------------------------------------------------
     @overload
     def load(self, sid: str | None) -> SessionState: ...
@@ -194,11 +215,13 @@ class Sessions:
         return state.modified or (state.sid is not None
                                   and now - state.saved_at >= RENEW_AFTER_SECONDS)
 
-    def save(self, state: SessionState, account: str | None) -> CookieAction:
+    def save(self, state: SessionState, account: str | None,
+             provider_session: ProviderSession | None = None) -> CookieAction:
         """Persist `state` if it changed (or is due for renewal): what the session cookie
         must do ("set" to `state.sid`, "delete", or None: nothing).
 
-        `account` is the signed-in user's home account id, if any. Raises StoreUnavailable.
+        `account` is the signed-in user's home account id, if any; `provider_session` the
+        provider session its ID token named (`sid`), if any. Raises StoreUnavailable.
         """
         now = self.clock()
         if not self.save_due(state, now):
@@ -224,6 +247,14 @@ class Sessions:
                 self.retire(old_sid)
             if account and (account != state.account or old_sid != sid):
                 self._register(account, sid, now)
+                if provider_session is not None and provider_session.sid:
+                    self._register_provider_session(provider_session, account, sid)
+            elif account:
+                # A session renewed (or changed) keeps its indexes alive as well: a read renews
+                # an entry's sliding expiry, and they are written only at sign-in.
+                self.store.version(self._index_key(account))
+                if provider_session is not None and provider_session.sid:
+                    self.store.version(self._sid_index_key(provider_session.sid))
         except StoreError as exc:
             raise StoreUnavailable("session store", str(exc)) from exc
         state.sid, state.account, state.saved_at, state.modified = sid, account, now, False
@@ -259,6 +290,54 @@ class Sessions:
             self.store.set(key, json.dumps(live, separators=(",", ":")))
 
 
+    # -- per-provider-session index (front-channel sign-out) ------------------------------------
+    def _register_provider_session(self, provider: ProviderSession, account: str,
+                                   sid: str) -> None:
+        """List session `sid` of `account` under the provider session that signed it in; the
+        entries of sessions that no longer exist are dropped as the list is written."""
+        key = self._sid_index_key(provider.sid)
+        with self.store.lock(key):
+            entry = self.store.get(key)
+            known = _parse_sid_index(entry.value) if entry else []
+            digest = self._key(sid)
+            live = [item for item in known
+                    if item[0] != digest and self.store.version(item[0]) is not None]
+            live.append((digest, account, provider.issuer))
+            self.store.set(key, json.dumps(live, separators=(",", ":")))
+
+    def end_provider_session(self, provider_sid: str, issuer: str | None) -> EndedSessions:
+        """Delete every session signed in under the provider session `provider_sid` (only
+        those whose ID token came from `issuer`, when given): the provider's front-channel
+        sign-out. Says which of their accounts have no session left, here or in any instance
+        sharing the store: the caller removes those accounts' tokens. Raises StoreUnavailable.
+        """
+        key = self._sid_index_key(provider_sid)
+        try:
+            with self.store.lock(key):
+                entry = self.store.get(key)
+                known = _parse_sid_index(entry.value) if entry else []
+                ending = [item for item in known if issuer is None or item[2] == issuer]
+                for session_key, _, _ in ending:
+                    self._forget(session_key)
+                    self.store.delete(session_key)
+                keep = [item for item in known if item not in ending]
+                if keep:
+                    self.store.set(key, json.dumps(keep, separators=(",", ":")))
+                elif entry is not None:
+                    self.store.delete(key)
+            accounts = sorted({account for _, account, _ in ending})
+            left = [account for account in accounts if not self._has_sessions(account)]
+        except StoreError as exc:
+            raise StoreUnavailable("session store", str(exc)) from exc
+        return EndedSessions(len(ending), left)
+
+    def _has_sessions(self, account: str) -> bool:
+        """Whether a session of `account` still exists (the store's expiry ends the others)."""
+        entry = self.store.get(self._index_key(account))
+        known = _parse_index(entry.value) if entry else []
+        return any(self.store.version(key) is not None for key, _ in known)
+
+
 def _parse(value: str) -> tuple[dict[str, Any], str | None, float] | None:
     try:
         parsed = json.loads(value)
@@ -279,3 +358,12 @@ def _parse_index(value: str) -> list[tuple[str, float]]:
         return [(str(k), float(t)) for k, t in parsed]
     except (ValueError, TypeError, RecursionError):
         return []  # a corrupt index is rebuilt from this session on
+
+
+def _parse_sid_index(value: str) -> list[tuple[str, str, str]]:
+    """(session key, account, issuer) of each session listed under a provider session."""
+    try:
+        parsed = json.loads(value)
+        return [(str(k), str(a), str(i)) for k, a, i in parsed]
+    except (ValueError, TypeError, RecursionError):
+        return []  # a corrupt list ends no session: they expire on their own

@@ -171,6 +171,8 @@ class AppDefaults:
         default_factory=lambda: {"CLIENT_CREDENTIAL": "secret"})
     # Who may do what: {"roles": [...], "groups": {name: object id}, "groups_overage": "user"}.
     authorization: Mapping[str, Any] = field(default_factory=dict)
+    # The front-channel logout URL's path (register the app's URL with it at the provider).
+    front_channel_logout_path: str = "/logout/frontchannel"
 
 
 def scope_resource(scope: str) -> str:

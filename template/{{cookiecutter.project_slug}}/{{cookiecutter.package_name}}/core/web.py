@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from .auth import SignInResult, SignInStart, User, flow_id
 from .errors import InteractionRequired
@@ -52,6 +53,22 @@ def security_headers(settings: Settings) -> dict[str, str]:
         "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }
+
+
+def front_channel_headers(settings: Settings) -> dict[str, str]:
+    """The front-channel sign-out page's own headers, in place of `security_headers`' CSP.
+
+    The provider loads that page in a hidden iframe of its sign-out page, so the provider's
+    origin (the authority's) may frame it, and no other: `frame-ancestors` names it. The page
+    loads nothing (`default-src 'none'`). X-Frame-Options stays DENY, the app-wide header: it
+    cannot name an origin, and a browser that knows `frame-ancestors` ignores X-Frame-Options
+    when a policy has it (HTML standard, "check a navigation response's adherence to
+    X-Frame-Options"). A browser that refuses the frame has still sent the request, which is
+    what signs out: the provider cannot read the frame's content (another origin) anyway.
+    """
+    parts = urlsplit(settings.authority or settings.oidc_authority or "")
+    provider = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "'none'"
+    return {"Content-Security-Policy": f"default-src 'none'; frame-ancestors {provider}"}
 
 
 @dataclass(frozen=True)

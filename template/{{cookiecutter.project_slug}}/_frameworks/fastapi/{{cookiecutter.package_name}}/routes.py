@@ -68,6 +68,13 @@ async def logout(request: Request) -> Response:
     return await flow(request, flows.sign_out, token if isinstance(token, str) else None)
 
 
+# The front-channel logout URL registered with the identity provider (config.py).
+@router.get(DEFAULTS.front_channel_logout_path)
+async def front_channel_logout(request: Request, sid: str | None = None,
+                               iss: str | None = None) -> Response:
+    return await flow(request, flows.front_channel_sign_out, sid, iss)
+
+
 @router.get("/profile")
 async def profile(request: Request,
                   graph: Annotated[ApiClient, Depends(api_client("graph"))]) -> Response:

@@ -200,6 +200,17 @@ def logout() -> Response:
     return respond(flows.sign_out(services(), web_request(), request.form.get("csrf_token")))
 
 
+def front_channel_logout() -> Response:
+    """The front-channel logout URL: the provider signs the user out of this app too."""
+    return respond(flows.front_channel_sign_out(services(), web_request(),
+                                                request.args.get("sid"), request.args.get("iss")))
+
+
+# Registered with the identity provider as the app's front-channel logout URL (config.py).
+bp.add_url_rule(DEFAULTS.front_channel_logout_path, "front_channel_logout",
+                front_channel_logout, methods=["GET"])
+
+
 @bp.get("/profile")
 @login_required(api="graph")  # no page (404) when the app does not call Graph
 def profile() -> Any:

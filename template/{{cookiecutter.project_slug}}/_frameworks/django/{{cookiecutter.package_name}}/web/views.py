@@ -81,6 +81,16 @@ def logout(request: HttpRequest) -> HttpResponse:
                                            request.POST.get("csrf_token")))
 
 
+# The front-channel logout URL: a GET from the provider's sign-out page (a third-party iframe,
+# without cookies), open to everyone (the sid is the secret); no form, so no CSRF check.
+@login_not_required
+@allow("GET")
+def front_channel_logout(request: HttpRequest) -> HttpResponse:
+    return respond(request, flows.front_channel_sign_out(
+        services_for(request), web_request(request), request.GET.get("sid"),
+        request.GET.get("iss")))
+
+
 @allow("GET", "HEAD")
 @login_required(api="graph")  # no page (404) when the app does not call Graph
 def profile(request: HttpRequest) -> HttpResponse:
