@@ -11,9 +11,12 @@ import msal
 import pytest
 import requests
 
-from {{ cookiecutter.package_name }}.core.identity import DiscoveryCheckingCache
+from {{ cookiecutter.package_name }}.config import DEFAULTS
+from {{ cookiecutter.package_name }}.core.identity import DiscoveryCheckingCache, MsalClients
+from {{ cookiecutter.package_name }}.core.settings import load_settings
 
 from devprovider import StandIn
+from tests.conftest import environment_for_settings_tests
 from tests.devprovider_fixtures import CLIENT_ID, CLIENT_SECRET
 
 INSTANCE_DISCOVERY = "/common/discovery/instance"
@@ -45,3 +48,18 @@ def test_instance_discovery_answer_is_kept_only_when_it_is_one(
         build()  # the good answer was kept
     assert fault.answered == 1
     assert any(isinstance(key, str) and INSTANCE_DISCOVERY in key for key in cache)
+
+
+def test_the_apps_own_discovery_copy_keeps_only_a_document(standin: StandIn,
+                                                           ca_bundle_path: str) -> None:
+    """The app reads the discovery document itself too (sign-out's end_session_endpoint): a
+    portal's 200 answer is refused, not kept for a day."""
+    settings = load_settings(environment_for_settings_tests({
+        "AUTHORITY": standin.authority, "OIDC_AUTHORITY": "", "CA_BUNDLE": ca_bundle_path,
+        "INSTANCE_DISCOVERY": "false"}), DEFAULTS)
+    clients = MsalClients(settings)
+    path = clients.discovery_url.split(standin.base_url, 1)[1]
+    with standin.answer(path, {"status": "ok"}, times=1):
+        with pytest.raises(ValueError, match="no discovery document"):
+            clients.discovery()
+    assert clients.discovery()["issuer"]
