@@ -176,15 +176,22 @@ def check_files(project: Path) -> list[str]:
     return problems
 
 
-def baked_credential(config_py: Path) -> dict[str, str]:
-    """The `credential=` mapping of a generated config.py's AppDefaults (read, not imported)."""
+def baked_default(config_py: Path, name: str) -> Any:
+    """The `name=` value of a generated config.py's AppDefaults (read, not imported)."""
+    import ast
+
     for node in ast.walk(ast.parse(config_py.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AppDefaults":
             for keyword in node.keywords:
-                if keyword.arg == "credential":
-                    value: dict[str, str] = ast.literal_eval(keyword.value)
-                    return value
-    raise AssertionError(f"{config_py}: no AppDefaults(credential=...)")
+                if keyword.arg == name:
+                    return ast.literal_eval(keyword.value)
+    raise AssertionError(f"{config_py}: no AppDefaults({name}=...)")
+
+
+def baked_credential(config_py: Path) -> dict[str, str]:
+    """The `credential=` mapping of a generated config.py's AppDefaults (read, not imported)."""
+    value: dict[str, str] = baked_default(config_py, "credential")
+    return value
 
 
 def baked_authorization(config_py: Path) -> tuple[Any, str]:

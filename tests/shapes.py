@@ -333,6 +333,9 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
     apis: dict[str, Any] = {}
     if values["graph"] == "yes":
         scopes = GRAPH_SCOPES[index % len(GRAPH_SCOPES)]
+        if scopes and kind != "oidc":  # full-form Graph scopes name the instance's cloud's Graph
+            root = R.graph_roots(spec["authority"].get("instance", R.DEFAULT_INSTANCE))[0]
+            scopes = [s.replace(R.GRAPH_RESOURCE, root) for s in scopes]
         apis["graph"] = {"scopes": scopes} if scopes else {}
     count = int(values["apis"])
     names = [API_NAMES[(index * 3 + j) % len(API_NAMES)] for j in range(count)]
@@ -456,8 +459,12 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     apis: dict[str, Any] = {}
     if draw(st.booleans()):
         graph: dict[str, Any] = {}
+        # Microsoft Graph of the instance's cloud (the global one for oidc).
+        root = R.graph_roots(spec["authority"].get("instance", R.DEFAULT_INSTANCE))[0]
+        base_url = f"{root}/v1.0"
         if draw(st.booleans()):
-            graph["base_url"] = draw(st.sampled_from([R.GRAPH_BASE_URL, R.GRAPH_BASE_URL + "/"]))
+            graph["base_url"] = draw(st.sampled_from([base_url, base_url + "/",
+                                                      root + "/beta"]))
         choice = draw(st.sampled_from(["default", "names", "full", ".default"]))
         if choice == "names":
             # One that can read /me (the generated /profile page does), then any others.
@@ -466,9 +473,9 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             graph["scopes"] = [me, *draw(st.lists(st.sampled_from(others), max_size=2,
                                                   unique=True))]
         elif choice == "full":
-            graph["scopes"] = ["https://graph.microsoft.com/User.Read"]
+            graph["scopes"] = [f"{root}/User.Read"]
         elif choice == ".default":
-            graph["scopes"] = ["https://graph.microsoft.com/.default"]
+            graph["scopes"] = [f"{root}/.default"]
         apis["graph"] = graph
     for name in draw(st.lists(api_names, max_size=4, unique=True)):
         apis[name] = {"base_url": draw(base_urls()), "scopes": draw(custom_scopes())}

@@ -82,7 +82,7 @@ def test_example_context(spec: dict[str, Any]) -> None:
         "oidc_issuer": "", "client_id": "", "credential_kind": "secret",
         "assertion_source": "token_file", "assertion_callable": "", "credential_defaults": {},
         "cache_backend": "memory", "call_graph": True, "graph_scopes": "User.Read",
-        "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
+        "graph_base_url": "", "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
                                      "scopes": [f"{API}/Todo.Read"]}},
         "sign_in_api": "graph", "redirect_path": "/getAToken", "authorization": {},
     }

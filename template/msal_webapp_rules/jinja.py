@@ -1,5 +1,6 @@
 """The template's Jinja extension (cookiecutter.json `_extensions`): where the template is, for
-the hooks, and the `env_quoted` filter for values written to .env files.
+the hooks, the `env_quoted` filter for values written to .env files and the `graph_base_url`
+filter (Microsoft Graph's base URL in the cloud of an Entra instance).
 
 Cookiecutter renders a hook into a temporary file and runs it in the new project's directory, so
 the hook cannot find this package from its own path, and the context does not name the template
@@ -17,7 +18,7 @@ import os
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-from msal_webapp_rules.schema import env_file_problem
+from msal_webapp_rules.schema import GRAPH_ROOTS, default_graph_base_url, env_file_problem
 
 GLOBAL_NAME = "msal_webapp_template_dir"
 
@@ -28,12 +29,17 @@ def template_dir_now() -> str:
 
 
 class TemplateDirectory(Extension):
-    """Adds `msal_webapp_template_dir()` to the templates' globals and the `env_quoted` filter."""
+    """Adds `msal_webapp_template_dir()` and `graph_roots_by_host` (GRAPH_ROOTS) to the
+    templates' globals, the `env_quoted` filter and the `graph_base_url` filter (an Entra
+    instance -> Microsoft Graph's base URL in its cloud)."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.globals[GLOBAL_NAME] = template_dir_now
         environment.filters["env_quoted"] = env_quoted
+        environment.filters["graph_base_url"] = default_graph_base_url
+        # Graph's roots by sign-in host, for core/settings.py (one table for rules and app).
+        environment.globals["graph_roots_by_host"] = GRAPH_ROOTS
 
 
 def env_quoted(value: object) -> str:

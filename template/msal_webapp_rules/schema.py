@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from urllib.parse import urlsplit
 
 __all__ = [
     "API_KEYS",
@@ -43,6 +44,8 @@ __all__ = [
     "GRAPH_BASE_URL",
     "GRAPH_ME_SCOPES",
     "GRAPH_RESOURCE",
+    "GRAPH_ROOTS",
+    "GRAPH_VERSIONS",
     "GROUPS_OVERAGE_CHOICES",
     "GROUP_ID_EXAMPLE",
     "GROUP_NAME_RE",
@@ -77,7 +80,9 @@ __all__ = [
     "TOP_KEYS",
     "TRUE_WORDS",
     "X5C_CHOICES",
+    "default_graph_base_url",
     "env_file_problem",
+    "graph_roots",
     "is_guid",
     "slugify",
     "unsafe_id_chars",
@@ -101,6 +106,31 @@ GRAPH = "graph"
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# Microsoft Graph's roots in each cloud, by the sign-in host of that cloud (every host MSAL
+# knows; learn.microsoft.com/graph/deployments). The US Government cloud has two Graph
+# deployments on one sign-in host: L4 (GCC High) and L5 (DoD); L4 is the default. Other hosts
+# MSAL knows (login.sovcloud-identity.fr/.de/.sg) have no Graph root documented: a spec for
+# them names its Graph base URL. A host MSAL does not know is treated as the global cloud, as
+# MSAL does (it asks the global cloud's instance discovery about it).
+_GLOBAL_GRAPH = ("https://graph.microsoft.com",)
+_US_GOV_GRAPH = ("https://graph.microsoft.us", "https://dod-graph.microsoft.us")
+_CHINA_GRAPH = ("https://microsoftgraph.chinacloudapi.cn",)
+GRAPH_ROOTS: dict[str, tuple[str, ...]] = {
+    "login.microsoftonline.com": _GLOBAL_GRAPH,
+    "login.microsoft.com": _GLOBAL_GRAPH,
+    "login.windows.net": _GLOBAL_GRAPH,
+    "sts.windows.net": _GLOBAL_GRAPH,
+    "login.microsoftonline.us": _US_GOV_GRAPH,
+    "login.usgovcloudapi.net": _US_GOV_GRAPH,
+    "login-us.microsoftonline.com": _US_GOV_GRAPH,
+    "login.partner.microsoftonline.cn": _CHINA_GRAPH,
+    "login.chinacloudapi.cn": _CHINA_GRAPH,
+    "login.sovcloud-identity.fr": (),
+    "login.sovcloud-identity.de": (),
+    "login.sovcloud-identity.sg": (),
+}
+# The Graph versions an app may call (the 'graph' API's base URL is <root>/<version>).
+GRAPH_VERSIONS: tuple[str, ...] = ("v1.0", "beta")
 DEFAULT_GRAPH_SCOPES: tuple[str, ...] = ("User.Read",)
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 TENANT_KEYWORDS: tuple[str, ...] = ("organizations", "common", "consumers")
@@ -177,8 +207,8 @@ CONTEXT_KEYS: tuple[str, ...] = (
     "project_name", "project_slug", "package_name", "framework", "authority_kind",
     "entra_instance", "entra_tenant", "oidc_issuer", "client_id", "credential_kind",
     "assertion_source", "assertion_callable", "credential_defaults", "cache_backend",
-    "call_graph", "graph_scopes", "downstream_apis", "sign_in_api", "redirect_path",
-    "authorization",
+    "call_graph", "graph_scopes", "graph_base_url", "downstream_apis", "sign_in_api",
+    "redirect_path", "authorization",
 )
 # Spec field path -> cookiecutter variable, to word messages for people running cookiecutter.
 SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
@@ -193,6 +223,7 @@ SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
       for field, variable in CREDENTIAL_VARIABLES.items()),
     ("cache.backend", "cache_backend"),
     ("downstream_apis.graph.scopes", "graph_scopes"),
+    ("downstream_apis.graph.base_url", "graph_base_url"),
 )
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
@@ -274,6 +305,19 @@ ENV_FILE_FIX = ("every value is written to .env.example in single quotes, which 
 GRAPH_ME_SCOPES = frozenset({"user.read", "user.readbasic.all", "user.read.all", "user.readwrite",
                              "user.readwrite.all", "directory.read.all",
                              "directory.readwrite.all"})
+
+
+def graph_roots(instance: str) -> tuple[str, ...]:
+    """Microsoft Graph's roots in the cloud of the Entra instance `instance` (https://<host>),
+    the default first; () for a cloud whose Graph root is not known."""
+    host = urlsplit(instance).hostname or ""
+    return GRAPH_ROOTS.get(host, _GLOBAL_GRAPH)
+
+
+def default_graph_base_url(instance: str) -> str:
+    """The 'graph' API's base URL in the cloud of `instance`; "" if it has no known Graph."""
+    roots = graph_roots(instance)
+    return f"{roots[0]}/{GRAPH_VERSIONS[0]}" if roots else ""
 
 
 def slugify(text: str) -> str:

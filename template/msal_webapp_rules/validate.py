@@ -47,9 +47,10 @@ from msal_webapp_rules.schema import (
     FRAMEWORKS,
     GRAPH,
     GRAPH_APP_ID,
-    GRAPH_BASE_URL,
     GRAPH_ME_SCOPES,
     GRAPH_RESOURCE,
+    GRAPH_ROOTS,
+    GRAPH_VERSIONS,
     GROUP_ID_EXAMPLE,
     GROUP_NAME_RE,
     GROUPS_OVERAGE_CHOICES,
@@ -76,6 +77,7 @@ from msal_webapp_rules.schema import (
     TOP_KEYS,
     X5C_CHOICES,
     env_file_problem,
+    graph_roots,
     is_guid,
     slugify,
     unsafe_id_chars,
@@ -183,12 +185,13 @@ def _url_problem(value: str, *, allow_local_http: bool) -> str | None:
 
 
 # ------------------------------------------------------------------------------------ scopes
-def scope_resource(scope: str) -> str | None:
+def scope_resource(scope: str, graph: tuple[str, ...] = (GRAPH_RESOURCE,)) -> str | None:
     """The resource a scope belongs to, normalised for comparison; None if malformed.
 
     ``api://x/Todo.Read`` -> ``api://x``; ``https://graph.microsoft.com/User.Read`` ->
     ``https://graph.microsoft.com``; a short name such as ``User.Read`` means Microsoft Graph;
-    ``<app-id GUID>/Scope`` -> that GUID (the Graph app id means Graph).
+    ``<app-id GUID>/Scope`` -> that GUID (the Graph app id means Graph). Microsoft Graph is
+    returned as GRAPH_RESOURCE whichever of the cloud's Graph roots (`graph`) the scope names.
     """
     if "/" not in scope:
         return GRAPH_RESOURCE
@@ -201,7 +204,7 @@ def scope_resource(scope: str) -> str | None:
         if not name or not host:
             return None
         resource = resource.rstrip("/").lower()
-        return GRAPH_RESOURCE if resource == GRAPH_RESOURCE else resource
+        return GRAPH_RESOURCE if resource in graph else resource
     resource, name = scope.rsplit("/", 1)
     if not name or not is_guid(resource):
         return None
@@ -209,8 +212,13 @@ def scope_resource(scope: str) -> str | None:
     return GRAPH_RESOURCE if resource == GRAPH_APP_ID else resource
 
 
+# Every cloud's Microsoft Graph roots: a full-form scope naming another cloud's Graph is refused.
+ALL_GRAPH_ROOTS = frozenset(root for roots in GRAPH_ROOTS.values() for root in roots)
 
-def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
+
+def _check_scopes(path: str, api: str, scopes: Any, errors: list[str],
+                  graph: tuple[str, ...] = (GRAPH_RESOURCE,)) -> None:
+    """`graph`: Microsoft Graph's roots in the app's cloud (full-form Graph scopes name one)."""
     full_form = "'api://<app-id>/<Scope>' or 'https://<host>/<Scope>'"
     if not isinstance(scopes, list):
         errors.append(f"{path}: expected a list of scope strings, got {type_name(scopes)} "
@@ -253,7 +261,14 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
             errors.append(f"{p}: {show(scope)} is listed twice; list each scope once")
             continue
         seen.add(scope.lower())
-        resource = scope_resource(scope)
+        named = scope.rsplit("/", 1)[0].rstrip("/").lower()
+        if named in ALL_GRAPH_ROOTS and named not in graph:
+            short = safe(scope.rsplit("/", 1)[1])
+            errors.append(f"{p}: {show(scope)} is Microsoft Graph of another cloud than "
+                          f"authority.instance's; use the short form '{short}'"
+                          + (f" or '{graph[0]}/{short}'" if graph else ""))
+            continue
+        resource = scope_resource(scope, graph)
         if resource is None:
             errors.append(f"{p}: {show(scope)} is not a valid scope; use {full_form}"
                           + (" or a Graph short name like 'User.Read'" if api == GRAPH else ""))
@@ -266,8 +281,8 @@ def _check_scopes(path: str, api: str, scopes: Any, errors: list[str]) -> None:
         if api == GRAPH and resource != GRAPH_RESOURCE:
             errors.append(f"{p}: {show(scope)} is not a Microsoft Graph scope; the 'graph' API "
                           "takes Graph scopes such as 'User.Read' or "
-                          "'https://graph.microsoft.com/User.Read' (put other resources in "
-                          "their own API)")
+                          f"'{graph[0] if graph else GRAPH_RESOURCE}/User.Read' (put other "
+                          "resources in their own API)")
             continue
         resources.setdefault(resource, []).append(scope)
     if len(resources) > 1:
@@ -435,11 +450,39 @@ def _named_entries(path: str, mapping: dict[Any, Any], what: str, pattern: re.Pa
         yield name, where, value
 
 
+def _entra_instance(spec: dict[str, Any]) -> str:
+    """The spec's Entra instance (its cloud), DEFAULT_INSTANCE when it gives none usable."""
+    auth = spec.get("authority")
+    if isinstance(auth, dict) and auth.get("kind", "entra") == "entra":
+        instance = auth.get("instance", DEFAULT_INSTANCE)
+        if isinstance(instance, str) and instance:
+            return instance
+    return DEFAULT_INSTANCE
+
+
+def _graph_base_url_problem(url: str, roots: tuple[str, ...], instance: str) -> str | None:
+    """What is wrong with `url` as the 'graph' API's base URL in the cloud whose Graph roots
+    are `roots` (() when not known: any https URL of a Graph version is taken)."""
+    root, _, version = url.rstrip("/").rpartition("/")
+    if version in GRAPH_VERSIONS and (root.lower() in roots or (not roots and root)):
+        return None
+    allowed = [f"{r}/{v}" for r in roots for v in GRAPH_VERSIONS]
+    if not roots:
+        return (f"is not a Microsoft Graph base URL; give <Graph root>/"
+                f"{' or /'.join(GRAPH_VERSIONS)} of the cloud of {instance}")
+    cloud = ("the global cloud" if instance == DEFAULT_INSTANCE
+             else f"the cloud of authority.instance {instance}")
+    return (f"is not Microsoft Graph in {cloud}; allowed: {choices(allowed)} (or omit it); "
+            "to call another URL configure it as an API with another name")
+
+
 def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
     apis = spec["downstream_apis"]
     if not _require_mapping("downstream_apis", apis, errors,
                             "use {} for none, or name: {base_url: ..., scopes: [...]}"):
         return []
+    instance = _entra_instance(spec).rstrip("/")
+    roots = graph_roots(instance)
     names: list[str] = []
     for name, path, api in _named_entries(
             "downstream_apis", apis, "API", API_NAME_RE, errors,
@@ -449,6 +492,7 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
         if not _require_mapping(path, api, errors, "e.g. {base_url: https://..., scopes: [...]}"):
             continue
         _check_keys(path, api, API_KEYS, errors)
+        graph = roots
         if "base_url" in api:
             url = api["base_url"]
             if _require_str(f"{path}.base_url", url, errors, "e.g. https://api.contoso.com/"):
@@ -458,14 +502,19 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
                 elif env_file_problem(url):
                     errors.append(f"{path}.base_url: {show(url)} {env_file_problem(url)}; "
                                   f"{ENV_FILE_FIX}")
-                elif name == GRAPH and url.rstrip("/") != GRAPH_BASE_URL:
-                    errors.append(f"{path}.base_url: {show(url)} is not supported for 'graph'; "
-                                  f"allowed: {GRAPH_BASE_URL} (or omit it); to call another URL "
-                                  "configure it as an API with another name")
+                elif name == GRAPH and _graph_base_url_problem(url, roots, instance):
+                    errors.append(f"{path}.base_url: {show(url)} "
+                                  f"{_graph_base_url_problem(url, roots, instance)}")
+                elif name == GRAPH and not roots:
+                    graph = (url.rstrip("/").rpartition("/")[0].lower(),)
+        elif name == GRAPH and not roots:
+            errors.append(f"{path}.base_url: missing; Microsoft Graph's root in the cloud of "
+                          f"authority.instance {instance} is not known here: give it, e.g. "
+                          f"base_url: https://<Graph host of that cloud>/{GRAPH_VERSIONS[0]}")
         elif name != GRAPH:
             errors.append(f"{path}.base_url: missing; e.g. base_url: https://api.contoso.com/")
         if "scopes" in api:
-            _check_scopes(f"{path}.scopes", name, api["scopes"], errors)
+            _check_scopes(f"{path}.scopes", name, api["scopes"], errors, graph)
         elif name != GRAPH:
             errors.append(f"{path}.scopes: missing; e.g. scopes: ['api://<app-id>/.default']")
     return names

@@ -153,6 +153,7 @@ class Fault:
     remaining: int | None
     until: float | None
     answered: int = 0
+    body: Any = None  # the JSON answered instead of an error (``StandIn.answer``)
 
     def undo(self) -> None:
         with self.standin._lock:
@@ -595,6 +596,21 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self._faults[path_prefix] = fault
         return fault
 
+    def answer(self, path_prefix: str, body: Any, *, status: int = 200,
+               times: int | None = None) -> Fault:
+        """Answer requests whose path starts with ``path_prefix`` with the JSON ``body`` and
+        ``status`` instead of serving them, for the next ``times`` requests or until undone: a
+        captive portal's or a proxy's 200 page where a discovery document is expected::
+
+            with standin.answer(discovery_path, {"status": "ok"}, times=1) as fault:
+                ...
+
+        Like ``fail()``, it replaces a failure for the same prefix and ``unfail()`` ends it."""
+        fault = Fault(self, path_prefix, status, None, times, None, body=body)
+        with self._lock:
+            self._faults[path_prefix] = fault
+        return fault
+
     def unfail(self) -> None:
         """End every ``fail()``."""
         with self._lock:
@@ -617,6 +633,8 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         return None
 
     def _fault_answer(self, fault: Fault, req: _Request) -> _Response:
+        if fault.body is not None:
+            return _json(fault.status, fault.body)
         headers = ([("Retry-After", str(fault.retry_after))]
                    if fault.status in (429, 503) and fault.retry_after is not None else [])
         if req.path.startswith("/graph/"):

@@ -104,4 +104,77 @@ def test_graph_scopes_are_kept_in_the_form_entra_answers_with(scope: str) -> Non
     assert settings.apis["graph"].scopes == ("User.Read", "Mail.Read")
     default = load_settings(valid_env({"API_GRAPH_SCOPES": "https://graph.microsoft.com/.default"}),
                             DEFAULTS)
-    assert default.apis["graph"].scopes == ("https://graph.microsoft.com/.default",)
+    # Microsoft Graph of the authority's cloud (the global one for this project's defaults,
+    # unless it was generated for another cloud).
+    assert default.apis["graph"].scopes == (f"{default.graph_resource}/.default",)
+    assert default.graph_resource == str(
+        DEFAULTS.downstream_apis["graph"]["base_url"]).rstrip("/").rsplit("/", 1)[0]
+
+
+# (authority host, Microsoft Graph's roots in its cloud, the managed identity token's audience)
+CLOUDS = [
+    ("login.microsoftonline.com", ("https://graph.microsoft.com",), "api://AzureADTokenExchange"),
+    ("login.microsoftonline.us", ("https://graph.microsoft.us", "https://dod-graph.microsoft.us"),
+     "api://AzureADTokenExchangeUSGov"),
+    ("login.usgovcloudapi.net", ("https://graph.microsoft.us", "https://dod-graph.microsoft.us"),
+     "api://AzureADTokenExchangeUSGov"),
+    ("login.partner.microsoftonline.cn", ("https://microsoftgraph.chinacloudapi.cn",),
+     "api://AzureADTokenExchangeChina"),
+    ("login.chinacloudapi.cn", ("https://microsoftgraph.chinacloudapi.cn",),
+     "api://AzureADTokenExchangeChina"),
+    # Graph's root there is not documented: the app takes the one it is given.
+    ("login.sovcloud-identity.fr", (), "api://AzureADTokenExchangeFrance"),
+    ("login.sovcloud-identity.de", (), "api://AzureADTokenExchangeGermany"),
+]
+GRAPH_ROOTS = {root for _, roots, _ in CLOUDS for root in roots}
+
+
+@pytest.mark.parametrize(("host", "roots", "audience"), CLOUDS, ids=[c[0] for c in CLOUDS])
+def test_graph_and_the_token_exchange_audience_follow_the_cloud(
+        host: str, roots: tuple[str, ...], audience: str) -> None:
+    """AUTHORITY's cloud decides which Graph takes its tokens: its Graph base URLs (v1.0 or
+    beta) are taken, another cloud's refused; Graph scopes of the cloud are kept short, its
+    `.default` names the cloud's Graph, the app's own Graph token asks for it."""
+    cloud = {"AUTHORITY": f"https://{host}/contoso.example", "OIDC_AUTHORITY": ""}
+    calls_graph = "graph" in DEFAULTS.downstream_apis
+    for root in roots or ("https://graph.sovcloud.example",):
+        for version in ("v1.0", "beta"):
+            url = f"{root}/{version}"
+            settings = load_settings(valid_env({
+                **cloud, "API_GRAPH_BASE_URL": url,
+                "API_GRAPH_SCOPES": f"{root}/User.Read Mail.Read",
+                "GROUPS_OVERAGE_SCOPES": f"{root}/GroupMember.Read.All"}), DEFAULTS)
+            assert (settings.graph_base_url, settings.graph_resource) == (url + "/", root)
+            assert settings.groups_overage_scopes == ("GroupMember.Read.All",)
+            if calls_graph:
+                assert settings.apis["graph"].base_url == url + "/"
+                assert settings.apis["graph"].scopes == ("User.Read", "Mail.Read")
+        if calls_graph:
+            for default in (f"{root}/.default", "https://graph.microsoft.com/.default"):
+                settings = load_settings(valid_env({
+                    **cloud, "API_GRAPH_BASE_URL": f"{root}/v1.0",
+                    "API_GRAPH_SCOPES": default}), DEFAULTS)
+                assert settings.apis["graph"].scopes == (f"{root}/.default",)
+    for other in sorted(GRAPH_ROOTS - set(roots)) if roots else ():
+        assert (f"API_GRAPH_BASE_URL='{other}/v1.0' is Microsoft Graph of another cloud than "
+                f"AUTHORITY's; use {roots[0]}/v1.0") in problems(valid_env(
+                    {**cloud, "API_GRAPH_BASE_URL": f"{other}/v1.0"}))
+        assert (f"GRAPH_BASE_URL='{other}/beta' is Microsoft Graph of another cloud") in problems(
+            valid_env({**cloud, "API_GRAPH_BASE_URL": f"{roots[0]}/v1.0",
+                       "GRAPH_BASE_URL": f"{other}/beta"}))
+    if roots:  # by default: the cloud's Graph
+        settings = load_settings(valid_env(cloud), DEFAULTS)
+        if calls_graph:  # config.py's graph API, moved to this cloud if generated for another
+            baked = str(DEFAULTS.downstream_apis["graph"]["base_url"]).rstrip("/")
+            root, _, version = baked.rpartition("/")
+            expected = f"{root if root in roots else roots[0]}/{version}/"
+            assert settings.apis["graph"].base_url == settings.graph_base_url == expected
+            assert settings.graph_resource == expected.rsplit("/", 2)[0]
+        else:  # the groups overage's
+            assert (settings.graph_base_url, settings.graph_resource) == (
+                f"{roots[0]}/v1.0/", roots[0])
+    identity = load_settings(valid_env({
+        **cloud, "API_GRAPH_BASE_URL": f"{(roots or ('https://graph.sovcloud.example',))[0]}/v1.0",
+        "CLIENT_CREDENTIAL": "assertion", "CLIENT_SECRET": "",
+        "CLIENT_ASSERTION_MANAGED_IDENTITY": "0f5b7a2c-1111-2222-3333-444455556666"}), DEFAULTS)
+    assert identity.credentials[0].assertion_audience == audience

@@ -939,3 +939,26 @@ def test_a_long_lived_token_is_refreshed_from_its_refresh_in_not_only_at_expiry(
     assert grants(app, "refresh_token") == 1
     first, second = (call["token"] for call in app.standin.api_calls)
     assert first == second  # the refreshed token, served from the cache the second time
+
+
+@pytest.mark.parametrize("bad_answer", ["not_a_document", "unavailable"])
+def test_bad_discovery_answer_is_not_kept(make_app: Callable[..., AppUnderTest],
+                                          bad_answer: str) -> None:
+    """A process's first discovery request gets a 200 JSON that is no discovery document (a
+    captive portal, a proxy's page) or a 503: /login shows the error page once, and the next
+    /login, the provider being healthy again, reaches it. MSAL keeps 2xx answers to GETs for a
+    day: the bad 200 must not be kept."""
+    app = make_app()
+    app.services.clients._http_cache.clear()  # as in a new process: no discovery fetched yet
+    path = urlsplit(app.services.clients.discovery_url).path
+    fault = (app.standin.answer(path, {"status": "ok", "portal": "Accept the terms first."},
+                                times=1)
+             if bad_answer == "not_a_document" else app.standin.fail(path, 503, times=1))
+    browser = app.browser()
+    with fault:
+        assert_error_page(browser.get(app.url("/login")), "could not be reached", status=502)
+        assert fault.answered == 1
+    started = browser.get(app.url("/login"), allow_redirects=False)
+    assert started.status_code in (302, 303), started.text
+    final = browser.sign_in(browser.get(started.headers["Location"]), ALICE.username)
+    assert final.url == app.url("/") and ALICE.name in final.text

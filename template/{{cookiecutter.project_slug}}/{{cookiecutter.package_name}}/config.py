@@ -21,7 +21,9 @@ DEFAULTS = AppDefaults(
     downstream_apis={
 {% if cookiecutter.call_graph %}
         "graph": {
-            "base_url": "https://graph.microsoft.com/v1.0",
+            # Microsoft Graph in the cloud of the authority's instance (another cloud's Graph
+            # would refuse this cloud's tokens).
+            "base_url": {{ (cookiecutter.graph_base_url or (cookiecutter.entra_instance | graph_base_url)) | tojson }},
             "scopes": [
 {% for scope in cookiecutter.graph_scopes.split() %}
                 {{ scope | tojson }},

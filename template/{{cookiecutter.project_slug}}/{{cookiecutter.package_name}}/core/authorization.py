@@ -49,7 +49,7 @@ from .credentials import check_callable
 from .downstream import ApiRequest, ApiResponse, NeedToken, call_plan, run_sync
 from .errors import DownstreamApiError, StoreUnavailable, TokenAcquisitionError
 from .identity import MsalClients
-from .settings import GRAPH_RESOURCE, ApiSettings, Settings
+from .settings import ApiSettings, Settings
 from .stores import KeyedLocks, KnownVersion, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -334,7 +334,7 @@ class Authorization:
         app_only = self.settings.groups_overage_token == "app"
         if app_only:
             api = ApiSettings("graph", self.settings.graph_base_url,
-                              (f"{GRAPH_RESOURCE}/.default",))
+                              (f"{self.settings.graph_resource}/.default",))
             path = f"users/{user.oid}/checkMemberGroups"
         else:
             api = ApiSettings("graph", self.settings.graph_base_url,

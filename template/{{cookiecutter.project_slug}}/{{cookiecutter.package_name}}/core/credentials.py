@@ -65,13 +65,20 @@ ROTATE_ON_ERROR_CODES = frozenset(
     {700027, 700024, 7000274, 7000277, 7000214, 1000502, 7000215, 7000222, 700211, 700212,
      700213, 700023, 70025, 7000272})
 
-# Entra's audience for federated tokens of managed identities, per cloud (by authority host).
+# Entra's audience for federated tokens of managed identities, per cloud (by authority host, with
+# the hosts MSAL knows for each cloud). USNat and USSec from Entra's page on trusting a managed
+# identity; France (Bleu) and Germany (Delos) from MSAL.NET's cloud table. UNCONFIRMED: the
+# Singapore cloud (login.sovcloud-identity.sg) has no audience there; it gets the public one
+# unless CLIENT_ASSERTION_AUDIENCE names it.
 TOKEN_EXCHANGE_AUDIENCES = {
     "login.microsoftonline.us": "api://AzureADTokenExchangeUSGov",
+    "login.usgovcloudapi.net": "api://AzureADTokenExchangeUSGov",
     "login.chinacloudapi.cn": "api://AzureADTokenExchangeChina",
     "login.partner.microsoftonline.cn": "api://AzureADTokenExchangeChina",
     "login.microsoftonline.eaglex.ic.gov": "api://AzureADTokenExchangeUSNat",
     "login.microsoftonline.microsoft.scloud": "api://AzureADTokenExchangeUSSec",
+    "login.sovcloud-identity.fr": "api://AzureADTokenExchangeFrance",
+    "login.sovcloud-identity.de": "api://AzureADTokenExchangeGermany",
 }
 PUBLIC_TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 

@@ -5,17 +5,24 @@ A client per request is what makes per-account caches safe: a shared client whos
 swapped between threads could serve one user's request from another user's cache. Building a
 client runs OpenID discovery in its constructor, cached only in the `http_cache` dict it is
 given, so every client here shares one process-wide `http_cache` and one HTTP session.
+
+MSAL keeps every 2xx answer to a GET in that cache for a day, whatever its body: a captive
+portal's or a proxy's 200 page answering the first discovery request would be served to every
+later sign-in of the process. `DiscoveryCheckingCache` refuses to keep a discovery or instance
+discovery answer that is not such a document, so the next request asks the provider again.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import msal
 
@@ -35,12 +42,71 @@ if importlib.util.find_spec("msal_extensions") is None:
     sys.modules.setdefault("msal_extensions", None)  # type: ignore[arg-type]
 
 
+# What an OpenID Provider Configuration document must hold for MSAL to use it (MSAL reads the
+# first two, OpenID Connect Discovery 1.0 section 3 requires the issuer).
+DISCOVERY_FIELDS = ("issuer", "authorization_endpoint", "token_endpoint")
+
+
+def valid_discovery(document: object) -> bool:
+    """Whether `document` (parsed JSON) is an OpenID discovery document MSAL can use."""
+    return isinstance(document, dict) and all(
+        isinstance(document.get(field), str) and document[field] for field in DISCOVERY_FIELDS)
+
+
+def valid_instance_discovery(document: object) -> bool:
+    """Whether `document` is Entra's instance discovery answer (`/common/discovery/instance`):
+    MSAL reads its `tenant_discovery_endpoint`; `metadata` lists the cloud's aliases. An
+    `invalid_instance` error comes with HTTP 400, which MSAL does not keep."""
+    return isinstance(document, dict) and (
+        (isinstance(document.get("tenant_discovery_endpoint"), str)
+         and bool(document["tenant_discovery_endpoint"]))
+        or isinstance(document.get("metadata"), list))
+
+
+def _checker(key: object) -> Callable[[object], bool] | None:
+    """The check for what MSAL keeps under `key`, if it is a discovery answer. MSAL's keys for
+    GET answers read `GET <url> hash=<hash of the query parameters> 2xx`."""
+    if not (isinstance(key, str) and key.startswith("GET ")):
+        return None
+    path = urlsplit(key.split(" ", 2)[1]).path
+    if path.endswith("/.well-known/openid-configuration"):
+        return valid_discovery
+    if path.endswith("/discovery/instance"):
+        return valid_instance_discovery
+    return None
+
+
+class DiscoveryCheckingCache(dict[Any, Any]):
+    """MSAL's `http_cache`, refusing to keep a discovery answer that is not a document.
+
+    MSAL writes an answer with `cache[key] = response` and then its own index (expiry times)
+    under another key; an answer refused here is missing when MSAL looks it up again, which
+    MSAL takes as not cached (its index entry is dropped when it expires). Only the item
+    assignment MSAL uses is checked.
+    """
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        check = _checker(key)
+        if check is not None:
+            try:
+                document = json.loads(getattr(value, "text", None) or "")
+            except ValueError:
+                document = None
+            if not check(document):
+                log.warning("not keeping the answer to %s: not a discovery document "
+                            "(HTTP %s); it is asked again on the next request",
+                            key.split(" ", 2)[1], getattr(value, "status_code", "?"))
+                self.pop(key, None)
+                return
+        super().__setitem__(key, value)
+
+
 class MsalClients:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.http = build_session(settings.ca_bundle,
                                   deadline_seconds=settings.outbound_deadline_seconds)
-        self._http_cache: dict[Any, Any] = {}
+        self._http_cache = DiscoveryCheckingCache()
         # Certificates were loaded with the settings; the managed identity client (if any) is
         # made here, once per process.
         self.credentials = Credentials(settings.credentials, settings.client_id, self.http,
@@ -80,7 +146,7 @@ class MsalClients:
         # without the credential: a provider that answers invalid_client with 400 (RFC 6749
         # allows it) would have the new credential's attempt answered from there. Discovery
         # is fetched again once.
-        self._http_cache = {}
+        self._http_cache = DiscoveryCheckingCache()
         return True
 
     def _build(self, cache: msal.TokenCache | None, client_credential: Any,
@@ -122,5 +188,7 @@ class MsalClients:
             response = self.http.get(self.discovery_url)
             response.raise_for_status()
             document: dict[str, Any] = response.json()
+            if not valid_discovery(document):  # a captive portal's or a proxy's 200 page
+                raise ValueError(f"{self.discovery_url} answered with no discovery document")
             self._discovery = (time.monotonic() + DISCOVERY_TTL_SECONDS, document)
             return document

@@ -33,6 +33,19 @@ from .stores.encrypted import parse_keys
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"  # Graph's application id, a scope prefix too
+# Microsoft Graph's roots in each cloud, by the cloud's sign-in hosts (the hosts MSAL knows;
+# learn.microsoft.com/graph/deployments), the default first: the US Government cloud has L4
+# (GCC High) and L5 (DoD) Graph behind one sign-in host. The sovcloud-identity clouds' Graph
+# is not documented (): API_GRAPH_BASE_URL names it. Another host (a stand-in, a private name)
+# is no cloud known here: Graph defaults to the global one, as MSAL treats such hosts. The
+# generator's own table, which its rules check specs with.
+_GLOBAL_GRAPH = (GRAPH_RESOURCE,)
+GRAPH_ROOTS: Mapping[str, tuple[str, ...]] = {
+{% for host, roots in graph_roots_by_host.items() %}
+    {{ host | tojson }}: ({{ roots | map("tojson") | join(", ") }}{{ "," if roots | length == 1 else "" }}),
+{% endfor %}
+}
+ALL_GRAPH_ROOTS = frozenset(root for roots in GRAPH_ROOTS.values() for root in roots)
 # Every project has the memory and filesystem stores; a shared one (redis or sql), with its
 # dependencies, only if it was generated with it (AppDefaults.token_cache_backend).
 CACHE_BACKENDS = ("memory", "filesystem", "redis", "sql")
@@ -128,6 +141,9 @@ class Settings:
     # How long an account's groups read from Graph are used before Graph is asked again.
     groups_cache_seconds: int = 3600
     graph_base_url: str = "https://graph.microsoft.com/v1.0/"
+    # Microsoft Graph's resource (its root) in the app's cloud: the app's own Graph token asks
+    # for `<graph_resource>/.default`.
+    graph_resource: str = GRAPH_RESOURCE
     # SaaS apps: `package.module:function(tenant_id) -> bool`, asked at sign-in and on guarded
     # pages (its answers kept for tenant_hook_cache_seconds), besides ALLOWED_TENANT_IDS.
     allowed_tenants_hook: str | None = None
@@ -175,24 +191,83 @@ class AppDefaults:
     front_channel_logout_path: str = "/logout/frontchannel"
 
 
-def scope_resource(scope: str) -> str:
-    """The resource a scope belongs to: `api://x/Read` -> `api://x`; `User.Read` -> Graph."""
+def scope_resource(scope: str, graph: str = GRAPH_RESOURCE) -> str:
+    """The resource a scope belongs to: `api://x/Read` -> `api://x`; `User.Read` -> Graph
+    (`graph`, its root in the app's cloud)."""
     if "/" in scope:
         return scope.rsplit("/", 1)[0]
-    return GRAPH_RESOURCE
+    return graph
 
 
-def graph_short_form(scope: str) -> str:
+def graph_roots(authority: str | None) -> tuple[str, ...] | None:
+    """Microsoft Graph's roots in the cloud of `authority` (an Entra authority URL), the
+    default first; () for a cloud whose Graph is not known here, None for no known cloud."""
+    host = (urlsplit(authority).hostname or "").lower() if authority else ""
+    return GRAPH_ROOTS.get(host)
+
+
+def graph_short_form(scope: str, graph: str = GRAPH_RESOURCE) -> str:
     """`https://graph.microsoft.com/User.Read` (or Graph's application id form) -> `User.Read`;
-    `.default` keeps its resource.
+    `.default` keeps its resource, which becomes `graph`, the app's Graph.
 
     Entra answers Graph scopes in short form, and MSAL finds a cached token by comparing the
-    scopes asked for with that answer: a full-form Graph scope would never hit the cache.
+    scopes asked for with that answer: a full-form Graph scope would never hit the cache. A
+    short scope means Graph in the cloud of the authority, so a full-form scope naming any
+    cloud's Graph is asked for in the app's cloud: the app runs against the cloud AUTHORITY
+    names (a spec's rules already refuse another cloud's Graph).
     """
-    for prefix in (GRAPH_RESOURCE + "/", GRAPH_APP_ID + "/"):
-        if scope.lower().startswith(prefix) and scope[len(prefix):] != ".default":
-            return scope[len(prefix):]
+    lowered = scope.lower()
+    for root in (*ALL_GRAPH_ROOTS, graph, GRAPH_APP_ID):
+        prefix = root + "/"
+        if lowered.startswith(prefix):
+            name = scope[len(prefix):]
+            if name != ".default":
+                return name
+            return scope if root == GRAPH_APP_ID else f"{graph}/.default"
     return scope
+
+
+@dataclass(frozen=True)
+class _GraphAt:
+    """Where Microsoft Graph is for this app (see `_graph`)."""
+
+    api_base_url: str | None  # the graph API's default (config.py's, in the authority's cloud)
+    base_url: str  # the groups overage's
+    resource: str
+
+
+def _graph(reader: _Reader, defaults: AppDefaults, authority: str | None) -> _GraphAt:
+    """Microsoft Graph's base URL: GRAPH_BASE_URL (the groups overage's), else
+    API_GRAPH_BASE_URL or config.py's graph API, else Graph v1.0 of the authority's cloud.
+
+    config.py's URL follows AUTHORITY: another cloud's Graph there (a project generated for one
+    cloud, run in another) becomes this cloud's, same version; another cloud's Graph given in
+    the environment is refused. The resource is the base URL's root when it is a Graph root,
+    else (a stand-in, a proxy) the cloud's default one, or the root given in a cloud whose
+    Graph is not known here.
+    """
+    roots = graph_roots(authority)
+    baked = (defaults.downstream_apis.get("graph") or {}).get("base_url")
+    if baked and roots:
+        root, _, version = str(baked).rstrip("/").rpartition("/")
+        if root.lower() in ALL_GRAPH_ROOTS and root.lower() not in roots:
+            baked = f"{roots[0]}/{version}"
+    given = reader.raw("GRAPH_BASE_URL")
+    api = reader.raw("API_GRAPH_BASE_URL")
+    graph = str(given or api or baked or f"{(roots or _GLOBAL_GRAPH)[0]}/v1.0")
+    root = graph.rstrip("/").rpartition("/")[0].lower()
+    for variable, value in (("GRAPH_BASE_URL", given), ("API_GRAPH_BASE_URL", api)):
+        named = (value or "").rstrip("/").rpartition("/")[0].lower()
+        if roots and named in ALL_GRAPH_ROOTS and named not in roots:
+            # A token of one cloud is refused by another cloud's Graph.
+            reader.problems.append(
+                f"{variable}={value!r} is Microsoft Graph of another cloud than AUTHORITY's; "
+                f"use {' or '.join(r + '/v1.0' for r in roots)} (or /beta).")
+    if root in ALL_GRAPH_ROOTS or roots == ():
+        resource = root
+    else:
+        resource = (roots or _GLOBAL_GRAPH)[0]
+    return _GraphAt(str(baked) if baked else None, graph, resource)
 
 
 def _is_local_host(host: str | None) -> bool:
@@ -302,15 +377,18 @@ def _authority(reader: _Reader, defaults: AppDefaults) -> tuple[str | None, str 
     return (entra.rstrip("/") if entra else None), oidc
 
 
-def _apis(reader: _Reader, defaults: AppDefaults) -> dict[str, ApiSettings]:
+def _apis(reader: _Reader, defaults: AppDefaults, graph_at: _GraphAt) -> dict[str, ApiSettings]:
+    """The downstream APIs; `graph_at`: where Microsoft Graph is in the app's cloud."""
     apis: dict[str, ApiSettings] = {}
+    graph = graph_at.resource
     for name, spec in defaults.downstream_apis.items():
         prefix = f"API_{name.upper()}"
-        base_url = reader.text(f"{prefix}_BASE_URL", str(spec["base_url"]))
+        baked = graph_at.api_base_url if name == "graph" else None
+        base_url = reader.text(f"{prefix}_BASE_URL", str(baked or spec["base_url"]))
         reader.url(f"{prefix}_BASE_URL", base_url)
         raw_scopes = reader.raw(f"{prefix}_SCOPES")
-        scopes = tuple(graph_short_form(s) for s in (raw_scopes.split() if raw_scopes
-                                                     else spec["scopes"]))
+        scopes = tuple(graph_short_form(s, graph) for s in (raw_scopes.split() if raw_scopes
+                                                            else spec["scopes"]))
         if not scopes:
             reader.problems.append(f"{prefix}_SCOPES is empty: give at least one scope.")
             continue
@@ -319,7 +397,7 @@ def _apis(reader: _Reader, defaults: AppDefaults) -> dict[str, ApiSettings]:
             reader.problems.append(
                 f"{prefix}_SCOPES: {' '.join(reserved)} are added by MSAL itself; remove them."
             )
-        if len({scope_resource(s) for s in scopes}) > 1:
+        if len({scope_resource(s, graph) for s in scopes}) > 1:
             reader.problems.append(
                 f"{prefix}_SCOPES={' '.join(scopes)!r} spans several resources; "
                 "one token serves one resource, so split them into separate APIs."
@@ -470,13 +548,13 @@ def _accepts_one_argument(function: Any) -> bool:
     return True
 
 
-DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0/"
 OVERAGE_TOKENS = ("user", "app")
 
 
-def _authorization(reader: _Reader, defaults: AppDefaults, apis: Mapping[str, ApiSettings],
+def _authorization(reader: _Reader, defaults: AppDefaults, graph_at: _GraphAt,
                    authority: str | None) -> dict[str, Any]:
-    """The Settings fields of core/authorization.py, from config.py and the environment."""
+    """The Settings fields of core/authorization.py, from config.py and the environment;
+    `graph_at`: Microsoft Graph's base URL and resource (`_graph`)."""
     spec = defaults.authorization or {}
     roles = tuple(str(role) for role in spec.get("roles", ()))
     groups: dict[str, str] = {}
@@ -490,16 +568,14 @@ def _authorization(reader: _Reader, defaults: AppDefaults, apis: Mapping[str, Ap
     token = reader.text("GROUPS_OVERAGE_TOKEN", str(spec.get("groups_overage") or "user"))
     if token not in OVERAGE_TOKENS:
         reader.problems.append(f"GROUPS_OVERAGE_TOKEN={token!r} is not one of user, app.")
+    graph, resource = graph_at.base_url, graph_at.resource
+    reader.url("GRAPH_BASE_URL", graph)
     raw_scopes = reader.raw("GROUPS_OVERAGE_SCOPES")
-    scopes = tuple(graph_short_form(s) for s in (raw_scopes.split() if raw_scopes
-                                                 else ("User.Read",)))
-    if any(scope_resource(s) != GRAPH_RESOURCE for s in scopes):
+    scopes = tuple(graph_short_form(s, resource)
+                   for s in (raw_scopes.split() if raw_scopes else ("User.Read",)))
+    if any(scope_resource(s, resource) != resource for s in scopes):
         reader.problems.append(f"GROUPS_OVERAGE_SCOPES={' '.join(scopes)!r} must be Microsoft "
                                "Graph permissions, e.g. User.Read or GroupMember.Read.All.")
-    # Where Microsoft Graph is: the graph API's (API_GRAPH_BASE_URL) unless given apart.
-    graph = (reader.raw("GRAPH_BASE_URL") or reader.raw("API_GRAPH_BASE_URL")
-             or (apis["graph"].base_url if "graph" in apis else DEFAULT_GRAPH_BASE_URL))
-    reader.url("GRAPH_BASE_URL", graph)
     hook = reader.raw("ALLOWED_TENANTS_HOOK")
     if hook:
         try:
@@ -523,6 +599,7 @@ def _authorization(reader: _Reader, defaults: AppDefaults, apis: Mapping[str, Ap
         "groups_overage_scopes": scopes,
         "groups_cache_seconds": reader.integer("GROUPS_CACHE_SECONDS", 3600, 0),
         "graph_base_url": graph.rstrip("/") + "/",
+        "graph_resource": resource,
         "allowed_tenants_hook": hook,
         "tenant_hook_cache_seconds": reader.integer("TENANT_HOOK_CACHE_SECONDS", 60, 0),
     }
@@ -667,7 +744,8 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
     log_level = reader.text("LOG_LEVEL", "INFO").upper()
     if log_level not in LOG_LEVELS:
         reader.problems.append(f"LOG_LEVEL={log_level!r} is not one of {', '.join(LOG_LEVELS)}.")
-    apis = _apis(reader, defaults)
+    graph_at = _graph(reader, defaults, authority)
+    apis = _apis(reader, defaults, graph_at)
     sign_in_api = reader.raw("SIGN_IN_API") or defaults.sign_in_api or None
     if sign_in_api and sign_in_api not in apis:
         reader.problems.append(
@@ -708,7 +786,7 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         session_absolute_seconds=session_absolute,
         token_cache_l1=reader.boolean("TOKEN_CACHE_L1", True),
         encryption_keys=_encryption_keys(reader),
-        **_authorization(reader, defaults, apis, authority),
+        **_authorization(reader, defaults, graph_at, authority),
     )
     if settings.allowed_tenant_ids and not settings.authority:
         reader.problems.append(
