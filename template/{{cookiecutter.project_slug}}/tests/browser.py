@@ -35,9 +35,12 @@ with its raw ``Set-Cookie`` headers (``resp.raw.headers.getlist("Set-Cookie")``)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import http.cookiejar
 import ipaddress
 import itertools
+import os
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +50,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
 
 PROFILES = ("chromium", "firefox", "safari")
 MAX_REDIRECTS = 20  # Chromium and Firefox give up after 20
@@ -532,6 +536,56 @@ def parse_forms(response: requests.Response) -> list[Form]:
     return parser.forms
 
 
+# ------------------------------------------------------------------------------ TLS
+@functools.cache
+def _tls_context(ca_file: str) -> ssl.SSLContext:
+    """A client TLS context that trusts ``ca_file`` alone (and checks host names)."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
+class _OneTlsContext(requests.adapters.HTTPAdapter):
+    """HTTPS verified with one TLS context per CA file for the whole test process.
+
+    For each new connection urllib3 makes a TLS context and reads the CA file that requests
+    passes it; the tests open hundreds (a browser per user, new servers in every test). A
+    request that asks for anything else (another ``verify=``, a client certificate, a proxy)
+    goes through a plain adapter."""
+
+    def __init__(self, ca_file: str) -> None:
+        self.ca_file = ca_file
+        self.plain = requests.adapters.HTTPAdapter()
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block,
+                                 ssl_context=_tls_context(self.ca_file), **pool_kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        conn.ca_certs = None  # in the context already: the pool's new connections read no file
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
+        if verify == self.ca_file and not cert and not proxies:
+            return super().send(request, stream=stream, timeout=timeout, verify=verify,
+                                cert=cert, proxies=proxies)
+        return self.plain.send(request, stream=stream, timeout=timeout, verify=verify,
+                               cert=cert, proxies=proxies)
+
+    def close(self) -> None:
+        self.plain.close()
+        super().close()
+
+
+def _adapters(session: requests.Session) -> Iterator[requests.adapters.BaseAdapter]:
+    for adapter in session.adapters.values():
+        yield adapter
+        if isinstance(adapter, _OneTlsContext):
+            yield adapter.plain
+
+
 # ------------------------------------------------------------------------------ browser
 class Browser:
     """A browser for tests: ``requests`` for HTTP (trusting ``ca_path`` or ``verify`` only and
@@ -550,6 +604,8 @@ class Browser:
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.verify = verify if verify is not None else (ca_path or True)
+        if isinstance(self.session.verify, str) and os.path.isfile(self.session.verify):
+            self.session.mount("https://", _OneTlsContext(self.session.verify))
         self.session.cookies = requests.cookies.RequestsCookieJar(policy=_EmptyJar())
         self.cookies = CookieStore(profile)
         self.history: list[requests.Response] = []
@@ -658,7 +714,7 @@ class Browser:
         # urllib3 2.8's PoolManager.clear() drops its pools without closing their connections
         # (they close when collected): close them now, or a server stopped after the test
         # waits for them (uvicorn's graceful shutdown, the TLS close).
-        for adapter in self.session.adapters.values():
+        for adapter in _adapters(self.session):
             pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
             if pools is not None:
                 for key in list(pools.keys()):

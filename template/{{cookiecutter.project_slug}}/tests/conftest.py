@@ -12,6 +12,7 @@ http://localhost and the provider's sign-in pages on http://127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
@@ -122,6 +123,14 @@ def _small_default_trust_store(tmp_path_factory: pytest.TempPathFactory) -> Iter
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REQUESTS_CA_BUNDLE", str(path))
         yield str(path)
+
+
+def server_process_environment() -> dict[str, str]:
+    """What a server process a test starts (with the app's settings as its whole environment)
+    takes from this one: PATH, and the tests' default trust store (`_small_default_trust_store`:
+    its app reads the store for each new connection too)."""
+    return {"PATH": os.environ.get("PATH", ""),
+            "REQUESTS_CA_BUNDLE": os.environ.get("REQUESTS_CA_BUNDLE", "")}
 
 
 @pytest.fixture(scope="session", autouse=True)

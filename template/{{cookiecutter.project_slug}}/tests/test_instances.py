@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -46,7 +45,13 @@ from {{ cookiecutter.package_name }}.core.web import session_cookie
 from devprovider import StandIn, TestUser
 from tests.app_server import PRODUCTION_SERVER, PROJECT, production_server
 from tests.browser import Browser
-from tests.conftest import CLIENT_ID, AppUnderTest, app_environment, page_of
+from tests.conftest import (
+    CLIENT_ID,
+    AppUnderTest,
+    app_environment,
+    page_of,
+    server_process_environment,
+)
 from tests.devprovider_fixtures import make_http_session
 from tests.processes import start, stop
 from tests.servers import base_url_of, listening_socket
@@ -209,7 +214,7 @@ def production_instance(listener: socket.socket, env: dict[str, str], standin: S
         process = start(
             command, cwd=folder, pass_fds=[fd], stdout=out, stderr=subprocess.STDOUT,
             env={**env, **server_env, "PYTHONPATH": str(PROJECT),
-                 "PATH": os.environ.get("PATH", "")})
+                 **server_process_environment()})
     app = AppUnderTest(base_url=env["REDIRECT_URI"].removesuffix(DEFAULTS.redirect_path),
                        standin=standin, services=None,  # type: ignore[arg-type]
                        ca_path=ca_path, env=env)

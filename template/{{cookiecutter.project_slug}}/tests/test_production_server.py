@@ -20,7 +20,13 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.app_server import GUNICORN_APP
 from tests.browser import Browser
-from tests.conftest import AppUnderTest, app_environment, names_the_credential, page_of
+from tests.conftest import (
+    AppUnderTest,
+    app_environment,
+    names_the_credential,
+    page_of,
+    server_process_environment,
+)
 from tests.processes import running, start, stop
 from tests.servers import base_url_of, listening_socket
 from tests.test_time_limits import SLACK, TRICKLE, timed_get
@@ -154,7 +160,7 @@ def gunicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle
                           OUTBOUND_DEADLINE_SECONDS=str(DEADLINE))
     config = tmp_path / "gunicorn.test.py"
     config.write_text(TEST_CONFIG.format(shipped=str(PROJECT / "gunicorn.conf.py")))
-    server_env = {**env, "PYTHONPATH": str(PROJECT), "PATH": os.environ.get("PATH", ""),
+    server_env = {**env, "PYTHONPATH": str(PROJECT), **server_process_environment(),
                   "BIND": f"fd://{listener.fileno()}"}
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the server

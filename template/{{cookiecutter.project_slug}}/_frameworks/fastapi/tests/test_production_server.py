@@ -3,7 +3,6 @@ a provider or API slower than any client would wait, under the real command line
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,13 @@ from {{ cookiecutter.package_name }}.core.settings import EXIT_BAD_SETTINGS
 
 from devprovider import DEFAULT_USERS, StandIn
 from tests.app_server import UVICORN_APP
-from tests.conftest import AppUnderTest, app_environment, names_the_credential, page_of
+from tests.conftest import (
+    AppUnderTest,
+    app_environment,
+    names_the_credential,
+    page_of,
+    server_process_environment,
+)
 from tests.processes import running, start, stop
 from tests.servers import base_url_of, listening_socket
 from tests.test_time_limits import SLACK, TRICKLE, timed_get
@@ -59,7 +64,7 @@ def uvicorn_app(standin: StandIn, server_cert_files: tuple[str, str], ca_bundle_
             [*COMMAND, "--fd", str(listener.fileno()), "--ssl-certfile", server_cert_files[0],
              "--ssl-keyfile", server_cert_files[1]],
             cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(PROJECT), "PATH": os.environ.get("PATH", "")},
+            env={**env, "PYTHONPATH": str(PROJECT), **server_process_environment()},
             pass_fds=[listener.fileno()], stdout=out, stderr=subprocess.STDOUT)
     # The socket listens already: the first request waits in its backlog until uvicorn is up.
     app = AppUnderTest(base_url=base_url, standin=standin, services=None,  # type: ignore[arg-type]
