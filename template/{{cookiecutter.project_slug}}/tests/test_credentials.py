@@ -305,6 +305,6 @@ def test_a_certificate_file_replaced_in_place_is_used_without_a_restart(
     assert any(new.thumbprint in r.getMessage() for r in caplog.records)
 
     # Half written: the certificate in use stays; the next complete file is loaded.
-    replace_file(mounted, "-----BEGIN CERTIFICATE-----\nMIIB")
+    replace_file(mounted, old.pem_file.read_text()[:60])  # a file cut short
     sign_in(app, app.browser(), BOB)
     assert auth_log(app)[-1] == ("certificate", new.thumbprint)
