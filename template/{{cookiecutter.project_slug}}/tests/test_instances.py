@@ -393,6 +393,9 @@ def test_an_overage_users_groups_are_asked_of_graph_once_across_both_instances(
     user = pair.standin.add_user(TestUser(
         "olive@contoso.test", "Olive Overage", "0117e000-0000-4000-8000-0000000011e0",
         groups=(gid, *(str(uuid.uuid4()) for _ in range(230)))))
+    if not app_only:  # consented to the Graph permission the groups are read with
+        pair.standin.grant_consent(user.username, CLIENT_ID,
+                                   list(pair.settings.groups_overage_scopes))
     browser = pair.browser()
     visit(a, browser, "/login", user)
     pair.standin.reset_counts()

@@ -23,8 +23,9 @@ only, and checkMemberGroups answers exactly those (20 per request), however many
 user is in; getMemberObjects returns every group (thousands for the users who hit the
 overage) for the app to throw away. For the signed-in user, Microsoft's docs list `User.Read`
 as its least privileged delegated permission (no admin consent); GROUPS_OVERAGE_SCOPES can ask
-for GroupMember.Read.All instead. App-only (`/users/{id}/checkMemberGroups`) needs the
-application permissions User.Read.All and GroupMember.Read.All (admin consent).
+for the next ones it lists instead (User.ReadBasic.All and GroupMember.Read.All). App-only
+(`/users/{id}/checkMemberGroups`) needs the application permissions User.Read.All and
+GroupMember.Read.All (admin consent).
 
 A failure to learn the groups (Graph down, a 403, the store) is an error page, never access.
 """
