@@ -867,22 +867,24 @@ def test_an_id_token_for_another_app_or_from_another_issuer_is_refused(
 TRACE, CORRELATION = "0a1b2c3d-0000-4000-8000-00000000a7ce", "c0de0000-0000-4000-8000-00000000c0de"
 
 
-def entra_error(code: int, text: str) -> str:
-    """An Entra `error_description`, as it shapes them."""
-    return (f"AADSTS{code}: {text}\r\nTrace ID: {TRACE}\r\nCorrelation ID: {CORRELATION}\r\n"
-            "Timestamp: 2026-12-06 18:40:00Z")
+def answer_with_entra_error(app: AppUnderTest, browser: Browser, error: str, code: int,
+                            text: str) -> requests.Response:
+    """Deliver Entra's error answer for a sign-in `browser` started, its `error_description`
+    as Entra shapes them (code, text, trace and correlation ids, timestamp)."""
+    answer = provider_answer(app, browser, ALICE)
+    description = (f"AADSTS{code}: {text}\r\nTrace ID: {TRACE}\r\n"
+                   f"Correlation ID: {CORRELATION}\r\nTimestamp: 2026-12-06 18:40:00Z")
+    return post_callback(app, browser, {"state": hidden_fields(answer)["state"], "error": error,
+                                        "error_description": description},
+                         initiator=answer.url)
 
 
 def test_a_provider_error_page_quotes_its_code_and_ids_for_the_administrator(
         app_under_test: AppUnderTest, caplog: pytest.LogCaptureFixture) -> None:
     app = app_under_test
     caplog.set_level(logging.INFO)
-    browser = app.browser()
-    answer = provider_answer(app, browser, ALICE)
-    page = post_callback(app, browser, {
-        "state": hidden_fields(answer)["state"], "error": "invalid_request",
-        "error_description": entra_error(50126, "Error validating credentials.")},
-        initiator=answer.url)
+    page = answer_with_entra_error(app, app.browser(), "invalid_request", 50126,
+                                   "Error validating credentials.")
     assert_error_page(page, "Error validating credentials", status=400)
     text = html.unescape(page.text)
     assert f"AADSTS50126, correlation id {CORRELATION}, trace id {TRACE}" in text
@@ -899,12 +901,8 @@ def test_when_only_an_administrator_can_consent_the_page_gives_the_admin_consent
     settings = app.services.settings
     if not settings.authority:
         pytest.skip("admin consent is Entra's")
-    browser = app.browser()
-    answer = provider_answer(app, browser, ALICE)
-    page = post_callback(app, browser, {
-        "state": hidden_fields(answer)["state"], "error": "access_denied",
-        "error_description": entra_error(90094, "The grant requires admin permission.")},
-        initiator=answer.url)
+    page = answer_with_entra_error(app, app.browser(), "access_denied", 90094,
+                                   "The grant requires admin permission.")
     assert_error_page(page, "only an administrator", status=400)
     links = re.findall(r'href="([^"]*adminconsent[^"]*)"', page.text)
     assert len(links) == 1, page.text

@@ -32,7 +32,6 @@ A failure to learn the groups (Graph down, a 403, the store) is an error page, n
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -51,7 +50,7 @@ from .downstream import ApiRequest, ApiResponse, NeedToken, call_plan, run_sync
 from .errors import DownstreamApiError, StoreUnavailable, TokenAcquisitionError
 from .identity import MsalClients
 from .settings import ApiSettings, Settings
-from .stores import KeyedLocks, KnownVersion, Store, StoreError
+from .stores import KeyedLocks, KnownVersion, Store, StoreError, lock_or_go_on
 
 log = logging.getLogger(__name__)
 
@@ -313,11 +312,7 @@ class Authorization:
         kept = self._kept(key)
         if kept is not None:
             return kept
-        with self._locks.get(key), contextlib.ExitStack() as held:
-            try:
-                held.enter_context(self.store.lock(key))
-            except StoreError as exc:  # as the token caches do: one more call at worst
-                log.warning("groups lock unavailable; continuing without it: %s", exc)
+        with self._locks.get(key), lock_or_go_on(self.store, key, log, "groups"):
             kept = self._kept(key)  # another request may have asked while this one waited
             if kept is not None:
                 return kept

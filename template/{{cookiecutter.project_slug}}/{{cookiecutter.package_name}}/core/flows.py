@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from .auth import CREDENTIAL_REJECTED, User
+from .auth import CREDENTIAL_REJECTED, TENANT_PLACEHOLDER, User
 from .authorization import (
     NO_REQUIREMENT,
     CurrentUser,
@@ -358,7 +358,7 @@ def _issuer_known(services: Services, iss: str) -> bool:
     except (requests.RequestException, ValueError):
         log.warning("discovery failed; the front-channel sign-out's issuer is not checked")
         return True
-    prefix, template, suffix = expected.partition("{tenantid}")
+    prefix, template, suffix = expected.partition(TENANT_PLACEHOLDER)
     if not template:
         return iss == expected
     if not (iss.startswith(prefix) and iss.endswith(suffix)

@@ -33,7 +33,7 @@ import cachetools
 import msal
 
 from .errors import StoreUnavailable
-from .stores import CorruptEntries, KnownVersion, Store, StoreError
+from .stores import CorruptEntries, KnownVersion, Store, StoreError, lock_or_go_on
 
 log = logging.getLogger(__name__)
 
@@ -166,16 +166,9 @@ class AccountCaches:
         return copy[1] if copy is not None and copy[0] == known.version else None
 
     # -- read-modify-write, under the account's lock ------------------------------------------
-    @contextlib.contextmanager
-    def _lock(self, home_account_id: str) -> Iterator[None]:
-        """The account's lock; if the store cannot lock (read-only directory...), go on without
-        it: a lost race costs one extra refresh, a refused lock would cost the page."""
-        with contextlib.ExitStack() as held:
-            try:
-                held.enter_context(self.store.lock(self.key(home_account_id)))
-            except StoreError as exc:
-                log.warning("token cache lock unavailable; continuing without it: %s", exc)
-            yield
+    def _lock(self, home_account_id: str) -> contextlib.AbstractContextManager[None]:
+        """The account's lock, or none if the store cannot lock (see `lock_or_go_on`)."""
+        return lock_or_go_on(self.store, self.key(home_account_id), log, "token cache")
 
     @contextlib.contextmanager
     def open(self, home_account_id: str) -> Iterator[msal.SerializableTokenCache]:

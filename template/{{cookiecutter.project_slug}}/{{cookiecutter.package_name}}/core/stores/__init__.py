@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -135,6 +135,20 @@ def versions_together(reads: Sequence[tuple[Store, str]], shares: Callable[[Stor
         if i not in together:
             versions[i] = store.version(key)
     return versions
+
+
+@contextlib.contextmanager
+def lock_or_go_on(store: Store, key: str, log: logging.Logger, what: str) -> Iterator[None]:
+    """`store.lock(key)`, or, if the store cannot lock (a read-only directory, a server gone),
+    go on without it, logging so: a lost race costs one extra call to the provider or Graph,
+    a refused lock would cost the page. (Threads of one process are kept apart by the caller's
+    own in-process lock.)"""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(store.lock(key))
+        except StoreError as exc:
+            log.warning("%s lock unavailable; continuing without it: %s", what, exc)
+        yield
 
 
 class KeyedLocks:
