@@ -110,6 +110,7 @@ from .model import (
     DEFAULT_USERS,
     GRAPH_RESOURCE,
     GROUP_MEMBERSHIP_CLAIMS,
+    SIGN_IN_AUDIENCES,
     TOKEN_EXCHANGE_AUDIENCE,
     OAuthError,
     TestUser,
@@ -276,6 +277,8 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         optional_claims: Sequence[str] = (),
         group_membership_claims: str = "SecurityGroup",
         front_channel_logout_url: str | None = None,
+        sign_in_audience: str = "AzureADMultipleOrgs",
+        tenant_id: str | None = None,
     ) -> None:
         """Register (or replace) an app registration. ``client_secret=None``: no secret from
         here (a certificate, a federated credential or secrets added with
@@ -298,7 +301,17 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         the claim off. ``roles`` (the user's app roles) are emitted whatever this says.
 
         ``front_channel_logout_url``: the registration's front-channel logout URL, called with
-        the provider session's ``sid`` when the user signs out at the provider (Entra style)."""
+        the provider session's ``sid`` when the user signs out at the provider (Entra style).
+
+        ``sign_in_audience`` is the registration's signInAudience: ``"AzureADMyOrg"`` (single
+        tenant: only users and guests of ``tenant_id``, the tenant it is registered in, by
+        default the stand-in's own; AADSTS50194 at ``organizations``/``common``, AADSTS50020
+        for other accounts) or a multi-tenant one (the default here, unlike a new Entra
+        registration: any tenant's users at ``organizations``/``common``)."""
+        if sign_in_audience not in SIGN_IN_AUDIENCES:
+            raise ValueError(f"sign_in_audience must be one of {SIGN_IN_AUDIENCES}, "
+                             f"not {sign_in_audience!r}")
+        home = self._known_tenant(tenant_id).tenant_id if tenant_id else self.tenant_id
         if group_membership_claims not in GROUP_MEMBERSHIP_CLAIMS:
             raise ValueError(f"group_membership_claims must be one of {GROUP_MEMBERSHIP_CLAIMS}, "
                              f"not {group_membership_claims!r}")
@@ -308,7 +321,8 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
             client = _Client(client_id, uris, name, frozenset(optional_claims),
-                             group_membership_claims, front_channel_logout_url)
+                             group_membership_claims, front_channel_logout_url, home,
+                             sign_in_audience)
             if old is not None:  # keep the credentials added to it
                 client.secrets = [s for s in old.secrets if not s.from_registration]
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
@@ -666,6 +680,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self.front_channel_calls.clear()
             self.api_calls.clear()
             self.api_challenges.clear()
+            self.api_refusals.clear()
             self.graph_calls.clear()
             self.client_auth_log.clear()
             self.msi_requests.clear()
