@@ -196,6 +196,7 @@ class _ApiStandIns(_Tenant):
                 path: str) -> None:
         with self._lock:
             self.api_calls.append({"api": api_name, "oid": claims.get("oid"),
+                                   "tid": claims.get("tid"),
                                    "scopes": str(claims.get("scp", "")).split(),
                                    # an app-only token's application permissions
                                    "roles": list(claims.get("roles") or []),
