@@ -60,6 +60,27 @@ the provider (the same for every app signed in to in that browser session); sign
 calls the ``front_channel_logout_url`` of each app the account signed in to in that session,
 with ``?sid=`` only, as Entra does (UNCONFIRMED by its docs: it omits ``iss``).
 
+Tenants (``tenant.py``): the stand-in's own tenant (``tenant_id``, ``tenant_domain``) and any
+added with ``add_tenant`` (its id, domain and users, whose home tenant it is), each with its
+authority ``{base}/{tenant id or domain}`` and issuer ``issuer_of(tid)``. At ``organizations``
+or ``common`` a user gets tokens of their home tenant; at a tenant's own authority a member gets
+that tenant's, and a B2B guest (``add_guest``) too: its ``tid`` and issuer, the guest object's
+``oid``, ``idp`` = the home tenant's ``https://sts.windows.net/{tid}/`` (UNCONFIRMED for v2
+tokens), while ``client_info`` names the HOME account (MSAL's home_account_id). An app
+registration's ``sign_in_audience`` decides who may use it (``register_client``): a
+single-tenant app (``AzureADMyOrg``) at ``organizations``/``common`` gets invalid_request 50194
+sent back to it (it has also been reported on Entra's own page: UNCONFIRMED which when), at
+another tenant's authority 700016 on the provider's page; an account that is neither a member
+nor a guest of the tenant it must sign in to (the authority's, or a single-tenant app's) gets
+50020 on the provider's page after choosing the account (never sent to the app: UNCONFIRMED).
+Personal Microsoft accounts (``consumers``) are not modelled.
+
+Claims challenges: an API stand-in that demands claims (``demand_claims``) challenges only tokens
+whose ``xms_cc`` holds ``cp1`` (a client that declared it can answer claims challenges; MSAL's
+``client_capabilities``), as Graph does; another client's token gets a plain 401
+``invalid_token`` without ``claims`` (recorded in ``api_refusals``). Tokens of the generic
+``/oidc`` issuer are challenged whatever they carry.
+
 Authorization: test users hold app roles and groups (``TestUser.roles``, ``TestUser.groups``,
 the transitive membership; ``add_user``, ``update_user``). Entra-style ID tokens carry ``roles``
 and, when the registration's ``group_membership_claims`` asks for them (the default here), the
