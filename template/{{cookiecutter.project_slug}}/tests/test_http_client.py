@@ -27,6 +27,8 @@ from {{ cookiecutter.package_name }}.core.http import (
     build_session,
 )
 
+from tests.servers import stop_serving
+
 DEADLINE = 1.0
 # How much later than its deadline a cut call may end on a loaded machine (scheduling delays; the
 # watchdog itself adds up to 0.05 s). What the tests prove is that the call was cut, and long
@@ -151,14 +153,13 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler],
     server.tls = tls
     scheme = "https" if tls else "http"
     server.site = Site(f"{scheme}://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield server.site
     finally:
         server.site.stop.set()
-        server.shutdown()
+        stop_serving(server)
         server.server_close()
         thread.join(5)
 
