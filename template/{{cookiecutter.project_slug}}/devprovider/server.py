@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -51,6 +51,10 @@ class _Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # A body made as it is written (a large answer), instead of ``body``: sent with
+    # ``stream_length`` as its Content-Length, or chunked when that is None.
+    stream: Iterable[bytes] | None = None
+    stream_length: int | None = None
 
 
 def _json(status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> _Response:
@@ -191,10 +195,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile = collected  # collect the whole answer, headers included
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(resp.body)))
+        if resp.stream is None:
+            self.send_header("Content-Length", str(len(resp.body)))
+        elif resp.stream_length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(resp.stream_length))
         for name, value in resp.headers:
             self.send_header(name, value)
         self.end_headers()
+        if resp.stream is not None:
+            self._send_stream(resp.stream, chunked=resp.stream_length is None)
+            return
         self.wfile.write(resp.body)
         if slowness is None:
             return
@@ -207,3 +219,15 @@ class _Handler(BaseHTTPRequestHandler):
             if slowness.cancelled.wait(slowness.trickle_bytes_every_s):
                 wire.write(raw[sent + 1:])
                 return
+
+    def _send_stream(self, chunks: Iterable[bytes], *, chunked: bool) -> None:
+        """Write a streamed body as it is made; a client that stops reading ends it (its
+        connection is dropped, which is not an error)."""
+        self.close_connection = True  # a client that stops reading leaves the rest unread
+        try:
+            for chunk in chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass

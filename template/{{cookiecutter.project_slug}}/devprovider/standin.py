@@ -171,11 +171,14 @@ class Fault:
     standin: StandIn = dataclasses.field(repr=False)
     path_prefix: str
     status: int
-    retry_after: int | None
+    retry_after: int | str | None  # seconds, or an HTTP date (sent as given)
     remaining: int | None
     until: float | None
     answered: int = 0
     body: Any = None  # the JSON answered instead of an error (``StandIn.answer``)
+    location: str | None = None  # a redirect's target (``StandIn.redirect``)
+    size: int | None = None  # the bytes of a large answer (``StandIn.large_answer``)
+    chunked: bool = False  # a large answer sent without Content-Length
 
     def undo(self) -> None:
         with self.standin._lock:
@@ -225,6 +228,9 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         self._slow: dict[str, Slowness] = {}  # path prefix -> how slowly to answer
         self._msi_server: _Server | None = None  # started by identity_endpoint
         self._faults: dict[str, Fault] = {}  # path prefix -> the failure it answers with
+        # Requests to /echo/... (any host name of the stand-in): method, URL and headers, e.g.
+        # what a client sent where a redirect led it.
+        self.echo_requests: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
@@ -607,14 +613,15 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
                          if path.startswith(prefix)), None)
 
     def fail(self, path_prefix: str, status: int = 503, *, times: int | None = None,
-             seconds: float | None = None, retry_after: int | None = 1) -> Fault:
+             seconds: float | None = None, retry_after: int | str | None = 1) -> Fault:
         """Answer requests whose path starts with ``path_prefix`` (e.g.
         ``"/graph/v1.0/me/checkMemberGroups"``) with ``status`` instead of serving them: for the
         next ``times`` requests, for ``seconds`` on the stand-in's clock (``now()``, so
         ``clock_offset`` ends it too), or until undone. Under ``/graph/`` the answer is Graph's
         error JSON for that status (403 ``Authorization_RequestDenied``, 429
         ``TooManyRequests``, 503 ``serviceNotAvailable``...), elsewhere an OAuth-style error;
-        429 and 503 answers carry ``Retry-After: retry_after`` (``None``: no header). Requests
+        429 and 503 answers carry ``Retry-After: retry_after``, seconds or an HTTP date
+        (``email.utils.formatdate(t, usegmt=True)``; ``None``: no header). Requests
         are still counted (``graph_calls``). A new failure for the same prefix replaces the
         old one. Returns the ``Fault`` (how many it ``answered``; ``undo()``), which is also a
         context manager::
@@ -646,6 +653,33 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self._faults[path_prefix] = fault
         return fault
 
+    def redirect(self, path_prefix: str, location: str, *, status: int = 307,
+                 times: int | None = None) -> Fault:
+        """Answer requests whose path starts with ``path_prefix`` with a redirect (``status``
+        302, 307...) to ``location``, e.g. ``echo_url("localhost")``: another host name of the
+        stand-in, whose ``/echo/`` records what arrives (``echo_requests``). Like ``fail()``
+        (``times``, ``undo()``, ``unfail()``)."""
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"status must be a redirect status, not {status}")
+        fault = Fault(self, path_prefix, status, None, times, None, location=location)
+        with self._lock:
+            self._faults[path_prefix] = fault
+        return fault
+
+    def echo_url(self, host: str = "localhost", path: str = "/echo/") -> str:
+        """The stand-in's echo endpoint under another host name than ``base_url``'s."""
+        return f"https://{host}:{urlsplit(self.base_url).port}{path}"
+
+    def large_answer(self, path_prefix: str, size: int, *, chunked: bool = False,
+                     times: int | None = None) -> Fault:
+        """Answer requests whose path starts with ``path_prefix`` with a 200 JSON answer of
+        ``size`` bytes, made as it is sent (the stand-in holds 64 KB of it at a time), with
+        its Content-Length or ``chunked``. Like ``fail()``."""
+        fault = Fault(self, path_prefix, 200, None, times, None, size=size, chunked=chunked)
+        with self._lock:
+            self._faults[path_prefix] = fault
+        return fault
+
     def unfail(self) -> None:
         """End every ``fail()``."""
         with self._lock:
@@ -670,6 +704,12 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
     def _fault_answer(self, fault: Fault, req: _Request) -> _Response:
         if fault.body is not None:
             return _json(fault.status, fault.body)
+        if fault.location is not None:
+            return _Response(fault.status, headers=[("Location", fault.location)])
+        if fault.size is not None:
+            return _Response(200, content_type="application/json",
+                             stream=_large_json(fault.size),
+                             stream_length=None if fault.chunked else fault.size)
         headers = ([("Retry-After", str(fault.retry_after))]
                    if fault.status in (429, 503) and fault.retry_after is not None else [])
         if req.path.startswith("/graph/"):
@@ -705,6 +745,7 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self.graph_calls.clear()
             self.client_auth_log.clear()
             self.msi_requests.clear()
+            self.echo_requests.clear()
 
     def mint_access_token(self, username: str, client_id: str, scopes: list[str],
                           *, lifetime: int | None = None, **extra_claims: Any) -> str:
@@ -738,6 +779,11 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
                                                     "here; use the https base URL."})
         if not segs or segs == ["error"]:
             return self._misc(req, segs)
+        if segs[0] == "echo":
+            with self._lock:
+                self.echo_requests.append({"method": req.method, "url": req.origin + req.path,
+                                           "headers": dict(req.headers)})
+            return _json(200, {"echo": req.path})
         if "discovery_unavailable" in self.faults and req.path.endswith(
                 "/.well-known/openid-configuration"):
             # The provider cannot be reached for discovery (an outage, as a 503 answer).
@@ -794,3 +840,15 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
                  for a in self._apis.values()]
         return _html(200, pages.index_page(rows, [(u.username, u.name)
                                                   for u in self.users.values()]))
+
+
+def _large_json(size: int, block: int = 64 * 1024) -> Iterator[bytes]:
+    """A JSON document of exactly ``size`` bytes (at least 12): one long string."""
+    head, tail = b'{"data": "', b'"}'
+    yield head
+    left = size - len(head) - len(tail)
+    while left > 0:
+        n = min(block, left)
+        yield b"x" * n
+        left -= n
+    yield tail

@@ -101,10 +101,32 @@ class StoreUnavailable(Exception):
 
 
 class DownstreamApiError(Exception):
-    """A downstream API answered with an error status."""
+    """A downstream API answered with an error status (after any retries the call allowed).
 
-    def __init__(self, api: str, status: int, body: str) -> None:
-        super().__init__(f"API {api!r} answered HTTP {status}")
+    `retry_after`: the seconds the API asked the app to wait (a 429 or 503 with Retry-After,
+    which the call could not wait out within its deadline), else None."""
+
+    def __init__(self, api: str, status: int, body: str, *,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"API {api!r} answered HTTP {status}" + (
+            f" (retry after {retry_after:g} s)" if retry_after is not None else ""))
         self.api = api
         self.status = status
         self.body = body[:2000]
+        self.retry_after = retry_after
+
+    @property
+    def throttled(self) -> bool:
+        """The API is busy or down for a while (429 Too Many Requests, 503 Unavailable)."""
+        return self.status in (429, 503)
+
+
+class ResponseTooLarge(Exception):
+    """An API's answer is larger than API_MAX_RESPONSE_BYTES: refused on its Content-Length,
+    or cut off as soon as more than that arrived (the rest is never read)."""
+
+    def __init__(self, url: str, limit: int, announced: int | None = None) -> None:
+        size = f"announced {announced} bytes" if announced is not None else "more bytes"
+        super().__init__(loggable(f"{url}: answer too large ({size}; the limit is {limit})"))
+        self.limit = limit
+        self.announced = announced

@@ -38,6 +38,7 @@ from .errors import (
     CredentialUnavailable,
     DownstreamApiError,
     InteractionRequired,
+    ResponseTooLarge,
     SignInError,
     StoreUnavailable,
     TokenAcquisitionError,
@@ -454,8 +455,17 @@ def api_failure(services: Services, req: WebRequest, user: User, name: str,
         log.error("token acquisition failed: %s", exc)
         return error_page("Sign-in service problem",
                           "A token for this API could not be obtained.", 502, retry=req.here)
+    if isinstance(exc, ResponseTooLarge):
+        log.warning("API %s: %s (API_MAX_RESPONSE_BYTES)", name, exc)
+        return error_page("API answer too large",
+                          f"The answer of {name} is too large for this app to read.", 502,
+                          retry=req.here)
     if isinstance(exc, DownstreamApiError):
         log.warning("%s", exc)
+        if exc.throttled:  # retried already as far as the call's deadline allowed
+            return error_page("API busy", f"{name} is busy or unavailable right now "
+                              f"(HTTP {exc.status}). Please try again later.", 503,
+                              retry=req.here)
         return error_page("API error", f"{name} answered with HTTP {exc.status}.", 502,
                           retry=req.here)
     if isinstance(exc, unreachable):

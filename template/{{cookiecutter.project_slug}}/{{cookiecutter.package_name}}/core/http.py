@@ -17,6 +17,11 @@ are not repeated. Because every user's requests share it, it:
   `requests` would read the bundle (certifi's is about 220 KB) into a new TLS context for each
   new connection, about 20 ms of CPU each time.
 
+The rules (proxy per URL with NO_PROXY, CA bundle and TLS context, deadline, size bound) are
+this module's; the async transport of FastAPI's API calls (aio.py) takes them from here: the
+environment's `proxies_for`, `OutboundSession.tls_context`, `BoundedBody`. Which redirects to
+follow, with what, and when to retry are the API call plan's (core/downstream.py).
+
 How the deadline is enforced: each call registers its deadline with one watchdog thread per
 process. The connections it uses report their socket to the call; when the deadline passes, the
 watchdog shuts that socket down, which wakes the blocked read or write at once, and the call
@@ -54,6 +59,8 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 from urllib3.util.ssl_ import create_urllib3_context
 
+from .errors import ResponseTooLarge
+
 DEFAULT_DEADLINE_SECONDS = 10.0  # a whole call: connect, send, headers and body
 CONNECT_TIMEOUT_SECONDS = 5.0
 # (connect, read) for requests; the call's deadline cuts both shorter when less time is left.
@@ -66,6 +73,45 @@ _NO_PROXIES: Mapping[str, str] = {}
 
 class DeadlineExceeded(requests.exceptions.Timeout):
     """An outbound call did not complete (connect, send, headers and body) within its deadline."""
+
+
+class BoundedBody:
+    """An answer's body, read chunk by chunk up to `limit` bytes: past it (or if its
+    Content-Length announces more), `ResponseTooLarge`, and the rest is never read. What is
+    counted is what the app would hold: the body after any Content-Encoding is undone, so a
+    small compressed answer cannot unpack into gigabytes either."""
+
+    __slots__ = ("url", "limit", "_chunks", "_size")
+
+    def __init__(self, url: str, limit: int, headers: Mapping[str, str]) -> None:
+        self.url = url
+        self.limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        # Checked before reading: a huge announced answer is refused without a byte of it.
+        announced = next((v for k, v in headers.items() if k.lower() == "content-length"), "")
+        if announced.strip().isdigit() and int(announced) > limit:
+            raise ResponseTooLarge(_shown(url), limit, int(announced))
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self.limit:
+            self._chunks.clear()
+            raise ResponseTooLarge(_shown(self.url), self.limit)
+        self._chunks.append(chunk)
+
+    def value(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+# Chunks read at a time: small enough that a bound is enforced close to its limit.
+READ_CHUNK_BYTES = 64 * 1024
+
+
+def _shown(url: str) -> str:
+    """`url` for a log line: no query string (it may carry codes or tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 # ------------------------------------------------------------------------------ deadlines
@@ -518,9 +564,8 @@ class _Adapter(HTTPAdapter):
 
 
 def _late(request: requests.PreparedRequest) -> str:
-    url = urlsplit(request.url or "")
     # No query string: it may carry tokens or codes, and this message is logged.
-    return f"{request.method} {url.scheme}://{url.netloc}{url.path}: no complete answer in time"
+    return f"{request.method} {_shown(request.url or '')}: no complete answer in time"
 
 
 class OutboundSession(requests.Session):
@@ -562,15 +607,46 @@ class OutboundSession(requests.Session):
         kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
         return super().request(method, url, *args, **kwargs)
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context that verifies servers for this session (its CA bundle read once),
+        for another client that must trust exactly what this session trusts (aio.py)."""
+        adapter = cast(_Adapter, self.get_adapter("https://"))
+        context = adapter.tls_context(self.verify)
+        if context is None:  # a CA directory (REQUESTS_CA_BUNDLE may name one)
+            context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            if isinstance(self.verify, str):
+                context.load_verify_locations(capath=self.verify)
+        return context
+
+    def fetch(self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None,
+              until: float | None, max_bytes: int | None,
+              timeout: Any = DEFAULT_TIMEOUT) -> requests.Response:
+        """One request, redirects not followed, its answer read whole (at most `max_bytes` of
+        it, else `ResponseTooLarge`) within the session's deadline or `until`
+        (time.monotonic()), whichever comes first: what the API call plan sends."""
+        prepared = self.prepare_request(requests.Request(method, url, headers=dict(headers),
+                                                         data=body))
+        options = self.merge_environment_settings(prepared.url, {}, None, None, None)
+        return self.send(prepared, allow_redirects=False, timeout=timeout, until=until,
+                         max_bytes=max_bytes, **options)
+
+    def send(self, request: requests.PreparedRequest, *, until: float | None = None,
+             max_bytes: int | None = None, **kwargs: Any) -> requests.Response:
+        """`until`: an earlier deadline than the session's (time.monotonic()); `max_bytes`: read
+        the answer's body within the call, at most that much of it."""
         if _active_call() is not None:  # a redirect hop, within the call that followed it
             return super().send(request, **kwargs)
-        call = _Call(time.monotonic() + self.deadline_seconds)
+        deadline = time.monotonic() + self.deadline_seconds
+        call = _Call(deadline if until is None else min(deadline, until))
         _watchdog.register(call)
         _current.call = call
         try:
-            # Without stream=True this reads the body too: the whole answer is within the call.
-            response = super().send(request, **kwargs)
+            if max_bytes is None:
+                # Without stream=True this reads the body too: the whole answer is within the
+                # call.
+                response = super().send(request, **kwargs)
+            else:
+                response = self._send_bounded(request, max_bytes, kwargs)
         except DeadlineExceeded:
             raise
         except (OSError, urllib3.exceptions.HTTPError) as exc:  # RequestException is an OSError
@@ -587,6 +663,20 @@ class OutboundSession(requests.Session):
             response.close()
             raise DeadlineExceeded(f"{_late(request)} ({self.deadline_seconds:g} s)",
                                    request=request)
+        return response
+
+    def _send_bounded(self, request: requests.PreparedRequest, max_bytes: int,
+                      kwargs: dict[str, Any]) -> requests.Response:
+        response = super().send(request, **{**kwargs, "stream": True})
+        try:
+            body = BoundedBody(request.url or "", max_bytes, response.headers)
+            for chunk in response.iter_content(READ_CHUNK_BYTES):
+                body.add(chunk)
+        except BaseException:
+            # The rest of the answer stays unread: the connection is closed, not pooled.
+            response.close()
+            raise
+        response._content = body.value()
         return response
 
 

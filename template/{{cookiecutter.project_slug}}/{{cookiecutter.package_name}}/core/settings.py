@@ -51,6 +51,8 @@ ALL_GRAPH_ROOTS = frozenset(root for roots in GRAPH_ROOTS.values() for root in r
 CACHE_BACKENDS = ("memory", "filesystem", "redis", "sql")
 SHARED_BACKENDS = ("redis", "sql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# API_MAX_RESPONSE_BYTES: what the pages read of an API's answer (JSON for a page is KBs).
+DEFAULT_API_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 class SettingsError(Exception):
@@ -119,6 +121,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     # Every call to the provider or an API completes within this, however slowly it trickles.
     outbound_deadline_seconds: int = 10
+    # The most an API's answer may hold (its body, decoded): a larger one is an error page.
+    api_max_response_bytes: int = DEFAULT_API_MAX_RESPONSE_BYTES
     # The redis or sql backend's URL (it may hold a password: never logged).
     token_cache_url: str = field(default="", repr=False)
     # Sliding expiry of a token cache entry; by default the session lifetime.
@@ -787,6 +791,8 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1024 * 1024, 16 * 1024),
         allowed_hosts=_allowed_hosts(reader, redirect_uri),
         outbound_deadline_seconds=reader.integer("OUTBOUND_DEADLINE_SECONDS", 10, 1),
+        api_max_response_bytes=reader.integer("API_MAX_RESPONSE_BYTES",
+                                              DEFAULT_API_MAX_RESPONSE_BYTES, 1024),
         token_cache_url=store_url,
         token_cache_sliding_seconds=cache_sliding,
         session_absolute_seconds=session_absolute,

@@ -9,8 +9,11 @@ core/flows.py); only the transport differs:
   cannot wait on the network); everything else (a store read, a refresh) runs `acquire_token`
   in a worker thread;
 - requests go out through one `httpx.AsyncClient` per proxy (usually one, direct), shared by
-  every request of the app, with the same trust store, proxies, timeouts and whole-call deadline
-  as the blocking session of core/http.py, and no cookie jar.
+  every request of the app, with the rules of core/http.py: the proxy its environment chooses
+  for the URL (NO_PROXY included), its TLS context (the same CA bundle, read once), the
+  deadline and size bound each request carries (`BoundedBody`), no redirect followed (the plan
+  follows them) and no cookie jar;
+- the plan's waits (a throttled API's Retry-After) sleep on the event loop, never blocking it.
 
     apis = AsyncApis(services)          # once per app; `await apis.aclose()` at shutdown
     outcome = await call_api(services, apis, req, user, "todo", "items")
@@ -18,22 +21,27 @@ core/flows.py); only the transport differs:
 
 from __future__ import annotations
 
-import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import certifi
 import httpx
 import requests
 from anyio.to_thread import run_sync
 
 from .core import flows
 from .core.auth import User
-from .core.downstream import ApiRequest, ApiResponse, NeedToken, Plan, call_plan
-from .core.http import CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT, no_cookies
+from .core.downstream import ApiRequest, ApiResponse, NeedToken, Plan, Send, call_plan
+from .core.http import (
+    CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_TIMEOUT,
+    READ_CHUNK_BYTES,
+    BoundedBody,
+    no_cookies,
+)
 from .core.services import Services
 from .core.stores import KnownVersion
 from .core.web import api_succeeded
@@ -49,7 +57,13 @@ async def run_async(plan: Plan, acquire: Callable[[NeedToken], Awaitable[str]],
     """Drive a plan with async I/O (what `downstream.run_sync` does with blocking I/O)."""
     step = next(plan)
     while True:
-        result = await (acquire(step) if isinstance(step, NeedToken) else send(step.request))
+        result: Any = None
+        if isinstance(step, NeedToken):
+            result = await acquire(step)
+        elif isinstance(step, Send):
+            result = await send(step.request)
+        else:
+            await anyio.sleep(step.seconds)  # the event loop serves other requests meanwhile
         try:
             step = plan.send(result)
         except StopIteration as done:
@@ -61,12 +75,9 @@ class AsyncApis:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        blocking = services.clients.http  # the core's session: its settings are the app's
-        verify = blocking.verify
-        # requests' `verify=True` means certifi's bundle; a path is CA_BUNDLE (merged with the
-        # default trust store by core/http.py) or REQUESTS_CA_BUNDLE.
-        self._tls = ssl.create_default_context(
-            cafile=verify if isinstance(verify, str) else certifi.where())
+        # The core session's trust store: CA_BUNDLE (merged with the default one), else
+        # REQUESTS_CA_BUNDLE, else the default; one context, read once.
+        self._tls = services.clients.http.tls_context()
         self._clients: dict[str | None, httpx.AsyncClient] = {}
 
     def _client(self, url: str) -> httpx.AsyncClient:
@@ -89,15 +100,30 @@ class AsyncApis:
             await client.aclose()
 
     async def send(self, request: ApiRequest) -> ApiResponse:
-        """One request, answered in full (headers and body) within the outbound deadline
-        (OUTBOUND_DEADLINE_SECONDS, read at each call as core/http.py does): past it, a
-        TimeoutError, whatever the server trickles."""
-        with anyio.fail_after(self.services.clients.http.deadline_seconds):
-            raw = await self._client(request.url).request(
-                request.method, request.url, headers=request.headers, content=request.body)
+        """One request, answered in full (headers and body, at most `request.max_bytes` of it)
+        by `request.until`, else by the outbound deadline (OUTBOUND_DEADLINE_SECONDS, read at
+        each call as core/http.py does): past it, a TimeoutError, whatever the server
+        trickles."""
+        seconds = self.services.clients.http.deadline_seconds
+        if request.until is not None:
+            seconds = min(seconds, request.until - time.monotonic())
+        with anyio.fail_after(max(seconds, 0.0)):
+            client = self._client(request.url)
+            outgoing = client.build_request(request.method, request.url,
+                                            headers=request.headers, content=request.body)
+            raw = await client.send(outgoing, stream=True)
+            try:
+                if request.max_bytes is None:
+                    body = await raw.aread()
+                else:
+                    bounded = BoundedBody(request.url, request.max_bytes, raw.headers)
+                    async for chunk in raw.aiter_bytes(READ_CHUNK_BYTES):
+                        bounded.add(chunk)
+                    body = bounded.value()
+            finally:
+                await raw.aclose()  # an unread rest closes the connection
         return ApiResponse(status=raw.status_code,
-                           headers={k.lower(): v for k, v in raw.headers.items()},
-                           body=raw.content)
+                           headers={k.lower(): v for k, v in raw.headers.items()}, body=body)
 
     async def call(self, user: User, name: str, path: str = "", *, method: str = "GET",
                    json: Any = None, params: Mapping[str, str] | None = None,
@@ -116,7 +142,9 @@ class AsyncApis:
                                           claims=step.claims, known=known))
 
         plan = call_plan(api, path, method=method, json_body=json, params=params,
-                         headers=headers)
+                         headers=headers,
+                         deadline_seconds=self.services.clients.http.deadline_seconds,
+                         max_bytes=self.services.settings.api_max_response_bytes)
         return await run_async(plan, acquire, self.send)
 
 
