@@ -1551,6 +1551,40 @@ def test_fail_answers_a_status_for_a_while(standin: StandIn,
         standin.fail(prefix, 200)
 
 
+def test_api_test_switches_throttle_redirect_and_answer_large(
+        standin: StandIn, http_session: requests.Session) -> None:
+    """What the downstream API tests rely on: Retry-After as an HTTP date, a redirect to
+    another host name of the stand-in whose /echo/ records what arrives, and a large answer
+    streamed with its length or chunked."""
+    todo = f"{standin.base_url}/apis/todo/x"
+    auth = bearer(standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ]))
+    date = "Wed, 21 Oct 2026 07:28:00 GMT"
+    with standin.fail("/apis/todo", 429, retry_after=date, times=1):
+        throttled = http_session.get(todo, headers=auth)
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == date
+
+    standin.reset_counts()
+    with standin.redirect("/apis/todo", standin.echo_url("localhost"), status=302) as moved:
+        answer = http_session.get(todo, headers=auth, allow_redirects=False)
+    assert answer.status_code == 302 and moved.answered == 1
+    assert answer.headers["Location"] == standin.echo_url("localhost")
+    echoed = http_session.get(answer.headers["Location"], headers={"X-Probe": "1"})
+    assert echoed.json() == {"echo": "/echo/"}
+    (arrived,) = standin.echo_requests
+    assert arrived["url"].startswith("https://localhost:") and arrived["headers"]["X-Probe"] == "1"
+    with pytest.raises(ValueError):
+        standin.redirect("/apis/todo", "https://elsewhere.test/", status=200)
+
+    size = 3 * 64 * 1024 + 5
+    for chunked in (False, True):
+        with standin.large_answer("/apis/todo", size, chunked=chunked, times=1):
+            large = http_session.get(todo, headers=auth)
+        assert large.status_code == 200 and len(large.content) == size
+        assert large.json()["data"] == "x" * (size - 12)
+        assert ("Content-Length" in large.headers) is not chunked
+        assert (large.headers.get("Transfer-Encoding") == "chunked") is chunked
+
+
 def test_dev_mode_gives_test_users_the_apps_roles_and_groups(
         standin: StandIn, new_browser: Callable[[], Browser],
         http_session: requests.Session) -> None:
