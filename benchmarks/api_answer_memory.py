@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.server
-import io
 import json
 import subprocess
 import sys
@@ -26,7 +25,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from outbound_tls import bake  # noqa: E402 - the benchmarks' shared baking of examples/app.yaml
+
 BLOCK = 64 * 1024
 
 CASE = r"""
@@ -53,16 +54,6 @@ grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 print(json.dumps({{"peak_mb": peak / 2**20, "rss_mb": grown / 1024, "ms": elapsed * 1000,
                   "outcome": outcome}}))
 """
-
-
-def bake(work: Path) -> Path:
-    sys.path.insert(0, str(ROOT))
-    from generator.cli import main as cli
-
-    (work / "spec.yaml").write_text((ROOT / "examples/app.yaml").read_text())
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert cli(["new", str(work / "spec.yaml"), "-o", str(work)]) == 0
-    return next(p for p in work.iterdir() if p.is_dir())
 
 
 def server(size: int) -> http.server.ThreadingHTTPServer:
