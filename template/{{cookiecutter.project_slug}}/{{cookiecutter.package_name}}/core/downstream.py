@@ -21,8 +21,10 @@ The rules, the same for every framework:
   PATCH are never sent twice (they may have taken effect), nor is any other status retried.
 - Redirects: followed here, never by the transport, at most `MAX_REDIRECTS` hops. A hop to
   another origin (scheme, host or port) goes without `Authorization`: the bearer token is for the
-  API, never for whoever it redirects to (as .NET's HttpClient, under Microsoft.Identity.Web,
-  and requests do). A hop from https to http is refused. 303 (and 301/302 after a POST) turns
+  API, never for whoever it redirects to (as requests, httpx and the Graph SDKs' redirect
+  handler do; .NET's HttpClient, under Microsoft.Identity.Web, drops it on every redirect, the
+  same origin's too, which breaks an API that moves a path within itself). A hop from https to
+  http is refused. 303 (and 301/302 after a POST) turns
   the request into a GET without body, as browsers and requests do.
 - Size: an answer larger than API_MAX_RESPONSE_BYTES is refused (`ResponseTooLarge`): on its
   announced Content-Length before any of it is read, or as soon as more has arrived.
