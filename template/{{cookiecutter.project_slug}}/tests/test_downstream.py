@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from typing import Any
 
-import anyio
 import pytest
 
 from {{ cookiecutter.package_name }}.core.downstream import (
@@ -74,6 +73,7 @@ def drive(request: pytest.FixtureRequest, app_under_test: AppUnderTest) -> Itera
         yield lambda plan: run_sync(plan, token, services.apis.send)
         return
     aio = _aio()
+    import anyio  # httpx's, so FastAPI's: not a dependency of the other projects
 
     async def acquire(step: NeedToken) -> str:
         return token(step)
