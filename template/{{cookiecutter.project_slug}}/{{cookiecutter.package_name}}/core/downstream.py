@@ -57,8 +57,9 @@ from .stores import KnownVersion
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 THROTTLED_STATUSES = frozenset({429, 503})
 MAX_RETRIES = 2  # sends after the first: three attempts at most
-# Without Retry-After: the Microsoft Graph SDKs' default delay (their RetryHandler: 3 s,
-# doubled for each retry).
+# Without Retry-After: the Microsoft Graph SDKs' default delay (the JavaScript SDK's
+# RetryHandlerOptions: 3 s, doubled for each retry; the same in the Python SDK's kiota
+# RetryHandler is UNCONFIRMED).
 DEFAULT_RETRY_SECONDS = 3.0
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
