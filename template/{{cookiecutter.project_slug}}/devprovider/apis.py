@@ -94,7 +94,7 @@ class _ApiStandIns(_Tenant):
         if auth[:7].lower() != "bearer " or not auth[7:].strip():
             raise _TokenRejected(401, "invalid_token", "No bearer token in the request.")
         issuers = ({f"https://sts.windows.net/{self.tenant_id}/"} if graph
-                   else {self.issuer, self.oidc_issuer})
+                   else {self.issuer, self.oidc_issuer} | self._other_issuers())
         return _verify_bearer(auth[7:].strip(), self._graph_key if graph else self._key,
                               now=self.now(), audiences=audiences, issuers=issuers)
 
