@@ -45,6 +45,8 @@ TENANT_ID_EXAMPLE = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
 def tenant_name(tenant: str) -> str | None:
     """`contoso` for `contoso` or `contoso.onmicrosoft.com`; None for a tenant id or another
     domain (whose sign-in host cannot be derived)."""
+    if is_guid(tenant):
+        return None
     if tenant.lower().endswith(ONMICROSOFT):
         tenant = tenant[: -len(ONMICROSOFT)]
     return tenant.lower() if TENANT_NAME_RE.match(tenant) else None

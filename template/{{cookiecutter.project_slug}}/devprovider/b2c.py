@@ -463,17 +463,18 @@ class _CustomerEndpoints(_IdentityEndpoints):
                     names: set[str], *, nonce: str | None, auth_time: int | None,
                     id_token: bool, client_info: bool) -> dict[str, Any]:
         now = int(self.now())
-        common = {"iss": self.b2c_issuer, "sub": user.oid,
+        common: dict[str, Any] = {"iss": self.b2c_issuer, "sub": user.oid,
                   "tfp": self._b2c_flows.get(flow, (flow, ""))[0], "iat": now, "nbf": now,
                   "exp": now + self.access_token_lifetime, "ver": "1.0"}
+        # The user flow's application claims, in its ID and access tokens alike.
+        wanted = {"name": user.name, "emails": [user.username], "oid": user.oid,
+                  "given_name": user.given_name, "family_name": user.surname}
+        common.update({k: v for k, v in wanted.items() if k in self.b2c_claims})
         claims = {"aud": client_id, **common}
         if nonce is not None:
             claims["nonce"] = nonce
         if auth_time is not None:
             claims["auth_time"] = auth_time
-        wanted = {"name": user.name, "emails": [user.username], "oid": user.oid,
-                  "given_name": user.given_name, "family_name": user.surname}
-        claims.update({k: v for k, v in wanted.items() if k in self.b2c_claims})
         claims.update(self.id_token_overrides)
         refresh = secrets.token_urlsafe(64)
         self._b2c_refresh[refresh] = _B2CRefresh(client_id, flow, user.username, resource,
