@@ -734,18 +734,12 @@ def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
         return ()
 
 
-def _b2c_flows(reader: _Reader, defaults: AppDefaults, authority: str | None
-               ) -> dict[str, str | None]:
-    """B2C_PASSWORD_RESET_FLOW and B2C_PROFILE_EDIT_FLOW, else config.py's: those apply to a
-    B2C AUTHORITY only (a project generated for B2C run against another authority has no such
-    pages), while a variable set for another authority is a mistake (`_b2c_settings`)."""
-    baked = is_b2c_authority(authority)
-    return {
-        "b2c_password_reset_flow": reader.raw("B2C_PASSWORD_RESET_FLOW") or (
-            defaults.b2c_password_reset_flow if baked else "") or None,
-        "b2c_profile_edit_flow": reader.raw("B2C_PROFILE_EDIT_FLOW") or (
-            defaults.b2c_profile_edit_flow if baked else "") or None,
-    }
+def _b2c_flow(reader: _Reader, name: str, baked: str, authority: str | None) -> str | None:
+    """A B2C user flow (B2C_PASSWORD_RESET_FLOW, B2C_PROFILE_EDIT_FLOW), else config.py's,
+    which applies to a B2C AUTHORITY only (a project generated for B2C run against another
+    authority has no such page); a variable set for another authority is a mistake
+    (`_b2c_settings`)."""
+    return reader.raw(name) or (baked if is_b2c_authority(authority) else "") or None
 
 
 def _b2c_settings(reader: _Reader, settings: Settings) -> None:
@@ -878,7 +872,10 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         session_absolute_seconds=session_absolute,
         token_cache_l1=reader.boolean("TOKEN_CACHE_L1", True),
         encryption_keys=_encryption_keys(reader),
-        **_b2c_flows(reader, defaults, authority),
+        b2c_password_reset_flow=_b2c_flow(reader, "B2C_PASSWORD_RESET_FLOW",
+                                          defaults.b2c_password_reset_flow, authority),
+        b2c_profile_edit_flow=_b2c_flow(reader, "B2C_PROFILE_EDIT_FLOW",
+                                        defaults.b2c_profile_edit_flow, authority),
         **_authorization(reader, defaults, graph_at, authority),
     )
     _b2c_settings(reader, settings)
