@@ -30,12 +30,18 @@ import trustme
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.auth import User
-from {{ cookiecutter.package_name }}.core.settings import CIAM_HOST_SUFFIX, is_b2c_authority
+from {{ cookiecutter.package_name }}.core.settings import (
+    CIAM_HOST_SUFFIX,
+    SettingsError,
+    is_b2c_authority,
+    load_settings,
+)
 from {{ cookiecutter.package_name }}.core.web import current_user
 
-from devprovider import DEFAULT_USERS, StandIn
+from devprovider import DEFAULT_TENANT_ID, DEFAULT_USERS, StandIn
 from tests.browser import Browser, auth_response
 from tests.conftest import AppUnderTest, page_of
+from tests.conftest import environment_for_settings_tests as valid_env
 from tests.devprovider_fixtures import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, pkce_pair
 
 ALICE = DEFAULT_USERS[0]
@@ -175,6 +181,45 @@ def test_external_id_discovery_on_its_host(standin: StandIn,
     refused = http_session.get(url.replace("contoso.onmicrosoft.com", "organizations"),
                                headers={"Host": CIAM_HOST})
     assert refused.status_code == 400 and refused.json()["error_codes"] == [90002]
+
+
+# ------------------------------------------------------------------ settings
+B2C_AUTHORITY = "https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_signupsignin"
+
+
+def settings_problems(**env: str) -> str:
+    try:
+        load_settings(valid_env(env), DEFAULTS)
+    except SettingsError as exc:
+        return str(exc)
+    return ""
+
+
+def test_b2c_and_external_id_settings() -> None:
+    settings = load_settings(valid_env({"AUTHORITY": B2C_AUTHORITY,
+                                        "B2C_PASSWORD_RESET_FLOW": RESET,
+                                        "B2C_PROFILE_EDIT_FLOW": ""}), DEFAULTS)
+    assert settings.is_b2c and settings.authority_kind == "b2c"
+    assert settings.b2c_user_flow == SUSI and settings.b2c_password_reset_flow == RESET
+    assert settings.b2c_profile_edit_flow is None  # set but empty: no /edit-profile page
+    assert settings.user_flow_authority(EDIT) == B2C_AUTHORITY.replace(SUSI, EDIT)
+    # A custom domain: B2C by the user flow segment, as MSAL tells it.
+    custom = load_settings(valid_env({"AUTHORITY": "https://login.contoso.com/"
+                                                   f"{DEFAULT_TENANT_ID}/B2C_1A_signin"}),
+                           DEFAULTS)
+    assert custom.is_b2c
+    ciam = load_settings(valid_env({"AUTHORITY": f"https://{CIAM_HOST}"}), DEFAULTS)
+    assert ciam.authority_kind == "external_id" and not ciam.is_b2c  # path-less is fine
+    entra = "https://login.microsoftonline.com/organizations"
+    assert "B2C_PASSWORD_RESET_FLOW='B2C_1_passwordreset' applies to Azure AD B2C" in (
+        settings_problems(AUTHORITY=entra, B2C_PASSWORD_RESET_FLOW=RESET))
+    assert "B2C_PROFILE_EDIT_FLOW='profile' is not a user flow name" in settings_problems(
+        AUTHORITY=B2C_AUTHORITY, B2C_PROFILE_EDIT_FLOW="profile")
+    assert "is AUTHORITY's sign-up and sign-in user flow" in settings_problems(
+        AUTHORITY=B2C_AUTHORITY, B2C_PASSWORD_RESET_FLOW=SUSI.lower())
+    assert "ALLOWED_TENANT_IDS and ALLOWED_TENANTS_HOOK do not apply to Azure AD B2C" in (
+        settings_problems(AUTHORITY=B2C_AUTHORITY, ALLOWED_TENANT_IDS=DEFAULT_TENANT_ID))
+    assert "needs a path" in settings_problems(AUTHORITY="https://login.microsoftonline.com")
 
 
 # ------------------------------------------------------------------ the app: B2C

@@ -103,10 +103,12 @@ class User:
     def identity(self) -> tuple[str, str]:
         """Who the user is, as (issuer, subject): what the app keys its own records on.
 
-        Entra: (tenant id, object id), the same for the user in every app of the tenant and
-        never reassigned (Microsoft's docs: use `oid` + `tid` to key data). Other providers:
-        (`iss`, `sub`), the only pair OpenID Connect promises to be unique and stable (Core
-        section 5.7); `sub` alone is unique per issuer only.
+        Entra and External ID: (tenant id, object id), the same for the user in every app of
+        the tenant and never reassigned (Microsoft's docs: use `oid` + `tid` to key data).
+        Other providers: (`iss`, `sub`), the only pair OpenID Connect promises to be unique and
+        stable (Core section 5.7); `sub` alone is unique per issuer only. Azure AD B2C is one of
+        those: its tokens carry no `tid` (and `oid` only when the user flow's application
+        claims include it); its `sub` is the user's object id by default.
         """
         if self.oid and self.tid:
             return self.tid, self.oid

@@ -735,11 +735,13 @@ def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
 
 
 def _b2c_flow(reader: _Reader, name: str, baked: str, authority: str | None) -> str | None:
-    """A B2C user flow (B2C_PASSWORD_RESET_FLOW, B2C_PROFILE_EDIT_FLOW), else config.py's,
-    which applies to a B2C AUTHORITY only (a project generated for B2C run against another
-    authority has no such page); a variable set for another authority is a mistake
-    (`_b2c_settings`)."""
-    return reader.raw(name) or (baked if is_b2c_authority(authority) else "") or None
+    """A B2C user flow (B2C_PASSWORD_RESET_FLOW, B2C_PROFILE_EDIT_FLOW; set but empty: none),
+    else config.py's, which applies to a B2C AUTHORITY only (a project generated for B2C run
+    against another authority has no such page); a variable set for another authority is a
+    mistake (`_b2c_settings`)."""
+    if name in reader.environ:
+        return reader.raw(name)
+    return (baked if is_b2c_authority(authority) else "") or None
 
 
 def _b2c_settings(reader: _Reader, settings: Settings) -> None:
