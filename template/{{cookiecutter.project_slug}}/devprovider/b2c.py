@@ -54,7 +54,7 @@ from typing import Any
 from . import pages
 from .identity import _IdentityEndpoints
 from .model import CODE_LIFETIME, GRAPH_RESOURCE, REFRESH_TOKEN_LIFETIME, OAuthError, TestUser
-from .server import _html, _json, _Request, _Response
+from .server import _html, _json, _redirect, _Request, _Response
 from .tokens import _b64url
 
 SIGN_UP_SIGN_IN = "sign_up_sign_in"
@@ -510,11 +510,15 @@ class _CustomerEndpoints(_IdentityEndpoints):
             session = self._b2c_session(req)
             if session:
                 self._b2c_sessions.pop(session, None)
+        # The browser's session ends; B2C sends it back only to a redirect URI of the app
+        # (UNCONFIRMED: B2C's check of post_logout_redirect_uri), else shows its own page.
+        gone = [("Set-Cookie", f"{_B2C_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; "
+                               "SameSite=Lax")]
         target = params.get("post_logout_redirect_uri")
         client = self._clients.get(params.get("client_id", ""))
         if target and client is not None and client.redirect_uri_allowed(target):
-            return _html(302, "", [("Location", target)])
-        return _html(200, pages.signed_out_page(None, None))
+            return _redirect(target, gone)
+        return _html(200, pages.signed_out_page(None, None), gone)
 
     # ------------------------------------------------------------------ External ID
     def _ciam_route(self, req: _Request, tenant: str, rest: str) -> _Response | None:

@@ -43,6 +43,7 @@ from tests.browser import Browser, auth_response
 from tests.conftest import AppUnderTest, page_of
 from tests.conftest import environment_for_settings_tests as valid_env
 from tests.devprovider_fixtures import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, pkce_pair
+from tests.test_web_flow import sign_out_form
 
 ALICE = DEFAULT_USERS[0]
 SUSI, RESET, EDIT = "B2C_1_signupsignin", "B2C_1_passwordreset", "B2C_1_profileedit"
@@ -336,6 +337,24 @@ def test_profile_edit_changes_the_name_and_keeps_the_tokens(b2c_app: AppUnderTes
 def test_profile_edit_needs_a_signed_in_user(b2c_app: AppUnderTest) -> None:
     page = b2c_app.browser().get(b2c_app.url("/edit-profile"))
     assert "b2c_1_signupsignin/oauth2/v2.0/authorize" in page.url
+
+
+@b2c_project
+def test_b2c_sign_out_ends_the_b2c_session(b2c_app: AppUnderTest) -> None:
+    """Sign-out goes to the user flow's end-session endpoint with id_token_hint and client_id
+    (OpenID Connect's RP-initiated logout); B2C then signs nobody in without a page."""
+    browser = b2c_app.browser()
+    deliver(browser, browser.sign_in(browser.get(b2c_app.url("/login")), ALICE.username))
+    out = browser.post(b2c_app.url("/logout"), data=sign_out_form(b2c_app, browser),
+                       allow_redirects=False)
+    ending = urlsplit(out.headers["Location"])
+    assert ending.path.endswith("/b2c_1_signupsignin/oauth2/v2.0/logout")
+    assert set(parse_qs(ending.query)) == {"post_logout_redirect_uri", "client_id",
+                                           "id_token_hint"}
+    home = browser.follow(out)
+    assert home.url == b2c_app.url("/") and ALICE.name not in home.text
+    page = browser.get(b2c_app.url("/login"))
+    assert "b2c_1_signupsignin/oauth2/v2.0/authorize" in page.url and page.status_code == 200
 
 
 # ------------------------------------------------------------------ the app: External ID
