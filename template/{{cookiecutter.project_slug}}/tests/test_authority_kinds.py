@@ -353,8 +353,9 @@ def test_b2c_sign_out_ends_the_b2c_session(b2c_app: AppUnderTest) -> None:
                                            "id_token_hint"}
     home = browser.follow(out)
     assert home.url == b2c_app.url("/") and ALICE.name not in home.text
-    page = browser.get(b2c_app.url("/login"))
-    assert "b2c_1_signupsignin/oauth2/v2.0/authorize" in page.url and page.status_code == 200
+    page = browser.get(b2c_app.url("/login"))  # the sign-in page again, not an answer
+    assert "b2c_1_signupsignin/oauth2/v2.0/authorize" in page.url
+    assert "Forgot your password?" in page.text
 
 
 # ------------------------------------------------------------------ the app: External ID
