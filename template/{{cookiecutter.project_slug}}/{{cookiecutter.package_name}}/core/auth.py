@@ -180,7 +180,7 @@ class SignInResult:
     # the adapter cannot see that session at the redirect URI otherwise.
     retire_session: str | None = None
     # Azure AD B2C: the answer ended a password reset, whose tokens are its user flow's own
-    # (see `B2C_AFTER_RESET`): the user signs in with the sign-up and sign-in flow next.
+    # (see `_user_flow_result`): the user signs in with the sign-up and sign-in flow next.
     sign_in_next: bool = False
 
 
