@@ -149,7 +149,8 @@ def test_bake_invalid_choice_is_cookiecutters(cookies: Any) -> None:
     ({"credential_kind": "certificate"}, {"CLIENT_CREDENTIAL": "certificate"}),
     ({"credential_kind": "assertion"}, {"CLIENT_CREDENTIAL": "assertion"}),  # token file
     ({"credential_kind": "assertion", "assertion_source": "managed_identity"},
-     {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}),
+     # No identity named: the user-assigned one's client id is set where the app runs.
+     {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": ""}),
     ({"credential_kind": "assertion", "assertion_source": "callable",
       "assertion_callable": "contoso.credentials:signed_assertion"},
      {"CLIENT_CREDENTIAL": "assertion",

@@ -67,7 +67,12 @@ CASES: list[tuple[str, dict[str, Any], dict[str, str], set[str]]] = [
     ("example-oidc", gspec.load_spec(ROOT / "examples" / "oidc.yaml"),
      {"CLIENT_CREDENTIAL": "assertion",
       "CLIENT_ASSERTION_FILE": "/var/run/secrets/tokens/acme-portal"}, set()),
+    # No identity named: empty, so the app asks for a user-assigned identity's client id.
     ("managed-identity", _spec({"kind": "assertion", "source": "managed_identity"}),
+     {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": ""},
+     {"CLIENT_ASSERTION_MANAGED_IDENTITY"}),
+    ("managed-identity-system", _spec({"kind": "assertion", "source": "managed_identity",
+                                       "managed_identity": "system"}),
      {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}, set()),
     ("managed-identity-us", _spec({"kind": "assertion", "source": "managed_identity",
                                    "managed_identity": GUID},
@@ -110,11 +115,11 @@ def test_the_credential_is_baked(tmp_path: Path, spec: dict[str, Any],
     assert kinds[0] == kind and sorted(kinds) == ["assertion", "certificate", "secret"], kinds
     assert re.search(r"^# CLIENT_2_CREDENTIAL=\w+$", env_text, re.MULTILINE)
     for name, value in credential.items():
-        if name != "CLIENT_CREDENTIAL":
+        if name != "CLIENT_CREDENTIAL" and name not in to_fill:
             assert re.search(rf"^# {name}='{re.escape(value)}'   # default", env_text,
                              re.MULTILINE), name
     if kind == "assertion":  # its source first, then the other sources
-        sources = re.findall(r"^# CLIENT_ASSERTION_(FILE|MANAGED_IDENTITY|CALLABLE)=",
+        sources = re.findall(r"^(?:# )?CLIENT_ASSERTION_(FILE|MANAGED_IDENTITY|CALLABLE)=",
                              env_text.split("# Or a ")[0], re.MULTILINE)
         assert sources[0] == {"token_file": "FILE", "managed_identity": "MANAGED_IDENTITY",
                               "callable": "CALLABLE"}[source] and len(sources) == 3

@@ -31,7 +31,7 @@ __all__ = [
     "DEFAULT_GRAPH_SCOPES",
     "DEFAULT_GROUPS_OVERAGE",
     "DEFAULT_INSTANCE",
-    "DEFAULT_MANAGED_IDENTITY",
+    "SYSTEM_MANAGED_IDENTITY",
     "DEFAULT_REDIRECT_PATH",
     "DEFAULT_TENANT",
     "DOMAIN_RE",
@@ -181,7 +181,10 @@ CREDENTIAL_PATH_KEYS: tuple[str, ...] = (
     "secret_file", "certificate_file", "private_key_file", "token_file",
 )
 PKCS12_SUFFIXES: tuple[str, ...] = (".pfx", ".p12")
-DEFAULT_MANAGED_IDENTITY = "system"
+# `managed_identity` names a user-assigned identity by its client id (a GUID). Entra's page
+# "Configure an application to trust a managed identity" says only user-assigned identities can
+# be an app's federated credential, so the system-assigned one is only taken when named.
+SYSTEM_MANAGED_IDENTITY = "system"
 
 AUTHORIZATION_KEYS: tuple[str, ...] = ("roles", "groups", "groups_overage")
 DEFAULT_GROUPS_OVERAGE = GROUPS_OVERAGE_CHOICES[0]

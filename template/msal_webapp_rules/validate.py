@@ -42,7 +42,6 @@ from msal_webapp_rules.schema import (
     CREDENTIAL_PATH_KEYS,
     CREDENTIAL_VARIABLES,
     DEFAULT_INSTANCE,
-    DEFAULT_MANAGED_IDENTITY,
     DOMAIN_RE,
     ENV_FILE_FIX,
     FRAMEWORKS,
@@ -74,6 +73,7 @@ from msal_webapp_rules.schema import (
     SECRET_SHOWN,
     SHADOWED_IMPORTS,
     SLUG_RE,
+    SYSTEM_MANAGED_IDENTITY,
     TENANT_KEYWORDS,
     TOP_KEYS,
     X5C_CHOICES,
@@ -629,11 +629,14 @@ def _check_credential(cred: Any, authority_kind: str | None, errors: list[str]) 
                 if problem:
                     errors.append(f"{path}: {problem}")
         elif key == "managed_identity":
-            if not (isinstance(value, str) and (value == DEFAULT_MANAGED_IDENTITY
+            if not (isinstance(value, str) and (value == SYSTEM_MANAGED_IDENTITY
                                                 or is_guid(value))):
-                errors.append(f"{path}: {show(value)} is not allowed; use 'system' (the "
-                              "system-assigned managed identity) or the client id (a GUID) of "
-                              "a user-assigned managed identity")
+                errors.append(f"{path}: {show(value)} is not allowed; use the client id (a "
+                              "GUID) of the user-assigned managed identity the app registration "
+                              "trusts (Entra ID takes only user-assigned identities as an app's "
+                              "federated credential), or leave it out and set "
+                              "CLIENT_ASSERTION_MANAGED_IDENTITY when you deploy; 'system' "
+                              "names the system-assigned identity")
         elif key == "callable" and _require_str(path, value, errors,
                                                 f"e.g. callable: {CALLABLE_EXAMPLE}"):
             names = re.split(r"[.:]", value)

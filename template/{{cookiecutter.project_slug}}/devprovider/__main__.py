@@ -147,15 +147,22 @@ def dev_credential(standin: StandIn, folder: Path, defaults: AppDefaults, secret
         standin.register_client_certificate(DEV_CLIENT_ID, pem)
         return {"CLIENT_CREDENTIAL": "certificate", "CLIENT_CERTIFICATE_FILE": str(cert_path),
                 "CLIENT_PRIVATE_KEY_FILE": str(key_path)}
-    if kind == "assertion" and baked.get("CLIENT_ASSERTION_MANAGED_IDENTITY"):
-        identity = standin.add_managed_identity()
+    if kind == "assertion" and "CLIENT_ASSERTION_MANAGED_IDENTITY" in baked:
+        # The identity the project names (a user-assigned one, made up when it names none),
+        # or the system-assigned one if it asks for it: trusted here although Entra documents
+        # only user-assigned identities as federated credentials (the app warns at start-up).
+        named = baked["CLIENT_ASSERTION_MANAGED_IDENTITY"] or str(uuid.uuid4())
+        system = named.lower() == "system"
+        standin.system_identity_federation = system
+        identity = standin.add_managed_identity(None if system else named)
         standin.add_federated_credential(DEV_CLIENT_ID, issuer=standin.issuer,
                                          subject=identity.object_id, audience=TOKEN_EXCHANGE)
         # MSAL finds App Service's managed identity endpoint by these variables, which it
         # reads from the process environment.
         os.environ["IDENTITY_ENDPOINT"] = standin.identity_endpoint
         os.environ["IDENTITY_HEADER"] = standin.identity_header
-        return {"CLIENT_CREDENTIAL": "assertion", "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}
+        return {"CLIENT_CREDENTIAL": "assertion",
+                "CLIENT_ASSERTION_MANAGED_IDENTITY": "system" if system else identity.client_id}
     if kind == "assertion" and not baked.get("CLIENT_ASSERTION_CALLABLE"):
         issuer = standin.external_issuer(DEV_CLUSTER_ISSUER)
         standin.add_federated_credential(DEV_CLIENT_ID, issuer=DEV_CLUSTER_ISSUER,
@@ -173,7 +180,10 @@ def describe_credential(env: Mapping[str, str]) -> str:
     if env.get("CLIENT_CERTIFICATE_FILE"):
         return f"a certificate made for this run ({env['CLIENT_CERTIFICATE_FILE']})"
     if env.get("CLIENT_ASSERTION_MANAGED_IDENTITY"):
-        return ("a managed identity (App Service emulation at "
+        which = env["CLIENT_ASSERTION_MANAGED_IDENTITY"]
+        which = ("the system-assigned" if which == "system"
+                 else f"the user-assigned {which}")
+        return (f"{which} managed identity (App Service emulation at "
                 f"{os.environ.get('IDENTITY_ENDPOINT')})")
     if env.get("CLIENT_ASSERTION_FILE"):
         return f"a federated token file ({env['CLIENT_ASSERTION_FILE']})"

@@ -561,6 +561,20 @@ class _IdentityEndpoints(_Tenant):
             raise OAuthError("invalid_client", 700212,
                              "No matching federated identity record found for presented "
                              f"assertion audience '{shown}'. {check}", status=401)
+        with self._lock:
+            system = self._system_identity
+        if (issuer == self.issuer and system is not None and subject == system.object_id
+                and not self.system_identity_federation):
+            # A record matches, but Entra's page "Configure an application to trust a managed
+            # identity" says: "Only user-assigned managed identities can be used as a federated
+            # credential for apps. system-assigned identities aren't supported." Which answer
+            # Entra gives is UNCONFIRMED: the stand-in answers its generic "no matching
+            # federated identity record" (AADSTS70021) with that reason.
+            raise OAuthError("invalid_client", 70021,
+                             "No matching federated identity record found for presented "
+                             f"assertion. Assertion Issuer: '{issuer}'. Assertion Subject: "
+                             f"'{subject}'. Only user-assigned managed identities can be used "
+                             f"as a federated credential for apps. {check}", status=401)
         return f"{issuer}|{subject}"
 
     def _one_resource(self, raw: str, client_id: str) -> tuple[set[str], str, set[str]]:

@@ -115,6 +115,9 @@ class _Tenant:
         self._external_issuers: dict[str, ExternalIssuer] = {}
         self._managed_identities: list[ManagedIdentity] = []
         self._system_identity: ManagedIdentity | None = None
+        # Entra documents only user-assigned managed identities as an app's federated
+        # credential: the system-assigned identity's token is refused unless this is set.
+        self.system_identity_federation = False
         # Strict OIDC mode: (client id, jti) of private_key_jwt assertions used -> until when
         # they would be valid (replays within that time are refused).
         self._used_jtis: dict[tuple[str, str], float] = {}

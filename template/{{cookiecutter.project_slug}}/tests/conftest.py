@@ -198,7 +198,8 @@ def page_of(api: str) -> str:
 
 def names_the_credential(message: str) -> bool:
     """Whether a start-up message about an environment without credential variables names the
-    credential to set. The project's own kind applies; a managed identity needs no variable."""
+    credential to set. The project's own kind applies; a managed identity the project names
+    needs no variable."""
     baked = DEFAULTS.credential
     if baked.get("CLIENT_CREDENTIAL") == "assertion" and baked.get(
             "CLIENT_ASSERTION_MANAGED_IDENTITY"):

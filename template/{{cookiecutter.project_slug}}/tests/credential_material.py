@@ -29,6 +29,8 @@ from tests.test_web_flow import expire_access_tokens, sign_in
 ALICE, BOB = DEFAULT_USERS[0], DEFAULT_USERS[1]
 K8S_ISSUER = "https://oidc.kubernetes.test/cluster-1"
 EXCHANGE = "api://AzureADTokenExchange"
+# The user-assigned managed identity the tests' app registration trusts.
+MANAGED_IDENTITY_CLIENT_ID = "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 OIDC_APP = bool(DEFAULTS.oidc_authority)
 
 
@@ -187,17 +189,18 @@ def credential_setup(kind: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -
         subject: list[str] = []  # the identity's object id, once the stand-in made it
 
         def identity(app: AppUnderTest) -> None:
-            # The app service's managed identity, trusted by the app registration. MSAL finds
-            # App Service by these two variables (never IDENTITY_SERVER_THUMBPRINT, which
-            # means Service Fabric).
-            mi = app.standin.add_managed_identity()
+            # The app service's user-assigned managed identity, trusted by the app
+            # registration. MSAL finds App Service by these two variables (never
+            # IDENTITY_SERVER_THUMBPRINT, which means Service Fabric).
+            mi = app.standin.add_managed_identity(MANAGED_IDENTITY_CLIENT_ID)
             app.standin.add_federated_credential(
                 CLIENT_ID, issuer=app.standin.issuer, subject=mi.object_id, audience=EXCHANGE)
             monkeypatch.setenv("IDENTITY_ENDPOINT", app.standin.identity_endpoint)
             monkeypatch.setenv("IDENTITY_HEADER", app.standin.identity_header)
             subject.append(mi.object_id)
 
-        return Setup({**env, "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"}, identity,
+        return Setup({**env, "CLIENT_ASSERTION_MANAGED_IDENTITY": MANAGED_IDENTITY_CLIENT_ID},
+                     identity,
                      lambda app: ("federated", f"{app.standin.issuer}|{subject[0]}"))
     token = folder / "azure-identity-token"
     token.write_text("not yet")
@@ -229,7 +232,7 @@ def own_kind() -> str:
         return {"chain": "certificate_chain", "none": "certificate_no_x5c"}.get(
             baked.get("CLIENT_CERTIFICATE_X5C", "leaf"), "certificate_pem")
     if kind == "assertion":
-        if baked.get("CLIENT_ASSERTION_MANAGED_IDENTITY"):
+        if "CLIENT_ASSERTION_MANAGED_IDENTITY" in baked:  # empty: named where deployed
             return "managed_identity"
         return "callable" if baked.get("CLIENT_ASSERTION_CALLABLE") else "token_file"
     return "secret_file" if baked.get("CLIENT_SECRET_FILE") else "secret"

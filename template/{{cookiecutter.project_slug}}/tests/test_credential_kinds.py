@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
+from {{ cookiecutter.package_name }}.core.auth import CREDENTIAL_REJECTED
 from {{ cookiecutter.package_name }}.core.credentials import Credential
 from {{ cookiecutter.package_name }}.core.identity import MsalClients
 from {{ cookiecutter.package_name }}.core.settings import load_settings
@@ -31,6 +32,8 @@ from tests.credential_material import (
     EXCHANGE,
     K8S_ISSUER,
     KINDS,
+    MANAGED_IDENTITY_CLIENT_ID,
+    OIDC_APP,
     a_token_request_after_sign_in,
     auth_log,
     federated,
@@ -40,7 +43,7 @@ from tests.credential_material import (
     rsa_key,
     signs_in_and_calls_an_api,
 )
-from tests.test_web_flow import sign_in
+from tests.test_web_flow import assert_error_page, sign_in, visit
 
 
 def test_certificate_assertions_sign_ps256_with_the_chosen_x5c(tmp_path: Path) -> None:
@@ -100,9 +103,48 @@ def test_each_kind_signs_in_and_calls_an_api(make_app: Callable[..., AppUnderTes
                                              kind: str) -> None:
     app = signs_in_and_calls_an_api(make_app, tmp_path / "credentials", monkeypatch, kind)
     if kind == "managed_identity":
-        # MSAL's App Service path asked for the token-exchange audience of the public cloud.
-        assert {(r["resource"], r["api_version"]) for r in app.standin.msi_requests} == {
-            (EXCHANGE, "2019-08-01")}
+        # MSAL's App Service path asked the user-assigned identity for a token of the
+        # token-exchange audience of the public cloud.
+        assert {(r["resource"], r["api_version"], r["client_id"])
+                for r in app.standin.msi_requests} == {
+            (EXCHANGE, "2019-08-01", MANAGED_IDENTITY_CLIENT_ID)}
+
+
+def test_a_system_assigned_identity_is_used_only_by_name_and_with_a_warning(
+        make_app: Callable[..., AppUnderTest], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Entra documents only user-assigned managed identities as an app's federated credential:
+    `system` is taken when named, the app warns at start-up, and the stand-in refuses the
+    system-assigned identity's token as Entra's page says, unless told to trust it."""
+    if OIDC_APP:
+        pytest.skip("managed identities sign in to Entra ID only")
+    with caplog.at_level(logging.WARNING):
+        app = make_app(CLIENT_CREDENTIAL="assertion", CLIENT_SECRET="",
+                       CLIENT_ASSERTION_MANAGED_IDENTITY="system")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and "system-assigned managed identity" in r.getMessage()]
+    assert len(warnings) == 1 and "only user-assigned managed identities" in warnings[0]
+    assert "CLIENT_ASSERTION_MANAGED_IDENTITY" in warnings[0]  # the variable to change
+    system = app.standin.add_managed_identity()
+    app.standin.add_federated_credential(CLIENT_ID, issuer=app.standin.issuer,
+                                         subject=system.object_id, audience=EXCHANGE)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", app.standin.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", app.standin.identity_header)
+    app.standin.reset_counts()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        page = visit(app, app.browser(), "/login", ALICE)
+    assert_error_page(page, CREDENTIAL_REJECTED.split("(")[0].strip(), 502)
+    assert any("AADSTS70021" in r.getMessage() and "user-assigned" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert app.standin.client_auth_log == []
+    assert [r["client_id"] for r in app.standin.msi_requests] == [None]  # the system one
+    # Told to trust it, the stand-in takes the same identity's token.
+    monkeypatch.setattr(app.standin, "system_identity_federation", True)
+    browser = app.browser()
+    sign_in(app, browser, ALICE)
+    assert auth_log(app, "authorization_code") == [
+        ("federated", f"{app.standin.issuer}|{system.object_id}")]
 
 
 def test_a_replaced_federated_token_file_is_read_again(make_app: Callable[..., AppUnderTest],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_credential_settings_name_the_variable_and_the_fix(tmp_path: Path) -> No
         ({**assertion, "CLIENT_ASSERTION_FILE": str(tmp_path / "gone")},
          "is not a readable file"),
         ({**assertion, "CLIENT_ASSERTION_MANAGED_IDENTITY": "my-identity"},
-         "neither 'system' nor the client id"),
+         "'my-identity' is not the client id (a GUID) of a user-assigned managed identity"),
         ({**assertion, "CLIENT_ASSERTION_CALLABLE": "not a path"},
          "is not of the form package.module:function"),
         ({**assertion, "CLIENT_ASSERTION_CALLABLE": "json:no_such_function"},
@@ -92,7 +93,13 @@ def test_credential_settings_name_the_variable_and_the_fix(tmp_path: Path) -> No
         ({"CLIENT_2_CREDENTIAL": "certificate", "CLIENT_2_CERTIFICATE_FILE": str(
             cert.pfx_file)}, "CLIENT_2_CERTIFICATE_FILE"),
     ]
-    if not any(baked.get(f"CLIENT_ASSERTION_{source}") for source in (
+    if "CLIENT_ASSERTION_MANAGED_IDENTITY" in baked and not baked[
+            "CLIENT_ASSERTION_MANAGED_IDENTITY"]:
+        # Generated for a managed identity named only where the app is deployed.
+        cases.append(({**assertion, "AZURE_FEDERATED_TOKEN_FILE": ""},
+                      "CLIENT_ASSERTION_MANAGED_IDENTITY: missing: the client id (a GUID) of "
+                      "the user-assigned managed identity"))
+    elif not any(baked.get(f"CLIENT_ASSERTION_{source}") for source in (
             "FILE", "MANAGED_IDENTITY", "CALLABLE")):
         cases.append(({**assertion, "AZURE_FEDERATED_TOKEN_FILE": ""},
                       "CLIENT_CREDENTIAL=assertion needs exactly one of CLIENT_ASSERTION_FILE"))
@@ -179,7 +186,7 @@ def test_a_refused_credential_shows_a_page_and_the_log_names_it(
         "unregistered_certificate": {"CLIENT_CREDENTIAL": "certificate", "CLIENT_SECRET": "",
                                      "CLIENT_CERTIFICATE_FILE": str(cert.pem_file)},
         "managed_identity_down": {"CLIENT_CREDENTIAL": "assertion", "CLIENT_SECRET": "",
-                                  "CLIENT_ASSERTION_MANAGED_IDENTITY": "system"},
+                                  "CLIENT_ASSERTION_MANAGED_IDENTITY": str(uuid.uuid4())},
     }.get(case, {"CLIENT_CREDENTIAL": "assertion", "CLIENT_SECRET": "",
                  "CLIENT_ASSERTION_FILE": str(token)})
     token.write_text("placeholder")

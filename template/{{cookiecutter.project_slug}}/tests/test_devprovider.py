@@ -1029,21 +1029,32 @@ def test_managed_identity_app_service_endpoint_through_msal(
     # token is the client assertion, fetched by MSAL's callback at each token request).
     app_id = "a9900000-0000-4000-8000-000000000001"
     standin.register_client(app_id, None, [REDIRECT_URI])
-    standin.add_federated_credential(app_id, issuer=standin.issuer, subject=system.object_id)
+    standin.add_federated_credential(app_id, issuer=standin.issuer, subject=user.object_id)
     standin.reset_counts()
-    system_client = msal.ManagedIdentityClient(msal.SystemAssignedManagedIdentity(),
-                                               http_client=http_session)
+    user_client = msal.ManagedIdentityClient(msal.UserAssignedManagedIdentity(client_id=user_id),
+                                             http_client=http_session)
     app = msal.ConfidentialClientApplication(
         app_id, authority=standin.authority, instance_discovery=False, http_client=http_session,
-        client_credential={"client_assertion": lambda: system_client.acquire_token_for_client(
+        client_credential={"client_assertion": lambda: user_client.acquire_token_for_client(
             resource=TOKEN_EXCHANGE_AUDIENCE)["access_token"]})
     assert "access_token" in app.acquire_token_for_client([TODO_DEFAULT])
     assert standin.client_auth_log == [ClientAuth(
-        app_id, "federated", f"{standin.issuer}|{system.object_id}", "client_credentials")]
+        app_id, "federated", f"{standin.issuer}|{user.object_id}", "client_credentials")]
     # Another identity's token; a user's token from the same issuer (app-only tokens only).
     assert_error(client_credentials(standin, http_session, app_id,
-                                    client_assertion=user_result["access_token"]),
+                                    client_assertion=result["access_token"]),
                  401, "invalid_client", 700213)
+    # The system-assigned identity, even when a federated credential names it: Entra documents
+    # only user-assigned identities as federated credentials (its answer is UNCONFIRMED)...
+    standin.add_federated_credential(app_id, issuer=standin.issuer, subject=system.object_id)
+    refused = client_credentials(standin, http_session, app_id,
+                                 client_assertion=result["access_token"])
+    assert_error(refused, 401, "invalid_client", 70021)
+    assert "Only user-assigned managed identities" in refused.json()["error_description"]
+    # ...unless the stand-in is told to trust it.
+    monkeypatch.setattr(standin, "system_identity_federation", True)
+    assert client_credentials(standin, http_session, app_id,
+                              client_assertion=result["access_token"]).status_code == 200
     user_token = standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ])
     assert_error(client_credentials(standin, http_session, app_id, client_assertion=user_token),
                  401, "invalid_client", 700229)

@@ -61,7 +61,9 @@ DEFAULTS = AppDefaults(
         "CLIENT_CREDENTIAL": {{ cookiecutter.credential_kind | tojson }},
 {% if cookiecutter.credential_kind == "assertion" %}
 {% if cookiecutter.assertion_source == "managed_identity" and "CLIENT_ASSERTION_MANAGED_IDENTITY" not in cookiecutter.credential_defaults %}
-        "CLIENT_ASSERTION_MANAGED_IDENTITY": "system",
+        # A managed identity: set CLIENT_ASSERTION_MANAGED_IDENTITY to the client id of the
+        # user-assigned identity the app registration trusts (README.md, "Credentials").
+        "CLIENT_ASSERTION_MANAGED_IDENTITY": "",
 {% elif cookiecutter.assertion_source == "callable" %}
         "CLIENT_ASSERTION_CALLABLE": {{ cookiecutter.assertion_callable | tojson }},
 {% endif %}

@@ -60,10 +60,11 @@ X5C_MODES = ("leaf", "chain", "none")
 #   that a second secret takes over when the first is removed or expires;
 # - 700211 / 700212 / 700213: no federated credential matches the assertion's issuer, audience or
 #   subject; 70025: the app has no federated credential; 7000272: the issuer's signing key is
-#   unknown; 700023: assertion audience.
+#   unknown; 700023: assertion audience; 70021: no federated identity record matches (the
+#   generic form of 700211-700213).
 ROTATE_ON_ERROR_CODES = frozenset(
     {700027, 700024, 7000274, 7000277, 7000214, 1000502, 7000215, 7000222, 700211, 700212,
-     700213, 700023, 70025, 7000272})
+     700213, 700023, 70025, 7000272, 70021})
 
 # Entra's audience for federated tokens of managed identities, per cloud (by authority host, with
 # the hosts MSAL knows for each cloud). USNat and USSec from Entra's page on trusting a managed
@@ -233,9 +234,17 @@ def token_exchange_audience(authority: str | None) -> str:
     return TOKEN_EXCHANGE_AUDIENCES.get(host, PUBLIC_TOKEN_EXCHANGE_AUDIENCE)
 
 
-def expiry_warning(credential: CredentialSettings, now: float) -> tuple[int, str] | None:
-    """(log level, message) for a certificate that has expired (an error) or expires within
-    30 days (a warning)."""
+def startup_warning(credential: CredentialSettings, now: float) -> tuple[int, str] | None:
+    """(log level, message) for a credential that will not work or not for long: a certificate
+    that has expired (an error) or expires within 30 days, a system-assigned managed identity
+    (warnings)."""
+    if credential.managed_identity == "system":
+        return logging.WARNING, (
+            f"{credential.label}: Entra ID's page 'Configure an application to trust a managed "
+            "identity' says only user-assigned managed identities can be used as a federated "
+            "credential for apps, system-assigned identities aren't supported; if the token "
+            f"exchange is refused, set {credential.variable} to a user-assigned identity's "
+            "client id")
     if credential.certificate is None:
         return None
     ends = credential.certificate.leaf.not_valid_after_utc.timestamp()

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import msal
 
-from .credentials import Credentials, expiry_warning
+from .credentials import Credentials, startup_warning
 from .http import build_session
 from .settings import CIAM_HOST_SUFFIX, Settings
 
@@ -112,9 +112,9 @@ class MsalClients:
         self.credentials = Credentials(settings.credentials, settings.client_id, self.http,
                                        oidc=bool(settings.oidc_authority))
         for configured in settings.credentials:
-            expiry = expiry_warning(configured, clock())
-            if expiry:
-                log.log(expiry[0], "%s", expiry[1])
+            warning = startup_warning(configured, clock())
+            if warning:
+                log.log(warning[0], "%s", warning[1])
         # Discovery documents by URL (a B2C app has one per user flow).
         self._discovery: dict[str, tuple[float, dict[str, Any]]] = {}
         self._discovery_lock = threading.Lock()

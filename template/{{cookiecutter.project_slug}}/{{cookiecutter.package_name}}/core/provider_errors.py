@@ -42,6 +42,10 @@ FIXES: dict[int, str] = {
            "consent for the organization",
     700016: "CLIENT_ID is not an application of this tenant: check CLIENT_ID, the AUTHORITY's "
             "tenant, and the registration's supported account types",
+    70021: "no federated credential of the app registration matches the assertion: its "
+           "issuer, subject and audience must be the token's exactly (a managed identity: a "
+           "user-assigned identity's object id as subject; system-assigned identities are not "
+           "documented as federated credentials)",
     7000215: "the client secret is wrong: use the secret's Value (shown once when it was "
              "created), not its Secret ID",
     7000222: "the client secret has expired: create a new one (Certificates & secrets) and "

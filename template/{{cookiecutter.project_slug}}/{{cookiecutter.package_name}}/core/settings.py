@@ -553,11 +553,17 @@ def _credential(reader: _Reader, number: int, baked: Mapping[str, str],
         # Kubernetes workload identity's webhook sets this for the pod.
         sources["ASSERTION_FILE"] = reader.raw("AZURE_FEDERATED_TOKEN_FILE")
     chosen = [name for name, value in sources.items() if value]
+    if not chosen and prefix + "ASSERTION_MANAGED_IDENTITY" in baked:
+        # Generated for a managed identity whose client id is known only where it is deployed.
+        problem("ASSERTION_MANAGED_IDENTITY", "missing: the client id (a GUID) of the "
+                "user-assigned managed identity that the app registration trusts as a federated "
+                "credential (az identity show --query clientId).")
+        return None
     if len(chosen) != 1:
         reader.problems.append(
             f"{prefix}CREDENTIAL=assertion needs exactly one of {prefix}ASSERTION_FILE (a "
-            f"federated token file), {prefix}ASSERTION_MANAGED_IDENTITY (system, or a client "
-            f"id) or {prefix}ASSERTION_CALLABLE (package.module:function)"
+            f"federated token file), {prefix}ASSERTION_MANAGED_IDENTITY (a user-assigned "
+            f"identity's client id) or {prefix}ASSERTION_CALLABLE (package.module:function)"
             + (f"; found {', '.join(prefix + n for n in chosen)}." if chosen else "."))
         return None
     (source,) = chosen
@@ -571,8 +577,8 @@ def _credential(reader: _Reader, number: int, baked: Mapping[str, str],
     if source == "ASSERTION_MANAGED_IDENTITY":
         identity = value.lower()
         if identity != "system" and not _GUID.match(identity):
-            problem(source, f"{value!r} is neither 'system' nor the client id (a GUID) of a "
-                    "user-assigned managed identity.")
+            problem(source, f"{value!r} is not the client id (a GUID) of a user-assigned "
+                    "managed identity (or 'system', the system-assigned one).")
         if not authority:
             problem(source, "managed identities are Entra ID identities: use AUTHORITY, or "
                     "another credential for an OpenID Connect provider.")
