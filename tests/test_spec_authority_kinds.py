@@ -198,3 +198,23 @@ def test_cookiecutter_json_lists_the_kinds() -> None:
     context = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
     assert context["authority_kind"] == list(R.AUTHORITY_KINDS)
     assert context["authority_options"] == {}
+
+
+def test_cookiecutter_bakes_a_b2c_project(cookies: Any,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """The answers of a cookiecutter user (the real template, its hooks): a B2C tenant and its
+    user flows reach config.py; the Entra default tenant is refused for B2C, with the fix."""
+    extra = {"authority_kind": "b2c", "entra_tenant": "contoso.onmicrosoft.com",
+             "authority_options": {"sign_up_sign_in": "B2C_1_susi", "profile_edit": "B2C_1_edit"},
+             "call_graph": False, "sign_in_api": ""}
+    result = cookies.bake(template=str(TEMPLATE), extra_context=extra)
+    assert result.exit_code == 0, result.exception
+    config = result.project_path / "contoso_portal" / "config.py"
+    assert baked_default(config, "authority") == (
+        "https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_susi")
+    assert baked_default(config, "b2c_profile_edit_flow") == "B2C_1_edit"
+    refused = cookies.bake(template=str(TEMPLATE), extra_context={
+        **extra, "entra_tenant": "organizations"})
+    assert type(refused.exception).__name__ == "FailedHookException"
+    assert ("ERROR: entra_tenant: 'organizations' is an Entra ID multi-tenant keyword"
+            in capfd.readouterr().out)
