@@ -35,7 +35,9 @@ path-less ``https://{name}.ciamlogin.com``) or the tenant id as the tenant, URLs
 and the issuer ``https://{tenant id}.ciamlogin.com/{tenant id}/v2.0`` (as External ID's tokens
 carry it). ``organizations`` and ``common`` are refused with AADSTS90002 (one tenant;
 UNCONFIRMED code). Access tokens keep the Entra-style issuer (UNCONFIRMED: their ``iss`` on a
-ciamlogin.com tenant).
+ciamlogin.com tenant). A custom URL domain (a host in ``ciam_custom_domains``) serves the same
+endpoints with the tenant id as the tenant, as an app reaches it with MSAL's
+``oidc_authority=https://{domain}/{tenant id}/v2.0``.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ class _CustomerEndpoints(_IdentityEndpoints):
         self._b2c_codes: dict[str, _B2CCode] = {}
         self._b2c_refresh: dict[str, _B2CRefresh] = {}
         self._b2c_sessions: dict[str, str] = {}  # browser session -> username
+        # External ID's custom URL domains (host names) in front of this tenant.
+        self.ciam_custom_domains: set[str] = set()
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -170,11 +174,12 @@ class _CustomerEndpoints(_IdentityEndpoints):
             return self._ciam_route(req, segs[0], "/".join(segs[1:]))
         return None
 
-    @staticmethod
-    def ciam_host(req: _Request) -> str | None:
-        """The ciamlogin.com host a request was sent to (External ID mode), else None."""
+    def ciam_host(self, req: _Request) -> str | None:
+        """The ciamlogin.com host or custom URL domain a request was sent to (External ID
+        mode), else None."""
         host = (req.headers.get("Host") or "").split(":", 1)[0].lower()
-        return host if host.endswith(CIAM_HOST_SUFFIX) else None
+        custom = host in self.ciam_custom_domains
+        return host if host.endswith(CIAM_HOST_SUFFIX) or custom else None
 
     def _b2c_route(self, req: _Request, tenant: str, flow: str, rest: str) -> _Response:
         self.b2c_calls[rest] += 1
@@ -524,7 +529,10 @@ class _CustomerEndpoints(_IdentityEndpoints):
     def _ciam_route(self, req: _Request, tenant: str, rest: str) -> _Response | None:
         host = self.ciam_host(req)
         assert host is not None
-        derived = host[: -len(CIAM_HOST_SUFFIX)] + ".onmicrosoft.com"
+        # A custom URL domain names the tenant by its id (UNCONFIRMED: whether it takes the
+        # onmicrosoft.com name too).
+        derived = (host[: -len(CIAM_HOST_SUFFIX)] + ".onmicrosoft.com"
+                   if host.endswith(CIAM_HOST_SUFFIX) else self.tenant_id)
         if tenant.lower() not in (derived, self.tenant_id):
             e = OAuthError("invalid_tenant", 90002,
                            f"Tenant '{tenant}' not found. Check to make sure you have the "

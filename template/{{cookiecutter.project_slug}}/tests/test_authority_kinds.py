@@ -48,6 +48,7 @@ from tests.test_web_flow import sign_out_form
 ALICE = DEFAULT_USERS[0]
 SUSI, RESET, EDIT = "B2C_1_signupsignin", "B2C_1_passwordreset", "B2C_1_profileedit"
 CIAM_HOST = "contoso" + CIAM_HOST_SUFFIX
+CUSTOM_DOMAIN = "login.contoso.test"  # an External ID tenant's custom URL domain
 B2C_PROJECT = is_b2c_authority(DEFAULTS.authority)
 EXTERNAL_ID_PROJECT = (urlsplit(DEFAULTS.authority).hostname or "").endswith(CIAM_HOST_SUFFIX)
 b2c_project = pytest.mark.skipif(not B2C_PROJECT, reason="a project generated for Azure AD B2C")
@@ -57,8 +58,8 @@ external_id_project = pytest.mark.skipif(
 
 @pytest.fixture
 def standin(tls_ca: trustme.CA, tmp_path: Path) -> Iterator[StandIn]:
-    """The stand-in, its certificate naming the External ID host too (make_app uses it)."""
-    cert = tls_ca.issue_cert("127.0.0.1", "localhost", CIAM_HOST)
+    """The stand-in, its certificate naming the External ID hosts too (make_app uses it)."""
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost", CIAM_HOST, CUSTOM_DOMAIN)
     chain, key = tmp_path / "standin.pem", tmp_path / "standin.key"
     cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
     cert.private_key_pem.write_to_path(str(key))
@@ -434,3 +435,23 @@ def test_external_id_sign_in_with_the_path_less_authority(
     assert user.issuer == app.standin.ciam_issuer
     assert user.identity == (app.standin.tenant_id, ALICE.oid)  # Entra's tid and oid
     assert f"{CIAM_HOST}:443" in ciam_proxy.hosts
+
+
+@external_id_project
+def test_external_id_behind_a_custom_url_domain(
+        make_app: Callable[..., AppUnderTest], standin: StandIn,
+        ciam_proxy: ConnectProxy) -> None:
+    """A custom URL domain: MSAL's oidc_authority, whose discovery names the ciamlogin.com
+    issuer (which MSAL accepts, and the app checks the ID token against)."""
+    standin.ciam_custom_domains.add(CUSTOM_DOMAIN)
+    app = make_app(AUTHORITY="", OIDC_AUTHORITY=f"https://{CUSTOM_DOMAIN}/{standin.tenant_id}/v2.0")
+    browser = app.browser()
+    browser.session.proxies = {f"https://{CUSTOM_DOMAIN}": ciam_proxy.url}
+    page = browser.get(app.url("/login"))
+    assert page.url.startswith(f"https://{CUSTOM_DOMAIN}/{standin.tenant_id}/oauth2/v2.0/")
+    home = deliver(browser, browser.sign_in(page, ALICE.username))
+    assert home.url == app.url("/") and ALICE.name in home.text
+    user = session_user(app, browser)
+    assert user.issuer == standin.ciam_issuer
+    assert user.identity == (standin.tenant_id, ALICE.oid)
+    assert f"{CUSTOM_DOMAIN}:443" in ciam_proxy.hosts
