@@ -460,10 +460,13 @@ def custom_scopes(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def authorities(draw: st.DrawFn) -> dict[str, Any]:
-    if draw(st.booleans()):
+    kind = draw(st.sampled_from(["entra", "entra", "oidc", "b2c", "external_id"]))
+    if kind == "oidc":
         issuer = draw(st.builds(lambda h, p: f"https://{h}/{p}", hosts,
                                 st.from_regex(r"[a-z0-9]+(/[a-z0-9._-]+){0,2}", fullmatch=True)))
         return {"kind": "oidc", "issuer": issuer}
+    if kind in ("b2c", "external_id"):
+        return draw(customer_authorities(kind))
     authority: dict[str, Any] = {"kind": "entra"}
     tenant = draw(st.one_of(st.none(), st.sampled_from(R.TENANT_KEYWORDS), guids,
                             hosts.filter(lambda h: bool(R.DOMAIN_RE.match(h)))))
@@ -477,6 +480,36 @@ def authorities(draw: st.DrawFn) -> dict[str, Any]:
     return authority
 
 
+tenant_names = st.from_regex(r"[a-z][a-z0-9]{1,12}", fullmatch=True).filter(
+    lambda n: n not in R.TENANT_KEYWORDS)
+user_flows = st.from_regex(r"B2C_1A?_[A-Za-z0-9_.-]{1,20}", fullmatch=True)
+
+
+@st.composite
+def customer_authorities(draw: st.DrawFn, kind: str) -> dict[str, Any]:
+    """Any valid Azure AD B2C or External ID authority (docs/spec.md)."""
+    name = draw(tenant_names)
+    domain = draw(st.one_of(st.none(), hosts.filter(
+        lambda h: bool(R.DOMAIN_RE.match(h)) and not h.endswith((".ciamlogin.com",
+                                                                  ".b2clogin.com")))))
+    authority: dict[str, Any] = {"kind": kind}
+    if kind == "b2c":
+        tenant = draw(st.sampled_from([name, f"{name}.onmicrosoft.com"]))
+        authority["tenant"] = draw(guids) if domain and draw(st.booleans()) else tenant
+        flows = draw(st.lists(user_flows, min_size=3, max_size=3, unique_by=str.lower))
+        authority["sign_up_sign_in"] = flows[0]
+        for field, flow in (("password_reset", flows[1]), ("profile_edit", flows[2])):
+            if draw(st.booleans()):
+                authority[field] = flow
+    else:
+        authority["tenant"] = draw(st.sampled_from([name, f"{name}.onmicrosoft.com"]))
+        if domain or draw(st.booleans()):
+            authority["tenant_id"] = draw(guids)
+    if domain:
+        authority["domain"] = domain
+    return authority
+
+
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     """Any valid spec the schema allows (docs/spec.md), built field by field."""
@@ -484,12 +517,12 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
                             "framework": draw(st.sampled_from(R.FRAMEWORKS))}
     spec["authority"] = draw(authorities())
     if draw(st.booleans()):
-        spec["client_id"] = draw(guids if spec["authority"]["kind"] == "entra"
+        spec["client_id"] = draw(guids if spec["authority"]["kind"] != "oidc"
                                  else st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))
     spec["credential"] = draw(credentials(spec["authority"]["kind"]))
     spec["cache"] = {"backend": draw(st.sampled_from(R.CACHE_BACKENDS))}
     apis: dict[str, Any] = {}
-    if draw(st.booleans()):
+    if spec["authority"]["kind"] != "b2c" and draw(st.booleans()):  # B2C: no Graph
         graph: dict[str, Any] = {}
         # Microsoft Graph of the instance's cloud (the global one for oidc).
         root = R.graph_roots(spec["authority"].get("instance", R.DEFAULT_INSTANCE))[0]
@@ -541,10 +574,11 @@ def authorizations(draw: st.DrawFn, authority_kind: str) -> dict[str, Any] | Non
     if form == "none":
         return draw(st.sampled_from([None, {}, {"roles": []}]))
     section: dict[str, Any] = {}
-    if form in ("roles", "both") or authority_kind != "entra":
+    groups = authority_kind in ("entra", "external_id")
+    if form in ("roles", "both") or not groups:
         section["roles"] = draw(st.lists(role_values, min_size=1, max_size=4,
                                          unique_by=str.lower))
-    if form in ("groups", "both") and authority_kind == "entra":
+    if form in ("groups", "both") and groups:
         names = draw(st.lists(group_names, min_size=1, max_size=4, unique=True))
         any_case = st.tuples(guids, st.booleans()).map(lambda g: g[0].upper() if g[1] else g[0])
         ids = draw(st.lists(any_case, min_size=len(names), max_size=len(names),
@@ -574,7 +608,7 @@ def credentials(draw: st.DrawFn, authority_kind: str) -> dict[str, Any]:
             credential["x5c"] = draw(st.sampled_from(R.X5C_CHOICES))
     elif kind == "assertion":
         sources = [s for s in R.ASSERTION_SOURCES
-                   if not (s == "managed_identity" and authority_kind == "oidc")]
+                   if not (s == "managed_identity" and authority_kind in ("oidc", "b2c"))]
         source = credential["source"] = draw(st.sampled_from(sources))
         if source == "token_file" and draw(st.booleans()):
             credential["token_file"] = draw(paths)
