@@ -341,6 +341,21 @@ def test_profile_edit_needs_a_signed_in_user(b2c_app: AppUnderTest) -> None:
 
 
 @b2c_project
+def test_b2c_without_the_optional_user_flows(make_app: Callable[..., AppUnderTest],
+                                             standin: StandIn) -> None:
+    """No password-reset flow: "Forgot your password?" ends on a page saying so (not a
+    "cancelled" one, nor a loop); no profile-edit flow: no /edit-profile page."""
+    app = make_app(AUTHORITY=standin.b2c_authority(SUSI), B2C_PASSWORD_RESET_FLOW="",
+                   B2C_PROFILE_EDIT_FLOW="")
+    browser = app.browser()
+    page = press(browser, browser.get(app.url("/login")), "forgot")
+    assert page.status_code == 400 and "Password reset unavailable" in page.text
+    assert "/edit-profile" not in deliver(browser, browser.sign_in(
+        browser.get(app.url("/login")), ALICE.username)).text
+    assert browser.get(app.url("/edit-profile")).status_code == 404
+
+
+@b2c_project
 def test_b2c_sign_out_ends_the_b2c_session(b2c_app: AppUnderTest) -> None:
     """Sign-out goes to the user flow's end-session endpoint with id_token_hint and client_id
     (OpenID Connect's RP-initiated logout); B2C then signs nobody in without a page."""
