@@ -19,9 +19,8 @@ its own, as on ``https://{name}.b2clogin.com/{name}.onmicrosoft.com/{user flow}`
 * B2C's error answers: ``access_denied`` AADB2C90118 (forgot password) and AADB2C90091
   (cancelled) to the redirect URI; an unregistered redirect URI AADB2C90006 and an unknown
   client AADB2C90018 on pages; a refresh token or code of another user flow AADB2C90088
-  ``invalid_grant``; a wrong secret AADB2C90081 ``invalid_client``; an unknown user flow
-  (UNCONFIRMED: B2C's code and status for a policy that does not exist; here 404 with
-  ``AADB2C90008``'s family left aside, see ``_UNKNOWN_FLOW``);
+  ``invalid_grant``; a wrong secret AADB2C90081 ``invalid_client``; an unknown user flow a 404
+  (its body UNCONFIRMED);
 * single sign-on: a browser signed in to the tenant (a sign-up and sign-in or password-reset
   flow) is signed in again by the sign-up and sign-in flow without a page (B2C's session,
   "tenant" scope, its default; UNCONFIRMED in every detail).
@@ -72,8 +71,6 @@ DEFAULT_B2C_CLAIMS = frozenset({"name", "emails"})
 B2C_CLAIMS = frozenset({"name", "emails", "oid", "given_name", "family_name"})
 _B2C_SESSION_COOKIE = "devprovider_b2c_session"
 CIAM_HOST_SUFFIX = ".ciamlogin.com"
-# UNCONFIRMED: what B2C answers for a user flow that does not exist (code and status).
-_UNKNOWN_FLOW = 90008
 _B2C_SCOPES = frozenset({"openid", "offline_access"})
 
 
@@ -187,20 +184,15 @@ class _CustomerEndpoints(_IdentityEndpoints):
         if req.browser_only and not browser:
             return _json(404, {"error": "not_found", "error_description":
                                "Only sign-in and sign-out pages are served here."})
-        try:
-            if tenant.lower() not in (self.b2c_tenant, self.tenant_id):
-                # UNCONFIRMED: B2C's answer for a tenant that is not its own.
-                raise _B2CError("invalid_request", 90002,
-                                f"The tenant '{tenant}' does not exist.", 404)
-            found = self._b2c_flows.get(flow.lower())
-            if found is None:
-                raise _B2CError("invalid_request", _UNKNOWN_FLOW,
-                                f"The policy '{flow}' does not exist in tenant "
-                                f"'{self.b2c_tenant}'.", 404)
-        except _B2CError as e:
+        found = self._b2c_flows.get(flow.lower())
+        if tenant.lower() not in (self.b2c_tenant, self.tenant_id) or found is None:
+            # B2C answers 404 for a tenant or user flow it does not have (as reported); the
+            # body is UNCONFIRMED, so no AADB2C code is made up for it.
+            message = (f"The policy '{flow}' does not exist in tenant '{tenant}'."
+                       if found is None else f"The tenant '{tenant}' does not exist.")
             if browser:
-                return self._b2c_error_page(e)
-            return _json(e.status, self._b2c_error(e))
+                return _html(404, pages.problem_page("Not found", message))
+            return _json(404, {"error": "not_found", "error_description": message})
         name, kind = found
         if rest == "v2.0/.well-known/openid-configuration":
             return _json(200, self._b2c_discovery(tenant, name))
@@ -432,6 +424,7 @@ class _CustomerEndpoints(_IdentityEndpoints):
             raise _B2CError("invalid_grant", 90080, "The provided grant has expired. Please "
                             "re-authenticate and try again.")
         if form.get("redirect_uri") != code.redirect_uri:
+            # UNCONFIRMED: B2C's code for a redirect URI differing from the authorize request's.
             raise _B2CError("invalid_grant", 90006, f"The redirect URI "
                             f"'{form.get('redirect_uri', '')}' provided in the request does not "
                             "match the one of the authorization request.")
