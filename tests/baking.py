@@ -311,7 +311,8 @@ SHAPE_INDEPENDENT_MODULES = (
 # framework and compares their test ids.
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py", "tests/test_bad_input.py",
-                       "tests/test_authorization.py", "tests/test_single_sign_out.py")
+                       "tests/test_authorization.py", "tests/test_single_sign_out.py",
+                       "tests/test_tenants.py")
 
 
 # Top-level names of imports that are not third-party libraries: the project's own packages

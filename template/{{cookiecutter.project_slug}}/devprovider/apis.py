@@ -93,8 +93,11 @@ class _ApiStandIns(_Tenant):
         auth = req.headers.get("Authorization") or ""
         if auth[:7].lower() != "bearer " or not auth[7:].strip():
             raise _TokenRejected(401, "invalid_token", "No bearer token in the request.")
-        issuers = ({f"https://sts.windows.net/{self.tenant_id}/"} if graph
-                   else {self.issuer, self.oidc_issuer} | self._other_issuers())
+        # Any tenant's tokens: a multi-tenant app's users come from several.
+        tenants = list(self.tenants)
+        issuers = ({f"https://sts.windows.net/{t}/" for t in tenants} if graph
+                   else {self.issuer_of(t) for t in tenants} | {self.oidc_issuer}
+                   | self._other_issuers())
         return _verify_bearer(auth[7:].strip(), self._graph_key if graph else self._key,
                               now=self.now(), audiences=audiences, issuers=issuers)
 
@@ -135,6 +138,35 @@ class _ApiStandIns(_Tenant):
                 "request-id": str(uuid.uuid4()),
                 "client-request-id": req.headers.get("client-request-id") or str(uuid.uuid4())}
 
+    def _demanded(self, api_name: str, resource_id: str, token: Mapping[str, Any],
+                  req: _Request) -> _Response | None:
+        """The answer to a token lacking claims the API demands (``demand_claims``), else None.
+
+        Microsoft's APIs send a claims challenge only to clients that declared they can answer
+        one: the client capability ``cp1``, which Entra puts in the access token's ``xms_cc``
+        when the token request's ``claims`` asked for it (MSAL's ``client_capabilities``). "Your
+        application receives claims challenges from popular services like Microsoft Graph only
+        if it declares its client capabilities" (Microsoft's claims-challenge page); the API
+        reads ``xms_cc``. Another client's token is refused with a plain 401 ``invalid_token``,
+        no ``claims``: what a CAE-enabled API answers such a client is UNCONFIRMED (Graph may
+        also keep accepting its token until it expires; Microsoft's authentication-context
+        samples refuse the call). Tokens of the generic OpenID Connect issuer are challenged
+        whatever they carry: ``xms_cc`` is Microsoft's convention, and the challenge lets the
+        app's provider-neutral handling be tested."""
+        demand = self._missing_claims(api_name, token)
+        if demand is None:
+            return None
+        capabilities = token.get("xms_cc")
+        capable = isinstance(capabilities, list) and "cp1" in capabilities
+        if not capable and token.get("iss") != self.oidc_issuer:
+            with self._lock:
+                self.api_refusals.append({"api": api_name, "claims": demand,
+                                          "method": req.method})
+            return self._challenge(api_name, resource_id, _TokenRejected(
+                401, "invalid_token", "The token does not satisfy this API's access policy, "
+                "and its client cannot answer a claims challenge (no xms_cc cp1)."), req)
+        return self._claims_challenge(demand, api_name, req)
+
     def _claims_challenge(self, demand: dict[str, Any], api_name: str,
                           req: _Request) -> _Response:
         raw = json.dumps(demand, separators=(",", ":"))
@@ -165,6 +197,7 @@ class _ApiStandIns(_Tenant):
                 path: str) -> None:
         with self._lock:
             self.api_calls.append({"api": api_name, "oid": claims.get("oid"),
+                                   "tid": claims.get("tid"),
                                    "scopes": str(claims.get("scp", "")).split(),
                                    # an app-only token's application permissions
                                    "roles": list(claims.get("roles") or []),
@@ -202,25 +235,30 @@ class _ApiStandIns(_Tenant):
             return self._challenge("graph", GRAPH_APP_ID, e, req)
         except _GraphError as e:
             return self._graph_error(e, req)
-        demand = self._missing_claims("graph", claims)
-        if demand is not None:
-            return self._claims_challenge(demand, "graph", req)
+        refused = self._demanded("graph", GRAPH_APP_ID, claims, req)
+        if refused is not None:
+            return refused
         if operation:
             try:
                 return self._membership(req, claims, rest, operation, path)
             except _GraphError as e:
                 return self._graph_error(e, req)
-        user = next((u for u in self.users.values() if u.oid == claims.get("oid")), None)
+        user = self._user_by_oid(claims.get("oid"), claims.get("tid"))
         if user is None:
             return _json(404, {"error": {"code": "Request_ResourceNotFound",
                                          "message": "The user no longer exists."}})
         self._record("graph", claims, req, path)
+        upn = user.username
+        tenant = self.tenants.get(str(claims.get("tid")))
+        if tenant is not None and tenant.tenant_id != user.tid:
+            # A B2B guest's user principal name in the resource tenant.
+            upn = f"{user.username.replace('@', '_')}#EXT#@{tenant.domain}"
         return _json(200, {
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
             "businessPhones": [], "displayName": user.name, "givenName": user.given_name,
             "jobTitle": None, "mail": user.username, "mobilePhone": None, "officeLocation": None,
             "preferredLanguage": "en-US", "surname": user.surname,
-            "userPrincipalName": user.username, "id": user.oid})
+            "userPrincipalName": upn, "id": claims.get("oid")})
 
     def _graph_error(self, e: _GraphError, req: _Request) -> _Response:
         return _json(e.status, {"error": {"code": e.code, "message": e.message,
@@ -251,7 +289,7 @@ class _ApiStandIns(_Tenant):
             raise _GraphError(405, "Request_BadRequest",
                               f"The request method '{req.method}' is not allowed; use POST.")
         if rest[0] == "me":
-            user = next((u for u in self.users.values() if u.oid == claims.get("oid")), None)
+            user = self._user_by_oid(claims.get("oid"), claims.get("tid"))
             if user is None:
                 raise _GraphError(404, "Request_ResourceNotFound", "The user no longer exists.")
         else:
@@ -315,7 +353,10 @@ class _ApiStandIns(_Tenant):
                 raise _TokenRejected(403, "insufficient_scope", "The openid scope is required.")
         except _TokenRejected as e:
             return self._challenge("graph", GRAPH_APP_ID, e, req)
-        user = next(u for u in self.users.values() if u.oid == claims.get("oid"))
+        user = self._user_by_oid(claims.get("oid"), claims.get("tid"))
+        if user is None:
+            return _json(404, {"error": {"code": "Request_ResourceNotFound",
+                                         "message": "The user no longer exists."}})
         return _json(200, {"sub": claims.get("sub"), "name": user.name,
                            "family_name": user.surname, "given_name": user.given_name,
                            "email": user.username})
@@ -332,9 +373,9 @@ class _ApiStandIns(_Tenant):
                                      f"The token needs one of the scopes {' '.join(api.scopes)}.")
         except _TokenRejected as e:
             return self._challenge(name, api.audience, e, req)
-        demand = self._missing_claims(name, claims)
-        if demand is not None:
-            return self._claims_challenge(demand, name, req)
+        refused = self._demanded(name, api.audience, claims, req)
+        if refused is not None:
+            return refused
         body: Any = None
         if req.body:
             try:

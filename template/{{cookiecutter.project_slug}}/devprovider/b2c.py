@@ -156,8 +156,8 @@ class _CustomerEndpoints(_IdentityEndpoints):
         with self._lock:
             self._b2c_flows.pop(name.lower(), None)
 
-    def _issuer(self, mode: str) -> str:
-        return self.ciam_issuer if mode == "ciam" else super()._issuer(mode)
+    def _issuer(self, mode: str, tid: str | None = None) -> str:
+        return self.ciam_issuer if mode == "ciam" else super()._issuer(mode, tid)
 
     def _other_issuers(self) -> set[str]:
         return {self.b2c_issuer, self.ciam_issuer}

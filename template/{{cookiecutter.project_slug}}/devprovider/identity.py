@@ -38,6 +38,7 @@ from .model import (
     REFRESH_TOKEN_LIFETIME,
     TENANT_PLACEHOLDER,
     ClientAuth,
+    ErrorPage,
     OAuthError,
     TestUser,
     _AuthRequest,
@@ -73,8 +74,7 @@ class _IdentityEndpoints(_Tenant):
 
     # ------------------------------------------------------------------ discovery, keys, errors
     def _tenant_ok(self, tenant: str) -> bool:
-        return tenant.lower() in (self.tenant_id, "organizations", "common",
-                                  self.tenant_domain.lower())
+        return self._tenant_segment_ok(tenant)
 
     def _browser_endpoint(self, req: _Request, what: str, tenant: str, mode: str) -> _Response:
         if what == "authorize":
@@ -93,8 +93,9 @@ class _IdentityEndpoints(_Tenant):
             # Like Entra: for organizations/common the issuer holds the literal placeholder
             # "{tenantid}" (tokens carry the real tenant id), while the endpoints keep the alias.
             generic = tenant.lower() in ("organizations", "common")
+            named = self._tenant_of(tenant)
             issuer = (f"{self.base_url}/{TENANT_PLACEHOLDER}/v2.0" if generic
-                      else f"{self.base_url}/{self.tenant_id}/v2.0")
+                      else self.issuer_of(named.tenant_id if named else self.tenant_id))
             auth = f"{web}/{tenant}/oauth2/v2.0/authorize"
             token = f"{prefix}/oauth2/v2.0/token"
             keys = f"{prefix}/discovery/v2.0/keys"
@@ -170,11 +171,15 @@ class _IdentityEndpoints(_Tenant):
                 raise OAuthError("invalid_request", 900144,
                                  "The provided value for the input parameter 'response_mode' is "
                                  "not valid.")
+            self._check_audience(client, tenant)
             ar = self._validate_authorize(q, client, redirect_uri, response_mode, state)
+            ar.tenant = tenant
             if req.method == "POST":
                 return self._authorize_post(req, ar, mode)
             if ar.prompt == "none":
                 return self._authorize_silent(req, ar, mode)
+        except ErrorPage as e:  # what Entra shows on its own page, never sent to the app
+            return self._error_page(400, e, req)
         except OAuthError as e:
             return self._auth_response(redirect_uri, response_mode,
                                        self._redirect_error_params(e, state, req, mode))
@@ -344,6 +349,7 @@ class _IdentityEndpoints(_Tenant):
 
     def _issue_code(self, ar: _AuthRequest, user: TestUser, mode: str,
                     headers: list[tuple[str, str]], sid: str) -> _Response:
+        tid = self._token_tenant(user, ar.client, ar.tenant)
         code = secrets.token_urlsafe(64)
         now = self.now()
         with self._lock:
@@ -358,7 +364,7 @@ class _IdentityEndpoints(_Tenant):
                 code_challenge=ar.code_challenge, code_challenge_method=ar.code_challenge_method,
                 nonce=ar.nonce, oidc=set(ar.oidc), username=user.username, claims=ar.claims,
                 sid=sid, auth_time=int(now), expires=now + CODE_LIFETIME, mode=mode,
-                resources=granted, family=secrets.token_urlsafe(12))
+                resources=granted, family=secrets.token_urlsafe(12), tid=tid)
         params = {"code": code}
         if mode != "oidc":  # Entra, or External ID ("ciam")
             params["client_info"] = self.client_info(user)
@@ -614,7 +620,7 @@ class _IdentityEndpoints(_Tenant):
                 names: set[str], sid: str, mode: str, id_token: bool, refresh_token: bool,
                 nonce: str | None, auth_time: int | None, claims: dict[str, list[str]],
                 stepped_up: dict[str, list[str]], family: str, granted_oidc: set[str],
-                granted_resources: dict[str, set[str]]) -> dict[str, Any]:
+                granted_resources: dict[str, set[str]], tid: str) -> dict[str, Any]:
         granted = self._consented_scopes(user, client, resource, names)
         if resource == GRAPH_RESOURCE:
             oidc_granted: list[str] = [s for s in ("openid", "profile") if s in oidc]
@@ -632,7 +638,10 @@ class _IdentityEndpoints(_Tenant):
         for name, values in claims.items():
             # acrs and xms_cc are lists in Entra tokens; other claims carry their value.
             extra[name] = values if name in ("acrs", "xms_cc") or len(values) > 1 else values[0]
-        at = self._access_token(user, client.client_id, resource, scp, sid=sid, extra=extra)
+        if mode == "oidc" and resource != GRAPH_RESOURCE:
+            extra["iss"] = self.oidc_issuer  # a generic provider's tokens name its issuer
+        at = self._access_token(user, client.client_id, resource, scp, sid=sid, extra=extra,
+                                tid=tid)
         out: dict[str, Any] = {
             "token_type": "Bearer", "scope": scope, "expires_in": self.access_token_lifetime,
             "ext_expires_in": self.access_token_lifetime, "access_token": at,
@@ -649,11 +658,12 @@ class _IdentityEndpoints(_Tenant):
                 self._refresh_tokens[rt] = _RefreshToken(
                     client.client_id, user.username, sid, self.now() + REFRESH_TOKEN_LIFETIME,
                     mode, family, set(granted_oidc),
-                    {r: set(n) for r, n in granted_resources.items()}, dict(stepped_up))
+                    {r: set(n) for r, n in granted_resources.items()}, dict(stepped_up),
+                    tid=tid)
             out["refresh_token"] = rt
         if id_token:
             out["id_token"] = self._id_token(user, client.client_id, oidc, mode=mode, sid=sid,
-                                             nonce=nonce, auth_time=auth_time)
+                                             nonce=nonce, auth_time=auth_time, tid=tid)
         if mode != "oidc":  # Entra, or External ID ("ciam")
             out["client_info"] = self.client_info(user)
         return out
@@ -739,7 +749,7 @@ class _IdentityEndpoints(_Tenant):
                 auth_time=code.auth_time, claims=claims,
                 # An interactive sign-in that asked for claims satisfies a step-up demand.
                 stepped_up=_merge_claims(code.claims), family=code.family,
-                granted_oidc=code.oidc, granted_resources=code.resources)
+                granted_oidc=code.oidc, granted_resources=code.resources, tid=code.tid)
             code.used = True
         return result
 
@@ -793,7 +803,7 @@ class _IdentityEndpoints(_Tenant):
             client=client, user=user, oidc=oidc, resource=resource, names=names, sid=rt.sid,
             mode=mode, id_token="openid" in oidc, refresh_token=True, nonce=None, auth_time=None,
             claims=claims, stepped_up=rt.stepped_up, family=rt.family, granted_oidc=rt.oidc,
-            granted_resources=rt.resources)
+            granted_resources=rt.resources, tid=rt.tid)
         if mode == "oidc":
             rt.rotated = True  # rotation: the new refresh token replaces this one
         # Entra rotates too, but the old refresh token stays valid until it expires.

@@ -29,6 +29,13 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 # Entra's discovery for organizations/common publishes this literal in its issuer.
 TENANT_PLACEHOLDER = "{tenantid}"
+# The tenant-independent authority segments: `organizations` (work or school accounts of any
+# tenant) and `common` (those and personal Microsoft accounts, which the stand-in has not).
+GENERIC_TENANTS = ("organizations", "common")
+# An app registration's signInAudience: who may sign in to it. AzureADMyOrg is a single-tenant
+# app (its own tenant's users and guests); the others are multi-tenant. Personal Microsoft
+# accounts (`consumers`) are not modelled.
+SIGN_IN_AUDIENCES = ("AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount")
 # A JWT carries at most this many groups; above it, an overage claim instead (ID token
 # claims reference, "Groups overage claim": 200 for JWTs, 150 for SAML).
 GROUPS_CLAIM_LIMIT = 200
@@ -86,6 +93,18 @@ DEFAULT_USERS: list[TestUser] = [
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    """A directory of the stand-in: its tenant id (a GUID, the ``tid`` of its tokens) and its
+    domain (``contoso.test``: an authority may name a tenant by either)."""
+
+    tenant_id: str
+    domain: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tenant_id", _object_id(self.tenant_id))
+
+
 class OAuthError(Exception):
     """An error Entra would answer with (``error``, an AADSTS number, an optional suberror)."""
 
@@ -97,6 +116,11 @@ class OAuthError(Exception):
         self.message = message
         self.status = status
         self.suberror = suberror
+
+
+class ErrorPage(OAuthError):
+    """An error Entra shows on its own page at /authorize instead of sending it back to the
+    redirect URI (the app never sees it)."""
 
 
 class _TokenRejected(Exception):
@@ -167,6 +191,9 @@ class _Client:
     # The front-channel logout URL: called with the provider session's `sid` when the user
     # signs out of the provider (from any app), as Entra does.
     front_channel_logout_url: str | None = None
+    # The tenant the app is registered in, and its signInAudience (SIGN_IN_AUDIENCES).
+    tenant_id: str = ""
+    sign_in_audience: str = "AzureADMultipleOrgs"
     secrets: list[_ClientSecret] = dataclasses.field(default_factory=list)
     certs_sha1: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
     certs_sha256: dict[str, x509.Certificate] = dataclasses.field(default_factory=dict)
@@ -218,6 +245,8 @@ class _AuthRequest:
     claims: dict[str, Any] | None
     login_hint: str | None
     prompt: str | None
+    # The authority's tenant segment: a tenant id or domain, `organizations` or `common`.
+    tenant: str = "organizations"
 
 
 @dataclasses.dataclass
@@ -241,6 +270,9 @@ class _Code:
     # so a replayed code or a reused refresh token can revoke all of them.
     family: str
     used: bool = False
+    # The tenant whose tokens the code gives (the `tid`): the user's home tenant, or the tenant
+    # the authority named, where the user may be a guest. "" : the stand-in's own tenant.
+    tid: str = ""
 
 
 @dataclasses.dataclass
@@ -258,6 +290,7 @@ class _RefreshToken:
     # access_token claims (name -> values) satisfied by an interactive sign-in (step-up).
     stepped_up: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     revoked: bool = False
+    tid: str = ""  # the tenant of the tokens it gives (the code's)
     # Strict OIDC mode: set once the token has been exchanged (rotated); using it again is a
     # reuse, which revokes its whole family.
     rotated: bool = False

@@ -101,6 +101,16 @@ class _Server(ThreadingHTTPServer):
         self.listener = listener  # see _Request.listener
         super().__init__(addr, _Handler)
 
+    def shutdown(self) -> None:
+        """Stop serving now, not at the next poll of ``serve_forever`` (up to its
+        ``poll_interval`` later): a listening socket that is shut down reads as ready, which
+        wakes the loop, and its ``accept`` fails, which the loop ignores."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
+        super().shutdown()
+
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
         if self.tls is not None:

@@ -62,6 +62,27 @@ the provider (the same for every app signed in to in that browser session); sign
 calls the ``front_channel_logout_url`` of each app the account signed in to in that session,
 with ``?sid=`` only, as Entra does (UNCONFIRMED by its docs: it omits ``iss``).
 
+Tenants (``tenant.py``): the stand-in's own tenant (``tenant_id``, ``tenant_domain``) and any
+added with ``add_tenant`` (its id, domain and users, whose home tenant it is), each with its
+authority ``{base}/{tenant id or domain}`` and issuer ``issuer_of(tid)``. At ``organizations``
+or ``common`` a user gets tokens of their home tenant; at a tenant's own authority a member gets
+that tenant's, and a B2B guest (``add_guest``) too: its ``tid`` and issuer, the guest object's
+``oid``, ``idp`` = the home tenant's ``https://sts.windows.net/{tid}/`` (UNCONFIRMED for v2
+tokens), while ``client_info`` names the HOME account (MSAL's home_account_id). An app
+registration's ``sign_in_audience`` decides who may use it (``register_client``): a
+single-tenant app (``AzureADMyOrg``) at ``organizations``/``common`` gets invalid_request 50194
+sent back to it (it has also been reported on Entra's own page: UNCONFIRMED which when), at
+another tenant's authority 700016 on the provider's page; an account that is neither a member
+nor a guest of the tenant it must sign in to (the authority's, or a single-tenant app's) gets
+50020 on the provider's page after choosing the account (never sent to the app: UNCONFIRMED).
+Personal Microsoft accounts (``consumers``) are not modelled.
+
+Claims challenges: an API stand-in that demands claims (``demand_claims``) challenges only tokens
+whose ``xms_cc`` holds ``cp1`` (a client that declared it can answer claims challenges; MSAL's
+``client_capabilities``), as Graph does; another client's token gets a plain 401
+``invalid_token`` without ``claims`` (recorded in ``api_refusals``). Tokens of the generic
+``/oidc`` issuer are challenged whatever they carry.
+
 Authorization: test users hold app roles and groups (``TestUser.roles``, ``TestUser.groups``,
 the transitive membership; ``add_user``, ``update_user``). Entra-style ID tokens carry ``roles``
 and, when the registration's ``group_membership_claims`` asks for them (the default here), the
@@ -113,6 +134,7 @@ from .model import (
     DEFAULT_USERS,
     GRAPH_RESOURCE,
     GROUP_MEMBERSHIP_CLAIMS,
+    SIGN_IN_AUDIENCES,
     TOKEN_EXCHANGE_AUDIENCE,
     OAuthError,
     TestUser,
@@ -279,6 +301,8 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         optional_claims: Sequence[str] = (),
         group_membership_claims: str = "SecurityGroup",
         front_channel_logout_url: str | None = None,
+        sign_in_audience: str = "AzureADMultipleOrgs",
+        tenant_id: str | None = None,
     ) -> None:
         """Register (or replace) an app registration. ``client_secret=None``: no secret from
         here (a certificate, a federated credential or secrets added with
@@ -301,7 +325,17 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         the claim off. ``roles`` (the user's app roles) are emitted whatever this says.
 
         ``front_channel_logout_url``: the registration's front-channel logout URL, called with
-        the provider session's ``sid`` when the user signs out at the provider (Entra style)."""
+        the provider session's ``sid`` when the user signs out at the provider (Entra style).
+
+        ``sign_in_audience`` is the registration's signInAudience: ``"AzureADMyOrg"`` (single
+        tenant: only users and guests of ``tenant_id``, the tenant it is registered in, by
+        default the stand-in's own; AADSTS50194 at ``organizations``/``common``, AADSTS50020
+        for other accounts) or a multi-tenant one (the default here, unlike a new Entra
+        registration: any tenant's users at ``organizations``/``common``)."""
+        if sign_in_audience not in SIGN_IN_AUDIENCES:
+            raise ValueError(f"sign_in_audience must be one of {SIGN_IN_AUDIENCES}, "
+                             f"not {sign_in_audience!r}")
+        home = self._known_tenant(tenant_id).tenant_id if tenant_id else self.tenant_id
         if group_membership_claims not in GROUP_MEMBERSHIP_CLAIMS:
             raise ValueError(f"group_membership_claims must be one of {GROUP_MEMBERSHIP_CLAIMS}, "
                              f"not {group_membership_claims!r}")
@@ -311,7 +345,8 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             old = self._clients.get(client_id)
             name = display_name or (old.display_name if old else client_id)
             client = _Client(client_id, uris, name, frozenset(optional_claims),
-                             group_membership_claims, front_channel_logout_url)
+                             group_membership_claims, front_channel_logout_url, home,
+                             sign_in_audience)
             if old is not None:  # keep the credentials added to it
                 client.secrets = [s for s in old.secrets if not s.from_registration]
                 client.certs_sha1, client.certs_sha256 = old.certs_sha1, old.certs_sha256
@@ -669,6 +704,7 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             self.front_channel_calls.clear()
             self.api_calls.clear()
             self.api_challenges.clear()
+            self.api_refusals.clear()
             self.graph_calls.clear()
             self.client_auth_log.clear()
             self.msi_requests.clear()

@@ -22,13 +22,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .model import (
+    GENERIC_TENANTS,
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
     GROUPS_CLAIM_LIMIT,
     OIDC_SCOPES,
     ClientAuth,
+    ErrorPage,
     ManagedIdentity,
     OAuthError,
+    Tenant,
     TestUser,
     _Api,
     _Client,
@@ -56,9 +59,15 @@ class _Tenant:
                  *, tenant_domain: str, reuse_keys: bool = False) -> None:
         self.tenant_id = tenant_id
         self.tenant_domain = tenant_domain
+        # Every tenant of the stand-in by id, its own (`tenant_id`) first; `add_tenant` adds
+        # others, whose users (`TestUser.tid`) sign in to multi-tenant apps.
+        self.tenants: dict[str, Tenant] = {tenant_id: Tenant(tenant_id, tenant_domain)}
         self.users: dict[str, TestUser] = {
             u.username.lower(): dataclasses.replace(u, tid=u.tid or tenant_id) for u in users
         }
+        # B2B guests: (resource tenant id, lower-case username) -> the guest's object id in
+        # that tenant (the `oid` of the tokens that tenant issues to the user).
+        self._guests: dict[tuple[str, str], str] = {}
         self.access_token_lifetime = access_token_lifetime
         self.clock_offset: float = 0.0
         self.faults: set[str] = set()
@@ -75,6 +84,8 @@ class _Tenant:
         self.last_logout: dict[str, str] | None = None
         self.api_calls: list[dict[str, Any]] = []  # calls the API stand-ins accepted
         self.api_challenges: list[dict[str, Any]] = []  # claims challenges they answered
+        # Demands they refused with a plain 401 because the client had not declared `cp1`.
+        self.api_refusals: list[dict[str, Any]] = []
         # Requests to the Graph stand-in per operation ("POST /me/checkMemberGroups",
         # "POST /users/{id}/getMemberObjects", "GET /me"...), whatever their outcome (a
         # refused token, a fault injected with `fail`): what an app's calls to Graph cost.
@@ -163,8 +174,126 @@ class _Tenant:
         """The issuer of the strict generic OpenID Connect mode: ``{base}/oidc``."""
         return self.oidc_authority
 
-    def _issuer(self, mode: str) -> str:
-        return self.oidc_issuer if mode == "oidc" else self.issuer
+    def issuer_of(self, tenant_id: str) -> str:
+        """The Entra-style issuer of a tenant's tokens: ``{base}/{tenant id}/v2.0``."""
+        return f"{self.base_url}/{tenant_id}/v2.0"
+
+    def _issuer(self, mode: str, tid: str | None = None) -> str:
+        return self.oidc_issuer if mode == "oidc" else self.issuer_of(tid or self.tenant_id)
+
+    # ------------------------------------------------------------------ tenants and guests
+    def add_tenant(self, tenant_id: str, domain: str, users: Sequence[TestUser] = ()) -> Tenant:
+        """Add another tenant (a directory with its own id, domain and users) and its users,
+        whose home tenant it is (their ``tid`` is set to it). Its authority is
+        ``{base_url}/{tenant id or domain}``; its tokens carry ``tid`` = ``tenant_id`` and the
+        issuer ``issuer_of(tenant_id)``."""
+        tenant = Tenant(tenant_id, domain)
+        with self._lock:
+            if any(t.domain.lower() == domain.lower() and t.tenant_id != tenant.tenant_id
+                   for t in self.tenants.values()):
+                raise ValueError(f"another tenant has the domain {domain!r}")
+            self.tenants = {**self.tenants, tenant.tenant_id: tenant}
+            self.users = {**self.users, **{u.username.lower(): dataclasses.replace(
+                u, tid=tenant.tenant_id) for u in users}}
+        return tenant
+
+    def add_guest(self, username: str, tenant_id: str, object_id: str | None = None) -> str:
+        """Invite an existing user as a B2B guest of another tenant (an invitation accepted);
+        returns the guest's object id in that tenant (new unless given). Signing in at that
+        tenant's authority then gives tokens of that tenant (its ``tid`` and issuer, the guest's
+        ``oid``, ``idp`` = the home tenant), while ``client_info`` still names the HOME account,
+        so MSAL's home_account_id stays ``{home oid}.{home tid}``."""
+        user = self._user(username)
+        tenant = self._known_tenant(tenant_id)
+        if tenant.tenant_id == user.tid:
+            raise ValueError(f"{username} is a member of {tenant_id}, not a guest")
+        oid = str(uuid.UUID(object_id)) if object_id else str(uuid.uuid4())
+        with self._lock:
+            self._guests[(tenant.tenant_id, user.username.lower())] = oid
+        return oid
+
+    def _known_tenant(self, tenant_id: str) -> Tenant:
+        found = self._tenant_of(tenant_id)
+        if found is None:
+            raise KeyError(f"unknown tenant {tenant_id!r}: add_tenant() first")
+        return found
+
+    def _tenant_of(self, segment: str) -> Tenant | None:
+        """The tenant an authority's tenant segment names (its id or its domain, any case)."""
+        wanted = segment.lower()
+        return next((t for t in self.tenants.values()
+                     if wanted in (t.tenant_id, t.domain.lower())), None)
+
+    def _tenant_segment_ok(self, segment: str) -> bool:
+        return segment.lower() in GENERIC_TENANTS or self._tenant_of(segment) is not None
+
+    def _object_id_in(self, user: TestUser, tid: str) -> str:
+        """The user's object id in tenant ``tid``: its own at home, its guest object's else."""
+        if tid == (user.tid or self.tenant_id):
+            return user.oid
+        return self._guests[(tid, user.username.lower())]
+
+    def _user_by_oid(self, oid: object, tid: object) -> TestUser | None:
+        """The user whose object id in tenant ``tid`` is ``oid`` (a member or a guest)."""
+        for user in self.users.values():
+            if user.tid == tid and user.oid == oid:
+                return user
+            if isinstance(tid, str) and self._guests.get((tid, user.username.lower())) == oid:
+                return user
+        return None
+
+    def _check_audience(self, client: _Client, segment: str) -> None:
+        """Whether the app may be used at this authority, as Entra decides from its
+        registration's signInAudience (raised: what Entra answers).
+
+        A single-tenant app (AzureADMyOrg) at ``organizations`` or ``common``: AADSTS50194,
+        sent back to the redirect URI as ``invalid_request`` (what apps report receiving; it
+        has also been reported on Entra's own page: UNCONFIRMED which when). A single-tenant
+        app at another tenant's authority is not found there: AADSTS700016 on Entra's page."""
+        if client.sign_in_audience != "AzureADMyOrg":
+            return
+        home = client.tenant_id or self.tenant_id
+        if segment.lower() in GENERIC_TENANTS:
+            raise OAuthError(
+                "invalid_request", 50194,
+                f"Application '{client.client_id}'({client.display_name}) is not configured as "
+                "a multi-tenant application. Usage of the /common endpoint is not supported for "
+                "such applications created after '10/15/2018'. Use a tenant-specific endpoint or "
+                "configure the application to be multi-tenant.")
+        tenant = self._tenant_of(segment)
+        if tenant is not None and tenant.tenant_id != home:
+            raise ErrorPage(
+                "unauthorized_client", 700016,
+                f"Application with identifier '{client.client_id}' was not found in the "
+                f"directory '{tenant.domain}'. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in "
+                "the tenant. You may have sent your authentication request to the wrong tenant.")
+
+    def _token_tenant(self, user: TestUser, client: _Client, segment: str) -> str:
+        """The tenant whose tokens a sign-in at this authority gives ``user`` (its ``tid``).
+
+        At ``organizations``/``common`` Entra signs the user in to their home tenant (a
+        multi-tenant app; a single-tenant one was refused at /authorize). At a tenant's own
+        authority the user must be a member or a guest of it, else AADSTS50020 on Entra's own
+        page after the user has signed in (never sent back to the app: how every report shows
+        it; UNCONFIRMED that it never is). A single-tenant app's users must also be of its
+        tenant (the same 50020)."""
+        home = user.tid or self.tenant_id
+        tenant = self._tenant_of(segment)
+        target = home if tenant is None else tenant.tenant_id
+        if client.sign_in_audience == "AzureADMyOrg":
+            target = client.tenant_id or self.tenant_id
+        if target == home or (target, user.username.lower()) in self._guests:
+            return target
+        where = self.tenants[target]
+        raise ErrorPage(
+            "invalid_request", 50020,
+            f"User account '{user.username}' from identity provider "
+            f"'https://sts.windows.net/{home}/' does not exist in tenant '{where.domain}' and "
+            f"cannot access the application '{client.client_id}'({client.display_name}) in "
+            "that tenant. The account needs to be added as an external user in the tenant "
+            "first. Sign out and sign in again with a different Azure Active Directory user "
+            "account.")
 
     def _other_issuers(self) -> set[str]:
         """The issuers of the stand-in's other modes (B2C, External ID: b2c.py)."""
@@ -246,9 +375,11 @@ class _Tenant:
         return set(self._consents.get((username, client_id, resource), set()))
 
     # ------------------------------------------------------------------ tokens minted
-    def _sub(self, user: TestUser, client_id: str) -> str:
-        # Entra's sub is pairwise: stable per user and app, different across apps.
-        return _b64url(hashlib.sha256(f"{user.oid}|{client_id}".encode()).digest())[:43]
+    def _sub(self, user: TestUser, client_id: str, tid: str | None = None) -> str:
+        # Entra's sub is pairwise: stable per user and app, different across apps (and, for a
+        # guest, the guest object's in the resource tenant).
+        oid = self._object_id_in(user, tid) if tid else user.oid
+        return _b64url(hashlib.sha256(f"{oid}|{client_id}".encode()).digest())[:43]
 
     def client_info(self, user: TestUser) -> str:
         """Entra's ``client_info``: base64url JSON with the HOME tenant (``utid``), no padding."""
@@ -260,28 +391,40 @@ class _Tenant:
 
     def _access_token(self, user: TestUser, client_id: str, resource: str, scp: list[str], *,
                       sid: str, extra: Mapping[str, Any] | None = None,
-                      lifetime: int | None = None) -> str:
+                      lifetime: int | None = None, tid: str | None = None) -> str:
+        """An access token for ``user`` in tenant ``tid`` (default: the user's home tenant)."""
         now = int(self.now())
         exp = now + (lifetime if lifetime is not None else self.access_token_lifetime)
+        tid = tid or user.tid or self.tenant_id
         common = {
             "iat": now, "nbf": now, "exp": exp, "aio": _b64url(secrets.token_bytes(24)),
-            "name": user.name, "oid": user.oid, "scp": " ".join(scp), "sid": sid,
-            "sub": self._sub(user, client_id), "tid": self.tenant_id,
+            "name": user.name, "oid": self._object_id_in(user, tid), "scp": " ".join(scp),
+            "sid": sid, "sub": self._sub(user, client_id, tid), "tid": tid,
             "uti": _b64url(secrets.token_bytes(16)), "rh": "0.stand-in.",
             "given_name": user.given_name, "family_name": user.surname,
+            **self._guest_claims(user, tid),
         }
         if resource == GRAPH_RESOURCE:
             # Graph tokens are v1 tokens, signed with an unpublished key (apps must not validate).
-            claims = {"aud": GRAPH_RESOURCE, "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            claims = {"aud": GRAPH_RESOURCE, "iss": f"https://sts.windows.net/{tid}/",
                       "appid": client_id, "appidacr": "1", "upn": user.username,
                       "unique_name": user.username, "idtyp": "user", "ver": "1.0", **common}
         else:
             api = self._api_for(resource)
             aud = api.audience if api else resource
-            claims = {"aud": aud, "iss": self.issuer, "azp": client_id, "azpacr": "1",
+            claims = {"aud": aud, "iss": self.issuer_of(tid), "azp": client_id, "azpacr": "1",
                       "preferred_username": user.username, "ver": "2.0", **common}
         claims.update(extra or {})
         return self._sign(claims, graph=resource == GRAPH_RESOURCE)
+
+    def _guest_claims(self, user: TestUser, tid: str) -> dict[str, Any]:
+        """What a guest's tokens from a resource tenant add: ``idp``, the identity provider that
+        authenticated the user, their home tenant's issuer. Entra's B2B token example shows it
+        in the v1 form ``https://sts.windows.net/{home tid}/``; that v2 tokens carry the same
+        form is UNCONFIRMED, as is leaving the claim out of members' tokens (the claims
+        reference says it equals ``iss`` unless the account is not of the issuer's tenant)."""
+        home = user.tid or self.tenant_id
+        return {} if tid == home else {"idp": f"https://sts.windows.net/{home}/"}
 
     def login_hint(self, user: TestUser) -> str:
         """The opaque ``login_hint`` optional claim of ``user``, which the Entra-style logout
@@ -293,17 +436,22 @@ class _Tenant:
         return next((u for u in self.users.values() if self.login_hint(u) == hint), None)
 
     def _id_token(self, user: TestUser, client_id: str, oidc: set[str], *, mode: str, sid: str,
-                  nonce: str | None, auth_time: int | None) -> str:
+                  nonce: str | None, auth_time: int | None, tid: str | None = None) -> str:
+        """An ID token for ``user`` from tenant ``tid`` (default: the user's home tenant)."""
         now = int(self.now())
+        tid = tid or user.tid or self.tenant_id
         claims: dict[str, Any] = {
-            "aud": client_id, "iss": self._issuer(mode), "iat": now, "nbf": now,
+            "aud": client_id, "iss": self._issuer(mode, tid), "iat": now, "nbf": now,
             "exp": now + 3600,
-            "rh": "0.stand-in.", "sid": sid, "sub": self._sub(user, client_id),
-            "tid": self.tenant_id, "uti": _b64url(secrets.token_bytes(16)), "ver": "2.0",
+            "rh": "0.stand-in.", "sid": sid, "sub": self._sub(user, client_id, tid),
+            "tid": tid, "uti": _b64url(secrets.token_bytes(16)), "ver": "2.0",
             "aio": _b64url(secrets.token_bytes(24)),
         }
+        if mode == "entra":
+            claims.update(self._guest_claims(user, tid))
         if "profile" in oidc:  # Entra: `profile` gates oid, name, preferred_username
-            claims.update(oid=user.oid, name=user.name, preferred_username=user.username)
+            claims.update(oid=self._object_id_in(user, tid), name=user.name,
+                          preferred_username=user.username)
             client = self._clients.get(client_id)
             if mode != "oidc" and client is not None and "login_hint" in client.optional_claims:
                 # An optional claim: only when the app registration asks for it.
@@ -313,7 +461,7 @@ class _Tenant:
         if user.roles:  # like every Entra claim, present only when it has a value
             claims["roles"] = list(user.roles)
         if mode != "oidc":  # Entra, or External ID ("ciam")
-            claims.update(self._groups_claims(user, self._clients.get(client_id)))
+            claims.update(self._groups_claims(user, self._clients.get(client_id), tid))
         if nonce is not None:
             claims["nonce"] = nonce
         if auth_time is not None:
@@ -321,7 +469,8 @@ class _Tenant:
         claims.update(self.id_token_overrides)
         return self._sign(claims)
 
-    def _groups_claims(self, user: TestUser, client: _Client | None) -> dict[str, Any]:
+    def _groups_claims(self, user: TestUser, client: _Client | None,
+                       tid: str) -> dict[str, Any]:
         """The ID token's group claims: ``groups`` (object ids) when the registration asks
         for them (groupMembershipClaims) and the user has any; above GROUPS_CLAIM_LIMIT the
         groups overage instead, a distributed claim (OpenID Connect Core 5.6.2) naming where
@@ -340,7 +489,8 @@ class _Tenant:
             return {}
         if len(user.groups) <= GROUPS_CLAIM_LIMIT:
             return {"groups": list(user.groups)}
-        endpoint = f"https://graph.windows.net/{self.tenant_id}/users/{user.oid}/getMemberObjects"
+        endpoint = (f"https://graph.windows.net/{tid}/users/{self._object_id_in(user, tid)}"
+                    "/getMemberObjects")
         return {"_claim_names": {"groups": "src1"},
                 "_claim_sources": {"src1": {"endpoint": endpoint}}}
 

@@ -113,8 +113,8 @@ def _small_default_trust_store(tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The default trust store of this test process: one throwaway CA (REQUESTS_CA_BUNDLE).
 
     The app adds CA_BUNDLE to the default trust store (REQUESTS_CA_BUNDLE, else certifi's:
-    about 140 public CAs) and reads the combined file again for every new outbound connection,
-    about 20 ms of CPU each: a tenth of the suite's time, as every test starts new apps. No test
+    about 140 public CAs) and reads the combined file into a TLS context, about 20 ms of CPU
+    each time: once per app, but every test starts new apps (and processes). No test
     reaches a public host, so a store that trusts nothing they serve stands in for the public
     one: what the tests' servers are trusted by is still CA_BUNDLE alone."""
     ca = trustme.CA(organization_name="default trust store of the tests")

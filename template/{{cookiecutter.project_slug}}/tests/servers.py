@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
+import socketserver
 import ssl
 import sys
 import threading
@@ -44,6 +45,17 @@ def _server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
+def stop_serving(server: socketserver.BaseServer) -> None:
+    """`server.shutdown()` without waiting for the next poll of its `serve_forever` (up to its
+    `poll_interval`, for every server every test stops): a listening socket that is shut down
+    reads as ready, which wakes the loop, and its `accept` fails, which the loop ignores."""
+    try:
+        socket.socket.shutdown(server.socket, socket.SHUT_RDWR)  # type: ignore[attr-defined]
+    except OSError:
+        pass  # closed already
+    server.shutdown()
+
+
 @contextlib.contextmanager
 def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
                host: str = "localhost") -> Iterator[tuple[str, Any]]:
@@ -54,15 +66,12 @@ def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
     app = build(base_url)
     server = make_server("127.0.0.1", 0, app, threaded=True, fd=listener.fileno(),
                          ssl_context=server_ssl_context(cert_files))
-    # Shutdown waits for the server's next poll (once or more per test, for every test that
-    # starts an app): a short interval keeps that wait short, for a hundred polls a second.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield base_url, app
     finally:
-        server.shutdown()
+        stop_serving(server)
         thread.join(5)
         server.server_close()
         listener.close()

@@ -36,7 +36,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import load_pem_x509_certificate
 
-from devprovider import TOKEN_EXCHANGE_AUDIENCE, ClientAuth, ExternalIssuer, StandIn, TestUser
+from devprovider import (
+    DEFAULT_USERS,
+    TOKEN_EXCHANGE_AUDIENCE,
+    ClientAuth,
+    ExternalIssuer,
+    StandIn,
+    TestUser,
+)
 from devprovider.__main__ import app_defaults, set_up_authorization, start_dev_environment
 from devprovider.model import TENANT_PLACEHOLDER
 from tests.browser import Browser, auth_response, parse_forms
@@ -1185,7 +1192,8 @@ def test_claims_challenge_encodings(standin: StandIn, http_session: requests.Ses
     demand = {"access_token": {"acrs": {"essential": True, "value": "c1"},
                                "note": {"value": 'a "quoted" \\ value'}}}
     standin.demand_claims("todo", demand, step_up=False, encoding=encoding)
-    token = standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ])
+    # A client that declared it can answer claims challenges (cp1), as Graph requires.
+    token = standin.mint_access_token(ALICE, CLIENT_ID, [TODO_READ], xms_cc=["cp1"])
     challenged = http_session.get(f"{standin.base_url}/apis/todo/x", headers=bearer(token))
     assert challenged.status_code == 401
     params = challenge_params(challenged)
@@ -1576,3 +1584,178 @@ def test_dev_mode_gives_test_users_the_apps_roles_and_groups(
     answer = graph_post(standin, http_session, token, f"/users/{dana.oid}/checkMemberGroups",
                         {"groupIds": [hr, str(uuid.uuid4())]})
     assert answer.json()["value"] == [hr]
+
+
+# ---------------------------------------------------------------------- claims challenges and cp1
+@pytest.mark.parametrize("api", ["todo", "graph"])
+def test_claims_challenges_go_only_to_clients_that_declared_cp1(
+        standin: StandIn, new_browser: Callable[[], Browser], http_session: requests.Session,
+        api: str) -> None:
+    """Graph sends claims challenges only to clients whose token carries `xms_cc` `cp1` (MSAL's
+    client_capabilities, a `claims` request at /token); another client's token is refused with
+    a plain 401 `invalid_token`, no `claims` to act on."""
+    scope = TODO_READ if api == "todo" else "User.Read"
+    url = (f"{standin.base_url}/apis/todo/items" if api == "todo"
+           else f"{standin.graph_base_url}/me")
+    standin.grant_consent(ALICE, CLIENT_ID, [scope])
+    demand = {"access_token": {"nbf": {"essential": True, "value": "1700000000"}}}
+    standin.demand_claims(api, demand, step_up=False)
+    for capabilities in ([], ["cp1"]):
+        app = msal_app(standin, http_session, client_capabilities=capabilities or None)
+        result, _ = msal_sign_in(app, new_browser(), [scope])
+        token = result["access_token"]
+        assert claims_of(token).get("xms_cc") == (capabilities or None)
+        standin.reset_counts()
+        answer = http_session.get(url, headers=bearer(token))
+        assert answer.status_code == 401
+        params = www_authenticate(answer)
+        if capabilities:
+            assert params["error"] == "insufficient_claims" and params["claims"]
+            assert len(standin.api_challenges) == 1 and not standin.api_refusals
+        else:
+            assert params["error"] == "invalid_token" and "claims" not in params
+            assert not standin.api_challenges and len(standin.api_refusals) == 1
+    standin.demand_claims(api, None, step_up=False)
+    assert http_session.get(url, headers=bearer(token)).status_code == 200
+
+
+# ---------------------------------------------------------------------- several tenants
+FABRIKAM = "f4b21c00-0000-4000-8000-00000000fab2"
+FRED = TestUser("fred@fabrikam.test", "Fred Fabrikam", "f2ed0000-0000-4000-8000-00000000f2ed")
+NORTHWIND = "a0e7b000-0000-4000-8000-0000000a0e7b"
+NINA = TestUser("nina@northwind.test", "Nina North", "a1aa0000-0000-4000-8000-00000000a1aa")
+
+
+def with_tenants(standin: StandIn) -> None:
+    """Two more tenants: Fabrikam (Fred) and Northwind (Nina)."""
+    standin.add_tenant(FABRIKAM, "fabrikam.test", [FRED])
+    standin.add_tenant(NORTHWIND, "northwind.test", [NINA])
+
+
+def sign_in_at(standin: StandIn, browser: Browser, session: requests.Session, tenant: str,
+               username: str, *, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET,
+               ) -> dict[str, Any]:
+    """The token answer of a sign-in of `username` at the authority `{base}/{tenant}`."""
+    authority = f"{standin.base_url}/{tenant}"
+    verifier, challenge = pkce_pair()
+    answer = authorize(standin, browser, username, authority=authority, client_id=client_id,
+                       challenge=challenge, scope=f"{SIGN_IN} User.Read")
+    tokens = session.post(f"{authority}/oauth2/v2.0/token", data={
+        "grant_type": "authorization_code", "client_id": client_id, "client_secret": secret,
+        "code": answer["code"], "redirect_uri": REDIRECT_URI, "code_verifier": verifier,
+        "scope": f"{SIGN_IN} User.Read"})
+    assert tokens.status_code == 200, tokens.text
+    body: dict[str, Any] = tokens.json()
+    info = json.loads(base64.urlsafe_b64decode(answer["client_info"] + "=="))
+    assert json.loads(base64.urlsafe_b64decode(body["client_info"] + "==")) == info
+    return body
+
+
+def client_info_of(body: dict[str, Any]) -> dict[str, str]:
+    decoded: dict[str, str] = json.loads(base64.urlsafe_b64decode(body["client_info"] + "=="))
+    return decoded
+
+
+def test_each_tenant_has_its_own_discovery_issuer_and_tokens(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    with_tenants(standin)
+    base = standin.base_url
+    for segment in (FABRIKAM, "fabrikam.test", "FABRIKAM.test"):
+        doc = http_session.get(f"{base}/{segment}/v2.0/.well-known/openid-configuration").json()
+        assert doc["issuer"] == f"{base}/{FABRIKAM}/v2.0" == standin.issuer_of(FABRIKAM)
+    with pytest.raises(ValueError):
+        standin.add_tenant(str(uuid.uuid4()), "fabrikam.test")
+    # A multi-tenant app at `organizations`: each user's token is from their home tenant.
+    for user, tid in ((FRED, FABRIKAM), (DEFAULT_USERS[0], standin.tenant_id)):
+        body = sign_in_at(standin, new_browser(), http_session, "organizations", user.username)
+        id_token = claims_of(body["id_token"])
+        assert (id_token["tid"], id_token["iss"], id_token["oid"]) == (
+            tid, standin.issuer_of(tid), user.oid)
+        assert "idp" not in id_token
+        assert client_info_of(body) == {"uid": user.oid, "utid": tid}
+        assert claims_of(body["access_token"])["iss"] == f"https://sts.windows.net/{tid}/"
+        # Graph's stand-in knows the user from any tenant's token.
+        me = http_session.get(f"{standin.graph_base_url}/me", headers=bearer(body["access_token"]))
+        assert me.status_code == 200 and me.json()["id"] == user.oid
+        # And a refresh keeps the tenant.
+        refreshed = http_session.post(f"{base}/organizations/oauth2/v2.0/token", data={
+            "grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "refresh_token": body["refresh_token"], "scope": SIGN_IN})
+        assert claims_of(refreshed.json()["id_token"])["tid"] == tid
+
+
+def test_a_guest_gets_the_resource_tenants_tokens_and_keeps_its_home_account(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    """A B2B guest signing in at the resource tenant's authority: `tid`, `iss` and `oid` are the
+    resource tenant's (its guest object), `idp` names the home tenant, and client_info (MSAL's
+    home_account_id) the HOME account."""
+    with_tenants(standin)
+    guest_oid = standin.add_guest(FRED.username, standin.tenant_id)
+    with pytest.raises(ValueError):
+        standin.add_guest(FRED.username, FABRIKAM)  # a member there, not a guest
+    body = sign_in_at(standin, new_browser(), http_session, standin.tenant_id, FRED.username)
+    id_token = claims_of(body["id_token"])
+    tid = standin.tenant_id
+    assert (id_token["tid"], id_token["iss"], id_token["oid"]) == (
+        tid, standin.issuer_of(tid), guest_oid)
+    assert id_token["idp"] == f"https://sts.windows.net/{FABRIKAM}/"
+    assert client_info_of(body) == {"uid": FRED.oid, "utid": FABRIKAM}
+    access = claims_of(body["access_token"])
+    assert (access["tid"], access["oid"]) == (tid, guest_oid)
+    me = http_session.get(f"{standin.graph_base_url}/me", headers=bearer(body["access_token"]))
+    assert me.json()["id"] == guest_oid
+    assert me.json()["userPrincipalName"] == "fred_fabrikam.test#EXT#@contoso.test"
+    # At `organizations` the same user is a member of their home tenant.
+    home = claims_of(sign_in_at(standin, new_browser(), http_session, "organizations",
+                                FRED.username)["id_token"])
+    assert (home["tid"], home["oid"]) == (FABRIKAM, FRED.oid) and "idp" not in home
+
+
+def test_users_the_tenant_or_the_app_may_not_serve_are_refused_as_entra_does(
+        standin: StandIn, new_browser: Callable[[], Browser],
+        http_session: requests.Session) -> None:
+    """AADSTS50020 (an account that is neither a member nor a guest of the authority's tenant,
+    or of a single-tenant app's tenant): on the provider's own page, no redirect. AADSTS50194
+    (a single-tenant app at `organizations`/`common`): sent back to the app, state and all.
+    AADSTS700016: a single-tenant app at another tenant's authority, on the provider's page."""
+    with_tenants(standin)
+    base = standin.base_url
+    # A multi-tenant app: Nina is no member or guest of the stand-in's own tenant.
+    browser = new_browser()
+    page = browser.get(authorize_url(standin, challenge=pkce_pair()[1]))
+    refused = browser.sign_in(page, NINA.username, follow=False)
+    assert refused.status_code == 400 and "AADSTS50020" in refused.text
+    assert not refused.is_redirect and not parse_forms(refused)
+    assert f"https://sts.windows.net/{NORTHWIND}/" in refused.text
+    # ... once a guest there, she may.
+    standin.add_guest(NINA.username, standin.tenant_id)
+    assert claims_of(sign_in_at(standin, new_browser(), http_session, standin.tenant_id,
+                                NINA.username)["id_token"])["idp"].endswith(f"/{NORTHWIND}/")
+
+    single, single_secret = "5191e000-0000-4000-8000-000000005191", "single-secret"
+    standin.register_client(single, single_secret, [REDIRECT_URI], display_name="Contoso Only",
+                            sign_in_audience="AzureADMyOrg")
+    with pytest.raises(ValueError):
+        standin.register_client(single, None, [REDIRECT_URI], sign_in_audience="AzureADMy0rg")
+    for generic in ("organizations", "common"):
+        answer = new_browser().get(authorize_url(
+            standin, client_id=single, challenge=pkce_pair()[1], response_mode="query",
+            authority=f"{base}/{generic}"), allow_redirects=False)
+        assert answer.status_code in (302, 303), answer.text
+        query = auth_response(answer)
+        assert query["error"] == "invalid_request" and query["state"] == "st4te"
+        assert query["error_description"].startswith("AADSTS50194: ")
+    other = new_browser().get(authorize_url(standin, client_id=single, challenge=pkce_pair()[1],
+                                            authority=f"{base}/{FABRIKAM}"))
+    assert other.status_code == 400 and "AADSTS700016" in other.text
+    # Fred's home tenant is not the app's: 50020, even with the app's own authority ...
+    browser = new_browser()
+    page = browser.get(authorize_url(standin, client_id=single, challenge=pkce_pair()[1]))
+    refused = browser.sign_in(page, FRED.username, follow=False)
+    assert refused.status_code == 400 and "AADSTS50020" in refused.text
+    # ... while the tenant's own users and guests sign in.
+    for username in (ALICE, NINA.username):
+        sign_in_at(standin, new_browser(), http_session, standin.tenant_id, username,
+                   client_id=single, secret=single_secret)

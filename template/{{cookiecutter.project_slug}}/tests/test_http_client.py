@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+import trustme
 
 from {{ cookiecutter.package_name }}.core.downstream import ApiResponse, claims_challenge
 from {{ cookiecutter.package_name }}.core.http import (
@@ -25,6 +26,8 @@ from {{ cookiecutter.package_name }}.core.http import (
     OutboundSession,
     build_session,
 )
+
+from tests.servers import stop_serving
 
 DEADLINE = 1.0
 # How much later than its deadline a cut call may end on a loaded machine (scheduling delays; the
@@ -150,14 +153,13 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler],
     server.tls = tls
     scheme = "https" if tls else "http"
     server.site = Site(f"{scheme}://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield server.site
     finally:
         server.site.stop.set()
-        server.shutdown()
+        stop_serving(server)
         server.server_close()
         thread.join(5)
 
@@ -434,6 +436,67 @@ def test_ca_bundle_from_the_environment_given_at_build_time(
         assert extra.get(tls_site.url("/g"), verify=True).status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             not_trusting.get(tls_site.url("/g"))
+
+
+class _ClosingHandler(_Handler):
+    """Closes each connection after its answer: every call opens a new one."""
+
+    def end_headers(self) -> None:
+        self.close_connection = True
+        self.send_header("Connection", "close")
+        super().end_headers()
+
+
+def _tls_server(tls_ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    """A server TLS context with a certificate from the tests' CA for `names` alone."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+def test_the_trust_store_is_read_once_for_all_new_connections(
+        tls_context: ssl.SSLContext, ca_bundle_path: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each new connection verified against a CA file read anew cost ~20 ms of CPU (certifi's
+    # bundle); the session reads its trust store into one TLS context, on first use.
+    reads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        reads.append(args or kwargs)
+        load(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    with serve(_ClosingHandler, tls_context) as tls_site:
+        extra = build_session(Path(ca_bundle_path), environ={})
+        from_environment = build_session(None, environ={"REQUESTS_CA_BUNDLE": ca_bundle_path})
+        for session in (extra, from_environment):
+            for _ in range(4):
+                assert session.get(tls_site.url("/g")).status_code == 200
+    assert len(set(tls_site.ports)) == 8  # every call on a new connection
+    assert len(reads) == 2  # once per session
+
+
+@pytest.mark.parametrize("names", [("elsewhere.test",), ("localhost",)],
+                         ids=["another-host-name", "another-host-name-same-ip"])
+def test_a_certificate_for_another_host_name_is_refused(
+        names: tuple[str, ...], tls_ca: trustme.CA, ca_bundle_path: str) -> None:
+    # The CA is trusted; the certificate names another host than the URL's (127.0.0.1).
+    with serve(_Handler, _tls_server(tls_ca, *names)) as tls_site:
+        session = build_session(Path(ca_bundle_path), environ={})
+        with pytest.raises(requests.exceptions.SSLError, match="match|mismatch"):
+            session.get(tls_site.url("/g"))
+        assert not tls_site.seen
+
+
+def test_a_certificate_from_an_untrusted_ca_is_refused(ca_bundle_path: str) -> None:
+    with serve(_Handler, _tls_server(trustme.CA(), "127.0.0.1")) as tls_site:
+        for session in (build_session(Path(ca_bundle_path), environ={}),
+                        build_session(None, environ={"REQUESTS_CA_BUNDLE": ca_bundle_path}),
+                        build_session(None, environ={})):
+            with pytest.raises(requests.exceptions.SSLError, match="verify failed"):
+                session.get(tls_site.url("/g"))
+        assert not tls_site.seen
 
 
 @pytest.mark.parametrize(("header", "expected"), [

@@ -147,14 +147,19 @@ class Relay:
     def _requests(self, link: Link) -> None:
         with contextlib.suppress(OSError):
             while data := link.client.recv(65536):
-                if link.fate == "reset":
+                # Read once per request: the test may doom the link as soon as the server has
+                # answered this request, before this thread has got past it; a second look
+                # would then take this request for the doomed one (and wait for an answer
+                # that was relayed already, with the next request left unread).
+                fate = link.fate
+                if fate == "reset":
                     break
-                if link.fate == "lose":
+                if fate == "lose":
                     link.mute = True
                 with self._guard:
                     self.to_server += len(data)
                 link.upstream.sendall(data)
-                if link.fate == "lose":
+                if fate == "lose":
                     link.answered.wait(10)  # the server has run it (its answer is dropped)
                     break
         link.reset()

@@ -28,11 +28,20 @@ _GUID = re.compile(r"^[0-9A-Fa-f-]{36}$")
 # 65001 once an interactive sign-in has not fixed it).
 ADMIN_CONSENT_CODES = frozenset({65001, 90093, 90094})
 
+# A log line's room for an error answer: what SignInError keeps of its detail (errors.loggable).
+LOG_LIMIT = 500
+
 # The fix of the common mistakes, for the log (the operator) and, where the user can act, the
 # page. Codes from Microsoft's AADSTS error reference.
 FIXES: dict[int, str] = {
     50011: "the redirect URI is not registered: add REDIRECT_URI exactly (scheme, host, port, "
            "path) under Authentication > Web in the app registration",
+    50020: "the account is neither a member nor a guest of the tenant it signed in to: invite "
+           "it as a guest of that tenant, or make the registration multi-tenant and set "
+           "AUTHORITY to organizations",
+    50194: "the registration is single-tenant but AUTHORITY is organizations or common: set "
+           "AUTHORITY to the tenant's own authority, or make the registration multi-tenant "
+           "(Authentication > Supported account types)",
     65001: "the permission was not consented: an administrator can grant consent for the "
            "organization (Enterprise applications > Permissions), or the user signs in again "
            "and consents",
@@ -98,17 +107,18 @@ class ProviderError:
     def needs_admin_consent(self) -> bool:
         return any(code in ADMIN_CONSENT_CODES for code in self.codes)
 
-    def for_log(self) -> str:
-        """One log line's worth: the error, what it says, the reference and the fix (all
-        escaped)."""
-        text = loggable(self.error or "error")
-        if self.summary:
-            text += f": {loggable(self.summary, 300)}"
-        if self.reference:
-            text += f" ({self.reference})"
+    def for_log(self, limit: int = LOG_LIMIT) -> str:
+        """One log line's worth, at most `limit` characters: the error, what it says, the
+        reference and the fix (all escaped). What the provider says gives way to the
+        reference and the fix, which are what the operator acts on."""
+        head = loggable(self.error or "error")
+        tail = f" ({self.reference})" if self.reference else ""
         if self.fix:
-            text += f"; fix: {self.fix}"
-        return text
+            tail += f"; fix: {self.fix}"
+        if self.summary:
+            room = limit - len(head) - len(tail) - len(": ...")
+            head += f": {loggable(self.summary, max(room, 60))}"
+        return head + tail
 
 
 def admin_consent_url(authority: str, client_id: str, scopes: list[str], redirect_uri: str
