@@ -33,7 +33,9 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "apis": ("0", "1", "2", "3"),  # number of custom (non-Graph) APIs
     "graph": ("yes", "no"),
     "sign_in": ("graph", "custom", "none"),
-    "authority": ("tenant", "organizations", "common", "oidc"),
+    # An Entra tenant (a sovereign cloud's instance rotates in), multi-tenant Entra, another
+    # OpenID Connect provider, Azure AD B2C and Microsoft Entra External ID.
+    "authority": ("tenant", "organizations", "common", "oidc", "b2c", "external_id"),
     "cache": R.CACHE_BACKENDS,
     "redirect": ("default", "unusual"),
     "framework": R.FRAMEWORKS,
@@ -49,13 +51,16 @@ Pair = tuple[tuple[str, str], tuple[str, str]]  # ((factor, value), (factor, val
 
 def row_is_valid(row: Row) -> bool:
     """The hook's rules, as far as the factors see them: sign_in_api must be a configured API,
-    and a managed identity's assertion and groups are for Entra ID only."""
+    a managed identity's assertion and groups are for Entra ID only, and Azure AD B2C has no
+    Microsoft Graph."""
     values = dict(zip(FACTORS, row, strict=True))
     if values["sign_in"] == "graph" and values["graph"] == "no":
         return False
-    if values["credential"] == "managed_identity" and values["authority"] == "oidc":
+    if values["credential"] == "managed_identity" and values["authority"] in ("oidc", "b2c"):
         return False
-    if values["authorization"] in ("groups", "both") and values["authority"] == "oidc":
+    if values["authorization"] in ("groups", "both") and values["authority"] in ("oidc", "b2c"):
+        return False
+    if values["graph"] == "yes" and values["authority"] == "b2c":
         return False
     return not (values["sign_in"] == "custom" and values["apis"] == "0")
 
@@ -85,7 +90,7 @@ def row_of_spec(spec: dict[str, Any]) -> Row | None:
     sign_in = spec.get("sign_in_api", R.GRAPH if R.GRAPH in apis else "")
     authority = spec["authority"]
     tenant = authority.get("tenant", R.DEFAULT_TENANT)
-    kind = ("oidc" if authority["kind"] == "oidc" else
+    kind = (authority["kind"] if authority["kind"] in ("oidc", "b2c", "external_id") else
             tenant if tenant in ("organizations", "common") else
             None if tenant == "consumers" else "tenant")
     redirect = spec.get("redirect_path", R.DEFAULT_REDIRECT_PATH)
@@ -115,31 +120,39 @@ def example_rows() -> list[Row]:
 
 # The covering rows: found once by `search` (`python tests/shapes.py` prints a new set) and kept
 # here, so that collecting the bakes costs nothing and the shape ids never move. They need the
-# lower bound of rows (`lower_bound`: 17, as the examples cover 3 of the 20 (apis, credential),
-# (cache, credential) and (credential, authorization) pairs, each row holding one of each), which
-# a randomized search finds in seconds to minutes: too slow for every test worker to repeat.
+# lower bound of rows (`lower_bound`: 25, as the examples cover 3 of the 28 (authority,
+# credential) pairs the rules allow, each row holding one), which a randomized search finds in
+# seconds to minutes: too slow for every test worker to repeat.
 # tests/test_shapes.py checks that they, with the examples, cover every valid pair.
 COVERING_ROWS: tuple[Row, ...] = (
-    ("3", "yes", "custom", "tenant", "sql", "default", "fastapi", "secret", "roles"),
-    ("2", "yes", "graph", "tenant", "memory", "default", "django", "token_file", "groups"),
-    ("0", "no", "none", "common", "filesystem", "unusual", "flask", "token_file", "roles"),
-    ("3", "yes", "graph", "common", "memory", "default", "flask", "managed_identity", "none"),
-    ("3", "no", "custom", "organizations", "redis", "unusual", "django", "token_file", "both"),
-    ("2", "no", "none", "common", "redis", "unusual", "fastapi", "secret", "groups"),
-    ("1", "yes", "custom", "common", "sql", "default", "django", "certificate", "both"),
-    ("3", "yes", "graph", "oidc", "redis", "default", "django", "callable", "roles"),
-    ("0", "yes", "graph", "organizations", "sql", "unusual", "fastapi", "managed_identity",
-     "groups"),
-    ("1", "no", "custom", "organizations", "redis", "default", "flask", "managed_identity",
-     "roles"),
-    ("2", "yes", "none", "tenant", "filesystem", "default", "django", "managed_identity", "both"),
-    ("2", "no", "custom", "organizations", "sql", "unusual", "flask", "callable", "none"),
-    ("3", "no", "none", "organizations", "filesystem", "unusual", "fastapi", "certificate",
-     "groups"),
-    ("0", "no", "none", "common", "memory", "default", "fastapi", "callable", "both"),
-    ("1", "no", "custom", "tenant", "filesystem", "unusual", "flask", "callable", "groups"),
-    ("2", "no", "custom", "oidc", "memory", "unusual", "flask", "certificate", "roles"),
-    ("0", "yes", "graph", "oidc", "filesystem", "unusual", "django", "secret", "none"),
+    ('2', 'no', 'custom', 'common', 'sql', 'unusual', 'fastapi', 'certificate', 'both'),
+    ('3', 'no', 'custom', 'oidc', 'memory', 'default', 'django', 'certificate', 'none'),
+    ('0', 'yes', 'graph', 'oidc', 'filesystem', 'unusual', 'flask', 'secret', 'roles'),
+    ('3', 'no', 'none', 'b2c', 'redis', 'unusual', 'fastapi', 'secret', 'none'),
+    ('3', 'yes', 'graph', 'external_id', 'sql', 'default', 'django', 'callable', 'none'),
+    ('3', 'yes', 'custom', 'tenant', 'redis', 'unusual', 'fastapi', 'callable', 'both'),
+    ('2', 'no', 'none', 'tenant', 'sql', 'unusual', 'flask', 'secret', 'groups'),
+    ('3', 'yes', 'custom', 'external_id', 'redis', 'default', 'django',
+     'managed_identity', 'roles'),
+    ('2', 'yes', 'graph', 'organizations', 'filesystem', 'unusual', 'fastapi',
+     'managed_identity', 'none'),
+    ('2', 'yes', 'none', 'oidc', 'redis', 'default', 'flask', 'callable', 'roles'),
+    ('3', 'no', 'none', 'common', 'filesystem', 'unusual', 'django', 'secret', 'none'),
+    ('1', 'no', 'custom', 'b2c', 'memory', 'default', 'django', 'certificate', 'roles'),
+    ('0', 'no', 'none', 'common', 'sql', 'unusual', 'flask', 'managed_identity', 'both'),
+    ('0', 'yes', 'graph', 'common', 'memory', 'default', 'django', 'callable', 'groups'),
+    ('0', 'no', 'none', 'organizations', 'memory', 'default', 'flask', 'certificate', 'roles'),
+    ('1', 'yes', 'graph', 'organizations', 'sql', 'default', 'django', 'callable', 'groups'),
+    ('0', 'no', 'none', 'external_id', 'filesystem', 'default', 'fastapi',
+     'certificate', 'groups'),
+    ('1', 'no', 'none', 'common', 'redis', 'default', 'fastapi', 'token_file', 'roles'),
+    ('3', 'no', 'custom', 'tenant', 'filesystem', 'default', 'django', 'token_file', 'roles'),
+    ('2', 'yes', 'graph', 'external_id', 'memory', 'default', 'django', 'token_file', 'both'),
+    ('3', 'yes', 'custom', 'organizations', 'redis', 'default', 'flask', 'token_file', 'groups'),
+    ('2', 'no', 'none', 'b2c', 'filesystem', 'unusual', 'flask', 'callable', 'none'),
+    ('0', 'no', 'none', 'b2c', 'sql', 'default', 'flask', 'token_file', 'roles'),
+    ('1', 'yes', 'custom', 'external_id', 'filesystem', 'unusual', 'flask', 'secret', 'both'),
+    ('1', 'yes', 'graph', 'tenant', 'memory', 'unusual', 'fastapi', 'managed_identity', 'groups'),
 )
 
 
@@ -228,6 +241,20 @@ API_NAMES: tuple[str, ...] = (
 TENANTS: tuple[str, ...] = ("0b2e6b5c-6d0e-4e8a-9a41-5f3f0c7d2a11", "fabrikam.onmicrosoft.com")
 INSTANCES: tuple[str | None, ...] = (None, "https://login.microsoftonline.com/",
                                      "https://login.microsoftonline.us")
+# Azure AD B2C: every user flow, the sign-up and sign-in one only, a custom domain with the
+# tenant id and custom policies. External ID: the path-less ciamlogin.com form, with the tenant
+# id (its path form).
+B2C_AUTHORITIES: tuple[dict[str, str], ...] = (
+    {"tenant": "contoso.onmicrosoft.com", "sign_up_sign_in": "B2C_1_signupsignin",
+     "password_reset": "B2C_1_passwordreset", "profile_edit": "B2C_1_profileedit"},
+    {"tenant": "fabrikamb2c", "sign_up_sign_in": "B2C_1_susi"},
+    {"tenant": "0b2e6b5c-6d0e-4e8a-9a41-5f3f0c7d2a11", "domain": "login.contoso.com",
+     "sign_up_sign_in": "B2C_1A_signup_signin", "profile_edit": "B2C_1A_ProfileEdit"},
+)
+EXTERNAL_ID_AUTHORITIES: tuple[dict[str, str], ...] = (
+    {"tenant": "contoso"},
+    {"tenant": "fabrikam.onmicrosoft.com", "tenant_id": "0b2e6b5c-6d0e-4e8a-9a41-5f3f0c7d2a11"},
+)
 ISSUERS: tuple[str, ...] = ("https://id.example.com/realms/acme",
                             "https://login.example.org/oauth2/default",
                             "https://sso.example.net:8443/auth/realms/a-b_c")
@@ -313,6 +340,11 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
         spec["authority"] = {"kind": "oidc", "issuer": ISSUERS[index % len(ISSUERS)]}
         if index % 2:
             spec["client_id"] = f"portal-{index}"
+    elif kind in ("b2c", "external_id"):
+        forms = B2C_AUTHORITIES if kind == "b2c" else EXTERNAL_ID_AUTHORITIES
+        spec["authority"] = {"kind": kind, **forms[index % len(forms)]}
+        if index % 2:
+            spec["client_id"] = GUIDS[index % len(GUIDS)]
     else:
         tenant = TENANTS[index % len(TENANTS)] if kind == "tenant" else kind
         authority: dict[str, Any] = {"kind": "entra", "tenant": tenant}
@@ -428,10 +460,13 @@ def custom_scopes(draw: st.DrawFn) -> list[str]:
 
 @st.composite
 def authorities(draw: st.DrawFn) -> dict[str, Any]:
-    if draw(st.booleans()):
+    kind = draw(st.sampled_from(["entra", "entra", "oidc", "b2c", "external_id"]))
+    if kind == "oidc":
         issuer = draw(st.builds(lambda h, p: f"https://{h}/{p}", hosts,
                                 st.from_regex(r"[a-z0-9]+(/[a-z0-9._-]+){0,2}", fullmatch=True)))
         return {"kind": "oidc", "issuer": issuer}
+    if kind in ("b2c", "external_id"):
+        return draw(customer_authorities(kind))
     authority: dict[str, Any] = {"kind": "entra"}
     tenant = draw(st.one_of(st.none(), st.sampled_from(R.TENANT_KEYWORDS), guids,
                             hosts.filter(lambda h: bool(R.DOMAIN_RE.match(h)))))
@@ -445,6 +480,36 @@ def authorities(draw: st.DrawFn) -> dict[str, Any]:
     return authority
 
 
+tenant_names = st.from_regex(r"[a-z][a-z0-9]{1,12}", fullmatch=True).filter(
+    lambda n: n not in R.TENANT_KEYWORDS)
+user_flows = st.from_regex(r"B2C_1A?_[A-Za-z0-9_.-]{1,20}", fullmatch=True)
+
+
+@st.composite
+def customer_authorities(draw: st.DrawFn, kind: str) -> dict[str, Any]:
+    """Any valid Azure AD B2C or External ID authority (docs/spec.md)."""
+    name = draw(tenant_names)
+    domain = draw(st.one_of(st.none(), hosts.filter(
+        lambda h: bool(R.DOMAIN_RE.match(h)) and not h.endswith((".ciamlogin.com",
+                                                                  ".b2clogin.com")))))
+    authority: dict[str, Any] = {"kind": kind}
+    if kind == "b2c":
+        tenant = draw(st.sampled_from([name, f"{name}.onmicrosoft.com"]))
+        authority["tenant"] = draw(guids) if domain and draw(st.booleans()) else tenant
+        flows = draw(st.lists(user_flows, min_size=3, max_size=3, unique_by=str.lower))
+        authority["sign_up_sign_in"] = flows[0]
+        for field, flow in (("password_reset", flows[1]), ("profile_edit", flows[2])):
+            if draw(st.booleans()):
+                authority[field] = flow
+    else:
+        authority["tenant"] = draw(st.sampled_from([name, f"{name}.onmicrosoft.com"]))
+        if domain or draw(st.booleans()):
+            authority["tenant_id"] = draw(guids)
+    if domain:
+        authority["domain"] = domain
+    return authority
+
+
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     """Any valid spec the schema allows (docs/spec.md), built field by field."""
@@ -452,12 +517,12 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
                             "framework": draw(st.sampled_from(R.FRAMEWORKS))}
     spec["authority"] = draw(authorities())
     if draw(st.booleans()):
-        spec["client_id"] = draw(guids if spec["authority"]["kind"] == "entra"
+        spec["client_id"] = draw(guids if spec["authority"]["kind"] != "oidc"
                                  else st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))
     spec["credential"] = draw(credentials(spec["authority"]["kind"]))
     spec["cache"] = {"backend": draw(st.sampled_from(R.CACHE_BACKENDS))}
     apis: dict[str, Any] = {}
-    if draw(st.booleans()):
+    if spec["authority"]["kind"] != "b2c" and draw(st.booleans()):  # B2C: no Graph
         graph: dict[str, Any] = {}
         # Microsoft Graph of the instance's cloud (the global one for oidc).
         root = R.graph_roots(spec["authority"].get("instance", R.DEFAULT_INSTANCE))[0]
@@ -509,10 +574,11 @@ def authorizations(draw: st.DrawFn, authority_kind: str) -> dict[str, Any] | Non
     if form == "none":
         return draw(st.sampled_from([None, {}, {"roles": []}]))
     section: dict[str, Any] = {}
-    if form in ("roles", "both") or authority_kind != "entra":
+    groups = authority_kind in ("entra", "external_id")
+    if form in ("roles", "both") or not groups:
         section["roles"] = draw(st.lists(role_values, min_size=1, max_size=4,
                                          unique_by=str.lower))
-    if form in ("groups", "both") and authority_kind == "entra":
+    if form in ("groups", "both") and groups:
         names = draw(st.lists(group_names, min_size=1, max_size=4, unique=True))
         any_case = st.tuples(guids, st.booleans()).map(lambda g: g[0].upper() if g[1] else g[0])
         ids = draw(st.lists(any_case, min_size=len(names), max_size=len(names),
@@ -542,7 +608,7 @@ def credentials(draw: st.DrawFn, authority_kind: str) -> dict[str, Any]:
             credential["x5c"] = draw(st.sampled_from(R.X5C_CHOICES))
     elif kind == "assertion":
         sources = [s for s in R.ASSERTION_SOURCES
-                   if not (s == "managed_identity" and authority_kind == "oidc")]
+                   if not (s == "managed_identity" and authority_kind in ("oidc", "b2c"))]
         source = credential["source"] = draw(st.sampled_from(sources))
         if source == "token_file" and draw(st.booleans()):
             credential["token_file"] = draw(paths)

@@ -45,15 +45,22 @@ def test_every_valid_pair_of_option_values_is_baked() -> None:
         "examples/, make a new COVERING_ROWS with `python tests/shapes.py`")
     # The only pairs left out are those the rules forbid: sign-in with an API that is not there,
     # a managed identity's assertion or groups with another OpenID Connect provider.
+    # Azure AD B2C has no Microsoft Graph (sign-in with it either), no groups and no managed
+    # identity.
     assert impossible == {(("apis", "0"), ("sign_in", "custom")),
                           (("graph", "no"), ("sign_in", "graph")),
                           (("authority", "oidc"), ("credential", "managed_identity")),
                           (("authority", "oidc"), ("authorization", "groups")),
-                          (("authority", "oidc"), ("authorization", "both"))}
+                          (("authority", "oidc"), ("authorization", "both")),
+                          (("graph", "yes"), ("authority", "b2c")),
+                          (("sign_in", "graph"), ("authority", "b2c")),
+                          (("authority", "b2c"), ("credential", "managed_identity")),
+                          (("authority", "b2c"), ("authorization", "groups")),
+                          (("authority", "b2c"), ("authorization", "both"))}
     assert all(row is not None and row_is_valid(row) for row in rows)
-    # Each row is a bake of about half a minute: no more than the lower bound, the 4 x 5
-    # (apis, credential) pairs (and as many (cache, credential) and (credential, authorization)).
-    assert len(rows) == len(FACTORS["apis"]) * len(FACTORS["credential"])
+    # Each row is a bake of about half a minute: no more than the lower bound, the 6 x 5
+    # (authority, credential) pairs less the 2 the rules forbid.
+    assert len(rows) == len(FACTORS["authority"]) * len(FACTORS["credential"]) - 2
     assert len(pairwise_shapes()) == lower_bound(uncovered_pairs(example_rows()))
     assert len(example_rows()) == len(EXAMPLES)  # each example counts
 
@@ -106,7 +113,8 @@ def test_every_shape_is_a_valid_spec_with_its_options() -> None:
             values["sign_in"], ctx["sign_in_api"])
         if values["sign_in"] == "custom":
             assert ctx["sign_in_api"] in ctx["downstream_apis"]
-        assert ctx["authority_kind"] == ("oidc" if values["authority"] == "oidc" else "entra")
+        assert ctx["authority_kind"] == (values["authority"] if values["authority"] in (
+            "oidc", "b2c", "external_id") else "entra")
         if values["authority"] in ("organizations", "common"):
             assert ctx["entra_tenant"] == values["authority"]
         assert ctx["cache_backend"] == values["cache"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from msal_webapp_rules.schema import (
     ASSERTION_SOURCES,
+    AUTHORITY_OPTION_KEYS,
     CREDENTIAL_VARIABLES,
     DEFAULT_GRAPH_SCOPES,
     DEFAULT_GROUPS_OVERAGE,
@@ -61,8 +62,10 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
         "framework": spec["framework"],
         "authority_kind": kind,
         "entra_instance": instance,
-        "entra_tenant": auth.get("tenant", DEFAULT_TENANT) if kind == "entra" else DEFAULT_TENANT,
+        "entra_tenant": auth.get("tenant", DEFAULT_TENANT) if kind != "oidc" else DEFAULT_TENANT,
         "oidc_issuer": auth["issuer"] if kind == "oidc" else "",
+        # b2c and external_id: their fields besides kind and tenant (authorities.py).
+        "authority_options": {key: auth[key] for key in AUTHORITY_OPTION_KEYS if key in auth},
         "client_id": spec.get("client_id") or "",
         "credential_kind": cred["kind"],
         "assertion_source": cred["source"] if assertion else ASSERTION_SOURCES[0],

@@ -18,6 +18,7 @@ import os
 from jinja2 import Environment
 from jinja2.ext import Extension
 
+from msal_webapp_rules.authorities import context_urls
 from msal_webapp_rules.schema import GRAPH_ROOTS, default_graph_base_url, env_file_problem
 
 GLOBAL_NAME = "msal_webapp_template_dir"
@@ -38,6 +39,8 @@ class TemplateDirectory(Extension):
         environment.globals[GLOBAL_NAME] = template_dir_now
         environment.filters["env_quoted"] = env_quoted
         environment.filters["graph_base_url"] = default_graph_base_url
+        # A b2c or external_id authority's URLs (authorities.py), from the whole context.
+        environment.filters["authority_urls"] = context_urls
         # Graph's roots by sign-in host, for core/settings.py (one table for rules and app).
         environment.globals["graph_roots_by_host"] = GRAPH_ROOTS
 

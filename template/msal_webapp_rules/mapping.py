@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from msal_webapp_rules import authorities
 from msal_webapp_rules.report import show, type_name, unknown_key
 from msal_webapp_rules.schema import (
     ASSERTION_SOURCES,
@@ -80,7 +81,20 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
     tenant = ctx.get("entra_tenant", DEFAULT_TENANT)
     instance = ctx.get("entra_instance", DEFAULT_INSTANCE)
     issuer = ctx.get("oidc_issuer", "")
-    if kind == "oidc":
+    options, options_as_text = _context_mapping(
+        ctx, "authority_options", "the authority's other fields",
+        '{"sign_up_sign_in": "B2C_1_signupsignin"}', problems)
+    if kind in authorities.OPTIONS:
+        problems += authorities.options_problems(kind, options)
+        authority["tenant"] = tenant
+        authority.update(options)
+        if instance not in ("", DEFAULT_INSTANCE):
+            authority["instance"] = instance
+        if issuer not in ("", None):
+            authority["issuer"] = issuer
+    elif options:
+        problems += authorities.options_problems(kind, options)
+    elif kind == "oidc":
         if issuer not in ("", None):
             authority["issuer"] = issuer
         if tenant not in ("", DEFAULT_TENANT):
@@ -142,6 +156,8 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
         problems.append(JSON_STRING_FIX)
     if defaults_as_text and not JSON_STRING_RENDERS:
         problems.append(JSON_STRING_FIX.replace("downstream_apis", "credential_defaults", 1))
+    if options_as_text and not JSON_STRING_RENDERS:
+        problems.append(JSON_STRING_FIX.replace("downstream_apis", "authority_options", 1))
     if authorization_as_text and not JSON_STRING_RENDERS:
         problems.append(JSON_STRING_FIX.replace("downstream_apis", "authorization", 1))
 

@@ -18,6 +18,7 @@ __all__ = [
     "ASSERTION_SOURCES",
     "AUTHORIZATION_KEYS",
     "AUTHORITY_KEYS",
+    "AUTHORITY_OPTION_KEYS",
     "AUTHORITY_KINDS",
     "CACHE_BACKENDS",
     "CALLABLE_EXAMPLE",
@@ -90,7 +91,7 @@ __all__ = [
 
 # --- choices: the one list of each (cookiecutter.json mirrors them; a test keeps them equal) ---
 FRAMEWORKS: tuple[str, ...] = ("flask", "django", "fastapi")
-AUTHORITY_KINDS: tuple[str, ...] = ("entra", "oidc")
+AUTHORITY_KINDS: tuple[str, ...] = ("entra", "oidc", "b2c", "external_id")
 CREDENTIAL_KINDS: tuple[str, ...] = ("secret", "certificate", "assertion")
 ASSERTION_SOURCES: tuple[str, ...] = ("token_file", "managed_identity", "callable")
 X5C_CHOICES: tuple[str, ...] = ("leaf", "chain", "none")
@@ -135,8 +136,9 @@ DEFAULT_GRAPH_SCOPES: tuple[str, ...] = ("User.Read",)
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 TENANT_KEYWORDS: tuple[str, ...] = ("organizations", "common", "consumers")
 # "/logout/frontchannel": the front-channel logout URL's default path (core/settings.py).
+# "/edit-profile": Azure AD B2C's profile-edit user flow (authority.kind b2c).
 APP_ROUTES: tuple[str, ...] = ("/", "/login", "/logout", "/logout/frontchannel", "/profile", "/api",
-                               "/static")
+                               "/static", "/edit-profile")
 APP_ROUTE_PREFIXES: tuple[str, ...] = ("/api/", "/static/")
 # Top-level imports the generated app and its tests need; a package with one of these names
 # would shadow it. Standard-library module names are refused as well (sys.stdlib_module_names).
@@ -160,7 +162,13 @@ REQUIRED_TOP_KEYS: tuple[str, ...] = (
 AUTHORITY_KEYS: dict[str, tuple[str, ...]] = {
     "entra": ("kind", "tenant", "instance"),
     "oidc": ("kind", "issuer"),
+    # authorities.py checks these and makes their URLs.
+    "b2c": ("kind", "tenant", "domain", "sign_up_sign_in", "password_reset", "profile_edit"),
+    "external_id": ("kind", "tenant", "domain", "tenant_id"),
 }
+# The authority fields the context carries in `authority_options` (b2c and external_id).
+AUTHORITY_OPTION_KEYS: tuple[str, ...] = ("domain", "sign_up_sign_in", "password_reset",
+                                          "profile_edit", "tenant_id")
 API_KEYS: tuple[str, ...] = ("base_url", "scopes")
 # credential: the keys of each kind besides `kind`. Of an assertion's, `token_file`,
 # `managed_identity` and `callable` each belong to the source of the same name.
@@ -208,7 +216,8 @@ CREDENTIAL_VARIABLES: dict[str, str] = {
 # Keys of template/cookiecutter.json (a test keeps them equal).
 CONTEXT_KEYS: tuple[str, ...] = (
     "project_name", "project_slug", "package_name", "framework", "authority_kind",
-    "entra_instance", "entra_tenant", "oidc_issuer", "client_id", "credential_kind",
+    "entra_instance", "entra_tenant", "oidc_issuer", "authority_options", "client_id",
+    "credential_kind",
     "assertion_source", "assertion_callable", "credential_defaults", "cache_backend",
     "call_graph", "graph_scopes", "graph_base_url", "downstream_apis", "sign_in_api",
     "redirect_path", "authorization",
@@ -219,6 +228,7 @@ SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
     ("authority.tenant", "entra_tenant"),
     ("authority.instance", "entra_instance"),
     ("authority.issuer", "oidc_issuer"),
+    *((f"authority.{key}", f"authority_options.{key}") for key in AUTHORITY_OPTION_KEYS),
     ("credential.kind", "credential_kind"),
     ("credential.source", "assertion_source"),
     ("credential.callable", "assertion_callable"),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from msal_webapp_rules import authorities
 from msal_webapp_rules.report import (
     choices,
     is_secret_key,
@@ -212,6 +213,9 @@ def scope_resource(scope: str, graph: tuple[str, ...] = (GRAPH_RESOURCE,)) -> st
     return GRAPH_RESOURCE if resource == GRAPH_APP_ID else resource
 
 
+# The authority kinds of Microsoft's identity platform (Entra app registrations, GUID client ids).
+MICROSOFT_KINDS = ("entra", authorities.B2C, authorities.EXTERNAL_ID)
+
 # Every cloud's Microsoft Graph roots: a full-form scope naming another cloud's Graph is refused.
 ALL_GRAPH_ROOTS = frozenset(root for roots in GRAPH_ROOTS.values() for root in roots)
 
@@ -389,7 +393,9 @@ def _check_authority(spec: dict[str, Any], errors: list[str]) -> str | None:
                           f"{choices(allowed)})")
         else:
             errors.append(unknown_key("authority", key, allowed))
-    if kind == "entra":
+    if kind in (authorities.B2C, authorities.EXTERNAL_ID):
+        authorities.check(kind, auth, errors)
+    elif kind == "entra":
         if "tenant" in auth and _require_str("authority.tenant", auth["tenant"], errors,
                                              "e.g. tenant: organizations"):
             tenant = auth["tenant"]
@@ -483,6 +489,8 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
         return []
     instance = _entra_instance(spec).rstrip("/")
     roots = graph_roots(instance)
+    auth = spec.get("authority")
+    b2c = isinstance(auth, dict) and auth.get("kind") == authorities.B2C
     names: list[str] = []
     for name, path, api in _named_entries(
             "downstream_apis", apis, "API", API_NAME_RE, errors,
@@ -490,6 +498,13 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
             "URL segment and API_<NAME>_BASE_URL)"):
         names.append(name)
         if not _require_mapping(path, api, errors, "e.g. {base_url: https://..., scopes: [...]}"):
+            continue
+        if b2c and name == GRAPH:
+            errors.append(f"{path}: Microsoft Graph cannot be called with authority.kind 'b2c': "
+                          "Azure AD B2C user flows issue no tokens for Microsoft Graph's "
+                          "delegated permissions (only for APIs of your own, registered in the "
+                          "B2C tenant); remove downstream_apis.graph (manage users with an "
+                          "app-only token from a separate app, outside this sign-in)")
             continue
         _check_keys(path, api, API_KEYS, errors)
         graph = roots
@@ -515,6 +530,13 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
             errors.append(f"{path}.base_url: missing; e.g. base_url: https://api.contoso.com/")
         if "scopes" in api:
             _check_scopes(f"{path}.scopes", name, api["scopes"], errors, graph)
+            if b2c and isinstance(api["scopes"], list) and any(
+                    isinstance(s, str) and "/" in s and scope_resource(s, graph) == GRAPH_RESOURCE
+                    for s in api["scopes"]):
+                errors.append(f"{path}.scopes: Microsoft Graph scopes cannot be had with "
+                              "authority.kind 'b2c' (B2C user flows issue no Graph delegated "
+                              "tokens); use the scopes of an API registered in the B2C tenant, "
+                              "e.g. 'https://contoso.onmicrosoft.com/tasks-api/tasks.read'")
         elif name != GRAPH:
             errors.append(f"{path}.scopes: missing; e.g. scopes: ['api://<app-id>/.default']")
     return names
@@ -579,11 +601,12 @@ def _check_credential(cred: Any, authority_kind: str | None, errors: list[str]) 
                           f"allowed: {choices(ASSERTION_SOURCES)}")
         elif _check_choice("credential.source", cred["source"], ASSERTION_SOURCES, errors):
             source = cred["source"]
-        if source == "managed_identity" and authority_kind == "oidc":
+        if source == "managed_identity" and authority_kind in ("oidc", authorities.B2C):
             errors.append("credential.source: 'managed_identity' needs authority.kind 'entra' "
-                          "(only Entra ID accepts a managed identity's token as the app's "
-                          "credential); with another OpenID Connect provider use 'token_file' "
-                          "or 'callable'")
+                          "or 'external_id' (only Entra ID accepts a managed identity's token as "
+                          "the app's credential, and Azure AD B2C takes no federated "
+                          "credentials); with another provider use 'token_file' or 'callable' "
+                          "where it accepts them, or credential.kind 'secret'")
         for key in ASSERTION_SOURCES:  # each source has the key of its own name
             if key in cred and source is not None and key != source:
                 errors.append(f"credential.{key}: only used when credential.source is {key!r}, "
@@ -722,8 +745,9 @@ def _check_authorization(section: Any, authority_kind: str | None, errors: list[
     groups = section.get("groups")
     if "groups" in section:
         _check_groups(groups, errors)
-        if isinstance(groups, dict) and groups and authority_kind == "oidc":
-            errors.append("authorization.groups: needs authority.kind 'entra': a user's groups "
+        if isinstance(groups, dict) and groups and authority_kind in ("oidc", authorities.B2C):
+            errors.append(f"authorization.groups: needs authority.kind 'entra' (not "
+                          f"{authority_kind!r}): a user's groups "
                           "come from Entra ID's groups claim and Microsoft Graph, which another "
                           "OpenID Connect provider does not have; remove authorization.groups "
                           "(authorization.roles work with any provider that sends a 'roles' "
@@ -774,7 +798,7 @@ def validate_spec(spec: Any) -> list[str]:
     if spec.get("client_id") not in (None, ""):
         cid = spec["client_id"]
         if _require_str("client_id", cid, errors, "quote it"):
-            if kind == "entra" and not is_guid(cid):
+            if kind in MICROSOFT_KINDS and not is_guid(cid):
                 errors.append(f"client_id: {show(cid)} is not an Entra application (client) id; "
                               "allowed: a GUID like 00000000-0000-0000-0000-000000000000, or "
                               "leave it out and set CLIENT_ID in .env later")

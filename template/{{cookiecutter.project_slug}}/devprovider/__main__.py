@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from devprovider import GRAPH_RESOURCE, StandIn, TestUser
+from devprovider.b2c import PASSWORD_RESET, PROFILE_EDIT, SIGN_UP_SIGN_IN
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.core.settings import AppDefaults
@@ -234,6 +235,27 @@ def app_defaults() -> AppDefaults:
     return DEFAULTS
 
 
+def provider_environment(standin: StandIn, defaults: AppDefaults) -> dict[str, str]:
+    """Where the app finds the stand-in: its strict ``/oidc`` provider for an app generated for
+    a generic OpenID Connect provider; for an Azure AD B2C app its B2C mode, with the app's user
+    flows (``b2c.py``); else its Entra endpoints (an External ID app too: its ciamlogin.com host
+    cannot be served locally)."""
+    if defaults.oidc_authority:
+        return {"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority}
+    segments = urlsplit(defaults.authority).path.strip("/").split("/")
+    if len(segments) == 2 and segments[1].lower().startswith("b2c_"):
+        flows = {segments[1]: SIGN_UP_SIGN_IN,
+                 getattr(defaults, "b2c_password_reset_flow", ""): PASSWORD_RESET,
+                 getattr(defaults, "b2c_profile_edit_flow", ""): PROFILE_EDIT}
+        for flow, kind in flows.items():
+            if flow:
+                standin.add_b2c_user_flow(flow, kind)
+        # The user flows return the object id, as the README's registration steps choose.
+        standin.b2c_claims.add("oid")
+        return {"AUTHORITY": standin.b2c_authority(segments[1]), "OIDC_AUTHORITY": ""}
+    return {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""}
+
+
 def other_loopback_site(app_url: str) -> str:
     """The loopback host that is another site than the app's: localhost and 127.0.0.1 are
     different sites to a browser, as login.microsoftonline.com and your app are."""
@@ -265,11 +287,8 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     credential = dev_credential(standin, folder, defaults, secret)
     # An app generated before authorization existed has no such field.
     set_up_authorization(standin, getattr(defaults, "authorization", None) or {})
-    where = ({"AUTHORITY": "", "OIDC_AUTHORITY": standin.oidc_authority}
-             if defaults.oidc_authority else
-             {"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""})
     env = {
-        **where,
+        **provider_environment(standin, defaults),
         "INSTANCE_DISCOVERY": "false",
         "CLIENT_ID": DEV_CLIENT_ID,
         **credential,

@@ -96,7 +96,8 @@ class _ApiStandIns(_Tenant):
         # Any tenant's tokens: a multi-tenant app's users come from several.
         tenants = list(self.tenants)
         issuers = ({f"https://sts.windows.net/{t}/" for t in tenants} if graph
-                   else {self.issuer_of(t) for t in tenants} | {self.oidc_issuer})
+                   else {self.issuer_of(t) for t in tenants} | {self.oidc_issuer}
+                   | self._other_issuers())
         return _verify_bearer(auth[7:].strip(), self._graph_key if graph else self._key,
                               now=self.now(), audiences=audiences, issuers=issuers)
 

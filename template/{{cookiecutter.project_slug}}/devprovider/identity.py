@@ -227,7 +227,7 @@ class _IdentityEndpoints(_Tenant):
                                mode: str) -> dict[str, str]:
         fields = self._error_fields(e, req, mode)
         params = {"error": e.error, "error_description": fields["error_description"]}
-        if mode == "entra":
+        if mode != "oidc":  # Entra, or External ID ("ciam")
             params["error_uri"] = fields["error_uri"]
             if e.suberror:
                 params["suberror"] = e.suberror
@@ -366,7 +366,7 @@ class _IdentityEndpoints(_Tenant):
                 sid=sid, auth_time=int(now), expires=now + CODE_LIFETIME, mode=mode,
                 resources=granted, family=secrets.token_urlsafe(12), tid=tid)
         params = {"code": code}
-        if mode == "entra":
+        if mode != "oidc":  # Entra, or External ID ("ciam")
             params["client_info"] = self.client_info(user)
         if ar.state is not None:
             params["state"] = ar.state
@@ -664,7 +664,7 @@ class _IdentityEndpoints(_Tenant):
         if id_token:
             out["id_token"] = self._id_token(user, client.client_id, oidc, mode=mode, sid=sid,
                                              nonce=nonce, auth_time=auth_time, tid=tid)
-        if mode == "entra":
+        if mode != "oidc":  # Entra, or External ID ("ciam")
             out["client_info"] = self.client_info(user)
         return out
 

@@ -9,6 +9,8 @@ the same stand-in serves Flask, Django and FastAPI apps):
   that never widen beyond the scopes granted with them (``invalid_scope``) and that rotate
   (reusing one revokes its family), a replayed code revokes the refresh tokens issued from it,
   and sign-out wants ``id_token_hint`` or ``client_id`` with ``post_logout_redirect_uri``,
+* Azure AD B2C's user flows under ``/{tenant}/{B2C_1_flow}/...`` and Microsoft Entra External
+  ID's ``ciamlogin.com`` host (``b2c.py``),
 * a Microsoft Graph stand-in (``/graph/v1.0/me``) and custom API stand-ins (``/apis/{name}/...``),
 * App Service's managed identity endpoint (``identity_endpoint``, plain http on a loopback
   listener of its own, as on App Service; see ``msi.py``).
@@ -102,6 +104,7 @@ and the routing of requests. The rest, one concern per module:
 * ``tenant.py``: the state the endpoints share (users, apps, consents, keys, clock, URLs) and the
   tokens it mints,
 * ``identity.py``: discovery, /authorize, /token grants and logout,
+* ``b2c.py``: the B2C and External ID modes,
 * ``apis.py``: the Graph and custom API stand-ins and their claims challenges,
 * ``msi.py``: managed identities and App Service's managed identity endpoint,
 * ``pages.py``: the HTML pages.
@@ -125,7 +128,7 @@ from cryptography.hazmat.primitives import hashes
 
 from . import pages
 from .apis import _ApiStandIns
-from .identity import _IdentityEndpoints
+from .b2c import _CustomerEndpoints
 from .model import (
     DEFAULT_TENANT_ID,
     DEFAULT_USERS,
@@ -193,7 +196,7 @@ class Fault:
         self.undo()
 
 
-class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
+class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
     """The Entra ID + API stand-in. ``start()`` it (or use it as a context manager).
 
     The endpoints are in ``identity.py``, ``apis.py`` and ``msi.py``; the state they share, the
@@ -769,6 +772,9 @@ class StandIn(_IdentityEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         if req.listener == "msi":  # the managed identity endpoint's own listener
             return self._msi(req)
         segs = [s for s in req.path.split("/") if s]
+        customer = self._customer_route(req, segs)  # B2C and External ID (b2c.py)
+        if customer is not None:
+            return customer
         if req.browser_only and not (
             not segs or segs == ["error"] or segs in (["oidc", "authorize"], ["oidc", "logout"])
             or (len(segs) == 4 and segs[1:3] == ["oauth2", "v2.0"]

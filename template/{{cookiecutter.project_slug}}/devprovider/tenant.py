@@ -295,6 +295,10 @@ class _Tenant:
             "first. Sign out and sign in again with a different Azure Active Directory user "
             "account.")
 
+    def _other_issuers(self) -> set[str]:
+        """The issuers of the stand-in's other modes (B2C, External ID: b2c.py)."""
+        return set()
+
     def now(self) -> float:
         """The stand-in's clock: ``time.time() + clock_offset``."""
         return time.time() + self.clock_offset
@@ -449,14 +453,14 @@ class _Tenant:
             claims.update(oid=self._object_id_in(user, tid), name=user.name,
                           preferred_username=user.username)
             client = self._clients.get(client_id)
-            if mode == "entra" and client is not None and "login_hint" in client.optional_claims:
+            if mode != "oidc" and client is not None and "login_hint" in client.optional_claims:
                 # An optional claim: only when the app registration asks for it.
                 claims["login_hint"] = self.login_hint(user)
         if "email" in oidc:
             claims["email"] = user.username
         if user.roles:  # like every Entra claim, present only when it has a value
             claims["roles"] = list(user.roles)
-        if mode == "entra":
+        if mode != "oidc":  # Entra, or External ID ("ciam")
             claims.update(self._groups_claims(user, self._clients.get(client_id), tid))
         if nonce is not None:
             claims["nonce"] = nonce

@@ -1234,8 +1234,12 @@ def test_dev_environment_puts_the_sign_in_pages_on_another_site(
         web = urlsplit(standin.browser_base_url or "")
         assert (web.scheme, web.hostname) == ("http", pages_host) and web.port
         oidc = bool(defaults.oidc_authority)
+        # An Azure AD B2C app gets the stand-in's B2C mode, with its sign-up and sign-in flow.
+        flow = defaults.authority.rsplit("/", 1)[-1]
+        entra = standin.b2c_authority(flow) if flow.lower().startswith("b2c_") else (
+            standin.authority)
         assert (env["OIDC_AUTHORITY"], env["AUTHORITY"]) == (
-            (standin.oidc_authority, "") if oidc else ("", standin.authority))
+            (standin.oidc_authority, "") if oidc else ("", entra))
         issuer = env["OIDC_AUTHORITY"] or env["AUTHORITY"]
         with make_http_session(env["CA_BUNDLE"]) as session:
             suffix = "" if oidc else "/v2.0"

@@ -11,6 +11,16 @@ DEFAULTS = AppDefaults(
 {% if cookiecutter.authority_kind == "entra" %}
     authority={{ (cookiecutter.entra_instance.rstrip("/") ~ "/" ~ cookiecutter.entra_tenant) | tojson }},
     oidc_authority="",
+{% elif cookiecutter.authority_kind in ("b2c", "external_id") %}
+{% set kind_urls = cookiecutter | authority_urls %}
+    authority={{ kind_urls.authority | tojson }},
+    oidc_authority={{ kind_urls.oidc_authority | tojson }},
+{% if cookiecutter.authority_kind == "b2c" %}
+    # Azure AD B2C's other user flows (B2C_PASSWORD_RESET_FLOW, B2C_PROFILE_EDIT_FLOW); "" for
+    # none: the sign-up and sign-in flow is AUTHORITY's last segment.
+    b2c_password_reset_flow={{ kind_urls.password_reset | tojson }},
+    b2c_profile_edit_flow={{ kind_urls.profile_edit | tojson }},
+{% endif %}
 {% else %}
     authority="",
     oidc_authority={{ cookiecutter.oidc_issuer | tojson }},

@@ -15,6 +15,7 @@ provider's answer arrives from another site:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -102,10 +103,12 @@ class User:
     def identity(self) -> tuple[str, str]:
         """Who the user is, as (issuer, subject): what the app keys its own records on.
 
-        Entra: (tenant id, object id), the same for the user in every app of the tenant and
-        never reassigned (Microsoft's docs: use `oid` + `tid` to key data). Other providers:
-        (`iss`, `sub`), the only pair OpenID Connect promises to be unique and stable (Core
-        section 5.7); `sub` alone is unique per issuer only.
+        Entra and External ID: (tenant id, object id), the same for the user in every app of
+        the tenant and never reassigned (Microsoft's docs: use `oid` + `tid` to key data).
+        Other providers: (`iss`, `sub`), the only pair OpenID Connect promises to be unique and
+        stable (Core section 5.7); `sub` alone is unique per issuer only. Azure AD B2C is one of
+        those: its tokens carry no `tid` (and `oid` only when the user flow's application
+        claims include it); its `sub` is the user's object id by default.
         """
         if self.oid and self.tid:
             return self.tid, self.oid
@@ -176,6 +179,9 @@ class SignInResult:
     # Over https the answer is a cross-site POST without the (SameSite=Lax) session cookie, so
     # the adapter cannot see that session at the redirect URI otherwise.
     retire_session: str | None = None
+    # Azure AD B2C: the answer ended a password reset, whose tokens are its user flow's own
+    # (see `_user_flow_result`): the user signs in with the sign-up and sign-in flow next.
+    sign_in_next: bool = False
 
 
 # A path to come back to after signing in travels in the flow cookie, which must stay well
@@ -224,16 +230,21 @@ class AuthService:
                       login_hint: str | None = None, claims: str | None = None,
                       purpose: str = "", for_account: str | None = None,
                       retire_session: str | None = None, prompt: str | None = None,
-                      domain_hint: str | None = None) -> SignInStart:
+                      domain_hint: str | None = None, user_flow: str | None = None,
+                      editing: User | None = None) -> SignInStart:
         """Begin a sign-in (or a consent round trip) for the scopes of ONE resource.
 
         `for_account`: the home account id of the signed-in user a consent or claims round trip
         is for; the answer must be for that account (see `complete_sign_in`). It travels in the
         flow cookie, because over https the answer is a cross-site POST that does not carry the
         (SameSite=Lax) session cookie.
+
+        `user_flow`: an Azure AD B2C user flow other than AUTHORITY's (the password reset, the
+        profile edit), an authority of its own; `editing`: the signed-in user whose profile
+        the profile-edit flow changes (kept in the flow cookie, for the same reason).
         """
         try:
-            flow = self.clients.build().initiate_auth_code_flow(
+            flow = self.clients.build(user_flow=user_flow).initiate_auth_code_flow(
                 list(self.settings.sign_in_scopes if scopes is None else scopes),
                 redirect_uri=self.settings.redirect_uri,
                 response_mode="form_post" if self.settings.secure_cookies else "query",
@@ -255,6 +266,9 @@ class AuthService:
             "retire_session": retire_session,
             "expires_at": self.clock() + self.settings.sign_in_timeout_seconds,
         }
+        if user_flow:
+            payload["user_flow"] = user_flow
+            payload["editing"] = editing.to_dict() if editing else None
         return SignInStart(auth_uri=auth_uri, flow_id=flow_id(str(flow["state"])),
                            flow_cookie=self._flows.seal(payload))
 
@@ -297,6 +311,11 @@ class AuthService:
             raise SignInError("state_mismatch", "This answer does not match a sign-in this "
                               "browser started.")
         if response.get("error"):
+            b2c = b2c_answer(response) if self.settings.is_b2c else None
+            if b2c is not None:
+                raise SignInError(b2c, B2C_MESSAGES[b2c], str(response.get("error_description")
+                                                               or response["error"]),
+                                  retry=str(payload["return_to"]))
             problem = ProviderError.of(response)
             consent = (self.admin_consent_url(flow.get("scope", []))
                        if problem.needs_admin_consent else None)
@@ -307,7 +326,8 @@ class AuthService:
             raise SignInError("missing_code", "The identity provider sent no authorization code.")
 
         fresh = msal.SerializableTokenCache()
-        result = self._redeem(fresh, flow, response)
+        user_flow = payload.get("user_flow")
+        result = self._redeem(fresh, flow, response, user_flow)
         if "error" in result:
             problem = ProviderError.of(result)
             if self.clients.credentials.is_rejection(result):
@@ -322,8 +342,10 @@ class AuthService:
             raise SignInError("redeem_failed", "The identity provider returned no account.")
         home_account_id = home_account_ids.pop()
         claims = result.get("id_token_claims", {})
-        self._check_id_token(claims)
+        self._check_id_token(claims, user_flow)
         self._check_tenant(claims, accounts[0])
+        if user_flow:
+            return self._user_flow_result(payload, claims)
         purpose = str(payload.get("purpose", ""))
         expected = payload.get("for_account")
         if expected and expected != home_account_id:
@@ -348,7 +370,7 @@ class AuthService:
         user = User(
             home_account_id=home_account_id,
             name=str(claims.get("name") or claims.get("preferred_username") or "Signed-in user"),
-            username=str(claims.get("preferred_username") or claims.get("email") or ""),
+            username=_username(claims),
             oid=str(claims.get("oid") or ""),
             tid=str(claims.get("tid") or ""),
             issuer=str(claims.get("iss") or ""),
@@ -361,13 +383,43 @@ class AuthService:
         return SignInResult(user=user, return_to=payload["return_to"], purpose=purpose,
                             retire_session=str(retire) if retire else None)
 
+    def _user_flow_result(self, payload: Mapping[str, Any], claims: Mapping[str, Any]
+                          ) -> SignInResult:
+        """The answer of a B2C user flow other than the sign-up and sign-in one. Its tokens are
+        that flow's own (B2C keys an account by object id AND user flow, and refuses one flow's
+        refresh token at another's token endpoint, AADB2C90088), so none is kept: the app's
+        tokens stay the sign-up and sign-in flow's.
+
+        - Password reset: the user signs in next (B2C's session from the reset usually lets the
+          sign-up and sign-in flow through without another password).
+        - Profile edit: the same user (their `sub`: B2C's is the object id) with the display
+          claims the flow returned (the user flow's application claims decide which)."""
+        return_to = str(payload["return_to"])
+        editing = User.from_dict(payload.get("editing"))
+        if editing is None:
+            log.info("password reset completed; signing in with the sign-up and sign-in flow")
+            placeholder = User("", "", "", "", "", "", "")
+            return SignInResult(user=placeholder, return_to=return_to, purpose="",
+                                sign_in_next=True)
+        if str(claims.get("sub") or "") != editing.subject:
+            raise SignInError(
+                "account_switched", "The profile that was edited is not the signed-in user's. "
+                "Sign in again to continue.", retry="/login?" + urlencode({"next": return_to}))
+        name = str(claims.get("name") or editing.name)
+        user = dataclasses.replace(editing, name=name, username=_username(claims)
+                                   or editing.username)
+        log.info("profile edited (home_account_id=%s)", user.home_account_id)
+        retire = payload.get("retire_session")
+        return SignInResult(user=user, return_to=return_to, purpose="",
+                            retire_session=str(retire) if retire else None)
+
     def _redeem(self, fresh: msal.SerializableTokenCache, flow: dict[str, Any],
-                response: dict[str, str]) -> dict[str, Any]:
+                response: dict[str, str], user_flow: str | None = None) -> dict[str, Any]:
         """Redeem the code; when the provider refuses the app's credential, once more with the
         next one (the code is still unused: the provider checks the client first)."""
         for _ in range(2):
             try:
-                index, app = self.clients.build_current(fresh)
+                index, app = self.clients.build_current(fresh, user_flow=user_flow)
             except DISCOVERY_FAILURES as exc:
                 raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
                                   status=502) from exc
@@ -389,7 +441,7 @@ class AuthService:
                 break
         return result
 
-    def _check_id_token(self, claims: Mapping[str, Any]) -> None:
+    def _check_id_token(self, claims: Mapping[str, Any], user_flow: str | None = None) -> None:
         """The ID token is for this app and from the provider: MSAL checks its nonce only
         (since 1.38), so the audience and the issuer are checked here. Entra's discovery for
         `organizations`/`common` publishes the issuer as a template with `{tenantid}`, filled
@@ -401,7 +453,7 @@ class AuthService:
             raise SignInError("invalid_id_token", _UNTRUSTED_ID_TOKEN,
                               f"ID token audience {loggable(audience)} is not this app")
         try:
-            expected = str(self.clients.discovery().get("issuer") or "")
+            expected = str(self.clients.discovery(user_flow).get("issuer") or "")
         except DISCOVERY_FAILURES as exc:
             raise SignInError("provider_unreachable", _UNREACHABLE, str(exc),
                               status=502) from exc
@@ -434,14 +486,14 @@ class AuthService:
         """For a consent or claims round trip of a signed-in Entra user: `consumers` for a
         Microsoft account, else `organizations` (as Microsoft.Identity.Web does), so that Entra
         goes straight to the user's kind of account; None elsewhere."""
-        if not self.settings.authority or not user.tid:
+        if not self.settings.authority or not user.tid or self.settings.is_b2c:
             return None
         return "consumers" if user.tid.lower() == MSA_TENANT_ID else "organizations"
 
     def admin_consent_url(self, scopes: Sequence[str]) -> str | None:
         """Entra's admin-consent page for this app and the resource of `scopes` (None for
         another OpenID Connect provider, which has none)."""
-        if not self.settings.authority:
+        if not self.settings.authority or self.settings.is_b2c:
             return None
         asked = [s for s in scopes if s.lower() not in RESERVED_SCOPES]
         resource = scope_resource(asked[0]) if asked else GRAPH_RESOURCE
@@ -697,6 +749,33 @@ _UNTRUSTED_ID_TOKEN = ("The identity provider's answer could not be trusted (its
                        "not for this app, or not from its identity provider).")
 # Entra's discovery document for organizations/common names the issuer with this placeholder.
 TENANT_PLACEHOLDER = "{tenantid}"
+
+# Azure AD B2C's answers that are not failures (its error codes reference; Microsoft.Identity.Web
+# answers them the same way): the sign-in page's "Forgot your password?" link, when the
+# sign-up and sign-in user flow does not embed the reset (AADB2C90118), and the user cancelling
+# a user flow's page (AADB2C90091). Both come as `access_denied` with the code in the
+# description.
+B2C_FORGOT_PASSWORD = "b2c_forgot_password"
+B2C_CANCELLED = "b2c_cancelled"
+B2C_CODES = {"AADB2C90118": B2C_FORGOT_PASSWORD, "AADB2C90091": B2C_CANCELLED}
+B2C_MESSAGES = {B2C_FORGOT_PASSWORD: "Resetting a password is not set up for this app.",
+                B2C_CANCELLED: "The sign-in was cancelled."}
+
+
+def b2c_answer(response: Mapping[str, str]) -> str | None:
+    """B2C_FORGOT_PASSWORD or B2C_CANCELLED for those answers of Azure AD B2C, else None."""
+    if str(response.get("error") or "").lower() != "access_denied":
+        return None
+    description = str(response.get("error_description") or "")
+    return next((reason for code, reason in B2C_CODES.items() if code in description), None)
+
+
+def _username(claims: Mapping[str, Any]) -> str:
+    """What names the account to the user: Entra's `preferred_username`, an `email`, or Azure
+    AD B2C's `emails` (a list, when the user flow's application claims include it)."""
+    emails = claims.get("emails")
+    first = emails[0] if isinstance(emails, list) and emails else ""
+    return str(claims.get("preferred_username") or claims.get("email") or first or "")
 
 
 def _unverified_claims(jwt: str) -> dict[str, Any]:

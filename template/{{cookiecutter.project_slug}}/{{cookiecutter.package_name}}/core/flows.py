@@ -23,7 +23,14 @@ from urllib.parse import urlencode
 
 import requests
 
-from .auth import CREDENTIAL_REJECTED, TENANT_PLACEHOLDER, User
+from .auth import (
+    B2C_CANCELLED,
+    B2C_FORGOT_PASSWORD,
+    CREDENTIAL_REJECTED,
+    TENANT_PLACEHOLDER,
+    SignInResult,
+    User,
+)
 from .authorization import (
     NO_REQUIREMENT,
     CurrentUser,
@@ -152,6 +159,8 @@ def template_globals(services: Services, session: SessionState) -> dict[str, Any
         "user": current_user(session),
         "api_names": [name for name in settings.apis if name != "graph"],
         "has_graph": "graph" in settings.apis,
+        # Azure AD B2C's profile-edit user flow: the /edit-profile page exists.
+        "can_edit_profile": bool(settings.b2c_profile_edit_flow),
         # The app's roles and named groups, each with its example page (/roles/<role>...).
         "app_roles": settings.roles,
         "app_groups": list(settings.groups),
@@ -281,13 +290,16 @@ def start_sign_in(services: Services, req: WebRequest, *, return_to: str,
                   scopes: list[str] | None = None, login_hint: str | None = None,
                   claims: str | None = None, purpose: str = "",
                   for_account: str | None = None, prompt: str | None = None,
-                  domain_hint: str | None = None) -> Outcome:
-    """Send the browser to the provider, with this sign-in's flow cookie."""
+                  domain_hint: str | None = None, user_flow: str | None = None,
+                  editing: User | None = None) -> Outcome:
+    """Send the browser to the provider, with this sign-in's flow cookie (`user_flow`,
+    `editing`: a B2C user flow of its own, see AuthService.start_sign_in)."""
     try:
         start = services.auth.start_sign_in(
             return_to=return_to, scopes=scopes, login_hint=login_hint, claims=claims,
             purpose=purpose, for_account=for_account, prompt=prompt, domain_hint=domain_hint,
-            retire_session=req.session.sid if req.session else None)
+            retire_session=req.session.sid if req.session else None, user_flow=user_flow,
+            editing=editing)
     except SignInError as exc:
         log.warning("sign-in could not start: %s", exc)
         return error_page("Sign-in service problem", exc.message, exc.status, retry=return_to)
@@ -313,26 +325,66 @@ def complete_sign_in(services: Services, req: WebRequest, answer: Mapping[str, s
         result = services.auth.complete_sign_in(found.flow_cookie, answer,
                                                 others_in_progress=found.others_in_progress)
     except SignInError as exc:
-        log.warning("sign-in failed: %s", exc)
-        outcome: Outcome = error_page(
-            "Administrator consent needed" if exc.admin_consent else "Sign-in failed",
-            exc.message, exc.status, retry=exc.retry, reference=exc.reference,
-            admin_consent=exc.admin_consent)
+        outcome = b2c_answer(services, req, exc) or sign_in_failed(exc)
     else:
-        if result.retire_session:
-            # The session this browser had before signing in ends here.
-            services.sessions.retire(result.retire_session)
-        if result.user.groups_overage:
-            # Groups learnt from Graph before this sign-in are asked again (roles and the
-            # token's groups are new with the new ID token).
-            services.authz.forget(result.user.home_account_id)
-        req.session.rotate()
-        begin_session(req.session, result, services.auth.clock())
-        outcome = Redirect(result.return_to,
-                           signed_in_cookies(services.settings, req.cookies,
-                                             services.auth.clock()))
+        outcome = (start_sign_in(services, req, return_to=result.return_to)
+                   if result.sign_in_next else signed_in(services, req, result))
     # The used flow cookie is single-use, whatever the outcome; other tabs' ones stay.
     return _with_cookies(outcome, found.used)
+
+
+def b2c_answer(services: Services, req: WebRequest, exc: SignInError) -> Outcome | None:
+    """Azure AD B2C's answers that are no failure: "Forgot your password?" starts the
+    password-reset user flow (when the app has one), a cancelled user flow goes back home
+    (as Microsoft.Identity.Web does); None for any other error."""
+    reset = services.settings.b2c_password_reset_flow
+    if exc.reason == B2C_FORGOT_PASSWORD and reset:
+        log.info("password reset asked for on the sign-in page; starting user flow %s", reset)
+        return start_sign_in(services, req, return_to=exc.retry, user_flow=reset)
+    if exc.reason == B2C_CANCELLED:
+        log.info("the user cancelled a user flow")
+        return Redirect("/")
+    return None
+
+
+def sign_in_failed(exc: SignInError) -> Page:
+    """The error page of a sign-in that failed."""
+    log.warning("sign-in failed: %s", exc)
+    if exc.reason == B2C_FORGOT_PASSWORD:  # no password-reset user flow configured
+        return error_page("Password reset unavailable", exc.message + " Ask the site's "
+                          "administrator to reset it, or try another password.", 400,
+                          retry="/login")
+    return error_page(
+        "Administrator consent needed" if exc.admin_consent else "Sign-in failed",
+        exc.message, exc.status, retry=exc.retry, reference=exc.reference,
+        admin_consent=exc.admin_consent)
+
+
+def signed_in(services: Services, req: WebRequest, result: SignInResult) -> Outcome:
+    """A new session for the user the provider answered for, then back where they were."""
+    if result.retire_session:
+        # The session this browser had before signing in ends here.
+        services.sessions.retire(result.retire_session)
+    if result.user.groups_overage:
+        # Groups learnt from Graph before this sign-in are asked again (roles and the
+        # token's groups are new with the new ID token).
+        services.authz.forget(result.user.home_account_id)
+    req.session.rotate()
+    begin_session(req.session, result, services.auth.clock())
+    return Redirect(result.return_to,
+                    signed_in_cookies(services.settings, req.cookies, services.auth.clock()))
+
+
+def edit_profile(services: Services, req: WebRequest) -> Outcome:
+    """/edit-profile (Azure AD B2C with a profile-edit user flow; else no such page): the
+    signed-in user edits their profile in B2C's user flow and comes back with its claims."""
+    flow = services.settings.b2c_profile_edit_flow
+    if not flow:
+        return http_error(404)
+    user = signed_in_user(services, req)
+    if not isinstance(user, User):
+        return user
+    return start_sign_in(services, req, return_to="/", user_flow=flow, editing=user)
 
 
 def sign_out(services: Services, req: WebRequest, submitted_csrf: str | None) -> Outcome:

@@ -28,7 +28,7 @@ import msal
 
 from .credentials import Credentials, startup_warning
 from .http import build_session
-from .settings import Settings
+from .settings import CIAM_HOST_SUFFIX, Settings
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +115,28 @@ class MsalClients:
             warning = startup_warning(configured, clock())
             if warning:
                 log.log(warning[0], "%s", warning[1])
-        self._discovery: tuple[float, dict[str, Any]] | None = None
+        # Discovery documents by URL (a B2C app has one per user flow).
+        self._discovery: dict[str, tuple[float, dict[str, Any]]] = {}
         self._discovery_lock = threading.Lock()
 
     def build(self, cache: msal.TokenCache | None = None, *,
-              http_client: Any = None) -> msal.ConfidentialClientApplication:
+              http_client: Any = None, user_flow: str | None = None
+              ) -> msal.ConfidentialClientApplication:
         """A client over `cache` (one account's), sharing discovery and connections, with the
         credential in use (see `build_current`)."""
-        return self.build_current(cache, http_client=http_client)[1]
+        return self.build_current(cache, http_client=http_client, user_flow=user_flow)[1]
 
-    def build_current(self, cache: msal.TokenCache | None = None, *, http_client: Any = None
+    def build_current(self, cache: msal.TokenCache | None = None, *, http_client: Any = None,
+                      user_flow: str | None = None
                       ) -> tuple[int, msal.ConfidentialClientApplication]:
         """`build`, and which credential the client uses (for `rejected`).
 
         `http_client` replaces the shared HTTP session (the token layer's offline pass).
+        `user_flow`: Azure AD B2C's password-reset or profile-edit user flow, an authority of
+        its own (None: AUTHORITY's, the sign-up and sign-in flow).
         """
         index, credential = self.credentials.current()
-        return index, self._build(cache, credential.client_credential(), http_client)
+        return index, self._build(cache, credential.client_credential(), http_client, user_flow)
 
     def rejected(self, index: int, result: Mapping[str, Any] | None) -> bool:
         """Whether `result` (an MSAL answer of a client built with credential `index`) is the
@@ -150,12 +155,13 @@ class MsalClients:
         return True
 
     def _build(self, cache: msal.TokenCache | None, client_credential: Any,
-               http_client: Any) -> msal.ConfidentialClientApplication:
+               http_client: Any, user_flow: str | None) -> msal.ConfidentialClientApplication:
         settings = self.settings
         where: dict[str, Any] = (
             {"oidc_authority": settings.oidc_authority}
             if settings.oidc_authority
-            else {"authority": settings.authority,
+            else {"authority": (settings.user_flow_authority(user_flow) if user_flow
+                                else settings.authority),
                   "instance_discovery": settings.instance_discovery}
         )
         return msal.ConfidentialClientApplication(
@@ -165,8 +171,10 @@ class MsalClients:
             http_client=self.http if http_client is None else http_client,
             http_cache=self._http_cache,
             # "cp1": this app can answer claims challenges (continuous access evaluation). An
-            # Entra capability: other providers are not sent it.
-            client_capabilities=["cp1"] if settings.authority else None,
+            # Entra capability: other providers are not sent it, nor is Azure AD B2C, which has
+            # no continuous access evaluation (its APIs are the app's own).
+            client_capabilities=(["cp1"] if settings.authority and not settings.is_b2c
+                                 else None),
             # No region unless one is configured: without this, MSAL on an Azure host that sets
             # REGION_NAME logs a warning on every client it builds (and a region only applies to
             # app-only tokens, never to the user's).
@@ -176,19 +184,36 @@ class MsalClients:
 
     @property
     def discovery_url(self) -> str:
-        if self.settings.oidc_authority:
-            return self.settings.oidc_authority + "/.well-known/openid-configuration"
-        return f"{self.settings.authority}/v2.0/.well-known/openid-configuration"
+        return self.discovery_url_of(None)
 
-    def discovery(self) -> dict[str, Any]:
-        """The provider's OpenID configuration (MSAL keeps its own copy private)."""
+    def discovery_url_of(self, user_flow: str | None) -> str:
+        """Where the provider's discovery document is, as MSAL asks for it: a B2C user flow's
+        own, and for External ID's path-less form (https://contoso.ciamlogin.com) the tenant
+        MSAL derives from the host (contoso.onmicrosoft.com)."""
+        settings = self.settings
+        if settings.oidc_authority:
+            return settings.oidc_authority + "/.well-known/openid-configuration"
+        authority = (settings.user_flow_authority(user_flow) if user_flow
+                     else str(settings.authority))
+        parts = urlsplit(authority)
+        host = (parts.hostname or "").lower()
+        if parts.path.strip("/") == "" and host.endswith(CIAM_HOST_SUFFIX):
+            tenant = host[: -len(CIAM_HOST_SUFFIX)] + ".onmicrosoft.com"
+            authority = f"{authority.rstrip('/')}/{tenant}"
+        return f"{authority}/v2.0/.well-known/openid-configuration"
+
+    def discovery(self, user_flow: str | None = None) -> dict[str, Any]:
+        """The provider's OpenID configuration (MSAL keeps its own copy private); of a B2C
+        `user_flow`, that flow's."""
+        url = self.discovery_url_of(user_flow)
         with self._discovery_lock:
-            if self._discovery and self._discovery[0] > time.monotonic():
-                return self._discovery[1]
-            response = self.http.get(self.discovery_url)
+            cached = self._discovery.get(url)
+            if cached and cached[0] > time.monotonic():
+                return cached[1]
+            response = self.http.get(url)
             response.raise_for_status()
             document: dict[str, Any] = response.json()
             if not valid_discovery(document):  # a captive portal's or a proxy's 200 page
-                raise ValueError(f"{self.discovery_url} answered with no discovery document")
-            self._discovery = (time.monotonic() + DISCOVERY_TTL_SECONDS, document)
+                raise ValueError(f"{url} answered with no discovery document")
+            self._discovery[url] = (time.monotonic() + DISCOVERY_TTL_SECONDS, document)
             return document

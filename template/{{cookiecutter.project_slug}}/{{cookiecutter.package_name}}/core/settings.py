@@ -153,14 +153,42 @@ class Settings:
     allowed_tenants_hook: str | None = None
     tenant_hook_cache_seconds: int = 60
 
+    # Azure AD B2C's other user flows (names such as B2C_1_passwordreset), None when the app
+    # has no such page: a password reset started from the sign-in page's "Forgot your
+    # password?" link, and the /edit-profile page.
+    b2c_password_reset_flow: str | None = None
+    b2c_profile_edit_flow: str | None = None
+
     @property
     def is_b2c(self) -> bool:
-        """Azure AD B2C authorities sign out the OpenID Connect way (id_token_hint)."""
+        """An Azure AD B2C authority, told apart as MSAL does (msal/authority.py): a b2clogin
+        host, or (a custom domain) `https://host/<tenant>/<user flow>` whose last segment starts
+        with `b2c_`. Its tokens carry no `tid` (nor `oid`, unless the user flow's application
+        claims include the object id), it has no Microsoft Graph, no `cp1`, and it signs out
+        the OpenID Connect way (id_token_hint)."""
+        return is_b2c_authority(self.authority)
+
+    @property
+    def authority_kind(self) -> str:
+        """"entra", "b2c", "external_id" (a ciamlogin.com host) or "oidc" (OIDC_AUTHORITY,
+        which an External ID tenant behind its custom URL domain uses as well)."""
         if not self.authority:
-            return False
-        parts = urlsplit(self.authority)
-        return (parts.hostname or "").endswith(".b2clogin.com") or any(
-            segment.lower().startswith("b2c_1") for segment in parts.path.split("/"))
+            return "oidc"
+        if self.is_b2c:
+            return "b2c"
+        host = (urlsplit(self.authority).hostname or "").lower()
+        return "external_id" if host.endswith(CIAM_HOST_SUFFIX) else "entra"
+
+    @property
+    def b2c_user_flow(self) -> str:
+        """The sign-up and sign-in user flow of a B2C authority: its last segment."""
+        return (self.authority or "").rstrip("/").rsplit("/", 1)[-1]
+
+    def user_flow_authority(self, flow: str) -> str:
+        """The B2C authority of another user flow of the same tenant and domain: each user flow
+        is an authority of its own (its own discovery, endpoints and tokens)."""
+        base = (self.authority or "").rstrip("/").rsplit("/", 1)[0]
+        return f"{base}/{flow}"
 
     @property
     def secure_cookies(self) -> bool:
@@ -193,6 +221,27 @@ class AppDefaults:
     authorization: Mapping[str, Any] = field(default_factory=dict)
     # The front-channel logout URL's path (register the app's URL with it at the provider).
     front_channel_logout_path: str = "/logout/frontchannel"
+    # Azure AD B2C: the password-reset and profile-edit user flows ("" for none).
+    b2c_password_reset_flow: str = ""
+    b2c_profile_edit_flow: str = ""
+
+
+# Azure AD B2C's hosts, as MSAL knows them (msal/authority.py WELL_KNOWN_B2C_HOSTS, which also
+# lists ciamlogin.com: External ID, told apart here), and External ID's.
+B2C_HOST_SUFFIXES = (".b2clogin.com", ".b2clogin.cn", ".b2clogin.us", ".b2clogin.de")
+CIAM_HOST_SUFFIX = ".ciamlogin.com"
+# A user flow (B2C_1_...) or custom policy (B2C_1A_...) name.
+USER_FLOW_RE = re.compile(r"^B2C_1A?_[A-Za-z0-9_.-]{1,100}$", re.IGNORECASE)
+
+
+def is_b2c_authority(authority: str | None) -> bool:
+    """Whether `authority` is Azure AD B2C's (see `Settings.is_b2c`)."""
+    if not authority:
+        return False
+    parts = urlsplit(authority)
+    segments = parts.path.strip("/").split("/")
+    return (parts.hostname or "").lower().endswith(B2C_HOST_SUFFIXES) or (
+        len(segments) == 2 and segments[1].lower().startswith("b2c_"))
 
 
 def scope_resource(scope: str, graph: str = GRAPH_RESOURCE) -> str:
@@ -367,7 +416,11 @@ def _authority(reader: _Reader, defaults: AppDefaults) -> tuple[str | None, str 
     for name, value in (("AUTHORITY", entra), ("OIDC_AUTHORITY", oidc)):
         if value is None:
             continue
-        reader.url(name, value, path_required=True)
+        # External ID's path-less form (https://contoso.ciamlogin.com): MSAL derives the
+        # tenant, contoso.onmicrosoft.com, from the host.
+        pathless = (name == "AUTHORITY"
+                    and (urlsplit(value).hostname or "").lower().endswith(CIAM_HOST_SUFFIX))
+        reader.url(name, value, path_required=not pathless)
         if not value.startswith("https://"):
             # MSAL refuses any authority that is not https, localhost included.
             reader.problems.append(f"{name}={value!r} must use https (MSAL refuses http).")
@@ -691,6 +744,41 @@ def _encryption_keys(reader: _Reader) -> tuple[bytes, ...]:
         return ()
 
 
+def _b2c_flow(reader: _Reader, name: str, baked: str, authority: str | None) -> str | None:
+    """A B2C user flow (B2C_PASSWORD_RESET_FLOW, B2C_PROFILE_EDIT_FLOW; set but empty: none),
+    else config.py's, which applies to a B2C AUTHORITY only (a project generated for B2C run
+    against another authority has no such page); a variable set for another authority is a
+    mistake (`_b2c_settings`)."""
+    if name in reader.environ:
+        return reader.raw(name)
+    return (baked if is_b2c_authority(authority) else "") or None
+
+
+def _b2c_settings(reader: _Reader, settings: Settings) -> None:
+    """The B2C user flows: names of user flows, only with a B2C authority; and what has no
+    meaning there (tenant allow-lists: B2C tokens carry no `tid`)."""
+    for name, flow in (("B2C_PASSWORD_RESET_FLOW", settings.b2c_password_reset_flow),
+                       ("B2C_PROFILE_EDIT_FLOW", settings.b2c_profile_edit_flow)):
+        if not flow:
+            continue
+        if not settings.is_b2c:
+            reader.problems.append(
+                f"{name}={flow!r} applies to Azure AD B2C authorities only "
+                "(https://<tenant>.b2clogin.com/<tenant>.onmicrosoft.com/<user flow>); remove it.")
+        elif not USER_FLOW_RE.match(flow):
+            reader.problems.append(
+                f"{name}={flow!r} is not a user flow name: B2C_1_<name> (B2C_1A_<name> for a "
+                "custom policy), as the portal lists it.")
+        elif flow.lower() == settings.b2c_user_flow.lower():
+            reader.problems.append(
+                f"{name}={flow!r} is AUTHORITY's sign-up and sign-in user flow; give the "
+                "user flow of its own.")
+    if settings.is_b2c and (settings.allowed_tenant_ids or settings.allowed_tenants_hook):
+        reader.problems.append(
+            "ALLOWED_TENANT_IDS and ALLOWED_TENANTS_HOOK do not apply to Azure AD B2C (one "
+            "tenant, whose tokens carry no tid); remove them.")
+
+
 def load_settings_or_exit(environ: Mapping[str, str], defaults: AppDefaults) -> Settings:
     """`load_settings` for a process start-up: a deployment mistake prints its message (naming
     every variable to fix) and exits, without a traceback that would bury it."""
@@ -798,8 +886,13 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         session_absolute_seconds=session_absolute,
         token_cache_l1=reader.boolean("TOKEN_CACHE_L1", True),
         encryption_keys=_encryption_keys(reader),
+        b2c_password_reset_flow=_b2c_flow(reader, "B2C_PASSWORD_RESET_FLOW",
+                                          defaults.b2c_password_reset_flow, authority),
+        b2c_profile_edit_flow=_b2c_flow(reader, "B2C_PROFILE_EDIT_FLOW",
+                                        defaults.b2c_profile_edit_flow, authority),
         **_authorization(reader, defaults, graph_at, authority),
     )
+    _b2c_settings(reader, settings)
     if settings.allowed_tenant_ids and not settings.authority:
         reader.problems.append(
             "ALLOWED_TENANT_IDS applies to Entra authorities only (tenant ids come from Entra's "

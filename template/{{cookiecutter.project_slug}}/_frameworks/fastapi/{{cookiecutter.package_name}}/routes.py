@@ -46,6 +46,12 @@ async def login(request: Request, next: str | None = None,
     return await flow(request, flows.login, next, login_hint, prompt)
 
 
+@router.get("/edit-profile")
+async def edit_profile(request: Request) -> Response:
+    """Azure AD B2C's profile-edit user flow (the core answers 404 when there is none)."""
+    return await flow(request, flows.edit_profile)
+
+
 # The redirect path is the one registered with the identity provider (config.py): POST
 # (form_post, over https) or GET (query, local development).
 @router.api_route(DEFAULTS.redirect_path, methods=["GET", "POST"])

@@ -195,6 +195,12 @@ def auth_response() -> Response:
 bp.add_url_rule(DEFAULTS.redirect_path, "auth_response", auth_response, methods=["GET", "POST"])
 
 
+@bp.get("/edit-profile")
+def edit_profile() -> Response:
+    """Azure AD B2C's profile-edit user flow (the core answers 404 when there is none)."""
+    return respond(flows.edit_profile(services(), web_request()))
+
+
 @bp.post("/logout")
 def logout() -> Response:
     return respond(flows.sign_out(services(), web_request(), request.form.get("csrf_token")))

@@ -11,6 +11,7 @@ urlpatterns = [
     # The redirect path is the one registered with the identity provider (config.py).
     path(DEFAULTS.redirect_path.lstrip("/"), views.auth_response, name="auth_response"),
     path("logout", views.logout, name="logout"),
+    path("edit-profile", views.edit_profile, name="edit_profile"),
     # The front-channel logout URL registered with the identity provider (config.py).
     path(DEFAULTS.front_channel_logout_path.lstrip("/"), views.front_channel_logout,
          name="front_channel_logout"),

@@ -73,6 +73,14 @@ def auth_response(request: HttpRequest) -> HttpResponse:
                                                    answer))
 
 
+# Azure AD B2C's profile-edit user flow (the core answers 404 when there is none); the core's
+# login guard signs a signed-out visitor in first.
+@login_not_required
+@allow("GET", "HEAD")
+def edit_profile(request: HttpRequest) -> HttpResponse:
+    return respond(request, flows.edit_profile(services_for(request), web_request(request)))
+
+
 # Checked twice: by Django's CsrfViewMiddleware (csrfmiddlewaretoken) and by the core's token.
 @login_not_required
 @allow("POST")
