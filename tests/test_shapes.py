@@ -13,6 +13,7 @@ from shapes import (
     COVERING_ROWS,
     EXAMPLES,
     FACTORS,
+    MULTI_TENANTS,
     R,
     all_valid_rows,
     example_rows,
@@ -58,10 +59,11 @@ def test_every_valid_pair_of_option_values_is_baked() -> None:
                           (("authority", "b2c"), ("authorization", "groups")),
                           (("authority", "b2c"), ("authorization", "both"))}
     assert all(row is not None and row_is_valid(row) for row in rows)
-    # Each row is a bake of about half a minute: no more than the lower bound, the 6 x 5
-    # (authority, credential) pairs less the 2 the rules forbid.
-    assert len(rows) == len(FACTORS["authority"]) * len(FACTORS["credential"]) - 2
-    assert len(pairwise_shapes()) == lower_bound(uncovered_pairs(example_rows()))
+    # Each row is a bake of about half a minute: at most one more than the lower bound (the
+    # 5 x 5 (authority, credential) pairs less the 2 the rules forbid, less the 3 the examples
+    # cover), which the search finds in a second where the bound itself takes minutes.
+    assert len(rows) <= len(FACTORS["authority"]) * len(FACTORS["credential"]) - 2 + 1
+    assert len(pairwise_shapes()) <= lower_bound(uncovered_pairs(example_rows())) + 1
     assert len(example_rows()) == len(EXAMPLES)  # each example counts
 
 
@@ -115,8 +117,8 @@ def test_every_shape_is_a_valid_spec_with_its_options() -> None:
             assert ctx["sign_in_api"] in ctx["downstream_apis"]
         assert ctx["authority_kind"] == (values["authority"] if values["authority"] in (
             "oidc", "b2c", "external_id") else "entra")
-        if values["authority"] in ("organizations", "common"):
-            assert ctx["entra_tenant"] == values["authority"]
+        if values["authority"] == "multi":
+            assert ctx["entra_tenant"] in MULTI_TENANTS
         assert ctx["cache_backend"] == values["cache"]
         default_redirect = ctx["redirect_path"] == R.DEFAULT_REDIRECT_PATH
         assert default_redirect is (values["redirect"] == "default")
