@@ -291,7 +291,10 @@ def junit_outcomes(report: Path) -> dict[str, str]:
 # token caches, the test browser, the local provider's own conformance tests; and the slow
 # end-to-end modules whose outcome hardly depends on the spec: the production server (its
 # process and configuration), the real browser, bad input and abuse (the framework's, run
-# with every store by the parity bakes), and every credential kind end to end (the
+# with every store by the parity bakes), several tenants (an Entra app at `organizations`
+# whatever the spec's authority, run with every store too), the rules of a downstream API call
+# (throttling, redirects, bounded answers: each framework's transport, whatever the spec's
+# APIs), and every credential kind end to end (the
 # project's own kind, its baked defaults and its provider's rotation rules are in
 # test_credentials.py, which shapes run). The examples run them (examples/app.yaml in
 # every framework); spec shapes, which exist to catch what depends on the spec, skip them
@@ -302,7 +305,7 @@ SHAPE_INDEPENDENT_MODULES = (
     "tests/test_devprovider.py", "tests/test_production_server.py", "tests/test_real_browser.py",
     "tests/test_credential_kinds.py", "tests/test_redis_store.py", "tests/test_sql_store.py",
     "tests/test_tcp_proxy.py", "tests/test_instances.py", "tests/test_processes.py",
-    "tests/test_bad_input.py",
+    "tests/test_bad_input.py", "tests/test_downstream.py", "tests/test_tenants.py",
 )
 # What a page does with each store, in every framework: the web flow, store faults, two app
 # instances under their production servers sharing a store, and bad input (a view of the
@@ -312,7 +315,7 @@ SHAPE_INDEPENDENT_MODULES = (
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py", "tests/test_bad_input.py",
                        "tests/test_authorization.py", "tests/test_single_sign_out.py",
-                       "tests/test_tenants.py", "tests/test_downstream.py")
+                       "tests/test_tenants.py")
 
 
 # Top-level names of imports that are not third-party libraries: the project's own packages
