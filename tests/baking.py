@@ -318,6 +318,44 @@ BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_tenants.py")
 
 
+# Generated test modules that exercise no framework code: the HTTP client, the stores, sessions and
+# token caches, the test browser and tools, the local provider. Rendered from one text for every
+# framework, they import nothing of a framework's own files and use no app fixture
+# (`framework_independent_problems` checks that on the parity bakes' projects). Their outcome is
+# the same in every framework: the parity bakes run them in examples/app.yaml's own framework
+# only (and every example's whole suite runs them in the example's framework).
+FRAMEWORK_INDEPENDENT_MODULES = (
+    "tests/test_http_client.py", "tests/test_stores.py", "tests/test_sessions.py",
+    "tests/test_token_cache.py", "tests/test_browser.py", "tests/test_devprovider.py",
+    "tests/test_tcp_proxy.py", "tests/test_processes.py",
+)
+# What makes a test module depend on the framework: the module that serves this framework's app
+# (tests/app_server.py), the app fixtures (tests/conftest.py), a framework's own package.
+_FRAMEWORK_DEPENDENCY = re.compile(
+    r"\b(?:app_server|make_app|app_under_test|app_in_each_mode|create_app|flask|django|"
+    r"fastapi|starlette|uvicorn|gunicorn)\b")
+
+
+def framework_independent_problems(projects: dict[str, Path],
+                                   modules: tuple[str, ...] = FRAMEWORK_INDEPENDENT_MODULES
+                                   ) -> list[str]:
+    """Why ``modules`` may depend on the framework, given one project of the same spec per
+    framework (framework -> project): a module whose text differs between them, or that names
+    a framework's app server, an app fixture or a framework."""
+    problems = []
+    for module in modules:
+        texts = {name: (project / module).read_text(encoding="utf-8")
+                 if (project / module).is_file() else None
+                 for name, project in projects.items()}
+        if None in texts.values() or len(set(texts.values())) != 1:
+            problems.append(f"{module}: not the same file in every framework's project")
+            continue
+        found = _FRAMEWORK_DEPENDENCY.search(next(iter(texts.values())) or "")
+        if found:
+            problems.append(f"{module}: names {found[0]!r}, so it may depend on the framework")
+    return problems
+
+
 # Top-level names of imports that are not third-party libraries: the project's own packages
 # (the package's name is a template expression, read as `_package_`), and typeshed's own.
 _NOT_LIBRARIES = {"devprovider", "tests", "_package_", "__future__", "_typeshed"}
@@ -375,11 +413,12 @@ def seeded_mypy_cache(cache: Path, seed: Path | None, project: Path,
 def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                    mypy_cache: Path, *, mypy_seed: Path | None = None, whole_suite: bool = True,
                    framework: str | None = None, backend: str | None = None,
-                   modules: tuple[str, ...] = (), typecheck: bool = True) -> Bake:
+                   modules: tuple[str, ...] = (), skip: tuple[str, ...] = (),
+                   typecheck: bool = True) -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, its suite (without
-    SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given) and mypy (if
-    ``typecheck``; its cache ``mypy_cache``, seeded from ``mypy_seed``); ``framework`` and
-    ``backend`` override the spec's."""
+    SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given; never
+    ``skip``) and mypy (if ``typecheck``; its cache ``mypy_cache``, seeded from
+    ``mypy_seed``); ``framework`` and ``backend`` override the spec's."""
     workdir.mkdir(parents=True, exist_ok=True)
     if framework is not None or backend is not None:
         spec = dict(gspec.load_spec(spec) if isinstance(spec, Path) else spec)
@@ -424,7 +463,8 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                  [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
                   f"--junitxml={report}",
                   *([] if whole_suite or modules
-                    else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]), *modules],
+                    else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]),
+                  *[f"--ignore={m}" for m in skip], *modules],
                  project, bake, env)
     bake.outcomes = junit_outcomes(report)
     if suite is not None:

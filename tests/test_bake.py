@@ -23,7 +23,15 @@ from typing import Any
 
 import pytest
 import yaml
-from baking import BEHAVIOURAL_MODULES, FRAMEWORKS, Bake, bake_and_check, post_gen_hook
+from baking import (
+    BEHAVIOURAL_MODULES,
+    FRAMEWORK_INDEPENDENT_MODULES,
+    FRAMEWORKS,
+    Bake,
+    bake_and_check,
+    framework_independent_problems,
+    post_gen_hook,
+)
 from filelock import FileLock
 from hypothesis import HealthCheck, Phase, given, settings
 from shapes import R, describe, pairwise_shapes, specs
@@ -36,6 +44,7 @@ SHAPES = {shape.id: shape for shape in pairwise_shapes()}
 RANDOM_LANES = 4  # hypothesis runs serially: N random shapes are split over lanes for xdist
 PARITY_EXAMPLE = ROOT / "examples" / "app.yaml"
 PARITY_STORES: tuple[str, ...] = ("memory", *(b for b in R.CACHE_BACKENDS if b != "memory"))
+PARITY_FRAMEWORK: str = gspec.load_spec(PARITY_EXAMPLE)["framework"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class Plan:
     framework: str | None = None  # overrides the spec's
     backend: str | None = None
     modules: tuple[str, ...] = ()  # only these generated modules
+    skip: tuple[str, ...] = ()  # never these
     typecheck: bool = True
     cost: float = 1.0  # expected time, relative: the longest bakes start first
 
@@ -77,11 +87,16 @@ def bake_plans() -> dict[str, Plan]:
                 f"examples/app.yaml, framework={framework} cache={backend}",
                 whole_suite=memory, framework=framework, backend=backend,
                 modules=() if memory else BEHAVIOURAL_MODULES,
+                # The modules that test no framework code run in the example's own framework
+                # (test_framework_parity checks that they are the same in every framework).
+                skip=(FRAMEWORK_INDEPENDENT_MODULES if memory and framework != PARITY_FRAMEWORK
+                      else ()),
                 # The stores' own code is type-checked in the examples and shapes that have
                 # it; the rest is the memory bake's.
                 typecheck=memory,
                 # SQL: a migrated database per test process and app, about 1.4x the CPU.
-                cost=(3.0 if memory else 1.96 if backend == "sql" else 1.4)
+                cost=((3.0 if framework == PARITY_FRAMEWORK else 2.7) if memory
+                      else 1.96 if backend == "sql" else 1.4)
                 * _framework_cost(framework)))
     for shape in SHAPES.values():
         shared_store = shape.spec["cache"]["backend"] in ("redis", "sql")
@@ -143,7 +158,7 @@ def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Ba
         bake = bake_and_check(plan.id, plan.spec, workdir, mypy_cache,
                               mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
                               framework=plan.framework, backend=plan.backend,
-                              modules=plan.modules, typecheck=plan.typecheck)
+                              modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck)
         result.write_text(bake.to_json(), encoding="utf-8")
         return bake
 
@@ -269,12 +284,22 @@ def test_store_parity(framework: str, request: pytest.FixtureRequest, run_folder
 def test_framework_parity(frameworks: tuple[str, ...], request: pytest.FixtureRequest,
                           run_folder: Path, tmp_path: Path, mypy_cache: Path) -> None:
     """examples/app.yaml with memory in every framework: the same tests of the modules shared
-    by every framework (the behavioural suite, the real-browser test, ...) pass in each.
+    by every framework (the behavioural suite, the real-browser test, ...) pass in each; the
+    modules that test no framework code (FRAMEWORK_INDEPENDENT_MODULES) are the same file in
+    every framework's project, use nothing of a framework, and pass in the example's own.
     Fails, naming them, when a framework's bake is not in this run or failed."""
     needed = {framework: parity_id(framework, "memory") for framework in frameworks}
     bakes = parity_bakes(request, needed, "framework parity", run_folder, tmp_path,
                          mypy_cache)
-    shared = shared_test_modules()
+    independent = set(FRAMEWORK_INDEPENDENT_MODULES)
+    assert independent <= shared_test_modules()
+    problems = framework_independent_problems(
+        {framework: bake.project for framework, bake in bakes.items() if bake.project})
+    assert not problems, problems
+    ran = {test.split("::")[0] for test in passed_in(bakes[PARITY_FRAMEWORK].outcomes,
+                                                      independent)}
+    assert ran == independent, f"no test passed in {sorted(independent - ran)}"
+    shared = shared_test_modules() - independent
     passed = {framework: passed_in(bake.outcomes, shared) for framework, bake in bakes.items()}
     for framework, ids in passed.items():
         assert "tests/test_web_flow.py" in {test.split("::")[0] for test in ids}, framework
@@ -297,6 +322,27 @@ def test_the_parity_comparisons_name_what_differs() -> None:
               "tests/test_web_flow.py::a": "failed"}
     assert store_differences({"memory": memory, "sql": broken}, modules) == {
         "sql": {"missing": ["tests/test_web_flow.py::a"], "extra": ["tests/test_web_flow.py::c"]}}
+
+
+def test_a_module_that_may_depend_on_the_framework_is_named(tmp_path: Path) -> None:
+    """`framework_independent_problems`, on made-up projects."""
+    projects = {name: tmp_path / name for name in ("flask", "django")}
+    for project in projects.values():
+        (project / "tests").mkdir(parents=True)
+        (project / "tests/test_same.py").write_text("def test_a() -> None:\n    pass\n")
+        (project / "tests/test_app.py").write_text("def test_b(app_under_test) -> None:\n")
+    (projects["flask"] / "tests/test_differs.py").write_text("import flask\n")
+    (projects["django"] / "tests/test_differs.py").write_text("import django\n")
+    assert framework_independent_problems(projects, ("tests/test_same.py",)) == []
+    assert framework_independent_problems(
+        projects, ("tests/test_app.py", "tests/test_differs.py", "tests/test_missing.py")) == [
+        "tests/test_app.py: names 'app_under_test', so it may depend on the framework",
+        "tests/test_differs.py: not the same file in every framework's project",
+        "tests/test_missing.py: not the same file in every framework's project"]
+    # Every framework's bake but the example's own leaves them out; nothing else does.
+    for plan in PLANS.values():
+        left_out = plan.framework not in (None, PARITY_FRAMEWORK) and plan.backend == "memory"
+        assert plan.skip == (FRAMEWORK_INDEPENDENT_MODULES if left_out else ()), plan.id
 
 
 def test_the_longest_bakes_start_first_on_every_worker() -> None:

@@ -48,14 +48,15 @@ def group_members(group: int) -> list[str]:
             continue
         try:
             stat = (entry / "stat").read_text()
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+            state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+            if int(pgrp) != group or state == "Z":
+                continue  # the command line is read for the group's processes alone
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
                 errors="replace").strip()
         except OSError:
             continue  # ended meanwhile
-        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
-        if int(pgrp) == group and state != "Z":
-            members.append(f"{entry.name} {command}")
+        members.append(f"{entry.name} {command}")
     return members
 
 
