@@ -150,15 +150,19 @@ class _ApiStandIns(_Tenant):
         reads ``xms_cc``. Another client's token is refused with a plain 401 ``invalid_token``,
         no ``claims``: what a CAE-enabled API answers such a client is UNCONFIRMED (Graph may
         also keep accepting its token until it expires; Microsoft's authentication-context
-        samples refuse the call). Tokens of the generic OpenID Connect issuer are challenged
-        whatever they carry: ``xms_cc`` is Microsoft's convention, and the challenge lets the
-        app's provider-neutral handling be tested."""
+        samples refuse the call). Tokens of the generic OpenID Connect endpoints (Graph's
+        too, which name Graph's issuer) are challenged whatever they carry: ``xms_cc`` is
+        Microsoft's convention, and the challenge lets the app's provider-neutral handling be
+        tested."""
         demand = self._missing_claims(api_name, token)
         if demand is None:
             return None
         capabilities = token.get("xms_cc")
         capable = isinstance(capabilities, list) and "cp1" in capabilities
-        if not capable and token.get("iss") != self.oidc_issuer:
+        with self._lock:
+            generic = (token.get("iss") == self.oidc_issuer
+                       or token.get("uti") in self._generic_token_ids)
+        if not capable and not generic:
             with self._lock:
                 self.api_refusals.append({"api": api_name, "claims": demand,
                                           "method": req.method})

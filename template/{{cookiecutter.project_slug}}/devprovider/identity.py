@@ -638,8 +638,12 @@ class _IdentityEndpoints(_Tenant):
         for name, values in claims.items():
             # acrs and xms_cc are lists in Entra tokens; other claims carry their value.
             extra[name] = values if name in ("acrs", "xms_cc") or len(values) > 1 else values[0]
-        if mode == "oidc" and resource != GRAPH_RESOURCE:
-            extra["iss"] = self.oidc_issuer  # a generic provider's tokens name its issuer
+        if mode == "oidc":
+            extra["uti"] = _b64url(secrets.token_bytes(16))
+            with self._lock:
+                self._generic_token_ids.add(extra["uti"])
+            if resource != GRAPH_RESOURCE:
+                extra["iss"] = self.oidc_issuer  # a generic provider's tokens name its issuer
         at = self._access_token(user, client.client_id, resource, scp, sid=sid, extra=extra,
                                 tid=tid)
         out: dict[str, Any] = {

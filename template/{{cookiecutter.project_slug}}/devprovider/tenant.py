@@ -132,6 +132,9 @@ class _Tenant:
         # Strict OIDC mode: (client id, jti) of private_key_jwt assertions used -> until when
         # they would be valid (replays within that time are refused).
         self._used_jtis: dict[tuple[str, str], float] = {}
+        # The `uti` of access tokens issued by the generic OpenID Connect endpoints: their Graph
+        # tokens name Graph's issuer, yet their APIs treat them as the generic provider's.
+        self._generic_token_ids: set[str] = set()
         # Two keys: one published in the JWKS (id tokens, custom API tokens) and one that is NOT
         # published, for Graph tokens: like Entra, an app must not be able to validate those.
         self._key = _SigningKey.shared("jwks") if reuse_keys else _SigningKey()

@@ -291,9 +291,11 @@ class _ChangingFile:
 class Credential:
     """A configured credential at run time: what MSAL gets for each client built."""
 
-    def __init__(self, settings: CredentialSettings, client_id: str, http: Any) -> None:
+    def __init__(self, settings: CredentialSettings, client_id: str, http: Any, *,
+                 oidc: bool = False) -> None:
         self.settings = settings
         self._client_id = client_id
+        self._oidc = oidc
         self._file: _ChangingFile | None = None
         self._function: Callable[..., Any] | None = None
         self._identity: msal.ManagedIdentityClient | None = None
@@ -360,22 +362,29 @@ class Credential:
             return self._file.read() if self._file else settings.secret
         if settings.kind == "certificate":
             certificate = self.certificate()
-            if settings.x5c == "leaf":
+            if settings.x5c == "leaf" and not self._oidc:
                 # MSAL computes both thumbprints from the certificate, signs PS256 with
-                # `x5t#S256` and sends the certificate as `x5c`.
+                # `x5t#S256` and sends the certificate as `x5c`. It reuses one signed assertion
+                # for all of a client's token requests (up to 9 minutes), which Entra accepts.
                 return {"private_key": certificate.key,
                         "public_certificate": certificate.leaf_pem}
+            # Signed here, anew for every token request: for the `x5c` choices MSAL does not
+            # offer, and for other OpenID Connect providers, which may refuse an assertion's
+            # `jti` seen before (RFC 7523 section 3; Keycloak does) where MSAL's would repeat it.
             return {"client_assertion": self._signed_assertion}
         return {"client_assertion": self._external_assertion}
 
     def _signed_assertion(self, context: Mapping[str, str]) -> str:
-        """A private-key JWT signed here, for the `x5c` choices MSAL does not offer (the whole
-        chain, for subject-name/issuer authentication, or none). MSAL passes the context."""
+        """A private-key JWT signed here with a `jti` of its own: the certificate as MSAL
+        sends it (`leaf`), with its chain (for subject-name/issuer authentication), or none.
+        MSAL passes the context."""
         certificate = self.certificate()
         headers: dict[str, Any] = {"x5t#S256": certificate.thumbprint_sha256}
-        if self.settings.x5c == "chain":
+        if self.settings.x5c != "none":
+            sent = (certificate.leaf, *(certificate.chain if self.settings.x5c == "chain"
+                                        else ()))
             headers["x5c"] = [base64.b64encode(c.public_bytes(serialization.Encoding.DER))
-                              .decode("ascii") for c in (certificate.leaf, *certificate.chain)]
+                              .decode("ascii") for c in sent]
         now = int(time.time())
         claims = {"aud": context["token_endpoint"], "iss": self._client_id,
                   "sub": self._client_id, "jti": str(uuid.uuid4()), "iat": now,
@@ -415,7 +424,7 @@ class Credentials:
                  oidc: bool) -> None:
         if not configured:
             raise CredentialError("no credential is configured")
-        self._all = [Credential(c, client_id, http) for c in configured]
+        self._all = [Credential(c, client_id, http, oidc=oidc) for c in configured]
         self._oidc = oidc
         self._index = 0
         self._lock = threading.Lock()
