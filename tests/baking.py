@@ -289,16 +289,20 @@ def junit_outcomes(report: Path) -> dict[str, str]:
 # Generated test modules that test core code and test tools whose text is the same for every spec
 # (only the package name differs): the HTTP client and its deadlines, the stores, sessions and
 # token caches, the test browser, the local provider's own conformance tests; and the slow
-# end-to-end modules whose outcome hardly depends on the spec: the production server (its
-# process and configuration), the real browser, bad input and abuse (the framework's, run
-# with every store by the parity bakes), several tenants (an Entra app at `organizations`
-# whatever the spec's authority, run with every store too), the rules of a downstream API call
-# (throttling, redirects, bounded answers: each framework's transport, whatever the spec's
-# APIs), and every credential kind end to end (the
-# project's own kind, its baked defaults and its provider's rotation rules are in
-# test_credentials.py, which shapes run). The examples run them (examples/app.yaml in
-# every framework); spec shapes, which exist to catch what depends on the spec, skip them
-# (about half of a generated suite's time, mostly deadline waits and process starts).
+# end-to-end modules whose outcome hardly depends on the spec:
+# - the production server (its process and configuration) and the real browser;
+# - bad input and abuse, and a store that fails or holds entries of the wrong shape (the
+#   framework's and the store's code: the parity bakes run them with every store in every
+#   framework);
+# - several tenants (an Entra app at `organizations` whatever the spec's authority; with every
+#   store too);
+# - the rules of a downstream API call (throttling, redirects, bounded answers: each
+#   framework's transport, whatever the spec's APIs);
+# - every credential kind end to end (the project's own kind, its baked defaults and its
+#   provider's rotation rules are in test_credentials.py, which shapes run).
+# The examples run them (examples/app.yaml in every framework); spec shapes, which exist to
+# catch what depends on the spec, skip them (about half of a generated suite's time, mostly
+# deadline waits and process starts).
 SHAPE_INDEPENDENT_MODULES = (
     "tests/test_http_client.py", "tests/test_time_limits.py", "tests/test_stores.py",
     "tests/test_sessions.py", "tests/test_token_cache.py", "tests/test_browser.py",
@@ -306,6 +310,7 @@ SHAPE_INDEPENDENT_MODULES = (
     "tests/test_credential_kinds.py", "tests/test_redis_store.py", "tests/test_sql_store.py",
     "tests/test_tcp_proxy.py", "tests/test_instances.py", "tests/test_processes.py",
     "tests/test_bad_input.py", "tests/test_downstream.py", "tests/test_tenants.py",
+    "tests/test_store_faults.py",
 )
 # What a page does with each store, in every framework: the web flow, store faults, two app
 # instances under their production servers sharing a store, and bad input (a view of the
