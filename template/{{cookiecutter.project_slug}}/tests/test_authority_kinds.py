@@ -435,6 +435,19 @@ def ciam_proxy(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Co
         proxy.shutdown()
 
 
+def signs_in_through_external_id(app: AppUnderTest, browser: Browser,
+                                 page: requests.Response, proxy: ConnectProxy,
+                                 host: str) -> None:
+    """Alice signs in on External ID's sign-in `page`, reached at `host` through `proxy`: the
+    app keys her on Entra's tid and oid, and her session names the ciamlogin.com issuer."""
+    home = deliver(browser, browser.sign_in(page, ALICE.username))
+    assert home.url == app.url("/") and ALICE.name in home.text
+    user = session_user(app, browser)
+    assert user.issuer == app.standin.ciam_issuer
+    assert user.identity == (app.standin.tenant_id, ALICE.oid)  # Entra's tid and oid
+    assert f"{host}:443" in proxy.hosts
+
+
 @external_id_project
 def test_external_id_sign_in_with_the_path_less_authority(
         make_app: Callable[..., AppUnderTest], ciam_proxy: ConnectProxy) -> None:
@@ -444,12 +457,7 @@ def test_external_id_sign_in_with_the_path_less_authority(
     page = browser.get(app.url("/login"))
     # MSAL derived the tenant from the host: contoso.onmicrosoft.com.
     assert page.url.startswith(f"https://{CIAM_HOST}/contoso.onmicrosoft.com/oauth2/v2.0/")
-    home = deliver(browser, browser.sign_in(page, ALICE.username))
-    assert home.url == app.url("/") and ALICE.name in home.text
-    user = session_user(app, browser)
-    assert user.issuer == app.standin.ciam_issuer
-    assert user.identity == (app.standin.tenant_id, ALICE.oid)  # Entra's tid and oid
-    assert f"{CIAM_HOST}:443" in ciam_proxy.hosts
+    signs_in_through_external_id(app, browser, page, ciam_proxy, CIAM_HOST)
 
 
 @external_id_project
@@ -464,9 +472,4 @@ def test_external_id_behind_a_custom_url_domain(
     browser.session.proxies = {f"https://{CUSTOM_DOMAIN}": ciam_proxy.url}
     page = browser.get(app.url("/login"))
     assert page.url.startswith(f"https://{CUSTOM_DOMAIN}/{standin.tenant_id}/oauth2/v2.0/")
-    home = deliver(browser, browser.sign_in(page, ALICE.username))
-    assert home.url == app.url("/") and ALICE.name in home.text
-    user = session_user(app, browser)
-    assert user.issuer == standin.ciam_issuer
-    assert user.identity == (standin.tenant_id, ALICE.oid)
-    assert f"{CUSTOM_DOMAIN}:443" in ciam_proxy.hosts
+    signs_in_through_external_id(app, browser, page, ciam_proxy, CUSTOM_DOMAIN)

@@ -379,9 +379,8 @@ class AuthService:
             sid=str(claims.get("sid") or ""),
         )
         log.info("user signed in (home_account_id=%s)", home_account_id)
-        retire = payload.get("retire_session")
         return SignInResult(user=user, return_to=payload["return_to"], purpose=purpose,
-                            retire_session=str(retire) if retire else None)
+                            retire_session=_retired_session(payload))
 
     def _user_flow_result(self, payload: Mapping[str, Any], claims: Mapping[str, Any]
                           ) -> SignInResult:
@@ -409,9 +408,8 @@ class AuthService:
         user = dataclasses.replace(editing, name=name, username=_username(claims)
                                    or editing.username)
         log.info("profile edited (home_account_id=%s)", user.home_account_id)
-        retire = payload.get("retire_session")
         return SignInResult(user=user, return_to=return_to, purpose="",
-                            retire_session=str(retire) if retire else None)
+                            retire_session=_retired_session(payload))
 
     def _redeem(self, fresh: msal.SerializableTokenCache, flow: dict[str, Any],
                 response: dict[str, str], user_flow: str | None = None) -> dict[str, Any]:
@@ -768,6 +766,12 @@ def b2c_answer(response: Mapping[str, str]) -> str | None:
         return None
     description = str(response.get("error_description") or "")
     return next((reason for code, reason in B2C_CODES.items() if code in description), None)
+
+
+def _retired_session(flow: Mapping[str, Any]) -> str | None:
+    """The session id the browser had when the sign-in started (it ends at the answer)."""
+    retire = flow.get("retire_session")
+    return str(retire) if retire else None
 
 
 def _username(claims: Mapping[str, Any]) -> str:

@@ -346,7 +346,9 @@ class Authorization:
         member: set[str] = set()
         for start in range(0, len(ids), CHECK_MEMBER_GROUPS_BATCH):
             batch = ids[start:start + CHECK_MEMBER_GROUPS_BATCH]
-            plan = call_plan(api, path, method="POST", json_body={"groupIds": batch})
+            plan = call_plan(api, path, method="POST", json_body={"groupIds": batch},
+                             deadline_seconds=self.settings.outbound_deadline_seconds,
+                             max_bytes=self.settings.api_max_response_bytes)
             try:
                 response = run_sync(plan, acquire, self._send)
             except DownstreamApiError as exc:

@@ -160,8 +160,7 @@ class MsalClients:
         where: dict[str, Any] = (
             {"oidc_authority": settings.oidc_authority}
             if settings.oidc_authority
-            else {"authority": (settings.user_flow_authority(user_flow) if user_flow
-                                else settings.authority),
+            else {"authority": settings.user_flow_authority(user_flow),
                   "instance_discovery": settings.instance_discovery}
         )
         return msal.ConfidentialClientApplication(
@@ -193,8 +192,7 @@ class MsalClients:
         settings = self.settings
         if settings.oidc_authority:
             return settings.oidc_authority + "/.well-known/openid-configuration"
-        authority = (settings.user_flow_authority(user_flow) if user_flow
-                     else str(settings.authority))
+        authority = settings.user_flow_authority(user_flow)
         parts = urlsplit(authority)
         host = (parts.hostname or "").lower()
         if parts.path.strip("/") == "" and host.endswith(CIAM_HOST_SUFFIX):

@@ -184,9 +184,12 @@ class Settings:
         """The sign-up and sign-in user flow of a B2C authority: its last segment."""
         return (self.authority or "").rstrip("/").rsplit("/", 1)[-1]
 
-    def user_flow_authority(self, flow: str) -> str:
+    def user_flow_authority(self, flow: str | None) -> str:
         """The B2C authority of another user flow of the same tenant and domain: each user flow
-        is an authority of its own (its own discovery, endpoints and tokens)."""
+        is an authority of its own (its own discovery, endpoints and tokens). None: AUTHORITY
+        itself."""
+        if not flow:
+            return self.authority or ""
         base = (self.authority or "").rstrip("/").rsplit("/", 1)[0]
         return f"{base}/{flow}"
 
