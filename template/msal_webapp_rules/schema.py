@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "API_KEYS",
+    "GRAPH_ONLY_KEYS",
     "API_NAME_RE",
     "APP_ROUTES",
     "APP_ROUTE_PREFIXES",
@@ -170,6 +171,9 @@ AUTHORITY_KEYS: dict[str, tuple[str, ...]] = {
 AUTHORITY_OPTION_KEYS: tuple[str, ...] = ("domain", "sign_up_sign_in", "password_reset",
                                           "profile_edit", "tenant_id")
 API_KEYS: tuple[str, ...] = ("base_url", "scopes")
+# The 'graph' API's own keys besides API_KEYS: `sdk`, its /profile page through the Microsoft
+# Graph SDK (msgraph-sdk) instead of a plain REST call.
+GRAPH_ONLY_KEYS: tuple[str, ...] = ("sdk",)
 # credential: the keys of each kind besides `kind`. Of an assertion's, `token_file`,
 # `managed_identity` and `callable` each belong to the source of the same name.
 CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
@@ -219,7 +223,7 @@ CONTEXT_KEYS: tuple[str, ...] = (
     "entra_instance", "entra_tenant", "oidc_issuer", "authority_options", "client_id",
     "credential_kind",
     "assertion_source", "assertion_callable", "credential_defaults", "cache_backend",
-    "call_graph", "graph_scopes", "graph_base_url", "downstream_apis", "sign_in_api",
+    "call_graph", "graph_scopes", "graph_base_url", "graph_sdk", "downstream_apis", "sign_in_api",
     "redirect_path", "authorization",
 )
 # Spec field path -> cookiecutter variable, to word messages for people running cookiecutter.
@@ -237,6 +241,7 @@ SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
     ("cache.backend", "cache_backend"),
     ("downstream_apis.graph.scopes", "graph_scopes"),
     ("downstream_apis.graph.base_url", "graph_base_url"),
+    ("downstream_apis.graph.sdk", "graph_sdk"),
 )
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")

@@ -27,6 +27,7 @@ from msal_webapp_rules.report import (
 )
 from msal_webapp_rules.schema import (
     API_KEYS,
+    GRAPH_ONLY_KEYS,
     API_NAME_RE,
     APP_ROUTE_PREFIXES,
     APP_ROUTES,
@@ -506,7 +507,14 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
                           "B2C tenant); remove downstream_apis.graph (manage users with an "
                           "app-only token from a separate app, outside this sign-in)")
             continue
-        _check_keys(path, api, API_KEYS, errors)
+        if name != GRAPH and "sdk" in api:
+            errors.append(f"{path}.sdk: only the 'graph' API has an SDK page; remove it (any "
+                          "Azure SDK client can use the user's credential: see the README)")
+        _check_keys(path, {k: v for k, v in api.items() if k != "sdk"} if name != GRAPH
+                    else api, API_KEYS + (GRAPH_ONLY_KEYS if name == GRAPH else ()), errors)
+        if name == GRAPH and "sdk" in api and not isinstance(api["sdk"], bool):
+            errors.append(f"{path}.sdk: expected true or false, got {type_name(api['sdk'])} "
+                          f"{show(api['sdk'])}; sdk: true calls Graph through msgraph-sdk")
         graph = roots
         if "base_url" in api:
             url = api["base_url"]
