@@ -27,7 +27,6 @@ from msal_webapp_rules.report import (
 )
 from msal_webapp_rules.schema import (
     API_KEYS,
-    GRAPH_ONLY_KEYS,
     API_NAME_RE,
     APP_ROUTE_PREFIXES,
     APP_ROUTES,
@@ -49,6 +48,7 @@ from msal_webapp_rules.schema import (
     GRAPH,
     GRAPH_APP_ID,
     GRAPH_ME_SCOPES,
+    GRAPH_ONLY_KEYS,
     GRAPH_RESOURCE,
     GRAPH_ROOTS,
     GRAPH_VERSIONS,

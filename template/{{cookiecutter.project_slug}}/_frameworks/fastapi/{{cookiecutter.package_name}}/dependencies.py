@@ -34,11 +34,10 @@ from typing import Annotated, Any
 
 from anyio.to_thread import run_sync
 from fastapi import Depends, Request
-
 {% if cookiecutter.graph_sdk %}
 from msgraph import GraphServiceClient
-
 {% endif %}
+
 from . import aio
 from .core import flows{% if cookiecutter.graph_sdk %}, sdk{% endif %}
 

@@ -29,7 +29,6 @@ from .core.authorization import CurrentUser
 from .dependencies import (
     ApiClient,
     Interrupt,
-    api_client,
     graph_call,
     path_api_client,
     require,
