@@ -323,6 +323,26 @@ BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_tenants.py")
 
 
+# The Graph SDK's tests (downstream_apis.graph.sdk) are in no list above: they depend on the spec
+# (every test skips in a project without the option, examples/app.yaml among them), so the
+# shapes and examples with the option run them; those must run them, not skip them all.
+GRAPH_SDK_MODULE = "tests/test_graph_sdk.py"
+
+
+def graph_sdk_problems(context: dict[str, Any], outcomes: dict[str, str],
+                       modules: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> list[str]:
+    """Why a bake's suite did not test the Graph SDK although its spec has it (no test of
+    GRAPH_SDK_MODULE passed), when that module was to run."""
+    if not context.get("graph_sdk") or GRAPH_SDK_MODULE in skip or (
+            modules and GRAPH_SDK_MODULE not in modules):
+        return []
+    if any(test.startswith(f"{GRAPH_SDK_MODULE}::") and outcome == "passed"
+           for test, outcome in outcomes.items()):
+        return []
+    return [f"generated suite: downstream_apis.graph.sdk is set but no test of "
+            f"{GRAPH_SDK_MODULE} passed (all skipped or missing)"]
+
+
 # Generated test modules that exercise no framework code: the HTTP client, the stores, sessions and
 # token caches, the test browser and tools, the local provider. Rendered from one text for every
 # framework, they import nothing of a framework's own files and use no app fixture
@@ -483,6 +503,7 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                                                          + suite.stderr[-2000:])
             bake.problems.append(f"generated suite (exit {suite.returncode}, "
                                  f"{bake.generated_summary}); failing tests:\n{detail}")
+        bake.problems += graph_sdk_problems(context, bake.outcomes, modules, skip)
     # After the suite: the run's first mypy makes the shared library analysis (the seed) while
     # the other workers' suites keep the cores busy, instead of every worker waiting for it
     # at the start.

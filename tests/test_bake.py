@@ -28,9 +28,11 @@ from baking import (
     BEHAVIOURAL_MODULES,
     FRAMEWORK_INDEPENDENT_MODULES,
     FRAMEWORKS,
+    GRAPH_SDK_MODULE,
     Bake,
     bake_and_check,
     framework_independent_problems,
+    graph_sdk_problems,
     post_gen_hook,
 )
 from filelock import FileLock
@@ -435,3 +437,15 @@ def test_the_documented_cookiecutter_command(tmp_path: Path) -> None:
     assert "ERROR: entra_tenant" in refused.stdout + refused.stderr
     assert not (tmp_path / "second").exists()
 
+
+
+def test_a_graph_sdk_bake_must_run_its_sdk_tests() -> None:
+    """The check alone, on made-up outcomes: a spec with downstream_apis.graph.sdk whose SDK
+    tests all skipped is a problem; without the option, or when the module was not to run,
+    nothing is."""
+    sdk_test = f"{GRAPH_SDK_MODULE}::test_profile"
+    assert graph_sdk_problems({"graph_sdk": True}, {sdk_test: "passed"}) == []
+    (problem,) = graph_sdk_problems({"graph_sdk": True}, {sdk_test: "skipped"})
+    assert "no test of tests/test_graph_sdk.py passed" in problem
+    assert graph_sdk_problems({"graph_sdk": False}, {sdk_test: "skipped"}) == []
+    assert graph_sdk_problems({"graph_sdk": True}, {}, modules=BEHAVIOURAL_MODULES) == []
