@@ -203,8 +203,14 @@ class AsyncUserTokenCredential:
         claims = _claims((options or {}).get("claims"))
         token = None if claims else self.auth.cached_token(self.user, wanted, known=self.known)
         if token is None:
-            token = await self.run_blocking(partial(
-                self.auth.acquire_token, self.user, wanted, claims=claims, known=self.known))
+            pending = asyncio.ensure_future(self.run_blocking(partial(
+                self.auth.acquire_token, self.user, wanted, claims=claims, known=self.known)))
+            state = _CALL.get()
+            if state is not None:
+                state.token = pending  # see GraphSdk.call: its failure is the call's
+            # Shielded: a thread cannot be stopped, so the SDK call's deadline leaves it to end
+            # by its own (MSAL's requests are bounded by the same deadline).
+            token = await asyncio.shield(pending)
         return AccessTokenInfo(token, _expires_on(token, time.time()))
 
     async def close(self) -> None:
@@ -225,6 +231,7 @@ class _CallState:
     max_bytes: int
     status: int = 0
     headers: httpx.Headers = field(default_factory=httpx.Headers)
+    token: asyncio.Future[str] | None = None  # the token being acquired in a thread, if any
 
 
 _CALL: ContextVar[_CallState | None] = ContextVar("sdk_call", default=None)
@@ -336,6 +343,14 @@ class GraphSdk:
                 return await request(self.client(user, known))
         except TimeoutError:
             seen = _CALL.get()
+            if seen is not None and seen.token is not None:
+                # Cut while acquiring the token: what went wrong there (a provider that did
+                # not answer in time is TokenAcquisitionError) is the call's error, as for a
+                # plain API call, whose token step has a deadline of its own.
+                await asyncio.wait([seen.token])
+                failure = seen.token.exception()
+                if failure is not None:
+                    raise failure from None
             if seen is not None and seen.status in THROTTLED_STATUSES:
                 raise DownstreamApiError(api.name, seen.status, "", retry_after=retry_after(
                     seen.headers, time.time())) from None
