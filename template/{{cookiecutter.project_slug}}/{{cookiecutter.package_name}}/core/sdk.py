@@ -41,6 +41,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
@@ -305,8 +306,10 @@ class GraphSdk:
             url = self.api.base_url
             proxies = http.environment.proxies_for(url)
             proxy = proxies.get(urlsplit(url).scheme.lower()) or proxies.get("all")
+            # retries=1: a connection that could not be made is tried once more (httpcore
+            # retries only connecting, never a request that was sent).
             transport = _BoundedTransport(httpx.AsyncHTTPTransport(
-                verify=http.tls_context(), proxy=proxy, trust_env=False))
+                verify=http.tls_context(), proxy=proxy, trust_env=False, retries=1))
             client = httpx.AsyncClient(
                 transport=transport, trust_env=False, cookies=no_cookies(),
                 follow_redirects=False, headers={"Accept-Encoding": "identity"},
@@ -377,6 +380,9 @@ class GraphSdk:
             await client.aclose()
 
 
+TOKEN_THREADS = 40
+
+
 class LoopThread:
     """One event loop per process, in a daemon thread, for synchronous pages' SDK calls.
 
@@ -397,6 +403,11 @@ class LoopThread:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
+                # The calls' token work (store reads, refreshes waiting on an account's lock)
+                # runs here: as many threads as anyio gives FastAPI's, not asyncio's default
+                # (CPUs + 4), which is fewer than a gunicorn worker's request threads.
+                loop.set_default_executor(ThreadPoolExecutor(TOKEN_THREADS,
+                                                             thread_name_prefix="sdk-token"))
                 threading.Thread(target=loop.run_forever, name="sdk-event-loop",
                                  daemon=True).start()
                 self._loop, self._pid = loop, os.getpid()
