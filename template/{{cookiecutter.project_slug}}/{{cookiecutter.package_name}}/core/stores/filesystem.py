@@ -211,6 +211,16 @@ class FileStore:
         except OSError as exc:
             raise StoreError(f"cannot delete an entry: {exc}") from exc
 
+    def ready(self) -> None:
+        """A file created in the directory and removed: what `set` needs (the directory is
+        there, writable, with an inode to spare), without writing an entry."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".ready-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise StoreError(f"cannot write in {self._dir}: {exc}") from exc
+
     def sweep(self) -> int:
         """Delete expired entries (accounts and sessions that never came back) and leftover
         temporary files of writers that died. Runs from `set` at most once an hour."""
