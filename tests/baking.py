@@ -320,7 +320,7 @@ SHAPE_INDEPENDENT_MODULES = (
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py", "tests/test_bad_input.py",
                        "tests/test_authorization.py", "tests/test_single_sign_out.py",
-                       "tests/test_tenants.py")
+                       "tests/test_tenants.py", "tests/test_health.py")
 
 
 # Generated test modules that exercise no framework code: the HTTP client, the stores, sessions and
