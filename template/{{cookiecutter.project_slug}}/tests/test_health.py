@@ -8,15 +8,18 @@ proxy (tests/tcp_proxy.py); the provider's outage is the stand-in's.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
+from {{ cookiecutter.package_name }}.core.health import READY_DEADLINE_SECONDS
 
 from devprovider import StandIn
 from tests.conftest import AppUnderTest
@@ -146,6 +149,22 @@ def test_readiness_waits_for_the_providers_discovery(make_app: Callable[..., App
         assert_probe(probe(app, "/readyz"), 200, "ready\n")
     finally:
         standin.faults.discard("discovery_unavailable")
+
+
+def test_a_check_that_hangs_is_a_503_at_the_deadline(make_app: Callable[..., AppUnderTest],
+                                                     standin: StandIn) -> None:
+    """A provider that does not answer: the probe answers 503 at the deadline, and the probes
+    after it wait for the same check instead of starting more; its answer, once it comes,
+    makes the app ready."""
+    app = make_app()
+    discovery = urlsplit(app.services.clients.discovery_url).path
+    with standin.slow(discovery, delay_s=120):
+        for _ in range(3):
+            assert_probe(probe(app, "/readyz"), 503,
+                         f"not ready: no answer within {READY_DEADLINE_SECONDS:g} s\n")
+        checks = [t for t in threading.enumerate() if t.name == "readiness-check"]
+        assert len(checks) == 1
+    assert_probe(until_ready(app, 200), 200, "ready\n")
 
 
 # ------------------------------------------------------------------------------ HSTS
