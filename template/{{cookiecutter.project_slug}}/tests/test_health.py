@@ -24,6 +24,7 @@ from {{ cookiecutter.package_name }}.core.health import READY_DEADLINE_SECONDS
 from devprovider import StandIn
 from tests.conftest import AppUnderTest
 from tests.test_instances import SHARED_BACKENDS, shared_backend
+from tests.test_store_faults import FaultyDirectory
 from tests.test_web_flow import ALICE, session_cookie, sign_in
 
 PROBES = {"/healthz": "ok\n", "/readyz": "ready\n"}
@@ -91,20 +92,32 @@ def test_probes_read_no_session(app_under_test: AppUnderTest,
     assert session_cookie(app) in browser.cookies
 
 
+@pytest.mark.parametrize("fault", ["absent", "read-only", "full"])
 def test_readiness_follows_the_filesystem_store(make_app: Callable[..., AppUnderTest],
-                                                tmp_path: Path) -> None:
-    """The store's directory taken away: 503, saying the store (and nothing about where);
-    back: 200. Liveness does not change."""
-    folder = tmp_path / "store"
-    app = make_app(TOKEN_CACHE_BACKEND="filesystem", TOKEN_CACHE_DIR=str(folder))
-    assert_probe(until_ready(app, 200), 200, "ready\n")
-    folder.rename(tmp_path / "away")
+                                                tmp_path: Path, fault: str) -> None:
+    """The store's directory taken away, made read-only or filled up (tests/test_store_faults.py
+    `FaultyDirectory`): 503, saying the store (and nothing about where); back: 200. Liveness
+    does not change."""
+    folder = FaultyDirectory(tmp_path / "store")
+    if fault != "absent":
+        folder.mount()
     try:
+        app = make_app(TOKEN_CACHE_BACKEND="filesystem", TOKEN_CACHE_DIR=str(folder.path))
+        assert_probe(until_ready(app, 200), 200, "ready\n")
+        if fault == "absent":
+            folder.path.rename(tmp_path / "away")
+        elif fault == "read-only":
+            folder.read_only()
+        else:
+            folder.fill()
         assert_probe(until_ready(app, 503), 503, "not ready: the store does not answer\n")
         assert_probe(probe(app, "/healthz"), 200, "ok\n")
+        if fault == "absent":
+            (tmp_path / "away").rename(folder.path)
+        folder.restore()
+        assert_probe(until_ready(app, 200), 200, "ready\n")
     finally:
-        (tmp_path / "away").rename(folder)
-    assert_probe(until_ready(app, 200), 200, "ready\n")
+        folder.unmount()
 
 
 @pytest.mark.skipif(DEFAULTS.token_cache_backend not in SHARED_BACKENDS,

@@ -212,12 +212,16 @@ class FileStore:
             raise StoreError(f"cannot delete an entry: {exc}") from exc
 
     def ready(self) -> None:
-        """A file created in the directory and removed: what `set` needs (the directory is
-        there, writable, with an inode to spare), without writing an entry."""
+        """A byte written to a new file in the directory, which is then removed: what `set`
+        needs (the directory there and writable, an inode and some space to spare), without
+        writing an entry."""
         try:
             fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".ready-")
-            os.close(fd)
-            os.unlink(tmp)
+            try:
+                os.write(fd, b"\n")
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
         except OSError as exc:
             raise StoreError(f"cannot write in {self._dir}: {exc}") from exc
 
