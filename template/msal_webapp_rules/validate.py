@@ -43,6 +43,7 @@ from msal_webapp_rules.schema import (
     CREDENTIAL_PATH_KEYS,
     CREDENTIAL_VARIABLES,
     DEFAULT_INSTANCE,
+    DEFAULT_TENANT,
     DOMAIN_RE,
     ENV_FILE_FIX,
     FRAMEWORKS,
@@ -522,8 +523,7 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
         _check_keys(path, api, GRAPH_API_KEYS if name == GRAPH else API_KEYS, errors)
         _check_api_description(path, api, errors)
         if api.get("app_only") is True:
-            _check_app_only(path, api, auth.get("kind") if isinstance(auth, dict) else None,
-                            errors)
+            _check_app_only(path, api, auth if isinstance(auth, dict) else {}, errors)
         graph = roots
         if "base_url" in api:
             url = api["base_url"]
@@ -639,11 +639,19 @@ def _check_api_mapping(path: str, value: Any, headers: bool, errors: list[str]) 
         seen.add(name.lower())
 
 
-def _check_app_only(path: str, api: dict[str, Any], kind: Any, errors: list[str]) -> None:
+def _check_app_only(path: str, api: dict[str, Any], auth: dict[str, Any],
+                    errors: list[str]) -> None:
     """An app-only API: the app's own token (client credentials), for exactly one
-    `<resource>/.default` scope, from Microsoft's identity platform."""
+    `<resource>/.default` scope, from one tenant of Microsoft's identity platform."""
     scopes = api.get("scopes")
-    if kind == "oidc":
+    kind, tenant = auth.get("kind"), auth.get("tenant", DEFAULT_TENANT)
+    if kind == "entra" and isinstance(tenant, str) and tenant.lower() in (
+            "common", "organizations", "consumers"):
+        errors.append(f"{path}.app_only: an app-only API's token comes from one tenant, and "
+                      f"authority.tenant is {show(tenant)}; Entra refuses client credentials "
+                      "there: use the tenant id or domain of the app's home tenant, or call "
+                      "this API on the user's behalf (remove app_only)")
+    elif kind == "oidc":
         errors.append(f"{path}.app_only: app-only calls ask Microsoft's identity platform for "
                       "'<resource>/.default' with the app's credentials; authority.kind 'oidc' "
                       "has no such scope: remove app_only")

@@ -474,11 +474,16 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
                                f"{issuer!r} and {subject!r}")
             client.federated = kept
 
-    def register_api(self, name: str, resource: str, scopes: list[str]) -> str:
+    def register_api(self, name: str, resource: str, scopes: list[str], *,
+                     app_roles: Sequence[str] = ()) -> str:
         """Register a custom API (``resource`` like ``api://<guid>``); returns its base URL.
 
         Names that share a resource share its scopes: in Entra the scopes belong to the
-        resource's app registration, whichever of an app's APIs asks for them.
+        resource's app registration, whichever of an app's APIs asks for them. ``app_roles``:
+        an app-only API, which accepts app tokens (client credentials) holding one of these
+        application permissions in ``roles`` (``grant_app_permissions``) and refuses user
+        tokens; without them, a delegated API, which refuses app tokens (they carry no
+        ``scp``).
         """
         if name == "graph":
             raise ValueError("'graph' is the built-in Microsoft Graph stand-in")
@@ -488,7 +493,7 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             merged = sorted(set(scopes).union(*(api.scopes for api in same)))
             for api in same:
                 api.scopes[:] = merged
-            self._apis[name] = _Api(name, resource, merged)
+            self._apis[name] = _Api(name, resource, merged, list(app_roles))
         return f"{self.base_url}/apis/{name}"
 
     def add_user(self, user: TestUser) -> TestUser:

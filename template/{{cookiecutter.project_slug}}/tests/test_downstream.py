@@ -93,7 +93,8 @@ def drive(request: pytest.FixtureRequest, app_under_test: AppUnderTest) -> Itera
 @pytest.fixture
 def api(app_under_test: AppUnderTest) -> ApiSettings:
     """A custom API of the app (the stand-in's /apis/<name>/)."""
-    custom = [a for a in app_under_test.services.settings.apis.values() if a.name != "graph"]
+    custom = [a for a in app_under_test.services.settings.apis.values()
+              if a.name != "graph" and not a.app_only]
     if not custom:
         pytest.skip("this app calls no custom API")
     return custom[0]

@@ -287,6 +287,8 @@ HEADER_VALUE_RE = re.compile(
 # An Azure region name as MSAL accepts it (msal/region.py): e.g. westus2.
 AZURE_REGION_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_API_TIMEOUT_SECONDS = 600
+# Entra's tenant aliases for "any tenant": no app-only token can come from those.
+MULTI_TENANT_ALIASES = ("common", "organizations", "consumers")
 
 
 def api_path_problem(path: str) -> str | None:
@@ -594,8 +596,9 @@ def _api_mapping(reader: _Reader, variable: str, baked: Any, *, header: bool
         value = None
     if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        reader.problems.append(f'{variable} must be a JSON object of strings, e.g. '
-                               f'{{"{"X-Tenant" if header else "api-version"}": "1"}}.')
+        example = '"X-Tenant": "contoso"' if header else '"api-version": "1"'
+        reader.problems.append(f"{variable} must be a JSON object of strings, e.g. "
+                               "{" + example + "}.")
         return {}
     if header:
         seen: set[str] = set()
@@ -1013,6 +1016,15 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
             f"SIGN_IN_API={sign_in_api!r} is an app-only API (API_{sign_in_api.upper()}_APP_ONLY): "
             "its token is the app's own, never the user's; sign in with another API's scopes, or "
             "none.")
+    tenant = (authority or "").rstrip("/").rsplit("/", 1)[-1].lower()
+    for name, api in apis.items():
+        if api.app_only and tenant in MULTI_TENANT_ALIASES:
+            # Client credentials name the tenant whose token the app gets: Entra refuses them
+            # at common and organizations (and the app's own tokens come from its home tenant).
+            reader.problems.append(
+                f"API_{name.upper()}_APP_ONLY: an app-only API's token comes from one tenant, "
+                f"and AUTHORITY ends with /{tenant}; use the tenant id or domain of the app's "
+                "home tenant, or call this API on the user's behalf.")
     azure_region = reader.raw("AZURE_REGION")
     if azure_region and not AZURE_REGION_RE.match(azure_region):
         reader.problems.append(f"AZURE_REGION={azure_region!r} is not an Azure region name "
