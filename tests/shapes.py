@@ -394,7 +394,7 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
         spec["sign_in_api"] = names[index % len(names)]
     else:
         spec["sign_in_api"] = ""
-    spare = [name for name in names if name != spec["sign_in_api"]]
+    spare = [name for name in names if name != spec.get("sign_in_api")]
     if spare and kind in ("tenant", "external_id"):  # one tenant issues the app's own token
         apis[spare[-1]] = app_only_api(spare[-1], index)
     if values["redirect"] == "unusual":

@@ -68,8 +68,8 @@ from msal_webapp_rules.schema import (
     PATH_EXAMPLES,
     PKCS12_SUFFIXES,
     REDIRECT_RE,
-    RESERVED_HEADERS,
     REQUIRED_TOP_KEYS,
+    RESERVED_HEADERS,
     RESERVED_SCOPES,
     ROLE_VALUE_CHARS,
     ROLE_VALUE_MAX,
@@ -639,6 +639,11 @@ def _check_api_mapping(path: str, value: Any, headers: bool, errors: list[str]) 
         seen.add(name.lower())
 
 
+def _is_app_only(apis: Any, name: str) -> bool:
+    api = apis.get(name) if isinstance(apis, dict) else None
+    return isinstance(api, dict) and api.get("app_only") is True
+
+
 def _check_app_only(path: str, api: dict[str, Any], auth: dict[str, Any],
                     errors: list[str]) -> None:
     """An app-only API: the app's own token (client credentials), for exactly one
@@ -958,9 +963,7 @@ def validate_spec(spec: Any) -> list[str]:
             if sia and names is not None and sia not in names:
                 errors.append(f"sign_in_api: {show(sia)} is not a configured API; allowed: "
                               f"{choices(['', *names])} ('' = sign in with openid/profile only)")
-            elif sia and isinstance(spec.get("downstream_apis"), dict) and isinstance(
-                    spec["downstream_apis"].get(sia), dict) and (
-                    spec["downstream_apis"][sia].get("app_only") is True):
+            elif sia and sia != GRAPH and _is_app_only(spec.get("downstream_apis"), sia):
                 errors.append(f"sign_in_api: {show(sia)} is an app-only API: its token is the "
                               "app's own, never the user's; sign in with another API's scopes, "
                               "or '' for none")

@@ -112,7 +112,10 @@ def test_an_app_only_api_refuses_a_user_token_and_a_delegated_api_an_app_token(
     app = app_under_test
     api = app_only_api(app)
     http = http_session  # trusts the stand-in
-    user_token = app.standin.mint_access_token(ALICE.username, CLIENT_ID, list(api.scopes))
+    # A user's token, even one carrying the role (a user can be assigned an app role too).
+    user_token = app.standin.mint_access_token(ALICE.username, CLIENT_ID, list(api.scopes),
+                                               roles=[APP_ONLY_API_ROLE])
+    assert "scp" in claims_of(user_token)
     refused = http.get(api.base_url + "x", headers={"Authorization": f"Bearer {user_token}"})
     assert refused.status_code == 403 and "insufficient_scope" in refused.headers.get(
         "WWW-Authenticate", "")

@@ -114,6 +114,29 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after({}, now) is None
 
 
+def test_an_apis_description_gives_a_calls_defaults_and_its_timeout_shortens_the_deadline(
+        ) -> None:
+    api = ApiSettings("reports", "https://reports.example.com/v1/", ("api://x/.default",),
+                      path="daily", method="HEAD", headers={"X-Format": "compact", "X-Keep": "1"},
+                      query={"api-version": "2"}, timeout_seconds=2.0, app_only=True)
+    plan = call_plan(api, deadline_seconds=10, clock=lambda: 100.0)
+    assert next(plan) == NeedToken(api.scopes)
+    sent = plan.send("token").request
+    assert (sent.method, sent.url) == ("HEAD",
+                                       "https://reports.example.com/v1/daily?api-version=2")
+    assert sent.headers["X-Format"] == "compact" and sent.until == 102.0
+    # What the caller gives wins (a header of the same name in any case), the rest stays; a
+    # deadline shorter than the API's timeout stands.
+    plan = call_plan(api, "weekly", method="GET", params={"top": "1"},
+                     headers={"x-format": "full"}, deadline_seconds=1, clock=lambda: 100.0)
+    next(plan)
+    sent = plan.send("token").request
+    assert (sent.method, sent.url) == (
+        "GET", "https://reports.example.com/v1/weekly?api-version=2&top=1")
+    assert sent.headers["x-format"] == "full" and "X-Format" not in sent.headers
+    assert sent.headers["X-Keep"] == "1" and sent.until == 101.0
+
+
 # ------------------------------------------------------------------------------ transports
 @pytest.mark.parametrize("after", ["0", "date in the past"])
 def test_a_throttled_get_is_sent_again_after_retry_after(
