@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.core.downstream import (
     ApiResponse,
     NeedToken,
     Plan,
+    Send,
     call_plan,
     retry_after,
     run_sync,
@@ -121,7 +122,9 @@ def test_an_apis_description_gives_a_calls_defaults_and_its_timeout_shortens_the
                       query={"api-version": "2"}, timeout_seconds=2.0, app_only=True)
     plan = call_plan(api, deadline_seconds=10, clock=lambda: 100.0)
     assert next(plan) == NeedToken(api.scopes)
-    sent = plan.send("token").request
+    step = plan.send("token")
+    assert isinstance(step, Send)
+    sent = step.request
     assert (sent.method, sent.url) == ("HEAD",
                                        "https://reports.example.com/v1/daily?api-version=2")
     assert sent.headers["X-Format"] == "compact" and sent.until == 102.0
@@ -130,7 +133,9 @@ def test_an_apis_description_gives_a_calls_defaults_and_its_timeout_shortens_the
     plan = call_plan(api, "weekly", method="GET", params={"top": "1"},
                      headers={"x-format": "full"}, deadline_seconds=1, clock=lambda: 100.0)
     next(plan)
-    sent = plan.send("token").request
+    step = plan.send("token")
+    assert isinstance(step, Send)
+    sent = step.request
     assert (sent.method, sent.url) == (
         "GET", "https://reports.example.com/v1/weekly?api-version=2&top=1")
     assert sent.headers["x-format"] == "full" and "X-Format" not in sent.headers
