@@ -7,11 +7,14 @@ API's default path, query and headers; that token comes from the project's own k
 credential, and from the next one when the provider refuses it; it is kept in ONE cache in the
 store, shared by every instance and asked for once across them; a cached one costs no store
 write and no token request. The stand-in's app-only API refuses a user's token, and a
-delegated API refuses an app token.
+delegated API refuses an app token. AZURE_REGION sends the app's token requests (and only
+those) to the regional token service MSAL derives from the authority's host: an HTTP CONNECT
+proxy on loopback stands in for DNS, leading that host to the stand-in.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from urllib.parse import unquote
 import jwt
 import pytest
 import requests
+import trustme
 
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.auth import User
@@ -30,10 +34,11 @@ from {{ cookiecutter.package_name }}.core.services import build_services
 from {{ cookiecutter.package_name }}.core.settings import ApiSettings, load_settings
 from {{ cookiecutter.package_name }}.core.token_cache import APP_TOKENS
 
-from devprovider import DEFAULT_USERS
+from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import APP_ONLY_API_ROLE
 from tests.conftest import CLIENT_ID, AppUnderTest, page_of, user_apis
 from tests.credential_material import auth_log, credential_setup, own_kind
+from tests.test_authority_kinds import ConnectProxy
 from tests.test_web_flow import sign_in
 
 ALICE = DEFAULT_USERS[0]
@@ -42,6 +47,27 @@ NOBODY = User(home_account_id="", name="", username="", oid="", tid="", issuer="
 APP_ONLY = [name for name, api in DEFAULTS.downstream_apis.items() if api.get("app_only")]
 pytestmark = pytest.mark.skipif(not APP_ONLY,
                                 reason="the app was generated without an app-only API")
+
+
+# AZURE_REGION: an authority host of the tests' own (a CONNECT proxy leads it to the stand-in)
+# and its regional variant, as MSAL makes it for a host that is not one of Microsoft's public
+# ones (`<region>.<host>`; for login.microsoftonline.com and its aliases:
+# `<region>.login.microsoft.com`).
+REGION = "westus2"
+CENTRAL = "login.contoso.test"
+REGIONAL = f"{REGION}.{CENTRAL}"
+
+
+@pytest.fixture(scope="module")
+def tls_server_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[str, str]:
+    """The stand-in's certificate, naming the authority's host and its regional one too."""
+    folder = tmp_path_factory.mktemp("app-only-tls")
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost", CENTRAL, REGIONAL)
+    chain, key = folder / "server.pem", folder / "server.key"
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key))
+    return str(chain), str(key)
 
 
 def app_only_api(app: AppUnderTest) -> ApiSettings:
@@ -213,3 +239,32 @@ def test_a_signed_out_visitor_of_the_page_signs_in_first(
     final = browser.sign_in(page, ALICE.username)
     assert final.url == app.url(page_of(api.name)), final.url
     assert final.status_code == 200 and "this app's own token" in final.text
+
+
+def test_azure_region_sends_only_the_apps_token_requests_to_the_regional_host(
+        make_app: Callable[..., AppUnderTest], standin: StandIn,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """MSAL fetches discovery at `<region>.<host>` and asks its token endpoint for the app's
+    tokens; a user's sign-in and tokens stay on the central endpoints. With REGION_NAME set as
+    Azure sets it (the same region), MSAL logs no region warning."""
+    standin.regional_hosts.add(REGIONAL)
+    port = int(standin.base_url.rsplit(":", 1)[1])
+    with ConnectProxy(("127.0.0.1", port)) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)  # read when the app is built
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.setenv("REGION_NAME", REGION)
+        app = make_app(AUTHORITY=f"https://{CENTRAL}/{standin.tenant_id}", AZURE_REGION=REGION)
+        app.standin.reset_counts()
+        with caplog.at_level(logging.WARNING, logger="msal"):
+            token = app.services.auth.acquire_app_token(app_only_api(app).scopes)
+            sign_in(app, app.browser(), ALICE)
+        proxy.shutdown()
+    assert claims_of(token)["roles"] == [APP_ONLY_API_ROLE]
+    assert app.standin.token_hosts[("client_credentials", REGIONAL)] == 1
+    assert sum(n for (grant, _), n in app.standin.token_hosts.items()
+               if grant == "client_credentials") == 1
+    # The user's code is redeemed at the central token endpoint (discovery's, on base_url).
+    assert app.standin.token_hosts[("authorization_code", "127.0.0.1")] == 1
+    assert f"{REGIONAL}:443" in proxy.hosts
+    assert not [r for r in caplog.records if "egion" in r.getMessage()]
