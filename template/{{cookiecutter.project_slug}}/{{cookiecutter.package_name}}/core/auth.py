@@ -620,6 +620,17 @@ class AuthService:
         raise TokenAcquisitionError(str(result.get("error")),
                                     str(result.get("error_description", "")))
 
+    def forget_app_token(self, scopes: Sequence[str]) -> None:
+        """Drop the app's cached token for `scopes` in every instance (the next request asks
+        for a new one): e.g. after a refusal, when an administrator may have granted the
+        permission it lacked since."""
+        with self.caches.open(APP_TOKENS) as cache:
+            for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN,
+                                           target=list(scopes))):
+                cache.remove_at(entry)
+        with self._offline_lock:
+            self._app_offline_client = None
+
     def cached_app_token(self, scopes: Sequence[str]) -> str | None:
         """`acquire_app_token`'s offline pass alone when it needs no store read that may block
         (see `cached_token`); None: call `acquire_app_token` (from a worker thread)."""
