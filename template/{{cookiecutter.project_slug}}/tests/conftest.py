@@ -198,6 +198,17 @@ def page_of(api: str) -> str:
     return "/profile" if api == "graph" else f"/api/{api}"
 
 
+def entra_authority(authority: str) -> dict[str, str]:
+    """The settings of an Entra app at `authority`. At a multi-tenant one (`organizations`,
+    `common`) the app's app-only APIs are called with the user's token instead: the app's own
+    token comes from one tenant, and the app refuses to start with them there."""
+    env = {"AUTHORITY": authority, "OIDC_AUTHORITY": ""}
+    if authority.rstrip("/").rsplit("/", 1)[-1].lower() in ("organizations", "common"):
+        env.update({f"API_{name.upper()}_APP_ONLY": "false"
+                    for name, api in DEFAULTS.downstream_apis.items() if api.get("app_only")})
+    return env
+
+
 def user_apis(apis: Mapping[str, Any]) -> list[str]:
     """The names of the APIs called with the signed-in user's token (the app-only ones are
     not), in their order: of `Settings.apis` or of config.py's `downstream_apis`."""
