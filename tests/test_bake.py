@@ -159,7 +159,8 @@ def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Ba
         bake = bake_and_check(plan.id, plan.spec, workdir, mypy_cache,
                               mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
                               framework=plan.framework, backend=plan.backend,
-                              modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck)
+                              modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck,
+                              kept_rewrites=folder / "kept-rewrites")
         result.write_text(bake.to_json(), encoding="utf-8")
         return bake
 
