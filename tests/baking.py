@@ -424,8 +424,8 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                    typecheck: bool = True, kept_rewrites: Path | None = None) -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, its suite (without
     SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given; never
-    ``skip``) and mypy (if ``typecheck``; its cache ``mypy_cache``, seeded from
-    ``mypy_seed``); ``framework`` and ``backend`` override the spec's. ``kept_rewrites``: a
+    ``skip``) and mypy (if ``typecheck``; its cache in ``mypy_cache``, by package name, seeded
+    from ``mypy_seed``); ``framework`` and ``backend`` override the spec's. ``kept_rewrites``: a
     folder that keeps the suite's rewritten asserts for the bakes of a run
     (bake_plugins/kept_rewrites.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -494,8 +494,13 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
     # the other workers' suites keep the cores busy, instead of every worker waiting for it
     # at the start.
     if typecheck:
-        with seeded_mypy_cache(mypy_cache, mypy_seed, project, bake):
-            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)],
+        # A cache per package name in ``mypy_cache``, used by one bake at a time: mypy takes a
+        # module of another bake's project from it when its text is the same (most of a project
+        # of the same name, whatever the framework), about 2.5 s of a bake's 3.5 s of CPU.
+        cache = mypy_cache / context["package_name"]
+        cache.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{cache}.lock"), seeded_mypy_cache(cache, mypy_seed, project, bake):
+            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(cache)],
                         project, bake, env)
         if mypy is not None and mypy.returncode != 0:
             bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")

@@ -129,10 +129,12 @@ PLANS = bake_plans()
 
 
 @pytest.fixture(scope="session")
-def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache per worker, seeded from the run's one analysis of every library that
-    any bake imports (`seeded_mypy_cache`): the libraries are analysed once, not per bake."""
-    return tmp_path_factory.mktemp("mypy-cache")
+def mypy_cache(run_folder: Path) -> Path:
+    """The mypy caches of this run's bakes, one per package name (shared by the workers, used
+    by one bake at a time), each seeded from the run's one analysis of every library that any
+    bake imports (`seeded_mypy_cache`): libraries are analysed once, not per bake, and a
+    project's modules once per text."""
+    return run_folder / "mypy-by-package"
 
 
 @pytest.fixture(scope="session")
