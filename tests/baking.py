@@ -296,6 +296,8 @@ def junit_outcomes(report: Path) -> dict[str, str]:
 # - bad input and abuse, and a store that fails or holds entries of the wrong shape (the
 #   framework's and the store's code: the parity bakes run them with every store in every
 #   framework);
+# - the health probes and HSTS (the same: the provider's discovery URL, the one part that
+#   depends on the authority, is test_authority_kinds.py's);
 # - several tenants (an Entra app at `organizations` whatever the spec's authority; with every
 #   store too);
 # - the rules of a downstream API call (throttling, redirects, bounded answers: each
@@ -312,7 +314,7 @@ SHAPE_INDEPENDENT_MODULES = (
     "tests/test_credential_kinds.py", "tests/test_redis_store.py", "tests/test_sql_store.py",
     "tests/test_tcp_proxy.py", "tests/test_instances.py", "tests/test_processes.py",
     "tests/test_bad_input.py", "tests/test_downstream.py", "tests/test_tenants.py",
-    "tests/test_store_faults.py",
+    "tests/test_store_faults.py", "tests/test_health.py",
 )
 # What a page does with each store, in every framework: the web flow, store faults, two app
 # instances under their production servers sharing a store, and bad input (a view of the
@@ -322,7 +324,7 @@ SHAPE_INDEPENDENT_MODULES = (
 BEHAVIOURAL_MODULES = ("tests/test_web_flow.py", "tests/test_store_faults.py",
                        "tests/test_instances.py", "tests/test_bad_input.py",
                        "tests/test_authorization.py", "tests/test_single_sign_out.py",
-                       "tests/test_tenants.py")
+                       "tests/test_tenants.py", "tests/test_health.py")
 
 
 # Generated test modules that exercise no framework code: the HTTP client, the stores, sessions and

@@ -68,6 +68,10 @@ class StoreProxy:
         self._call("lock", key)
         return self.inner.lock(key)
 
+    def ready(self) -> None:
+        self._call("ready", "")
+        self.inner.ready()
+
 
 @dataclass
 class Backend:

@@ -14,7 +14,8 @@ framework's hooks to these seams, each the same in every framework:
    whatever made it (a core flow, a view of the user's, an error page): it saves the session
    and sets the session cookie, or replaces the response by the error page when the session
    cannot be written. Nothing else saves the session.
-4. **Headers.** `add_security_headers` on every response, static files and error pages too.
+4. **Headers.** `add_security_headers` on every response, static files and error pages too;
+   over https, with HSTS.
 5. **Login guard.** `flows.signed_in_user(services, req, api)` in the framework's idiom (a
    decorator, a dependency): the user, or the outcome to answer with (a sign-in, a 404 for an
    API that is not configured, a 503).
@@ -25,6 +26,9 @@ framework's hooks to these seams, each the same in every framework:
 8. **Requests from outside.** A body larger than `settings.max_request_bytes` is refused with
    413 before it is read (`web.body_too_large`; a body without a length is counted as it is
    read); behind `TRUSTED_PROXY_HOPS` proxies, only `web.forwarded`'s headers are honoured.
+9. **Health probes.** `/healthz` and `/readyz` answer with `health.liveness()` and
+   `services.readiness.check()` (plain text); their session is loaded from no cookie
+   (`health.session_id`), so they read and write no session and set no cookie.
 
 Blocking work (MSAL, a store that waits on I/O) stays off an async framework's event loop: it
 runs the same functions in a worker thread. `flows.page_user` and `flows.sign_in_for_page` split
@@ -97,8 +101,10 @@ def finish(adapter: Adapter[RequestT, ResponseT], request: RequestT,
 
 
 def add_security_headers(adapter: Adapter[RequestT, ResponseT], request: RequestT,
-                         response: ResponseT) -> ResponseT:
-    """The core's security headers (seam 4), unless the response set its own."""
-    for name, value in adapter.services(request).security_headers.items():
+                         response: ResponseT, *, https: bool) -> ResponseT:
+    """The core's security headers (seam 4), unless the response set its own; with HSTS if
+    the request came over `https` (as the outermost trusted proxy saw it)."""
+    services = adapter.services(request)
+    for name, value in (services.https_headers if https else services.security_headers).items():
         adapter.set_header(response, name, value)
     return response

@@ -25,6 +25,7 @@ from dotenv import find_dotenv, load_dotenv
 from .auth import AuthService
 from .authorization import Authorization, Tenants
 from .downstream import DownstreamApis
+from .health import Readiness
 from .identity import MsalClients
 from .sessions import Sessions
 from .settings import (
@@ -37,7 +38,7 @@ from .settings import (
 )
 from .stores import Expiry, Purpose, Store
 from .token_cache import AccountCaches
-from .web import CookieSpec, security_headers, session_cookie
+from .web import CookieSpec, security_headers, session_cookie, strict_transport_security
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class Services:
     authz: Authorization
     security_headers: dict[str, str]  # the same for every response: computed once
     session_cookie: CookieSpec
+    # The headers of a response served over https: security_headers and HSTS.
+    https_headers: dict[str, str]
+    readiness: Readiness  # /readyz (core/health.py)
 
 
 def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
@@ -79,7 +83,10 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
                     auth=auth, apis=apis, authz=authz,
                     security_headers=security_headers(settings),
-                    session_cookie=session_cookie(settings))
+                    session_cookie=session_cookie(settings),
+                    https_headers={**security_headers(settings),
+                                   **strict_transport_security(settings)},
+                    readiness=Readiness([sessions.store, caches.store], clients.discovery))
 
 
 def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Settings:

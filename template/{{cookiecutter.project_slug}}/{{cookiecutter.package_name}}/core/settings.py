@@ -159,6 +159,11 @@ class Settings:
     b2c_password_reset_flow: str | None = None
     b2c_profile_edit_flow: str | None = None
 
+    # Strict-Transport-Security on responses served over https (web.py `strict_transport_
+    # security`): its max-age (0: not sent) and whether it covers the host's subdomains.
+    hsts_seconds: int = 365 * 24 * 3600
+    hsts_include_subdomains: bool = False
+
     @property
     def is_b2c(self) -> bool:
         """An Azure AD B2C authority, told apart as MSAL does (msal/authority.py): a b2clogin
@@ -894,6 +899,8 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         b2c_profile_edit_flow=_b2c_flow(reader, "B2C_PROFILE_EDIT_FLOW",
                                         defaults.b2c_profile_edit_flow, authority),
         **_authorization(reader, defaults, graph_at, authority),
+        hsts_seconds=reader.integer("HSTS_SECONDS", 365 * 24 * 3600, 0),
+        hsts_include_subdomains=reader.boolean("HSTS_INCLUDE_SUBDOMAINS", False),
     )
     _b2c_settings(reader, settings)
     if settings.allowed_tenant_ids and not settings.authority:

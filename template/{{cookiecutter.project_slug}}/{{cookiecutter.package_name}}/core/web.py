@@ -55,6 +55,22 @@ def security_headers(settings: Settings) -> dict[str, str]:
     }
 
 
+def strict_transport_security(settings: Settings) -> dict[str, str]:
+    """HSTS (RFC 6797): browsers then reach the app over https only, for HSTS_SECONDS. Sent
+    with responses served over https only (section 7.2: never over plain http), as the app
+    sees the request: behind a TLS-terminating proxy, through TRUSTED_PROXY_HOPS' forwarded
+    scheme. The default, a year, is what browsers' preload lists ask as a minimum; the app
+    runs on https anyway (plain http is refused outside localhost), so there is no http site
+    to come back to. Subdomains only when asked (HSTS_INCLUDE_SUBDOMAINS): they may be other
+    teams' sites, some still on http. No `preload`: that is the domain owner's decision."""
+    if not settings.hsts_seconds:
+        return {}
+    value = f"max-age={settings.hsts_seconds}"
+    if settings.hsts_include_subdomains:
+        value += "; includeSubDomains"
+    return {"Strict-Transport-Security": value}
+
+
 def front_channel_headers(settings: Settings) -> dict[str, str]:
     """The front-channel sign-out page's own headers, in place of `security_headers`' CSP.
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .aio import AsyncApis
 from .config import DEFAULTS
 from .core import flows
-from .core.services import app_settings, build_services
+from .core.services import Services, app_settings, build_services
 from .core.web import forwarded
 from .dependencies import Interrupt
 from .responses import respond
@@ -27,24 +27,30 @@ from .routes import router
 from .sessions import SessionMiddleware
 
 
-class SecurityHeaders:
-    """Adds the core's security headers to every response (those it has not set itself)."""
+def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
-    def __init__(self, app: ASGIApp, headers: Mapping[str, str]) -> None:
+
+class SecurityHeaders:
+    """Adds the core's security headers to every response (those it has not set itself); over
+    https (as the forwarded headers, if trusted, say), with HSTS."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
-        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in headers.items()]
+        self.headers = _raw(services.security_headers)
+        self.https_headers = _raw(services.https_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        add = self.https_headers if scope.get("scheme") == "https" else self.headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in self.headers if k not in present]
+                headers += [(k, v) for k, v in add if k not in present]
                 message["headers"] = headers
             await send(message)
 
@@ -97,7 +103,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     # Added innermost first: the forwarded headers are applied, then the security headers
     # wrap everything, including the pages the session middleware answers with.
     app.add_middleware(SessionMiddleware, services=services)
-    app.add_middleware(SecurityHeaders, headers=services.security_headers)
+    app.add_middleware(SecurityHeaders, services=services)
     if settings.trusted_proxy_hops:
         app.add_middleware(ForwardedHeaders, hops=settings.trusted_proxy_hops)
     return app

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from .config import DEFAULTS
-from .core import flows
+from .core import flows, health
 {% if (cookiecutter.get("authorization") or {}).get("roles") %}
 from .core.authorization import CurrentUser, requirement
 {% endif %}
@@ -102,6 +102,22 @@ async def admin(request: Request,  # a page for one app role: the 403 page for o
                 ) -> Response:
     return respond(request, flows.access_page(user, requirement([{{ roles[0] | tojson }}])))
 {% endif %}
+
+
+# The health probes (core/health.py): plain text, no session, no sign-in.
+def _probe(answer: health.ProbeAnswer) -> Response:
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+@router.api_route(health.LIVENESS_PATH, methods=["GET", "HEAD"])
+async def healthz() -> Response:
+    return _probe(health.liveness())
+
+
+@router.api_route(health.READINESS_PATH, methods=["GET", "HEAD"])
+async def readyz(request: Request) -> Response:
+    # The check waits on the store and the provider: in a worker thread.
+    return _probe(await run_sync(ADAPTER.services(request).readiness.check))
 
 
 @router.get("/roles/{name:path}")  # a role value may hold a "/"

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import adapter, flows
+from .core.health import session_id
 from .core.services import Services
 from .core.sessions import SessionState
 from .core.web import body_too_large
@@ -54,7 +55,8 @@ class SessionMiddleware:
             scope["session"] = SessionState()
             await respond(request, flows.http_error(413))(scope, receive, send)
             return
-        sid = request.cookies.get(services.session_cookie.name)
+        # None for the health probes: they read and write no session (core/health.py).
+        sid = session_id(scope["path"], request.cookies.get(services.session_cookie.name))
         blocking = services.sessions.store.blocking
         scope["session"] = (await run_sync(services.sessions.load, sid, SessionState)
                             if blocking else services.sessions.load(sid, SessionState))

@@ -12,6 +12,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
 from .config import DEFAULTS
+from .core.health import session_id
 from .core.services import Services, app_settings, build_services
 from .core.sessions import SessionState
 from .core.web import apply_forwarded
@@ -48,8 +49,9 @@ class StoreSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> StoreSession:
         services: Services = app.extensions["msal_webapp"]
-        cookie = request.cookies.get(services.session_cookie.name)
-        return services.sessions.load(cookie, StoreSession)
+        # None for the health probes: they read and write no session (core/health.py).
+        sid = session_id(request.path, request.cookies.get(services.session_cookie.name))
+        return services.sessions.load(sid, StoreSession)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         pass

@@ -27,7 +27,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from .config import DEFAULTS
-from .core import adapter, flows
+from .core import adapter, flows, health
 from .core.authorization import CurrentUser, requirement
 from .core.downstream import ApiResponse
 from .core.services import Services
@@ -171,7 +171,8 @@ def _finish(response: Response) -> Response:
     """The one save point, for every response (the routes here, the views you write, the
     error pages), then the core's security headers."""
     response = adapter.finish(ADAPTER, request, response)
-    return adapter.add_security_headers(ADAPTER, request, response)
+    return adapter.add_security_headers(ADAPTER, request, response,
+                                        https=request.scheme == "https")
 
 
 @bp.get("/")
@@ -257,6 +258,21 @@ def access(kind: str, name: str) -> Any:
     guarded = login_required(roles=needed.roles, groups=needed.groups)(
         lambda: respond(flows.access_page(g.user, needed)))
     return guarded()
+
+
+# The health probes (core/health.py): plain text, no session, no sign-in.
+def _probe(answer: health.ProbeAnswer) -> Response:
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+@bp.get(health.LIVENESS_PATH)
+def healthz() -> Response:
+    return _probe(health.liveness())
+
+
+@bp.get(health.READINESS_PATH)
+def readyz() -> Response:
+    return _probe(services().readiness.check())
 
 
 @bp.app_errorhandler(HTTPException)

@@ -113,6 +113,11 @@ class Store(Protocol):
         holds no connection while it is held. Taking it may raise StoreError, also after
         waiting LEASE_WAIT_SECONDS for another holder."""
 
+    def ready(self) -> None:
+        """Raise StoreError unless the store can be used now: one cheap round trip (a ping, a
+        `SELECT 1`, a file created and removed), bounded by the store's own timeouts. The
+        readiness probe (core/health.py) asks it."""
+
 
 def versions_one_by_one(reads: Sequence[tuple[Store, str]]) -> list[Hashable | None]:
     """`Store.versions_of` for stores with nothing to gain from reading together."""

@@ -118,3 +118,6 @@ class EncryptedStore:
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[object]:
         return self.inner.lock(key)
+
+    def ready(self) -> None:
+        self.inner.ready()

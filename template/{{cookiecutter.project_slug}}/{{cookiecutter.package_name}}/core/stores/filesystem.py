@@ -211,6 +211,20 @@ class FileStore:
         except OSError as exc:
             raise StoreError(f"cannot delete an entry: {exc}") from exc
 
+    def ready(self) -> None:
+        """A byte written to a new file in the directory, which is then removed: what `set`
+        needs (the directory there and writable, an inode and some space to spare), without
+        writing an entry."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".ready-")
+            try:
+                os.write(fd, b"\n")
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
+        except OSError as exc:
+            raise StoreError(f"cannot write in {self._dir}: {exc}") from exc
+
     def sweep(self) -> int:
         """Delete expired entries (accounts and sessions that never came back) and leftover
         temporary files of writers that died. Runs from `set` at most once an hour."""

@@ -245,6 +245,9 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._run("delete", lambda: self._client.delete(key))
 
+    def ready(self) -> None:
+        self._run("ping", self._client.ping)
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[object]:
         give_up = time.monotonic() + self._lease_wait

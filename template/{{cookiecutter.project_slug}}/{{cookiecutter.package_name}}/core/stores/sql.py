@@ -573,6 +573,11 @@ class SqlStore:
             log.warning("could not release a lock; it expires in %ss: %s",
                         self._lease_ms / 1000, exc)
 
+    def ready(self) -> None:
+        with self._failures("answer"):
+            self._on_connection(lambda connection: connection.execute(sa.text("SELECT 1")),
+                                read=True)
+
     def schema_problem(self) -> str | None:
         """None if the tables are at the migrations' head; else what to do, in one line.
         StoreError if the database cannot be reached."""

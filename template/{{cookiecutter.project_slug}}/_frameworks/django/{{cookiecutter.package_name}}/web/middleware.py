@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
 from ..core import adapter, flows
+from ..core.health import session_id
 from ..core.web import body_too_large, current_user
 from .responses import ADAPTER, respond, session_state
 from .services import services_for
@@ -29,7 +30,8 @@ class SecurityHeadersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return adapter.add_security_headers(ADAPTER, request, self.get_response(request))
+        return adapter.add_security_headers(ADAPTER, request, self.get_response(request),
+                                            https=request.scheme == "https")
 
 
 class SessionMiddleware:
@@ -48,7 +50,8 @@ class SessionMiddleware:
         services = services_for(request)
         if body_too_large(services.settings, request.META.get("CONTENT_LENGTH")):
             return respond(request, flows.http_error(413))
-        sid = request.COOKIES.get(services.session_cookie.name)
+        # None for the health probes: they read and write no session (core/health.py).
+        sid = session_id(request.path, request.COOKIES.get(services.session_cookie.name))
         request.session = SessionStore(state=services.sessions.load(sid), services=services)
         response = adapter.finish(ADAPTER, request, self.get_response(request))
         # Django's CSRF cookie is Secure (settings.py), which Safari drops on plain http: an

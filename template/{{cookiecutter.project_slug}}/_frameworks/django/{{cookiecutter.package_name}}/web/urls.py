@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from ..config import DEFAULTS
+from ..core.health import LIVENESS_PATH, READINESS_PATH
 from . import views
 
 urlpatterns = [
@@ -22,4 +23,7 @@ urlpatterns = [
 {% endif %}
     # /roles/<role> and /groups/<name>: one example page per app role and named group.
     re_path(r"^(?P<kind>roles|groups)/(?P<name>.+)$", views.access, name="access"),
+    # The health probes (core/health.py).
+    path(LIVENESS_PATH.lstrip("/"), views.healthz, name="healthz"),
+    path(READINESS_PATH.lstrip("/"), views.readyz, name="readyz"),
 ]

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from ..core import flows
+from ..core import flows, health
 {% if (cookiecutter.get("authorization") or {}).get("roles") %}
 from ..core.authorization import requirement
 {% endif %}
@@ -144,6 +144,23 @@ def access(request: HttpRequest, kind: str, name: str) -> HttpResponse:
 
     return cast(HttpResponse, login_required(page, roles=needed.roles,
                                              groups=needed.groups)(request))
+
+
+# -- health probes (core/health.py): plain text, no session, no sign-in ------------------------
+def _probe(answer: health.ProbeAnswer) -> HttpResponse:
+    return HttpResponse(answer.body, status=answer.status, headers=answer.headers)
+
+
+@login_not_required
+@allow("GET", "HEAD")
+def healthz(request: HttpRequest) -> HttpResponse:
+    return _probe(health.liveness())
+
+
+@login_not_required
+@allow("GET", "HEAD")
+def readyz(request: HttpRequest) -> HttpResponse:
+    return _probe(services_for(request).readiness.check())
 
 
 # -- error pages (settings.CSRF_FAILURE_VIEW, urls.py handler400 ... handler500) -------------
