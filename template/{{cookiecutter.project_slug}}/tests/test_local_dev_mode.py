@@ -16,7 +16,7 @@ from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import start_dev_environment
 from tests.app_server import serve
 from tests.browser import Browser
-from tests.conftest import page_of
+from tests.conftest import page_of, user_apis
 
 ALICE = DEFAULT_USERS[0]
 
@@ -53,7 +53,7 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], pr
     assert where.scheme == "http" and where.hostname != urlsplit(base_url).hostname
     final = browser.sign_in(page, ALICE.username)
     assert final.url == base_url + "/" and ALICE.name in final.text
-    for api in services.settings.apis:
+    for api in user_apis(services.settings.apis):
         page = browser.get(base_url + page_of(api))
         if urlsplit(page.url).path.endswith("/authorize"):  # consent for an API
             page = browser.sign_in(page, ALICE.username)
