@@ -205,6 +205,32 @@ def test_a_redirect_to_another_host_carries_no_token(
     assert {k.lower() for k in arrived["headers"]} >= {"authorization"}
 
 
+def test_only_the_api_s_own_claims_challenge_asks_for_claims() -> None:
+    """A claims challenge is about the token: after a redirect to another origin (which got no
+    token) it is that origin's answer, not the API's, and asks the provider for nothing."""
+    api = ApiSettings(name="todo", base_url="https://api.contoso.test/", scopes=("api://x/R",))
+    challenge = ApiResponse(401, {"www-authenticate": 'Bearer error="insufficient_claims", '
+                                  'claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ"'})
+
+    def tokens_asked(location: str) -> list[NeedToken]:
+        asked: list[NeedToken] = []
+        answers = iter([ApiResponse(307, {"location": location}), challenge,
+                        ApiResponse(200, {}, b"{}")])
+
+        def acquire(step: NeedToken) -> str:
+            asked.append(step)
+            return f"token-{len(asked)}"
+
+        with contextlib.suppress(DownstreamApiError):
+            run_sync(call_plan(api, "items"), acquire, lambda request: next(answers))
+        return asked
+
+    elsewhere = tokens_asked("https://files.contoso.test/items")
+    assert [step.claims for step in elsewhere] == [None]
+    here = tokens_asked("/moved/items")  # the API's own origin: its challenge is met
+    assert [step.claims for step in here] == [None, '{"access_token":{}}']
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_large_answer_is_refused_without_reading_it(
         drive: Driver, api: ApiSettings, standin: StandIn, chunked: bool) -> None:

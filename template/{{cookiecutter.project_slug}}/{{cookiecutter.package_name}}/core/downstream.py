@@ -246,8 +246,10 @@ def _throttled_delay(request: ApiRequest, response: ApiResponse, retries: int,
 
 
 def _exchange(api: ApiSettings, request: ApiRequest, clock: Callable[[], float],
-              wall_clock: Callable[[], float]) -> Generator[Step, Any, ApiResponse]:
-    """Send `request` with its redirects, and again while throttled and time allows."""
+              wall_clock: Callable[[], float]
+              ) -> Generator[Step, Any, tuple[ApiResponse, ApiRequest]]:
+    """Send `request` with its redirects, and again while throttled and time allows: the
+    last answer, and the request (the last hop) it answered."""
     retries = 0
     while True:
         hop, hops = request, 0
@@ -268,9 +270,13 @@ def _exchange(api: ApiSettings, request: ApiRequest, clock: Callable[[], float],
         if delay is None or request.until is None or clock() + delay >= request.until:
             # Not to be retried, or the wait would end past the call's deadline: the answer
             # stands (the page says to try again later), at once.
-            return response
+            return response, hop
         yield Wait(delay)
         retries += 1
+
+
+def _carries_token(request: ApiRequest) -> bool:
+    return any(name.lower() == "authorization" for name in request.headers)
 
 
 def call_plan(api: ApiSettings, path: str = "", *, method: str | None = None,
@@ -301,13 +307,15 @@ def call_plan(api: ApiSettings, path: str = "", *, method: str | None = None,
         return replace(built, until=until, max_bytes=max_bytes)
 
     token: str = yield NeedToken(api.scopes)
-    response = yield from _exchange(api, request(token), clock, wall_clock)
-    claims = claims_challenge(response)
+    response, answered = yield from _exchange(api, request(token), clock, wall_clock)
+    # Only the API's own challenge counts: one from another origin a redirect led to (which
+    # got no token) is not about the token, and must not make the app ask for claims.
+    claims = claims_challenge(response) if _carries_token(answered) else None
     if claims is not None:
         # The token lacks claims the API demands (e.g. after a policy change): get a new one
         # with those claims. If that needs the user, acquiring raises InteractionRequired.
         token = yield NeedToken(api.scopes, claims)
-        response = yield from _exchange(api, request(token), clock, wall_clock)
+        response, _ = yield from _exchange(api, request(token), clock, wall_clock)
     if response.status >= 400:
         throttled = response.status in THROTTLED_STATUSES
         raise DownstreamApiError(api.name, response.status, response.text, retry_after=(
