@@ -29,6 +29,13 @@ def listening_socket() -> socket.socket:
     return listener
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for a program that binds it itself)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def base_url_of(listener: socket.socket, cert_files: tuple[str, str] | None, host: str) -> str:
     return f"{'https' if cert_files else 'http'}://{host}:{listener.getsockname()[1]}"
 

@@ -3,6 +3,13 @@ pages are on another site (http://127.0.0.1), as a real tenant's are."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -14,9 +21,11 @@ from {{ cookiecutter.package_name }}.core.services import Services
 
 from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import start_dev_environment
-from tests.app_server import serve
+from tests.app_server import PROJECT, production_server, serve
 from tests.browser import Browser
-from tests.conftest import page_of
+from tests.conftest import page_of, server_process_environment
+from tests.processes import start, stop
+from tests.servers import free_port, listening_socket
 
 ALICE = DEFAULT_USERS[0]
 
@@ -58,3 +67,88 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], pr
         if urlsplit(page.url).path.endswith("/authorize"):  # consent for an API
             page = browser.sign_in(page, ALICE.username)
         assert page.status_code == 200 and ALICE.oid in page.text
+
+
+# ------------------------------------------------------------------ the command itself
+def wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on {port} after 60 s"
+            time.sleep(0.2)
+
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a process group's SIGINT is POSIX")
+def test_ctrl_c_stops_dev_mode_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal: SIGINT to every process of the group."""
+    port = free_port()
+    process = start([sys.executable, "-m", "devprovider", "--port", str(port)], cwd=PROJECT,
+                    env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, process)
+        os.killpg(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        stop(process)  # and nothing it started is left
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert process.returncode == 0, output
+    assert not list(tmp_path.glob("devprovider-*")), "the run's key folder is left"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            (env[name],) = shlex.split(value)
+    return env
+
+
+def test_provider_only_on_fixed_ports_with_the_production_server(tmp_path: Path) -> None:
+    """The README's steps: the stand-in alone on the ports given, then the production server
+    with the settings it wrote, and a sign-in through both."""
+    listener = listening_socket()  # the app's, bound first: its port is in REDIRECT_URI
+    app_port = listener.getsockname()[1]
+    provider_port, pages_port = free_port(), free_port()
+    env_file = tmp_path / "devprovider.env"
+    provider = start(
+        [sys.executable, "-m", "devprovider", "--provider-only", "--port", str(app_port),
+         "--pages-port", str(pages_port), "--env-file", str(env_file)],
+        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
+             "DEVPROVIDER_PROVIDER_PORT": str(provider_port)})
+    server = None
+    try:
+        wait_for_port(provider_port, provider)
+        wait_for_port(pages_port, provider)
+        deadline = time.monotonic() + 30
+        while not env_file.exists():
+            assert time.monotonic() < deadline, "no settings file written"
+            time.sleep(0.1)
+        env = read_env_file(env_file)
+        assert f"127.0.0.1:{provider_port}" in (env["OIDC_AUTHORITY"] or env["AUTHORITY"])
+        command, server_env = production_server(listener.fileno(), None)
+        server = start(command, cwd=tmp_path, pass_fds=[listener.fileno()],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**env, **server_env, "PYTHONPATH": str(PROJECT),
+                            **server_process_environment()})
+        app_url = f"http://localhost:{app_port}"
+        browser = Browser(verify=env["CA_BUNDLE"])
+        page = browser.get(app_url + "/login", timeout=60)
+        assert page.url.startswith(f"http://127.0.0.1:{pages_port}/"), page.url
+        page = browser.sign_in(page, ALICE.username)
+        assert page.url.startswith(app_url) and ALICE.name in page.text, page.url
+    finally:
+        listener.close()
+        if server is not None:
+            stop(server, signal.SIGINT, whole_group=True)
+        stop(provider, signal.SIGINT, whole_group=True)
+    output = provider.communicate()[0]
+    assert "Traceback" not in output, output
+    assert not env_file.exists(), "the settings file outlives the run"

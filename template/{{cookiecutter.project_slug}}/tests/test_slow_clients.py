@@ -34,7 +34,7 @@ from devprovider import DEFAULT_USERS, StandIn
 from tests.app_server import PROJECT, production_server
 from tests.conftest import AppUnderTest, app_environment, server_process_environment
 from tests.processes import start, stop
-from tests.servers import listening_socket
+from tests.servers import free_port, listening_socket
 from tests.services import unavailable
 from tests.test_web_flow import sign_in
 
@@ -86,11 +86,6 @@ def nginx_binary() -> str:
     assert found is not None
     return found
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
