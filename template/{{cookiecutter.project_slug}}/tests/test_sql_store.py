@@ -441,6 +441,28 @@ def test_the_app_does_not_start_on_tables_that_are_missing(tmp_path: Path) -> No
         build_app(env)  # now it starts
 
 
+def test_dev_mode_follows_token_cache_sql_url(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m devprovider`: the database of TOKEN_CACHE_SQL_URL when set (its tables made),
+    else a SQLite file of the run."""
+    from devprovider.__main__ import dev_store
+
+    with SqlDatabase("sqlite", tmp_path, migrate=False) as url:
+        monkeypatch.setenv("TOKEN_CACHE_SQL_URL", url)
+        env, described = dev_store(tmp_path / "run")
+        assert env == {"TOKEN_CACHE_SQL_URL": url}
+        assert described.startswith("TOKEN_CACHE_SQL_URL")
+        store = SqlStore(url, Expiry(60, 60))
+        try:
+            assert store.schema_problem() is None
+        finally:
+            store.close()
+    monkeypatch.delenv("TOKEN_CACHE_SQL_URL")
+    env, described = dev_store(tmp_path / "run")
+    assert env["TOKEN_CACHE_SQL_URL"] == f"sqlite:///{tmp_path / 'run' / 'token_cache.sqlite3'}"
+    assert "this run" in described
+
+
 @pytest.mark.parametrize(("url", "module", "extra"), [
     ("postgresql+psycopg://app@127.0.0.1:5432/app", "psycopg", "postgresql"),
     ("postgresql://app@127.0.0.1:5432/app", "psycopg", "postgresql"),
