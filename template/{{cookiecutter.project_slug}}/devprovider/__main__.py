@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as exc:  # a fixed port in use
             raise SystemExit(f"python -m devprovider: cannot listen: {exc.strerror}; choose "
                              "other ports (--provider-port, --pages-port)") from None
+        if os.environ.get("LOG_LEVEL"):
+            env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]  # e.g. DEBUG, as in production
         users = ", ".join(user.username for user in standin.users.values())
         issuer = env["OIDC_AUTHORITY"] or env["AUTHORITY"]
         if args.provider_only:

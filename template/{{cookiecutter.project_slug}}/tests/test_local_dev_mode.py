@@ -4,6 +4,7 @@ pages are on another site (http://127.0.0.1), as a real tenant's are."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import socket
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.services import Services
 
 from devprovider import DEFAULT_USERS, StandIn
@@ -152,3 +154,46 @@ def test_provider_only_on_fixed_ports_with_the_production_server(tmp_path: Path)
     output = provider.communicate()[0]
     assert "Traceback" not in output, output
     assert not env_file.exists(), "the settings file outlives the run"
+
+
+# What a credential looks like in a log: a JWT (access, ID tokens, assertions), or the value of
+# a field named as one that is not the redaction mark.
+JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.")
+UNREDACTED_FIELD = re.compile(
+    r"""(?<![\w-])["']?(code|code_verifier|access_token|refresh_token|id_token|client_secret)"""
+    r"""["']?\s*[=:]\s*["']?(?!\[redacted\]|\*{8}|["'\s,}&])""")
+
+
+def test_no_code_verifier_or_token_in_the_logs_of_a_sign_in_at_debug(tmp_path: Path) -> None:
+    """`python -m devprovider` with LOG_LEVEL=DEBUG (the app's logging, MSAL's, the development
+    server's access log): a sign-in and an API call leave none of them in what it wrote."""
+    port = free_port()
+    log = tmp_path / "dev.log"
+    with log.open("w") as out:
+        process = start([sys.executable, "-m", "devprovider", "--port", str(port)],
+                        cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT, text=True,
+                        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
+                             "LOG_LEVEL": "DEBUG"})
+    try:
+        wait_for_port(port, process)
+        app_url = f"http://localhost:{port}"
+        browser = Browser()
+        page = browser.sign_in(browser.get(app_url + "/login", timeout=60), ALICE.username)
+        assert page.url.startswith(app_url) and ALICE.name in page.text, page.url
+        codes = [parse_qs(urlsplit(url).query).get("code", [""])[0]
+                 for url in [*(hop.url for hop in page.history), page.url]]
+        codes = [code for code in codes if code]
+        assert codes, "no authorization code in the redirects (response_mode=query)"
+        api = next(iter(DEFAULTS.downstream_apis), None)
+        if api is not None:
+            assert browser.get(app_url + page_of(api), timeout=60).status_code == 200
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        stop(process)
+    text = log.read_text(errors="replace")
+    # DEBUG was on and the sign-in was logged: MSAL's token_cache event, the access log.
+    assert "event=" in text and DEFAULTS.redirect_path in text, text
+    for code in codes:
+        assert code not in text, "the authorization code is in the log"
+    for found in (JWT.search(text), UNREDACTED_FIELD.search(text)):
+        assert found is None, text[max(0, found.start() - 200):found.end() + 200]

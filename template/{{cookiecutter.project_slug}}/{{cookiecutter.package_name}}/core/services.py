@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from dotenv import find_dotenv, load_dotenv
 
+from . import log_redaction
 from .auth import AuthService
 from .authorization import Authorization, Tenants
 from .downstream import DownstreamApis
@@ -101,6 +102,7 @@ def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Se
     else:
         settings = load_settings(environ, defaults)
     logging.basicConfig(level=settings.log_level)
+    log_redaction.install()  # no code, verifier or token in any log, at any level
     problem = startup_problem(settings)
     if problem is not None:
         error = SettingsError([problem])
