@@ -71,7 +71,8 @@ def install() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        record.__class__ = _RedactedRecord
+        if type(record) is logging.LogRecord:  # another library's own record class is kept
+            record.__class__ = _RedactedRecord
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         record.args = _redacted_args(record.args)
