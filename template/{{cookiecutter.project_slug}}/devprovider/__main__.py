@@ -399,7 +399,12 @@ def main(argv: list[str] | None = None) -> None:
         users = ", ".join(user.username for user in standin.users.values())
         issuer = env["OIDC_AUTHORITY"] or env["AUTHORITY"]
         if args.provider_only:
-            write_env_file(args.env_file, env)
+            # A managed identity credential: MSAL finds the endpoint in the process environment
+            # (`dev_credential` sets it in this one), so the app's process needs it too.
+            write_env_file(args.env_file, {
+                **env, **{name: os.environ[name] for name in ("IDENTITY_ENDPOINT",
+                                                               "IDENTITY_HEADER")
+                          if env.get("CLIENT_ASSERTION_MANAGED_IDENTITY") and name in os.environ}})
         print(f"\n  {'The app, once started' if args.provider_only else 'Open the app'}:"
               f"   {app_url}   (sign in as a test user: {users})"
               f"\n  Sign-in pages:  {standin.browser_base_url}   (the local identity provider,"
