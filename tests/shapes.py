@@ -315,6 +315,20 @@ def custom_api(name: str, index: int) -> dict[str, Any]:
     return forms[index % len(forms)]
 
 
+def app_only_api(name: str, index: int) -> dict[str, Any]:
+    """A valid app-only API (the app's own token), its description's fields rotating."""
+    guid = GUIDS[index % len(GUIDS)]
+    forms: list[dict[str, Any]] = [
+        {"path": "reports/today", "query": {"api-version": "2024-01-01"},
+         "headers": {"X-Client-Name": "portal"}, "timeout": 5},
+        {"method": "GET", "timeout": 2.5},
+        {},
+    ]
+    return {"base_url": f"https://{name.replace('_', '-')}.example.com/v1/",
+            "scopes": [f"api://{guid}/.default"], "app_only": True,
+            **forms[index % len(forms)]}
+
+
 @dataclass(frozen=True)
 class Shape:
     id: str
@@ -380,6 +394,9 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
         spec["sign_in_api"] = names[index % len(names)]
     else:
         spec["sign_in_api"] = ""
+    spare = [name for name in names if name != spec.get("sign_in_api")]
+    if spare and kind in ("tenant", "external_id"):  # one tenant issues the app's own token
+        apis[spare[-1]] = app_only_api(spare[-1], index)
     if values["redirect"] == "unusual":
         spec["redirect_path"] = REDIRECTS[(index if unusual is None else unusual)
                                           % len(REDIRECTS)]

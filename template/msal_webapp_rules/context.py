@@ -43,8 +43,9 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
     apis = spec["downstream_apis"]
     graph = apis.get(GRAPH)
     graph_scopes = list((graph or {}).get("scopes") or DEFAULT_GRAPH_SCOPES)
+    # base_url and scopes, and the description's other fields where the spec gives them.
     others = {
-        name: {"base_url": api["base_url"], "scopes": list(api["scopes"])}
+        name: {**api, "base_url": api["base_url"], "scopes": list(api["scopes"])}
         for name, api in apis.items() if name != GRAPH
     }
     sign_in_api = spec.get("sign_in_api")

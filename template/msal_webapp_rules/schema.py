@@ -12,6 +12,12 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "API_KEYS",
+    "API_METHODS",
+    "GRAPH_API_KEYS",
+    "HEADER_NAME_RE",
+    "MAX_API_TIMEOUT_SECONDS",
+    "RESERVED_HEADERS",
+    "UNSAFE_METHODS",
     "API_NAME_RE",
     "APP_ROUTES",
     "APP_ROUTE_PREFIXES",
@@ -169,7 +175,21 @@ AUTHORITY_KEYS: dict[str, tuple[str, ...]] = {
 # The authority fields the context carries in `authority_options` (b2c and external_id).
 AUTHORITY_OPTION_KEYS: tuple[str, ...] = ("domain", "sign_up_sign_in", "password_reset",
                                           "profile_edit", "tenant_id")
-API_KEYS: tuple[str, ...] = ("base_url", "scopes")
+API_KEYS: tuple[str, ...] = ("base_url", "scopes", "path", "method", "headers", "query",
+                             "timeout", "app_only")
+# The graph API's: the rest would not reach it (the context carries Graph's on its own keys, and
+# /profile makes its own call).
+GRAPH_API_KEYS: tuple[str, ...] = ("base_url", "scopes")
+# An API's default method: the /api/<name> page calls it on every visit of a link, so only safe
+# methods (RFC 9110 section 9.2.1); the generated core/settings.py has the same list.
+API_METHODS: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+UNSAFE_METHODS: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")
+# Headers the app or its HTTP client sets itself (core/settings.py RESERVED_HEADERS).
+RESERVED_HEADERS: frozenset[str] = frozenset({
+    "authorization", "proxy-authorization", "host", "content-length", "transfer-encoding",
+    "connection", "upgrade", "te", "trailer", "keep-alive"})
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+MAX_API_TIMEOUT_SECONDS = 600
 # credential: the keys of each kind besides `kind`. Of an assertion's, `token_file`,
 # `managed_identity` and `callable` each belong to the source of the same name.
 CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {

@@ -27,6 +27,7 @@ from msal_webapp_rules.report import (
 )
 from msal_webapp_rules.schema import (
     API_KEYS,
+    API_METHODS,
     API_NAME_RE,
     APP_ROUTE_PREFIXES,
     APP_ROUTES,
@@ -42,10 +43,12 @@ from msal_webapp_rules.schema import (
     CREDENTIAL_PATH_KEYS,
     CREDENTIAL_VARIABLES,
     DEFAULT_INSTANCE,
+    DEFAULT_TENANT,
     DOMAIN_RE,
     ENV_FILE_FIX,
     FRAMEWORKS,
     GRAPH,
+    GRAPH_API_KEYS,
     GRAPH_APP_ID,
     GRAPH_ME_SCOPES,
     GRAPH_RESOURCE,
@@ -54,7 +57,9 @@ from msal_webapp_rules.schema import (
     GROUP_ID_EXAMPLE,
     GROUP_NAME_RE,
     GROUPS_OVERAGE_CHOICES,
+    HEADER_NAME_RE,
     JINJA_MARKERS,
+    MAX_API_TIMEOUT_SECONDS,
     MAX_SPEC_DEPTH,
     MAX_SPEC_NODES,
     PACKAGE_RE,
@@ -64,6 +69,7 @@ from msal_webapp_rules.schema import (
     PKCS12_SUFFIXES,
     REDIRECT_RE,
     REQUIRED_TOP_KEYS,
+    RESERVED_HEADERS,
     RESERVED_SCOPES,
     ROLE_VALUE_CHARS,
     ROLE_VALUE_MAX,
@@ -76,6 +82,7 @@ from msal_webapp_rules.schema import (
     SYSTEM_MANAGED_IDENTITY,
     TENANT_KEYWORDS,
     TOP_KEYS,
+    UNSAFE_METHODS,
     X5C_CHOICES,
     env_file_problem,
     graph_roots,
@@ -506,7 +513,17 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
                           "B2C tenant); remove downstream_apis.graph (manage users with an "
                           "app-only token from a separate app, outside this sign-in)")
             continue
-        _check_keys(path, api, API_KEYS, errors)
+        if name == GRAPH and api.get("app_only") is True:
+            errors.append(f"{path}.app_only: the graph API is the signed-in user's (/profile "
+                          "reads /me, which Microsoft Graph answers for a delegated token only); "
+                          "to call Graph with the app's own token add another API, e.g. "
+                          "graph_app: {base_url: https://graph.microsoft.com/v1.0, scopes: "
+                          "['https://graph.microsoft.com/.default'], app_only: true}")
+            continue
+        _check_keys(path, api, GRAPH_API_KEYS if name == GRAPH else API_KEYS, errors)
+        _check_api_description(path, api, errors)
+        if api.get("app_only") is True:
+            _check_app_only(path, api, auth if isinstance(auth, dict) else {}, errors)
         graph = roots
         if "base_url" in api:
             url = api["base_url"]
@@ -540,6 +557,115 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
         elif name != GRAPH:
             errors.append(f"{path}.scopes: missing; e.g. scopes: ['api://<app-id>/.default']")
     return names
+
+
+def _check_api_description(path: str, api: dict[str, Any], errors: list[str]) -> None:
+    """An API's default call: path, method, headers, query and timeout (each optional), and
+    app_only's type. The generated core/settings.py checks its API_<NAME>_* variables alike."""
+    if "path" in api and _require_str(f"{path}.path", api["path"], errors, "e.g. items/today"):
+        value = api["path"]
+        if any(ord(c) < 33 or ord(c) == 127 or c == "\\" for c in value):
+            errors.append(f"{path}.path: {show(value)} holds a space, a backslash or a control "
+                          "character; e.g. items/today")
+        elif value.startswith("/") or "://" in value:
+            errors.append(f"{path}.path: {show(value)} must be relative to base_url (no leading "
+                          "'/', no scheme); e.g. items/today")
+        elif "?" in value or "#" in value:
+            errors.append(f"{path}.path: {show(value)} must not hold a query or fragment; give "
+                          "query parameters in query, e.g. query: {api-version: '1'}")
+        elif any(segment in (".", "..") for segment in value.split("/")):
+            errors.append(f"{path}.path: {show(value)} must not hold '.' or '..' segments: it "
+                          "may not leave base_url")
+    if "method" in api and _require_str(f"{path}.method", api["method"], errors,
+                                        f"allowed: {choices(API_METHODS)}"):
+        method = api["method"].upper()
+        if method in UNSAFE_METHODS:
+            errors.append(f"{path}.method: {show(api['method'])}: the /api/<name> page makes the "
+                          "API's default call on every visit of a link, without a body; use "
+                          f"GET (or HEAD, OPTIONS) and call {method} from your own code with "
+                          f"call(name, method='{method}')")
+        elif method not in API_METHODS:
+            errors.append(f"{path}.method: {show(api['method'])} is not allowed; allowed: "
+                          f"{choices(API_METHODS)}")
+    for field in ("headers", "query"):
+        if field in api:
+            _check_api_mapping(f"{path}.{field}", api[field], field == "headers", errors)
+    if "timeout" in api:
+        value = api["timeout"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                0 < value <= MAX_API_TIMEOUT_SECONDS):
+            errors.append(f"{path}.timeout: {show(value)} is not a number of seconds above 0 and "
+                          f"at most {MAX_API_TIMEOUT_SECONDS}; e.g. timeout: 5 (calls also end "
+                          "within OUTBOUND_DEADLINE_SECONDS, 10 by default: the smaller wins)")
+    if "app_only" in api and not isinstance(api["app_only"], bool):
+        errors.append(f"{path}.app_only: expected true or false, got {type_name(api['app_only'])} "
+                      f"{show(api['app_only'])}")
+
+
+def _check_api_mapping(path: str, value: Any, headers: bool, errors: list[str]) -> None:
+    example = "{X-Tenant: contoso}" if headers else "{api-version: '1'}"
+    if not _require_mapping(path, value, errors, f"e.g. {example}"):
+        return
+    seen: set[str] = set()
+    for name, text in value.items():
+        where = f"{path}.{show_key(name)}"
+        if not isinstance(name, str) or not name:
+            errors.append(f"{path}: {show_key(name)} is not a name; e.g. {example}")
+            continue
+        if not isinstance(text, str):
+            errors.append(f"{where}: expected a string, got {type_name(text)} {show(text)} "
+                          "(quote it)")
+            continue
+        if looks_like_secret(text) or is_secret_key(name):
+            variable = f"API_{path.split('.')[1].upper()}_{'HEADERS' if headers else 'QUERY'}"
+            errors.append(f"{where}: an API key or other secret never goes in the spec; set "
+                          f"{variable} in the environment (or in .env, which is not committed) "
+                          "and remove it here")
+            continue
+        if not headers:
+            continue
+        if not HEADER_NAME_RE.match(name):
+            errors.append(f"{path}: {show(name)} is not a valid header name (letters, digits "
+                          "and !#$%&'*+.^_`|~-)")
+        elif name.lower() in RESERVED_HEADERS:
+            errors.append(f"{where}: set by the app or its HTTP client itself (the token, the "
+                          "request's framing); remove it")
+        elif name.lower() in seen:
+            errors.append(f"{where}: given twice (header names ignore case); keep one")
+        elif (not text or text != text.strip(" \t")
+              or any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in text)):
+            errors.append(f"{where}: the value is empty, starts or ends with a space, or holds a "
+                          "line break or control character")
+        seen.add(name.lower())
+
+
+def _is_app_only(apis: Any, name: str) -> bool:
+    api = apis.get(name) if isinstance(apis, dict) else None
+    return isinstance(api, dict) and api.get("app_only") is True
+
+
+def _check_app_only(path: str, api: dict[str, Any], auth: dict[str, Any],
+                    errors: list[str]) -> None:
+    """An app-only API: the app's own token (client credentials), for exactly one
+    `<resource>/.default` scope, from one tenant of Microsoft's identity platform."""
+    scopes = api.get("scopes")
+    kind, tenant = auth.get("kind"), auth.get("tenant", DEFAULT_TENANT)
+    if kind == "entra" and isinstance(tenant, str) and tenant.lower() in (
+            "common", "organizations", "consumers"):
+        errors.append(f"{path}.app_only: an app-only API's token comes from one tenant, and "
+                      f"authority.tenant is {show(tenant)}; Entra refuses client credentials "
+                      "there: use the tenant id or domain of the app's home tenant, or call "
+                      "this API on the user's behalf (remove app_only)")
+    elif kind == "oidc":
+        errors.append(f"{path}.app_only: app-only calls ask Microsoft's identity platform for "
+                      "'<resource>/.default' with the app's credentials; authority.kind 'oidc' "
+                      "has no such scope: remove app_only")
+    elif isinstance(scopes, list) and not (
+            len(scopes) == 1 and isinstance(scopes[0], str) and scopes[0].endswith("/.default")
+            and len(scopes[0]) > len("/.default")):
+        errors.append(f"{path}.scopes: an app-only API needs exactly one scope, its resource's "
+                      "'/.default' (every application permission granted to the app for it), "
+                      "e.g. ['api://<app-id>/.default']")
 
 
 def _path_problem(field: str, value: str) -> str | None:
@@ -837,6 +963,10 @@ def validate_spec(spec: Any) -> list[str]:
             if sia and names is not None and sia not in names:
                 errors.append(f"sign_in_api: {show(sia)} is not a configured API; allowed: "
                               f"{choices(['', *names])} ('' = sign in with openid/profile only)")
+            elif sia and sia != GRAPH and _is_app_only(spec.get("downstream_apis"), sia):
+                errors.append(f"sign_in_api: {show(sia)} is an app-only API: its token is the "
+                              "app's own, never the user's; sign in with another API's scopes, "
+                              "or '' for none")
     if "redirect_path" in spec:
         rp = spec["redirect_path"]
         if _require_str("redirect_path", rp, errors, "e.g. /getAToken"):

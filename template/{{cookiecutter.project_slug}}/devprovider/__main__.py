@@ -59,9 +59,31 @@ def register_apis(standin: StandIn, downstream_apis: Mapping[str, Mapping[str, A
             continue
         scopes = [str(scope) for scope in api["scopes"]]
         resource = scopes[0].rsplit("/", 1)[0]
+        if api.get("app_only"):
+            # Its one scope is `<resource>/.default`: the API takes app tokens only, holding
+            # the app role its registration defines (granted with `grant_app_only_apis`).
+            env[f"API_{name.upper()}_BASE_URL"] = standin.register_api(
+                name, resource, [], app_roles=[APP_ONLY_API_ROLE])
+            continue
         short_names = [scope.rsplit("/", 1)[1] for scope in scopes]
         env[f"API_{name.upper()}_BASE_URL"] = standin.register_api(name, resource, short_names)
     return env
+
+
+# The app role a stand-in app-only API requires of the tokens it accepts (an application
+# permission its registration defines, which an administrator grants the app).
+APP_ONLY_API_ROLE = "Access.All"
+
+
+def grant_app_only_apis(standin: StandIn, client_id: str,
+                        downstream_apis: Mapping[str, Mapping[str, Any]]) -> None:
+    """Grant the registered client `client_id` the application permission of each of the
+    app's app-only APIs, as an administrator's consent does: its client credentials tokens for
+    those resources carry it in `roles`."""
+    for api in downstream_apis.values():
+        if api.get("app_only"):
+            resource = str(api["scopes"][0]).rsplit("/", 1)[0]
+            standin.grant_app_permissions(client_id, resource, [APP_ONLY_API_ROLE])
 
 
 # Local development's test user in more groups than a token can carry (the groups overage).
@@ -320,6 +342,7 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
         "TOKEN_CACHE_DIR": str(folder / "token_cache"),
         **register_apis(standin, defaults.downstream_apis),
     }
+    grant_app_only_apis(standin, DEV_CLIENT_ID, defaults.downstream_apis)
     store, described = dev_store(folder)
     env.update(store)
     env["DEV_STORE"] = described  # for the start-up lines; the app ignores it

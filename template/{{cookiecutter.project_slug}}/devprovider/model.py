@@ -219,6 +219,9 @@ class _Api:
     name: str
     resource: str
     scopes: list[str]
+    # An app-only API's: the app roles (application permissions) it accepts, one of which an
+    # app token must hold; empty: a delegated API, taking user tokens only.
+    app_roles: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def audience(self) -> str:

@@ -112,6 +112,7 @@ and the routing of requests. The rest, one concern per module:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -237,6 +238,14 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         # Requests to /echo/... (any host name of the stand-in): method, URL and headers, e.g.
         # what a client sent where a redirect led it.
         self.echo_requests: list[dict[str, Any]] = []
+        # Regional token service hosts (`<region>.<host>`, what MSAL makes of an authority's
+        # host and AZURE_REGION; the port is not kept: a CONNECT proxy brings 443 here). Asked
+        # for discovery there, the stand-in names its endpoints on that host, as a regional
+        # token service must for MSAL to use it (UNCONFIRMED: the document Entra's regional
+        # hosts serve; MSAL takes its token_endpoint); `token_hosts` counts /token requests by
+        # (grant, host).
+        self.regional_hosts: set[str] = set()
+        self.token_hosts: collections.Counter[tuple[str, str]] = collections.Counter()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
@@ -477,11 +486,16 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
                                f"{issuer!r} and {subject!r}")
             client.federated = kept
 
-    def register_api(self, name: str, resource: str, scopes: list[str]) -> str:
+    def register_api(self, name: str, resource: str, scopes: list[str], *,
+                     app_roles: Sequence[str] = ()) -> str:
         """Register a custom API (``resource`` like ``api://<guid>``); returns its base URL.
 
         Names that share a resource share its scopes: in Entra the scopes belong to the
-        resource's app registration, whichever of an app's APIs asks for them.
+        resource's app registration, whichever of an app's APIs asks for them. ``app_roles``:
+        an app-only API, which accepts app tokens (client credentials) holding one of these
+        application permissions in ``roles`` (``grant_app_permissions``) and refuses user
+        tokens; without them, a delegated API, which refuses app tokens (they carry no
+        ``scp``).
         """
         if name == "graph":
             raise ValueError("'graph' is the built-in Microsoft Graph stand-in")
@@ -491,7 +505,7 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
             merged = sorted(set(scopes).union(*(api.scopes for api in same)))
             for api in same:
                 api.scopes[:] = merged
-            self._apis[name] = _Api(name, resource, merged)
+            self._apis[name] = _Api(name, resource, merged, list(app_roles))
         return f"{self.base_url}/apis/{name}"
 
     def add_user(self, user: TestUser) -> TestUser:
@@ -741,6 +755,7 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         with self._lock:
             self.token_calls.clear()
             self.token_grants.clear()
+            self.token_hosts.clear()
             self.authorize_calls = 0
             self.logout_calls = 0
             self.last_logout = None
@@ -828,13 +843,23 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
                 if rest.endswith(("authorize", "logout")):
                     return self._error_page(400, e, req)
                 return _json(400, self._error_fields(e, req))
+            host = (req.headers.get("Host") or "").split(":", 1)[0].lower()
             if rest == "v2.0/.well-known/openid-configuration":
-                return _json(200, self._discovery(tenant, "entra"))
+                document = self._discovery(tenant, "entra")
+                if host in self.regional_hosts:
+                    ours = f"{self.base_url}/"
+                    document.update({k: f"https://{host}/{v[len(ours):]}"
+                                     for k, v in document.items()
+                                     if k.endswith("_endpoint") and isinstance(v, str)
+                                     and v.startswith(ours)})
+                return _json(200, document)
             if rest == "discovery/v2.0/keys":
                 return _json(200, self._jwks())
             if rest in ("oauth2/v2.0/authorize", "oauth2/v2.0/logout"):
                 return self._browser_endpoint(req, rest.rsplit("/", 1)[1], tenant, "entra")
             if rest == "oauth2/v2.0/token":
+                with self._lock:
+                    self.token_hosts[(req.form.get("grant_type", ""), host)] += 1
                 return self._token(req, "entra")
         return _json(404, {"error": "not_found", "error_description": f"No route for {req.path}"})
 

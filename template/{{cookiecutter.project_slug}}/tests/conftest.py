@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -26,7 +27,7 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.services import Services
 
 from devprovider import StandIn
-from devprovider.__main__ import register_apis
+from devprovider.__main__ import grant_app_only_apis, register_apis
 from tests.app_server import serve
 from tests.browser import Browser
 from tests.services import shared_store
@@ -105,6 +106,7 @@ def app_environment(standin: StandIn, base_url: str, ca_path: str, tmp_path: Pat
     standin.register_client(CLIENT_ID, secret, [env["REDIRECT_URI"], base_url + "/"],
                             optional_claims=list(optional_claims),
                             front_channel_logout_url=base_url + DEFAULTS.front_channel_logout_path)
+    grant_app_only_apis(standin, CLIENT_ID, DEFAULTS.downstream_apis)
     return env
 
 
@@ -194,6 +196,24 @@ def app_in_each_mode(request: pytest.FixtureRequest,
 def page_of(api: str) -> str:
     """The app's page that calls the API named `api`."""
     return "/profile" if api == "graph" else f"/api/{api}"
+
+
+def entra_authority(authority: str) -> dict[str, str]:
+    """The settings of an Entra app at `authority`. At a multi-tenant one (`organizations`,
+    `common`) the app's app-only APIs are called with the user's token instead: the app's own
+    token comes from one tenant, and the app refuses to start with them there."""
+    env = {"AUTHORITY": authority, "OIDC_AUTHORITY": ""}
+    if authority.rstrip("/").rsplit("/", 1)[-1].lower() in ("organizations", "common"):
+        env.update({f"API_{name.upper()}_APP_ONLY": "false"
+                    for name, api in DEFAULTS.downstream_apis.items() if api.get("app_only")})
+    return env
+
+
+def user_apis(apis: Mapping[str, Any]) -> list[str]:
+    """The names of the APIs called with the signed-in user's token (the app-only ones are
+    not), in their order: of `Settings.apis` or of config.py's `downstream_apis`."""
+    return [name for name, api in apis.items()
+            if not (api.get("app_only") if isinstance(api, Mapping) else api.app_only)]
 
 
 def names_the_credential(message: str) -> bool:

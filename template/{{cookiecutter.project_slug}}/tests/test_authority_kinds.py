@@ -40,7 +40,7 @@ from {{ cookiecutter.package_name }}.core.web import current_user
 
 from devprovider import DEFAULT_TENANT_ID, DEFAULT_USERS, StandIn
 from tests.browser import Browser, auth_response
-from tests.conftest import AppUnderTest, page_of
+from tests.conftest import AppUnderTest, page_of, user_apis
 from tests.conftest import environment_for_settings_tests as valid_env
 from tests.devprovider_fixtures import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, pkce_pair
 from tests.test_web_flow import sign_out_form
@@ -274,7 +274,7 @@ def test_b2c_sign_in_keys_the_user_on_issuer_and_subject(b2c_app: AppUnderTest) 
     assert user.tid == "" and user.identity == (b2c_app.standin.b2c_issuer, ALICE.oid)
     assert user.home_account_id == f"{ALICE.oid}-b2c_1_signupsignin.{b2c_app.standin.tenant_id}"
     assert user.username == ALICE.username  # from B2C's `emails`
-    for name in b2c_app.services.settings.apis:  # the app's own APIs, on B2C tokens
+    for name in user_apis(b2c_app.services.settings.apis):  # the app's own, on B2C tokens
         assert browser.get(b2c_app.url(page_of(name))).status_code == 200
     # No client capability (cp1) for B2C: MSAL would send it as a `claims` parameter.
     sent = flows_asked(b2c_app.standin, "authorize") + flows_asked(b2c_app.standin, "token")
@@ -330,7 +330,7 @@ def test_profile_edit_changes_the_name_and_keeps_the_tokens(b2c_app: AppUnderTes
     after = session_user(b2c_app, browser)
     assert after.name == "Alice Cooper"
     assert after.home_account_id == before.home_account_id  # the sign-in flow's tokens
-    for name in b2c_app.services.settings.apis:
+    for name in user_apis(b2c_app.services.settings.apis):
         assert browser.get(b2c_app.url(page_of(name))).status_code == 200
 
 

@@ -25,7 +25,7 @@ import requests
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 
 from devprovider import TestUser
-from tests.conftest import CLIENT_ID, AppUnderTest
+from tests.conftest import CLIENT_ID, AppUnderTest, user_apis
 from tests.test_web_flow import at_provider, session_cookie, sign_in, visit
 
 ROLES: list[str] = list((DEFAULTS.authorization or {}).get("roles") or [])
@@ -307,8 +307,8 @@ def _guarded_page(app: AppUnderTest) -> tuple[str, dict[str, tuple[str, ...]]]:
     if GROUPS:
         name, gid = _group()
         return f"/groups/{name}", {"groups": (gid,)}
-    if app.services.settings.apis:
-        name = sorted(app.services.settings.apis)[0]
+    if user_apis(app.services.settings.apis):
+        name = sorted(user_apis(app.services.settings.apis))[0]
         return ("/profile" if name == "graph" else f"/api/{name}"), {}
     pytest.skip("the app has no guarded page")
 

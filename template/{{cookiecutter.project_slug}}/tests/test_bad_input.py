@@ -25,7 +25,7 @@ from {{ cookiecutter.package_name }}.core.web import signed_in_cookie
 from devprovider import DEFAULT_USERS
 from tests.app_server import USER_VIEW
 from tests.browser import Browser
-from tests.conftest import AppUnderTest, page_of
+from tests.conftest import AppUnderTest, page_of, user_apis
 from tests.test_web_flow import (
     assert_error_page,
     hidden_fields,
@@ -164,7 +164,7 @@ def test_a_hostile_signed_in_counter_cookie_is_ignored(app_under_test: AppUnderT
     mark = mark.replace("{now}", str(int(app.services.auth.clock())))
     hostile = {signed_in_cookie(app.services.settings).name: mark}
     browser = app.browser()
-    apis = list(app.services.settings.apis)
+    apis = user_apis(app.services.settings.apis)
     page = requests.get(app.url(page_of(apis[0]) if apis else "/login"), verify=app.ca_path,
                         headers=cookie_header(browser, hostile), allow_redirects=False,
                         timeout=30)

@@ -330,11 +330,12 @@ def test_msal_sign_in_silent_token_and_api_stand_ins(
     assert at["aud"] == TODO_AUD and at["scp"] == "Todo.Read" and at["oid"] == alice.oid
     api = f"{standin.base_url}/apis/todo"
     ok = http_session.post(f"{api}/items?done=1", json={"title": "x"},
-                           headers=bearer(todo["access_token"]))
+                           headers={**bearer(todo["access_token"]), "X-Tenant": "contoso"})
     assert ok.status_code == 200, ok.text
     assert ok.json() == {"api": "todo", "method": "POST", "path": "/items",
                          "query": {"done": "1"}, "oid": alice.oid, "name": alice.name,
-                         "preferred_username": ALICE, "scopes": ["Todo.Read"],
+                         "preferred_username": ALICE, "scopes": ["Todo.Read"], "roles": [],
+                         "idtyp": None, "headers": {"X-Tenant": "contoso"},
                          "body": {"title": "x"}}
     assert [(c["api"], c["path"]) for c in standin.api_calls] == [("graph", "/me"),
                                                                   ("todo", "/items")]

@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.core.downstream import (
     ApiResponse,
     NeedToken,
     Plan,
+    Send,
     call_plan,
     retry_after,
     run_sync,
@@ -93,7 +94,8 @@ def drive(request: pytest.FixtureRequest, app_under_test: AppUnderTest) -> Itera
 @pytest.fixture
 def api(app_under_test: AppUnderTest) -> ApiSettings:
     """A custom API of the app (the stand-in's /apis/<name>/)."""
-    custom = [a for a in app_under_test.services.settings.apis.values() if a.name != "graph"]
+    custom = [a for a in app_under_test.services.settings.apis.values()
+              if a.name != "graph" and not a.app_only]
     if not custom:
         pytest.skip("this app calls no custom API")
     return custom[0]
@@ -111,6 +113,33 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after({"retry-after": formatdate(now - 30, usegmt=True)}, now) == 0.0
     assert retry_after({"retry-after": "soon"}, now) is None
     assert retry_after({}, now) is None
+
+
+def test_an_apis_description_gives_a_calls_defaults_and_its_timeout_shortens_the_deadline(
+        ) -> None:
+    api = ApiSettings("reports", "https://reports.example.com/v1/", ("api://x/.default",),
+                      path="daily", method="HEAD", headers={"X-Format": "compact", "X-Keep": "1"},
+                      query={"api-version": "2"}, timeout_seconds=2.0, app_only=True)
+    plan = call_plan(api, deadline_seconds=10, clock=lambda: 100.0)
+    assert next(plan) == NeedToken(api.scopes)
+    step = plan.send("token")
+    assert isinstance(step, Send)
+    sent = step.request
+    assert (sent.method, sent.url) == ("HEAD",
+                                       "https://reports.example.com/v1/daily?api-version=2")
+    assert sent.headers["X-Format"] == "compact" and sent.until == 102.0
+    # What the caller gives wins (a header of the same name in any case), the rest stays; a
+    # deadline shorter than the API's timeout stands.
+    plan = call_plan(api, "weekly", method="GET", params={"top": "1"},
+                     headers={"x-format": "full"}, deadline_seconds=1, clock=lambda: 100.0)
+    next(plan)
+    step = plan.send("token")
+    assert isinstance(step, Send)
+    sent = step.request
+    assert (sent.method, sent.url) == (
+        "GET", "https://reports.example.com/v1/weekly?api-version=2&top=1")
+    assert sent.headers["x-format"] == "full" and "X-Format" not in sent.headers
+    assert sent.headers["X-Keep"] == "1" and sent.until == 101.0
 
 
 # ------------------------------------------------------------------------------ transports

@@ -51,6 +51,7 @@ from tests.conftest import (
     app_environment,
     page_of,
     server_process_environment,
+    user_apis,
 )
 from tests.devprovider_fixtures import make_http_session
 from tests.processes import start, stop
@@ -194,7 +195,7 @@ class Pair:
 
     def api_page(self) -> str:
         """A page that calls the API consented at sign-in (any API when none is)."""
-        name = self.settings.sign_in_api or next(iter(self.settings.apis), None)
+        name = self.settings.sign_in_api or next(iter(user_apis(self.settings.apis)), None)
         if name is None:
             pytest.skip("this app calls no API")
         return page_of(name)

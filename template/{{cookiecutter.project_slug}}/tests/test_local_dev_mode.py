@@ -25,7 +25,7 @@ from devprovider import DEFAULT_USERS, StandIn
 from devprovider.__main__ import start_dev_environment
 from tests.app_server import PROJECT, production_server, serve
 from tests.browser import Browser
-from tests.conftest import page_of, server_process_environment
+from tests.conftest import page_of, server_process_environment, user_apis
 from tests.processes import start, stop
 from tests.servers import free_port, listening_socket
 
@@ -64,7 +64,7 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], pr
     assert where.scheme == "http" and where.hostname != urlsplit(base_url).hostname
     final = browser.sign_in(page, ALICE.username)
     assert final.url == base_url + "/" and ALICE.name in final.text
-    for api in services.settings.apis:
+    for api in user_apis(services.settings.apis):
         page = browser.get(base_url + page_of(api))
         if urlsplit(page.url).path.endswith("/authorize"):  # consent for an API
             page = browser.sign_in(page, ALICE.username)
@@ -184,7 +184,7 @@ def test_no_code_verifier_or_token_in_the_logs_of_a_sign_in_at_debug(tmp_path: P
                  for url in [*(hop.url for hop in page.history), page.url]]
         codes = [code for code in codes if code]
         assert codes, "no authorization code in the redirects (response_mode=query)"
-        api = next(iter(DEFAULTS.downstream_apis), None)
+        api = next(iter(user_apis(DEFAULTS.downstream_apis)), None)
         if api is not None:
             assert browser.get(app_url + page_of(api), timeout=60).status_code == 200
     finally:

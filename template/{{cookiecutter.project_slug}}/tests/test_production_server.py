@@ -26,6 +26,7 @@ from tests.conftest import (
     names_the_credential,
     page_of,
     server_process_environment,
+    user_apis,
 )
 from tests.processes import running, start, stop
 from tests.servers import base_url_of, listening_socket
@@ -192,7 +193,7 @@ def signed_in_as(app: AppUnderTest, browser: Browser, user: TestUser) -> bool:
 def test_the_shipped_gunicorn_settings_survive_a_provider_slower_than_the_worker_timeout(
         gunicorn_app: Served) -> None:
     app = gunicorn_app.app
-    name = DEFAULTS.sign_in_api or next(iter(DEFAULTS.downstream_apis), None)
+    name = DEFAULTS.sign_in_api or next(iter(user_apis(DEFAULTS.downstream_apis)), None)
     if name is None:
         pytest.skip("this app calls no API")
     assert app.browser().get(app.url("/"), timeout=30).status_code == 200  # a worker is up

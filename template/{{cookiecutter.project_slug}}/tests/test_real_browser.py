@@ -27,7 +27,7 @@ from devprovider import DEFAULT_USERS, StandIn, TestUser
 from devprovider.__main__ import start_dev_environment
 from tests import services
 from tests.app_server import serve
-from tests.conftest import AppUnderTest, page_of
+from tests.conftest import AppUnderTest, page_of, user_apis
 
 ALICE = DEFAULT_USERS[0]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -219,7 +219,7 @@ def sign_in_use_apis_and_sign_out(driver: Any, app_url: str, api_names: list[str
 def test_https_mode(browser: Any, make_app: Callable[..., AppUnderTest]) -> None:
     app = make_app()
     assert app.base_url.startswith("https://localhost:")
-    sign_in_use_apis_and_sign_out(browser, app.base_url, list(app.services.settings.apis))
+    sign_in_use_apis_and_sign_out(browser, app.base_url, user_apis(app.services.settings.apis))
 
 
 def test_local_development_mode(browser: Any, tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_local_development_mode(browser: Any, tmp_path: Path) -> None:
 
     try:
         with serve(env_for, None, host="localhost") as (base_url, services):
-            apis = list(services.settings.apis)
+            apis = user_apis(services.settings.apis)
             sign_in_use_apis_and_sign_out(browser, base_url, apis)
     finally:
         for standin in started:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from {{ cookiecutter.package_name }}.config import DEFAULTS
 from {{ cookiecutter.package_name }}.core.settings import (
     EXIT_BAD_SETTINGS,
+    Settings,
     SettingsError,
     load_settings,
 )
@@ -178,3 +180,88 @@ def test_graph_and_the_token_exchange_audience_follow_the_cloud(
         "CLIENT_CREDENTIAL": "assertion", "CLIENT_SECRET": "",
         "CLIENT_ASSERTION_MANAGED_IDENTITY": "0f5b7a2c-1111-2222-3333-444455556666"}), DEFAULTS)
     assert identity.credentials[0].assertion_audience == audience
+
+
+# ------------------------------------------------------------------------ an API's description
+REPORTS = {"base_url": "https://reports.contoso.com/v1/",
+           "scopes": ["api://22222222-2222-3333-4444-555555555555/.default"], "app_only": True}
+SINGLE_TENANT = "https://login.microsoftonline.com/contoso.onmicrosoft.com"
+
+
+def with_reports(env: dict[str, str], **api: object) -> Settings:
+    """`load_settings` for an app whose spec had the app-only API `reports` (`api`: more of its
+    description), at one tenant."""
+    defaults = dataclasses.replace(DEFAULTS, downstream_apis={"reports": {**REPORTS, **api}},
+                                   sign_in_api="", authority=SINGLE_TENANT, oidc_authority="")
+    return load_settings(valid_env({"AUTHORITY": SINGLE_TENANT, "OIDC_AUTHORITY": "", **env}),
+                         defaults)
+
+
+def reports_problems(env: dict[str, str], **api: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        with_reports(env, **api)
+    return "\n".join(caught.value.problems)
+
+
+def test_an_apis_description_comes_from_config_and_its_variables() -> None:
+    baked = with_reports({}, path="daily", headers={"X-Format": "compact"}, timeout=5,
+                         query={"api-version": "2"}).apis["reports"]
+    assert (baked.path, baked.method, baked.timeout_seconds, baked.app_only) == (
+        "daily", "GET", 5.0, True)
+    assert baked.headers == {"X-Format": "compact"} and baked.query == {"api-version": "2"}
+    given = with_reports({"API_REPORTS_PATH": "weekly/summary", "API_REPORTS_METHOD": "head",
+                          "API_REPORTS_HEADERS": '{"X-Tenant": "contoso", "Prefer": "x"}',
+                          "API_REPORTS_QUERY": '{"top": "10"}', "API_REPORTS_TIMEOUT": "2.5",
+                          "API_REPORTS_APP_ONLY": "false",
+                          "API_REPORTS_SCOPES": "api://22222222-2222-3333-4444-555555555555/R"},
+                         path="daily").apis["reports"]
+    assert (given.path, given.method, given.timeout_seconds, given.app_only) == (
+        "weekly/summary", "HEAD", 2.5, False)
+    assert given.headers == {"X-Tenant": "contoso", "Prefer": "x"} and given.query == {
+        "top": "10"}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"API_REPORTS_SCOPES": "api://22222222-2222-3333-4444-555555555555/Read"},
+         "an app-only API needs exactly one scope, its resource's '/.default'"),
+        ({"SIGN_IN_API": "reports"}, "SIGN_IN_API='reports' is an app-only API"),
+        ({"AUTHORITY": "https://login.microsoftonline.com/organizations"},
+         "AUTHORITY ends with /organizations"),
+        ({"API_REPORTS_APP_ONLY": "sometimes"},
+         "API_REPORTS_APP_ONLY='sometimes' is not a boolean"),
+        ({"API_REPORTS_PATH": "../admin"}, "must not hold '.' or '..' segments"),
+        ({"API_REPORTS_PATH": "/v2/items"}, "must be relative to base_url"),
+        ({"API_REPORTS_PATH": "items?top=1"}, "give query parameters in query"),
+        ({"API_REPORTS_METHOD": "POST"}, "without a body; use GET"),
+        ({"API_REPORTS_METHOD": "DELETE"}, "every visit of a link"),
+        ({"API_REPORTS_METHOD": "FETCH"}, "API_REPORTS_METHOD='FETCH' is not one of"),
+        ({"API_REPORTS_HEADERS": "X-A: b"}, "must be a JSON object of strings"),
+        ({"API_REPORTS_HEADERS": '{"Authorization": "Basic eA=="}'}, "is set by the app"),
+        ({"API_REPORTS_HEADERS": '{"Host": "evil.example"}'}, "is set by the app"),
+        ({"API_REPORTS_HEADERS": '{"X-A": "b\\r\\nX-Injected: 1"}'}, "line break"),
+        ({"API_REPORTS_HEADERS": '{"Bad Name": "b"}'}, "is not a valid header name"),
+        ({"API_REPORTS_HEADERS": '{"X-A": "1", "x-a": "2"}'}, "is given twice"),
+        ({"API_REPORTS_QUERY": '{"top": 10}'}, "API_REPORTS_QUERY must be a JSON object"),
+        ({"API_REPORTS_TIMEOUT": "0"}, "API_REPORTS_TIMEOUT='0' is not a number of seconds"),
+        ({"API_REPORTS_TIMEOUT": "nan"}, "is not a number of seconds"),
+        ({"AZURE_REGION": "West US"}, "AZURE_REGION='West US' is not an Azure region name"),
+        ({"AZURE_REGION": "westus", "AUTHORITY": "",
+          "OIDC_AUTHORITY": "https://id.example.com/realm"}, "AZURE_REGION applies to"),
+    ],
+)
+def test_mistakes_in_an_apis_description_are_named_with_the_fix(env: dict[str, str],
+                                                                  expected: str) -> None:
+    assert expected in reports_problems(env)
+
+
+def test_graph_is_never_app_only() -> None:
+    """/profile reads /me, which Graph answers for a user's token only."""
+    defaults = dataclasses.replace(DEFAULTS, downstream_apis={"graph": {
+        "base_url": "https://graph.microsoft.com/v1.0", "scopes": ["User.Read"]}},
+        sign_in_api="")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(valid_env({"API_GRAPH_APP_ONLY": "true"}), defaults)
+    assert any("API_GRAPH_APP_ONLY: the graph API is the signed-in user's" in p
+               for p in caught.value.problems)

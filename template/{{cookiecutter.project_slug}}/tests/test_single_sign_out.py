@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.config import DEFAULTS
 
 from devprovider import StandIn, TestUser
 from tests.browser import Browser
-from tests.conftest import AppUnderTest
+from tests.conftest import AppUnderTest, entra_authority
 from tests.test_web_flow import (
     ALICE,
     BOB,
@@ -174,7 +174,7 @@ def test_a_sid_ends_only_sessions_of_its_own_issuer(make_app: Callable[..., AppU
     refused (400) by a single-tenant app; accepted by a multi-tenant one (its issuer is a
     template, `{tenantid}`), where it ends nothing of this tenant's users."""
     authority = standin.authority if tenant == "own" else f"{standin.base_url}/organizations"
-    app = make_app(AUTHORITY=authority, OIDC_AUTHORITY="", optional_claims=("login_hint",))
+    app = make_app(**entra_authority(authority), optional_claims=("login_hint",))
     browser = app.browser()
     sign_in(app, browser, ALICE)
     user = session_user(app, browser)

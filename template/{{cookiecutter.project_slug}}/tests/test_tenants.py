@@ -17,7 +17,7 @@ import pytest
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.browser import parse_forms
-from tests.conftest import AppUnderTest
+from tests.conftest import AppUnderTest, entra_authority
 from tests.test_web_flow import (
     CORRELATION,
     answer_with_entra_error,
@@ -46,7 +46,7 @@ def tenants(standin: StandIn) -> StandIn:
 
 def entra_at(standin: StandIn, tenant: str = "organizations") -> dict[str, str]:
     """The settings of an Entra app whose authority is `{stand-in}/{tenant}`."""
-    return {"AUTHORITY": f"{standin.base_url}/{tenant}", "OIDC_AUTHORITY": ""}
+    return entra_authority(f"{standin.base_url}/{tenant}")
 
 
 def cache_entry(app: AppUnderTest, home_account_id: str) -> str | None:

@@ -31,7 +31,7 @@ from {{ cookiecutter.package_name }}.core.web import session_cookie as session_c
 
 from devprovider import DEFAULT_USERS, StandIn, TestUser
 from tests.browser import Browser, parse_forms
-from tests.conftest import AppUnderTest, page_of
+from tests.conftest import AppUnderTest, page_of, user_apis
 
 ALICE, BOB, CAROL = DEFAULT_USERS[0], DEFAULT_USERS[1], DEFAULT_USERS[2]
 
@@ -172,7 +172,7 @@ def expire_access_tokens_in(caches: AccountCaches, home_account_id: str) -> None
 def sign_in_api_page(app: AppUnderTest) -> str:
     """A page that calls the API consented at sign-in (any API when none is)."""
     settings = app.services.settings
-    name = settings.sign_in_api or next(iter(settings.apis), None)
+    name = settings.sign_in_api or next(iter(user_apis(settings.apis)), None)
     if name is None:
         pytest.skip("this app calls no API")
     return page_of(name)
@@ -180,7 +180,7 @@ def sign_in_api_page(app: AppUnderTest) -> str:
 
 def api_not_consented_at_sign_in(app: AppUnderTest) -> ApiSettings:
     settings = app.services.settings
-    name = next((n for n in sorted(settings.apis) if n != settings.sign_in_api), None)
+    name = next((n for n in sorted(user_apis(settings.apis)) if n != settings.sign_in_api), None)
     if name is None:
         pytest.skip("needs an API beyond the one consented at sign-in")
     return settings.apis[name]
@@ -234,9 +234,9 @@ def test_cold_start_on_an_api_page_is_one_round_trip(app_in_each_mode: AppUnderT
     home = browser.get(app.url("/"))
     assert home.status_code == 200 and 'href="/login"' in home.text
     assert home.headers["X-Frame-Options"] == "DENY" and home.headers["Cache-Control"] == "no-store"
-    if not app.services.settings.apis:
+    if not user_apis(app.services.settings.apis):
         pytest.skip("this app calls no API")
-    for number, name in enumerate(sorted(app.services.settings.apis)):
+    for number, name in enumerate(sorted(user_apis(app.services.settings.apis))):
         user = DEFAULT_USERS[number % len(DEFAULT_USERS)]
         browser = app.browser()
         app.standin.reset_counts()
@@ -536,7 +536,8 @@ def test_default_scope_tokens_come_from_the_cache_and_refresh_once(
     so a naive lookup would never hit the cache; and a strict provider refuses to refresh for
     the named scopes what it granted as ".default"."""
     probe = make_app()
-    name = probe.services.settings.sign_in_api or next(iter(probe.services.settings.apis), None)
+    name = (probe.services.settings.sign_in_api
+            or next(iter(user_apis(probe.services.settings.apis)), None))
     if name is None:
         pytest.skip("this app calls no API")
     where = ({"AUTHORITY": standin.authority, "OIDC_AUTHORITY": ""} if provider == "entra"
@@ -584,7 +585,7 @@ def test_standard_oidc_provider_gets_one_round_trip_per_api(
     """A strict OpenID Connect provider answers invalid_scope to a refresh for scopes it did not
     grant with that refresh token: the app asks the user once per API, never loops."""
     app = make_app(AUTHORITY="", OIDC_AUTHORITY=standin.oidc_authority)
-    names = sorted(app.services.settings.apis)
+    names = sorted(user_apis(app.services.settings.apis))
     if len(names) < 2:
         pytest.skip("needs two APIs")
     browser = app.browser()

@@ -26,8 +26,10 @@ DEFAULTS = AppDefaults(
     oidc_authority={{ cookiecutter.oidc_issuer | tojson }},
 {% endif %}
     token_cache_backend={{ cookiecutter.cache_backend | tojson }},
-    # Downstream APIs by name: API_<NAME>_BASE_URL and API_<NAME>_SCOPES override them.
-    # All scopes of one API belong to one resource (one token serves one resource).
+    # Downstream APIs by name: API_<NAME>_BASE_URL, _SCOPES, _PATH, _METHOD, _HEADERS, _QUERY,
+    # _TIMEOUT and _APP_ONLY override them (README.md, "Settings"). All scopes of one API belong
+    # to one resource (one token serves one resource); an app-only API is called with the
+    # app's own token, its one scope `<resource>/.default`.
     downstream_apis={
 {% if cookiecutter.call_graph %}
         "graph": {
@@ -49,6 +51,9 @@ DEFAULTS = AppDefaults(
                 {{ scope | tojson }},
 {% endfor %}
             ],
+{% for key in ("path", "method", "headers", "query", "timeout", "app_only") if key in api %}
+            {{ key | tojson }}: {{ (api[key] | string) if key == "app_only" else (api[key] | tojson) }},
+{% endfor %}
         },
 {% endfor %}
     },

@@ -46,7 +46,7 @@ from .provider_errors import ProviderError, admin_consent_url
 from .sealed import Sealed
 from .settings import GRAPH_RESOURCE, RESERVED_SCOPES, Settings, scope_resource
 from .stores import KnownVersion
-from .token_cache import PARSED_COPIES, AccountCaches
+from .token_cache import APP_TOKENS, PARSED_COPIES, AccountCaches
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,9 @@ class AuthService:
         self._offline_clients: cachetools.LRUCache[str, _Offline] = (
             cachetools.LRUCache(maxsize=PARSED_COPIES))
         self._offline_lock = threading.Lock()
+        # The app's own tokens' offline client (see `_app_offline`), built on the cache copy
+        # it holds.
+        self._app_offline_client: _Offline | None = None
 
     # -- sign-in ---------------------------------------------------------------------------
     def start_sign_in(self, *, return_to: str | None, scopes: Sequence[str] | None = None,
@@ -553,11 +556,7 @@ class AuthService:
                 result = self._acquire_silent(app, cache, user, scopes, claims)
                 if not self.clients.rejected(index, result):
                     break
-        if self.clients.credentials.is_rejection(result):
-            assert result is not None
-            raise CredentialRejected(self.clients.credentials.label(index),
-                                     str(result.get("error")),
-                                     str(result.get("error_description", "")))
+        self._raise_if_rejected(index, result)
         if result and "access_token" in result:
             self._learn_granted(user.home_account_id, scopes, result)
             return str(result["access_token"])
@@ -570,12 +569,106 @@ class AuthService:
         raise TokenAcquisitionError(str(result.get("error")),
                                     str(result.get("error_description", "")))
 
-    def _client_for(self, cache: msal.SerializableTokenCache
+    def _raise_if_rejected(self, index: int, result: Mapping[str, Any] | None) -> None:
+        """CredentialRejected when `result` is the provider refusing credential `index` and no
+        other credential is left to try."""
+        if self.clients.credentials.is_rejection(result):
+            assert result is not None
+            raise CredentialRejected(self.clients.credentials.label(index),
+                                     str(result.get("error")),
+                                     str(result.get("error_description", "")))
+
+    def _client_for(self, cache: msal.SerializableTokenCache, *, app_only: bool = False
                     ) -> tuple[int, msal.ConfidentialClientApplication]:
         try:
-            return self.clients.build_current(cache)
+            return self.clients.build_current(cache, app_only=app_only)
         except DISCOVERY_FAILURES as exc:
             raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
+
+    # -- the app's own tokens (app-only APIs) ---------------------------------------------------
+    def acquire_app_token(self, scopes: Sequence[str], claims: str | None = None) -> str:
+        """The app's own access token for `scopes` (one `<resource>/.default`): client
+        credentials, with the credentials user tokens use (any kind, rotation included).
+
+        As `acquire_token`: first from the cache without a lock, a write or the network; only
+        when MSAL wants the token endpoint (no token, one about to expire, a claims challenge)
+        is the store's lock on the app's cache taken and the entry read again, so that the
+        processes and instances sharing the store ask the provider once.
+
+        Raises CredentialRejected or TokenAcquisitionError (InteractionRequired never: no user
+        can help), StoreUnavailable when the cache cannot be read.
+        """
+        if not claims:  # MSAL never serves a claims request from its cache
+            cached = self._app_offline(scopes)
+            if cached is not None:
+                return cached
+        with self.caches.open(APP_TOKENS) as cache:
+            for _ in range(2):  # once more when the provider refuses the app's credential
+                index, app = self._client_for(cache, app_only=True)
+                try:
+                    # MSAL (1.23 and later) answers from this cache when it can.
+                    result: dict[str, Any] | None = app.acquire_token_for_client(
+                        list(scopes), claims_challenge=claims)
+                except DISCOVERY_FAILURES as exc:
+                    raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
+                if not self.clients.rejected(index, result):
+                    break
+        self._raise_if_rejected(index, result)
+        if result and "access_token" in result:
+            return str(result["access_token"])
+        result = result or {}
+        raise TokenAcquisitionError(str(result.get("error")),
+                                    str(result.get("error_description", "")))
+
+    def forget_app_token(self, scopes: Sequence[str]) -> None:
+        """Drop the app's cached token for `scopes` in every instance (the next request asks
+        for a new one): e.g. after a refusal, when an administrator may have granted the
+        permission it lacked since."""
+        with self.caches.open(APP_TOKENS) as cache:
+            for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN,
+                                           target=list(scopes))):
+                cache.remove_at(entry)
+        with self._offline_lock:
+            self._app_offline_client = None
+
+    def cached_app_token(self, scopes: Sequence[str]) -> str | None:
+        """`acquire_app_token`'s offline pass alone when it needs no store read that may block
+        (see `cached_token`); None: call `acquire_app_token` (from a worker thread)."""
+        cache = self.caches.peek_ready(APP_TOKENS)
+        return None if cache is None else self._app_offline(scopes, cache)
+
+    def _app_offline(self, scopes: Sequence[str],
+                     cache: msal.SerializableTokenCache | None = None) -> str | None:
+        """The app's cached access token if MSAL serves it without any network call, else None
+        (see `_acquire_offline`: the same client refusing every request, kept with the copy of
+        the cache it was built on)."""
+        if cache is None:
+            cache = self.caches.peek(APP_TOKENS)
+        with self._offline_lock:
+            kept = self._app_offline_client
+        wanted = tuple(scopes)
+        now = time.time()  # MSAL's clock
+        served = kept.served.get(wanted) if kept is not None and kept.cache is cache else None
+        if served is not None and now < served[1]:
+            return served[0]
+        try:
+            if kept is None or kept.cache is not cache:
+                # Building runs discovery (refused here until the locked way has done it once)
+                # and, with AZURE_REGION, MSAL's region detection, which may ask Azure's
+                # instance metadata endpoint: refused here too, and MSAL goes on without it.
+                kept = _Offline(cache, self.clients.build(
+                    cache, http_client=self._offline_http, app_only=True), {})
+                with self._offline_lock:
+                    self._app_offline_client = kept
+            self._offline_http.begin()  # after building: only the token's own call counts
+            result = kept.client.acquire_token_for_client(list(scopes))
+        except NetworkNeeded:
+            return None
+        if self._offline_http.refused() or not result or "access_token" not in result:
+            return None
+        token = str(result["access_token"])
+        kept.served[wanted] = (token, _served_until(result, now))
+        return token
 
     def cached_token(self, user: User, scopes: Sequence[str], *,
                      known: KnownVersion | None = None) -> str | None:

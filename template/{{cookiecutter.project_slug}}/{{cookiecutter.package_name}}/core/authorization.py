@@ -41,14 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cachetools
-import msal
 import requests
 
 from .auth import User
 from .credentials import check_callable
 from .downstream import ApiRequest, ApiResponse, NeedToken, call_plan, run_sync
-from .errors import DownstreamApiError, StoreUnavailable, TokenAcquisitionError
-from .identity import MsalClients
+from .errors import DownstreamApiError, StoreUnavailable
 from .settings import ApiSettings, Settings
 from .stores import KeyedLocks, KnownVersion, Store, StoreError, lock_or_go_on
 
@@ -192,24 +190,25 @@ class Tenants:
 class Authorization:
     """The decisions of core/flows.py's guard; one per app."""
 
-    def __init__(self, settings: Settings, store: Store, prefix: str, clients: MsalClients,
+    def __init__(self, settings: Settings, store: Store, prefix: str,
                  send: Callable[[ApiRequest], ApiResponse], acquire_user_token: Callable[..., str],
-                 tenants: Tenants, clock: Callable[[], float] = time.time) -> None:
+                 tenants: Tenants, clock: Callable[[], float] = time.time, *,
+                 acquire_app_token: Callable[[Sequence[str]], str],
+                 forget_app_token: Callable[[Sequence[str]], None]) -> None:
         self.settings = settings
         self.store = store
         self.prefix = prefix
-        self.clients = clients
         self._send = send
         self._acquire_user_token = acquire_user_token
+        # The app's own Graph token (GROUPS_OVERAGE_TOKEN=app): the app's token cache, shared
+        # by its instances (core/auth.py `acquire_app_token`).
+        self._acquire_app_token = acquire_app_token
+        self._forget_app_token = forget_app_token
         self.clock = clock
         self._ids = dict(settings.groups)  # name -> object id
         self._names = {gid: name for name, gid in self._ids.items()}
         self._locks = KeyedLocks()
         self.tenants = tenants
-        # The app's own Graph token (GROUPS_OVERAGE_TOKEN=app): MSAL serves it from this
-        # in-process cache until it nears expiry.
-        self._app_cache = msal.SerializableTokenCache()
-        self._app_lock = threading.Lock()
 
     # -- deciding ------------------------------------------------------------------------------
     def check(self, req: Requirement) -> None:
@@ -339,7 +338,7 @@ class Authorization:
 
         def acquire(step: NeedToken) -> str:
             if app_only:
-                return self._app_token(step.scopes)
+                return self._acquire_app_token(step.scopes)
             return self._acquire_user_token(user, step.scopes, claims=step.claims, known=known)
 
         ids = sorted(self._ids.values())
@@ -358,8 +357,7 @@ class Authorization:
                     if app_only:
                         # The app's token predates a permission an administrator may grant
                         # now: the next try asks for a new one.
-                        with self._app_lock:
-                            self._app_cache = msal.SerializableTokenCache()
+                        self._forget_app_token(api.scopes)
                     raise GroupsUnavailable(
                         "Microsoft Graph refused to tell this app your group memberships "
                         "(HTTP 403): an administrator must grant it the permission.",
@@ -372,19 +370,6 @@ class Authorization:
                                         "moment.") from exc
             member |= _answered_ids(response, batch)
         return sorted(member)
-
-    def _app_token(self, scopes: Sequence[str]) -> str:
-        with self._app_lock:
-            try:
-                client = self.clients.build(self._app_cache)
-                result = client.acquire_token_for_client(list(scopes))
-            except (requests.RequestException, ValueError) as exc:
-                raise TokenAcquisitionError("provider_unreachable", str(exc)) from exc
-        if not result or "access_token" not in result:
-            result = result or {}
-            raise TokenAcquisitionError(str(result.get("error")),
-                                        str(result.get("error_description", "")))
-        return str(result["access_token"])
 
 
 def _answered_ids(response: ApiResponse, asked: Sequence[str]) -> set[str]:

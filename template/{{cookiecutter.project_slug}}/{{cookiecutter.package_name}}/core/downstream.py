@@ -1,5 +1,6 @@
 # Managed by the msal-webapp template: regenerate rather than edit (your code goes outside core/).
-"""Calling downstream web APIs by name, on the signed-in user's behalf.
+"""Calling downstream web APIs by name, on the signed-in user's behalf or, for an app-only API
+(`ApiSettings.app_only`), with the app's own token.
 
 Sans-IO: `call_plan` is a generator holding the whole logic (which token, which request, how to
 read a claims challenge, which redirect to follow and with what, when to retry a throttled call
@@ -28,6 +29,8 @@ The rules, the same for every framework:
   the request into a GET without body, as browsers and requests do.
 - Size: an answer larger than API_MAX_RESPONSE_BYTES is refused (`ResponseTooLarge`): on its
   announced Content-Length before any of it is read, or as soon as more has arrived.
+- Defaults: what the caller does not give comes from the API's description (API_<NAME>_PATH,
+  _METHOD, _HEADERS, _QUERY); its _TIMEOUT shortens the deadline (never lengthens it).
 
     api = DownstreamApis(settings, auth, session)
     response = api.call(user, "todo", "items", method="POST", json={"title": "x"})
@@ -270,7 +273,8 @@ def _exchange(api: ApiSettings, request: ApiRequest, clock: Callable[[], float],
         retries += 1
 
 
-def call_plan(api: ApiSettings, path: str = "", *, method: str = "GET", json_body: Any = None,
+def call_plan(api: ApiSettings, path: str = "", *, method: str | None = None,
+              json_body: Any = None,
               params: Mapping[str, str] | None = None,
               headers: Mapping[str, str] | None = None,
               deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
@@ -278,16 +282,22 @@ def call_plan(api: ApiSettings, path: str = "", *, method: str = "GET", json_bod
               clock: Callable[[], float] = time.monotonic,
               wall_clock: Callable[[], float] = time.time) -> Plan:
     """The logic of one API call, all of it within `deadline_seconds` of its start (on `clock`,
-    the transports' time.monotonic(); `wall_clock` reads Retry-After dates).
+    the transports' time.monotonic(); `wall_clock` reads Retry-After dates), or the API's own
+    timeout if shorter. `path`, `method`, `params` and `headers` default to the API's (the
+    parameters and headers given are added to its own, replacing those of the same name).
 
     A claims challenge is answered once, with a token carrying the claims; a plain 401 is not
     retried (a new token would be refused the same way). Throttling and redirects: see above.
     """
-    until = clock() + deadline_seconds
+    until = clock() + min(deadline_seconds, api.timeout_seconds or deadline_seconds)
+    all_params = {**api.query, **(params or {})}
+    given = {name.lower() for name in headers or {}}
+    all_headers = {**{k: v for k, v in api.headers.items() if k.lower() not in given},
+                   **(headers or {})}
 
     def request(token: str) -> ApiRequest:
-        built = build_request(api, path, token, method=method, json_body=json_body,
-                              params=params, headers=headers)
+        built = build_request(api, path or api.path, token, method=method or api.method,
+                              json_body=json_body, params=all_params, headers=all_headers)
         return replace(built, until=until, max_bytes=max_bytes)
 
     token: str = yield NeedToken(api.scopes)
@@ -342,15 +352,18 @@ class DownstreamApis:
                            headers={k.lower(): v for k, v in raw.headers.items()},
                            body=raw.content)
 
-    def call(self, user: User, name: str, path: str = "", *, method: str = "GET",
+    def call(self, user: User, name: str, path: str = "", *, method: str | None = None,
              json: Any = None, params: Mapping[str, str] | None = None,
              headers: Mapping[str, str] | None = None,
              known: KnownVersion | None = None) -> ApiResponse:
-        """Call the API `name` for `user`; `known`: the version of the user's token cache as
-        this request already read it (core/flows.py `WebRequest.known`), sparing a read."""
+        """Call the API `name` for `user` (with the app's own token if it is an app-only API);
+        `known`: the version of the user's token cache as this request already read it
+        (core/flows.py `WebRequest.known`), sparing a read."""
         api = self.settings.apis[name]
 
         def acquire(step: NeedToken) -> str:
+            if api.app_only:
+                return self.auth.acquire_app_token(step.scopes, claims=step.claims)
             return self.auth.acquire_token(user, step.scopes, claims=step.claims, known=known)
 
         plan = call_plan(api, path, method=method, json_body=json, params=params,

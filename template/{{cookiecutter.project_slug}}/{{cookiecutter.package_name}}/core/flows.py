@@ -158,6 +158,8 @@ def template_globals(services: Services, session: SessionState) -> dict[str, Any
         "app_name": settings.app_name,
         "user": current_user(session),
         "api_names": [name for name in settings.apis if name != "graph"],
+        # The APIs called with the app's own token (their pages say so).
+        "app_only_apis": [name for name, api in settings.apis.items() if api.app_only],
         "has_graph": "graph" in settings.apis,
         # Azure AD B2C's profile-edit user flow: the /edit-profile page exists.
         "can_edit_profile": bool(settings.b2c_profile_edit_flow),

@@ -120,23 +120,26 @@ class MsalClients:
         self._discovery_lock = threading.Lock()
 
     def build(self, cache: msal.TokenCache | None = None, *,
-              http_client: Any = None, user_flow: str | None = None
+              http_client: Any = None, user_flow: str | None = None, app_only: bool = False
               ) -> msal.ConfidentialClientApplication:
         """A client over `cache` (one account's), sharing discovery and connections, with the
         credential in use (see `build_current`)."""
-        return self.build_current(cache, http_client=http_client, user_flow=user_flow)[1]
+        return self.build_current(cache, http_client=http_client, user_flow=user_flow,
+                                  app_only=app_only)[1]
 
     def build_current(self, cache: msal.TokenCache | None = None, *, http_client: Any = None,
-                      user_flow: str | None = None
+                      user_flow: str | None = None, app_only: bool = False
                       ) -> tuple[int, msal.ConfidentialClientApplication]:
         """`build`, and which credential the client uses (for `rejected`).
 
         `http_client` replaces the shared HTTP session (the token layer's offline pass).
         `user_flow`: Azure AD B2C's password-reset or profile-edit user flow, an authority of
-        its own (None: AUTHORITY's, the sign-up and sign-in flow).
+        its own (None: AUTHORITY's, the sign-up and sign-in flow). `app_only`: a client for the
+        app's own tokens (client credentials), the only ones AZURE_REGION applies to.
         """
         index, credential = self.credentials.current()
-        return index, self._build(cache, credential.client_credential(), http_client, user_flow)
+        return index, self._build(cache, credential.client_credential(), http_client, user_flow,
+                                  app_only)
 
     def rejected(self, index: int, result: Mapping[str, Any] | None) -> bool:
         """Whether `result` (an MSAL answer of a client built with credential `index`) is the
@@ -155,7 +158,8 @@ class MsalClients:
         return True
 
     def _build(self, cache: msal.TokenCache | None, client_credential: Any,
-               http_client: Any, user_flow: str | None) -> msal.ConfidentialClientApplication:
+               http_client: Any, user_flow: str | None, app_only: bool = False
+               ) -> msal.ConfidentialClientApplication:
         settings = self.settings
         where: dict[str, Any] = (
             {"oidc_authority": settings.oidc_authority}
@@ -174,10 +178,13 @@ class MsalClients:
             # no continuous access evaluation (its APIs are the app's own).
             client_capabilities=(["cp1"] if settings.authority and not settings.is_b2c
                                  else None),
-            # No region unless one is configured: without this, MSAL on an Azure host that sets
-            # REGION_NAME logs a warning on every client it builds (and a region only applies to
-            # app-only tokens, never to the user's).
-            azure_region=settings.azure_region or False,
+            # AZURE_REGION for the app's own tokens only: MSAL sends client credentials requests
+            # to the regional token service (`<region>.login.microsoft.com` for the public
+            # cloud's hosts, `<region>.<host>` for others), after fetching discovery there when
+            # the client is built; user flows are never regional. False otherwise, not None:
+            # with None, MSAL on an Azure host that sets REGION_NAME logs a warning on every
+            # client it builds (and MSAL_FORCE_REGION would apply).
+            azure_region=(settings.azure_region or False) if app_only else False,
             **where,
         )
 

@@ -78,9 +78,10 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
                        tenant_allowed=tenants.allowed if tenants.checked else None)
     apis = DownstreamApis(settings, auth, clients.http)
     # An overage user's groups are kept beside the token caches, in the same store.
-    authz = Authorization(settings, caches.store, settings.token_cache_prefix, clients,
+    authz = Authorization(settings, caches.store, settings.token_cache_prefix,
                           send=apis.send, acquire_user_token=auth.acquire_token,
-                          tenants=tenants, clock=clock)
+                          tenants=tenants, clock=clock, acquire_app_token=auth.acquire_app_token,
+                          forget_app_token=auth.forget_app_token)
     return Services(settings=settings, sessions=sessions, caches=caches, clients=clients,
                     auth=auth, apis=apis, authz=authz,
                     security_headers=security_headers(settings),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import json
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -66,11 +68,23 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """One downstream web API the app calls on the user's behalf."""
+    """One downstream web API the app calls: on the signed-in user's behalf (their delegated
+    token), or with the app's own token (`app_only`: client credentials)."""
 
     name: str
     base_url: str
     scopes: tuple[str, ...]
+    # What `call(name)` and the /api/<name> page send when the caller gives nothing else: the
+    # path under base_url, the method, extra headers and query parameters.
+    path: str = ""
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    # The most a call of this API may take (seconds); OUTBOUND_DEADLINE_SECONDS bounds it too:
+    # the smaller wins. None: OUTBOUND_DEADLINE_SECONDS alone.
+    timeout_seconds: float | None = None
+    # The app's own token (one `<resource>/.default` scope), not the user's.
+    app_only: bool = False
 
     @property
     def resource(self) -> str:
@@ -258,6 +272,64 @@ def scope_resource(scope: str, graph: str = GRAPH_RESOURCE) -> str:
     if "/" in scope:
         return scope.rsplit("/", 1)[0]
     return graph
+
+
+# The methods an API's default call may use. The /api/<name> page makes that call on every
+# visit of a link, so only safe methods (RFC 9110 section 9.2.1): a POST, PUT or PATCH would be
+# sent without the body it needs, and any of them, DELETE too, would change data whenever a
+# link (or a browser's prefetch) is followed. Code calls them with `call(name, method=...)`.
+API_METHODS = ("GET", "HEAD", "OPTIONS")
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# Headers the app sets itself (the token, the request's framing) or that only the transport
+# may send: an API's `headers` may not set them.
+RESERVED_HEADERS = frozenset({"authorization", "proxy-authorization", "host", "content-length",
+                              "transfer-encoding", "connection", "upgrade", "te", "trailer",
+                              "keep-alive"})
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+# A field value: visible characters, spaces and tabs inside (RFC 9110 section 5.5), no CR/LF.
+HEADER_VALUE_RE = re.compile(
+    r"^[\x21-\x7e\x80-\xff](?:[\x20-\x7e\x80-\xff\t]*[\x21-\x7e\x80-\xff])?$")
+# An Azure region name as MSAL accepts it (msal/region.py): e.g. westus2.
+AZURE_REGION_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_API_TIMEOUT_SECONDS = 600
+# Entra's tenant aliases for "any tenant": no app-only token can come from those.
+MULTI_TENANT_ALIASES = ("common", "organizations", "consumers")
+
+
+def api_path_problem(path: str) -> str | None:
+    """What is wrong with an API's default path (relative to its base URL), or None."""
+    if any(ord(c) < 33 or ord(c) == 127 or c == "\\" for c in path):
+        return "holds a space, a backslash or a control character"
+    if path.startswith("/") or "://" in path:
+        return "must be relative to base_url (no leading '/', no scheme), e.g. items/today"
+    if "?" in path or "#" in path:
+        return "must not hold a query or fragment (give query parameters in query)"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return "must not hold '.' or '..' segments: it may not leave base_url"
+    return None
+
+
+def api_header_problem(name: str, value: str) -> str | None:
+    """What is wrong with one of an API's extra headers, or None."""
+    if not HEADER_NAME_RE.match(name):
+        return "is not a valid header name (letters, digits and !#$%&'*+.^_`|~-)"
+    if name.lower() in RESERVED_HEADERS:
+        return ("is set by the app or its HTTP client itself (the token, the request's "
+                "framing); remove it")
+    if not HEADER_VALUE_RE.match(value):
+        return ("has a value that is empty, starts or ends with a space, or holds a line "
+                "break or control character")
+    return None
+
+
+def app_only_scope_problem(scopes: tuple[str, ...]) -> str | None:
+    """What keeps `scopes` from being an app-only API's, or None: exactly one
+    `<resource>/.default` (client credentials ask for every application permission granted
+    for one resource)."""
+    if len(scopes) == 1 and scopes[0].endswith("/.default") and len(scopes[0]) > 9:
+        return None
+    return ("an app-only API needs exactly one scope, its resource's '/.default', e.g. "
+            "api://<app-id>/.default")
 
 
 def graph_roots(authority: str | None) -> tuple[str, ...] | None:
@@ -474,8 +546,95 @@ def _apis(reader: _Reader, defaults: AppDefaults, graph_at: _GraphAt) -> dict[st
                 f"{prefix}_SCOPES={' '.join(scopes)!r} mixes .default with named scopes of the "
                 "same resource; keep either .default alone or only the named scopes."
             )
-        apis[name] = ApiSettings(name=name, base_url=base_url.rstrip("/") + "/", scopes=scopes)
+        app_only = reader.boolean(f"{prefix}_APP_ONLY", bool(spec.get("app_only", False)))
+        if app_only:
+            problem = app_only_scope_problem(scopes)
+            if problem:
+                reader.problems.append(f"{prefix}_SCOPES={' '.join(scopes)!r}: {problem}.")
+            if name == "graph":
+                reader.problems.append(
+                    f"{prefix}_APP_ONLY: the graph API is the signed-in user's (/profile reads "
+                    "/me, which Graph answers for a delegated token only); call Graph with the "
+                    "app's own token as another API, e.g. API_GRAPH_APP with "
+                    "https://graph.microsoft.com/.default.")
+        apis[name] = ApiSettings(
+            name=name, base_url=base_url.rstrip("/") + "/", scopes=scopes,
+            path=_api_path(reader, prefix, spec), method=_api_method(reader, prefix, spec),
+            headers=_api_mapping(reader, f"{prefix}_HEADERS", spec.get("headers"), header=True),
+            query=_api_mapping(reader, f"{prefix}_QUERY", spec.get("query"), header=False),
+            timeout_seconds=_api_timeout(reader, prefix, spec), app_only=app_only)
     return apis
+
+
+def _api_path(reader: _Reader, prefix: str, spec: Mapping[str, Any]) -> str:
+    path = reader.raw(f"{prefix}_PATH") or str(spec.get("path") or "")
+    problem = api_path_problem(path)
+    if problem:
+        reader.problems.append(f"{prefix}_PATH={path!r} {problem}.")
+        return ""
+    return path
+
+
+def _api_method(reader: _Reader, prefix: str, spec: Mapping[str, Any]) -> str:
+    method = (reader.raw(f"{prefix}_METHOD") or str(spec.get("method") or "GET")).upper()
+    if method in UNSAFE_METHODS:
+        reader.problems.append(
+            f"{prefix}_METHOD={method!r}: the /api/<name> page makes the API's default call on "
+            "every visit of a link, without a body; use GET (or HEAD, OPTIONS) and call "
+            f"{method} from your own code with call(name, method={method!r}).")
+    elif method not in API_METHODS:
+        reader.problems.append(f"{prefix}_METHOD={method!r} is not one of "
+                               f"{', '.join(API_METHODS)}.")
+    else:
+        return method
+    return "GET"
+
+
+def _api_mapping(reader: _Reader, variable: str, baked: Any, *, header: bool
+                 ) -> dict[str, str]:
+    """An API's extra headers or query parameters: a JSON object of strings in `variable`,
+    else config.py's."""
+    raw = reader.raw(variable)
+    try:
+        value = json.loads(raw) if raw else (baked or {})
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        example = '"X-Tenant": "contoso"' if header else '"api-version": "1"'
+        reader.problems.append(f"{variable} must be a JSON object of strings, e.g. "
+                               "{" + example + "}.")
+        return {}
+    if header:
+        seen: set[str] = set()
+        for name, text in value.items():
+            problem = api_header_problem(name, text)
+            if problem is None and name.lower() in seen:
+                problem = "is given twice (header names ignore case)"
+            seen.add(name.lower())
+            if problem:
+                reader.problems.append(f"{variable}: {name!r} {problem}.")
+                return {}
+    elif any(not name for name in value):
+        reader.problems.append(f"{variable}: a query parameter needs a name.")
+        return {}
+    return dict(value)
+
+
+def _api_timeout(reader: _Reader, prefix: str, spec: Mapping[str, Any]) -> float | None:
+    raw = reader.raw(f"{prefix}_TIMEOUT")
+    value: Any = raw if raw is not None else spec.get("timeout")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds <= MAX_API_TIMEOUT_SECONDS:  # NaN included
+        reader.problems.append(f"{prefix}_TIMEOUT={value!r} is not a number of seconds above 0 "
+                               f"and at most {MAX_API_TIMEOUT_SECONDS}.")
+        return None
+    return seconds
 
 
 # A credential's variables, without the prefix (CLIENT_ for the first, CLIENT_<n>_ after it), in
@@ -857,6 +1016,29 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         reader.problems.append(
             f"SIGN_IN_API={sign_in_api!r} is not a configured API ({', '.join(apis) or 'none'})."
         )
+    elif sign_in_api and apis[sign_in_api].app_only:
+        reader.problems.append(
+            f"SIGN_IN_API={sign_in_api!r} is an app-only API (API_{sign_in_api.upper()}_APP_ONLY): "
+            "its token is the app's own, never the user's; sign in with another API's scopes, or "
+            "none.")
+    tenant = (authority or "").rstrip("/").rsplit("/", 1)[-1].lower()
+    for name, api in apis.items():
+        if api.app_only and tenant in MULTI_TENANT_ALIASES:
+            # Client credentials name the tenant whose token the app gets: Entra refuses them
+            # at common and organizations (and the app's own tokens come from its home tenant).
+            reader.problems.append(
+                f"API_{name.upper()}_APP_ONLY: an app-only API's token comes from one tenant, "
+                f"and AUTHORITY ends with /{tenant}; use the tenant id or domain of the app's "
+                "home tenant, or call this API on the user's behalf.")
+    azure_region = reader.raw("AZURE_REGION")
+    if azure_region and not AZURE_REGION_RE.match(azure_region):
+        reader.problems.append(f"AZURE_REGION={azure_region!r} is not an Azure region name "
+                               "(lower-case letters, digits and '-'), e.g. westus2.")
+    elif azure_region and (not authority or is_b2c_authority(authority)
+                           or CIAM_HOST_SUFFIX in authority):
+        reader.problems.append(
+            "AZURE_REGION applies to Microsoft Entra ID's token service only (AUTHORITY on "
+            "login.microsoftonline.com or a national cloud's host); remove it.")
     settings = Settings(
         app_name=defaults.app_name,
         client_id=reader.text("CLIENT_ID"),
@@ -881,7 +1063,7 @@ def load_settings(environ: Mapping[str, str], defaults: AppDefaults) -> Settings
         sign_in_api=sign_in_api if sign_in_api in apis else None,
         log_level=log_level,
         allowed_tenant_ids=_tenant_ids(reader),
-        azure_region=reader.raw("AZURE_REGION"),
+        azure_region=azure_region,
         session_max_entries=reader.integer("SESSION_MAX_ENTRIES", 100_000, 100),
         sessions_per_account=reader.integer("SESSIONS_PER_ACCOUNT", 10, 1),
         max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1024 * 1024, 16 * 1024),

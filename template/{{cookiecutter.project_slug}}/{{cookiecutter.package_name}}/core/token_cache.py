@@ -17,6 +17,11 @@ The read path takes no lock and writes nothing: `peek` serves an in-process copy
 entry (the first-level cache, TOKEN_CACHE_L1), valid while the store reports the same version for
 it (see `Entry.version`), so a refresh or a sign-out in another worker process or app instance
 is never missed. With it off, every use reads and parses the entry from the store.
+
+The app's own tokens (client credentials, for app-only APIs) are one more cache in the same
+store, shared by every process and instance, under the same rules: `APP_TOKENS` (None) in place
+of an account id names it. Its key (`<prefix>:app_token_cache`) is outside the accounts' key
+space, and its entry may hold nothing but access tokens of no account.
 """
 
 from __future__ import annotations
@@ -42,8 +47,14 @@ _SECRET_SECTIONS = frozenset({"AccessToken", "RefreshToken", "IdToken"})
 PARSED_COPIES = 4096
 
 
-def parse_entry(blob: str, home_account_id: str) -> dict[str, Any] | None:
-    """The parsed cache entry if it is well-formed and wholly `home_account_id`'s, else None."""
+# Names the app's own token cache where an account's id is expected.
+APP_TOKENS = None
+
+
+def parse_entry(blob: str, home_account_id: str | None) -> dict[str, Any] | None:
+    """The parsed cache entry if it is well-formed and wholly `home_account_id`'s, else None.
+    APP_TOKENS: the app's own cache, which holds access tokens of no account only (what MSAL
+    keeps of client credentials answers)."""
     try:
         data = json.loads(blob)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
@@ -59,6 +70,8 @@ def parse_entry(blob: str, home_account_id: str) -> dict[str, Any] | None:
                 return None
             if section == "AppMetadata":
                 continue
+            if home_account_id is APP_TOKENS and section != "AccessToken":
+                return None
             # Flat entries of strings and numbers, as MSAL writes them; every one of them
             # (known sections or not) must name this account.
             if entry.get("home_account_id") != home_account_id or any(
@@ -71,7 +84,7 @@ def parse_entry(blob: str, home_account_id: str) -> dict[str, Any] | None:
                     and str(entry.get("expires_on", "")).isdigit()):
                 return None
             has_account = has_account or section == "Account"
-    return data if has_account else None
+    return data if has_account or home_account_id is APP_TOKENS else None
 
 
 def _cache_of(data: dict[str, Any] | None) -> msal.SerializableTokenCache:
@@ -100,11 +113,13 @@ class AccountCaches:
         # Wrong shape includes "not wholly this account's" (see parse_entry).
         self._corrupt = CorruptEntries(log, "token cache")
 
-    def key(self, home_account_id: str) -> str:
+    def key(self, home_account_id: str | None) -> str:
+        if home_account_id is APP_TOKENS:
+            return f"{self.prefix}:app_token_cache"
         return f"{self.prefix}:token_cache:{home_account_id}"
 
     # -- reading -------------------------------------------------------------------------------
-    def _read(self, home_account_id: str) -> tuple[Hashable, dict[str, Any] | None]:
+    def _read(self, home_account_id: str | None) -> tuple[Hashable, dict[str, Any] | None]:
         """(version, parsed entry or None); a corrupt entry is deleted."""
         key = self.key(home_account_id)
         try:
@@ -118,7 +133,7 @@ class AccountCaches:
             self._corrupt.discard(self.store, key)
         return entry.version, data
 
-    def peek(self, home_account_id: str, known: KnownVersion | None = None
+    def peek(self, home_account_id: str | None, known: KnownVersion | None = None
              ) -> msal.SerializableTokenCache:
         """The account's cache for reading only: no lock, no write; do not modify it.
 
@@ -149,7 +164,7 @@ class AccountCaches:
                 self._copies[key] = (version, cache)
         return cache
 
-    def peek_ready(self, home_account_id: str, known: KnownVersion | None = None
+    def peek_ready(self, home_account_id: str | None, known: KnownVersion | None = None
                    ) -> msal.SerializableTokenCache | None:
         """What `peek` gives when giving it waits on no I/O, else None: for an async adapter,
         which may then use it on its event loop. Always with a store that does not block (the
@@ -166,12 +181,12 @@ class AccountCaches:
         return copy[1] if copy is not None and copy[0] == known.version else None
 
     # -- read-modify-write, under the account's lock ------------------------------------------
-    def _lock(self, home_account_id: str) -> contextlib.AbstractContextManager[None]:
+    def _lock(self, home_account_id: str | None) -> contextlib.AbstractContextManager[None]:
         """The account's lock, or none if the store cannot lock (see `lock_or_go_on`)."""
         return lock_or_go_on(self.store, self.key(home_account_id), log, "token cache")
 
     @contextlib.contextmanager
-    def open(self, home_account_id: str) -> Iterator[msal.SerializableTokenCache]:
+    def open(self, home_account_id: str | None) -> Iterator[msal.SerializableTokenCache]:
         """Yield the account's cache under its lock; persist it afterwards if it changed.
 
         A failed write is logged and the request goes on with the tokens it got: the next
@@ -188,7 +203,7 @@ class AccountCaches:
                     log.warning("token cache write failed; the next request refreshes again: %s",
                                 exc)
 
-    def _save(self, home_account_id: str, cache: msal.SerializableTokenCache) -> None:
+    def _save(self, home_account_id: str | None, cache: msal.SerializableTokenCache) -> None:
         key = self.key(home_account_id)
         if _holds_tokens(cache):
             self.store.set(key, cache.serialize())

@@ -287,9 +287,11 @@ def page_sign_in(settings: Settings, api: str | None) -> tuple[list[str], str]:
 
     A page that calls API X signs in with X's scopes: one provider round trip from a cold start
     instead of a sign-in followed by a consent round trip. The purpose arms the loop guard in
-    case X's token still cannot be had afterwards.
+    case X's token still cannot be had afterwards. An app-only API's token is the app's own: the
+    user signs in as for any page.
     """
-    if api is None or api == settings.sign_in_api or api not in settings.apis:
+    if (api is None or api == settings.sign_in_api or api not in settings.apis
+            or settings.apis[api].app_only):
         return settings.sign_in_scopes, ""
     scopes = list(settings.apis[api].scopes)
     return scopes, interaction_key(scopes, None)

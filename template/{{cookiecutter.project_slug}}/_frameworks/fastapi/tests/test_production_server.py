@@ -23,6 +23,7 @@ from tests.conftest import (
     names_the_credential,
     page_of,
     server_process_environment,
+    user_apis,
 )
 from tests.processes import running, start, stop
 from tests.servers import base_url_of, listening_socket
@@ -85,7 +86,7 @@ def test_an_api_that_trickles_under_the_production_server(
     """The page answers after the outbound deadline, and meanwhile (one event loop, one
     process) other users are served."""
     app, env = uvicorn_app
-    name = DEFAULTS.sign_in_api or next(iter(DEFAULTS.downstream_apis), None)
+    name = DEFAULTS.sign_in_api or next(iter(user_apis(DEFAULTS.downstream_apis)), None)
     if name is None:
         pytest.skip("this app calls no API")
     others = app.browser()

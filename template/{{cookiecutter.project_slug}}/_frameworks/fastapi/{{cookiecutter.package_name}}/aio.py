@@ -125,20 +125,26 @@ class AsyncApis:
         return ApiResponse(status=raw.status_code,
                            headers={k.lower(): v for k, v in raw.headers.items()}, body=body)
 
-    async def call(self, user: User, name: str, path: str = "", *, method: str = "GET",
+    async def call(self, user: User, name: str, path: str = "", *, method: str | None = None,
                    json: Any = None, params: Mapping[str, str] | None = None,
                    headers: Mapping[str, str] | None = None,
                    known: KnownVersion | None = None) -> ApiResponse:
         """What `DownstreamApis.call` does, without blocking the event loop."""
         api = self.services.settings.apis[name]
 
+        auth = self.services.auth
+
         async def acquire(step: NeedToken) -> str:
             if not step.claims:
                 # A cached token that needs no blocking read: here, without a thread hop.
-                token = self.services.auth.cached_token(user, step.scopes, known=known)
+                token = (auth.cached_app_token(step.scopes) if api.app_only
+                         else auth.cached_token(user, step.scopes, known=known))
                 if token is not None:
                     return token
-            return await run_sync(partial(self.services.auth.acquire_token, user, step.scopes,
+            if api.app_only:
+                return await run_sync(partial(auth.acquire_app_token, step.scopes,
+                                              claims=step.claims))
+            return await run_sync(partial(auth.acquire_token, user, step.scopes,
                                           claims=step.claims, known=known))
 
         plan = call_plan(api, path, method=method, json_body=json, params=params,
