@@ -116,7 +116,8 @@ def unrendered(template: Path, context: dict[str, Any]) -> Unrendered:
                             if p.is_dir() and "{{" in p.name and "cookiecutter" in p.name)
     package = "{{cookiecutter.package_name}}"
     dropped = [path.format(package=package)
-               for path in discarded(context["framework"], context["cache_backend"])]
+               for path in discarded(context["framework"], context["cache_backend"],
+                                     bool(context.get("graph_sdk")))]
     patterns = [_fnmatch_escape(path) for path in dropped]
     verbatim: set[str] = set()
     for path in _files(project_template, skip=set(dropped)):
@@ -161,7 +162,7 @@ def _generate(context: dict[str, Any], template: Path, out: Path, skip: Unrender
         raise RenderError(f"cookiecutter failed: {_describe(exc)}") from exc
     project = Path(result)
     problems = arrange(project, context["framework"], context["cache_backend"],
-                       context["package_name"])
+                       context["package_name"], graph_sdk=bool(context.get("graph_sdk")))
     if problems:
         raise RenderError("arranging the project failed: " + "; ".join(problems))
     return project

@@ -381,6 +381,9 @@ def spec_for_row(row: Row, index: int, unusual: int | None = None) -> dict[str, 
             root = R.graph_roots(spec["authority"].get("instance", R.DEFAULT_INSTANCE))[0]
             scopes = [s.replace(R.GRAPH_RESOURCE, root) for s in scopes]
         apis["graph"] = {"scopes": scopes} if scopes else {}
+        if kind in ("tenant", "multi") and index % 2 == 0:
+            # Graph through msgraph-sdk: every framework has such a row (2, 10, 12, 20).
+            apis["graph"]["sdk"] = True
     count = int(values["apis"])
     names = [API_NAMES[(index * 3 + j) % len(API_NAMES)] for j in range(count)]
     for j, name in enumerate(names):

@@ -12,6 +12,7 @@ the schema.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -28,9 +29,11 @@ from baking import (
     BEHAVIOURAL_MODULES,
     FRAMEWORK_INDEPENDENT_MODULES,
     FRAMEWORKS,
+    GRAPH_SDK_MODULE,
     Bake,
     bake_and_check,
     framework_independent_problems,
+    graph_sdk_problems,
     post_gen_hook,
 )
 from filelock import FileLock
@@ -46,6 +49,13 @@ RANDOM_LANES = 4  # hypothesis runs serially: N random shapes are split over lan
 PARITY_EXAMPLE = ROOT / "examples" / "app.yaml"
 PARITY_STORES: tuple[str, ...] = ("memory", *(b for b in R.CACHE_BACKENDS if b != "memory"))
 PARITY_FRAMEWORK: str = gspec.load_spec(PARITY_EXAMPLE)["framework"]
+# Two instances under their production servers sharing the project's store; a memory store is
+# not shared by processes, so a memory project's instances share the filesystem store
+# (tests/test_instances.py's BACKEND): the memory bake's whole suite runs the filesystem
+# store's instances, and the filesystem bake leaves them to it (the same test text, app code
+# and settings; four production server starts, about 10 s of CPU per framework).
+INSTANCES_MODULE = "tests/test_instances.py"
+INSTANCES_RUN_BY = {"filesystem": "memory"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,9 @@ def bake_plans() -> dict[str, Plan]:
                 parity_id(framework, backend), PARITY_EXAMPLE,
                 f"examples/app.yaml, framework={framework} cache={backend}",
                 whole_suite=memory, framework=framework, backend=backend,
-                modules=() if memory else BEHAVIOURAL_MODULES,
+                modules=() if memory else tuple(
+                    m for m in BEHAVIOURAL_MODULES
+                    if m != INSTANCES_MODULE or backend not in INSTANCES_RUN_BY),
                 # The modules that test no framework code run in the example's own framework
                 # (test_framework_parity checks that they are the same in every framework).
                 skip=(FRAMEWORK_INDEPENDENT_MODULES if memory and framework != PARITY_FRAMEWORK
@@ -97,7 +109,8 @@ def bake_plans() -> dict[str, Plan]:
                 typecheck=memory,
                 # SQL: a migrated database per test process and app, about 1.4x the CPU.
                 cost=((3.0 if framework == PARITY_FRAMEWORK else 2.7) if memory
-                      else 1.96 if backend == "sql" else 1.4)
+                      else 1.96 if backend == "sql" else 0.9 if backend in INSTANCES_RUN_BY
+                      else 1.4)
                 * _framework_cost(framework)))
     for shape in SHAPES.values():
         shared_store = shape.spec["cache"]["backend"] in ("redis", "sql")
@@ -129,10 +142,12 @@ PLANS = bake_plans()
 
 
 @pytest.fixture(scope="session")
-def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One mypy cache per worker, seeded from the run's one analysis of every library that
-    any bake imports (`seeded_mypy_cache`): the libraries are analysed once, not per bake."""
-    return tmp_path_factory.mktemp("mypy-cache")
+def mypy_cache(run_folder: Path) -> Path:
+    """The mypy caches of this run's bakes, one per package name (shared by the workers, used
+    by one bake at a time), each seeded from the run's one analysis of every library that any
+    bake imports (`seeded_mypy_cache`): libraries are analysed once, not per bake, and a
+    project's modules once per text."""
+    return run_folder / "mypy-by-package"
 
 
 @pytest.fixture(scope="session")
@@ -159,7 +174,8 @@ def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Ba
         bake = bake_and_check(plan.id, plan.spec, workdir, mypy_cache,
                               mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
                               framework=plan.framework, backend=plan.backend,
-                              modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck)
+                              modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck,
+                              kept_rewrites=folder / "kept-rewrites")
         result.write_text(bake.to_json(), encoding="utf-8")
         return bake
 
@@ -272,6 +288,33 @@ def parity_bakes(request: pytest.FixtureRequest, needed: dict[str, str], what: s
     return bakes
 
 
+def instances_store_of(project: Path) -> str:
+    """The store a generated project's tests/test_instances.py shares between its instances:
+    the constant that its BACKEND names besides the project's own shared store."""
+    tree = ast.parse((project / INSTANCES_MODULE).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [
+                "BACKEND"]:
+            constants = [c.value for c in ast.walk(node.value)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            backend = gspec.spec_to_context(gspec.load_spec(PARITY_EXAMPLE))["cache_backend"]
+            assert backend == "memory" and len(constants) == 1, constants
+            return str(constants[0])
+    raise AssertionError(f"{project / INSTANCES_MODULE}: no BACKEND = ...")
+
+
+def store_outcomes(bakes: dict[str, Bake]) -> dict[str, dict[str, str]]:
+    """Each store's test outcomes, by store: its bake's, and for a store whose instances another
+    store's bake runs (INSTANCES_RUN_BY), those of that bake's instances tests."""
+    outcomes = {store: dict(bake.outcomes) for store, bake in bakes.items()}
+    for store, by in INSTANCES_RUN_BY.items():
+        if store in outcomes:
+            assert not any(test.startswith(f"{INSTANCES_MODULE}::") for test in outcomes[store])
+            outcomes[store] |= {test: outcome for test, outcome in outcomes[by].items()
+                                if test.startswith(f"{INSTANCES_MODULE}::")}
+    return outcomes
+
+
 @pytest.mark.compares_bakes
 @pytest.mark.parametrize("framework", FRAMEWORKS,
                          ids=lambda framework: f"{framework}-{'-'.join(PARITY_STORES)}")
@@ -286,8 +329,10 @@ def test_store_parity(framework: str, request: pytest.FixtureRequest, run_folder
     behavioural = set(BEHAVIOURAL_MODULES)
     reference = passed_in(bakes["memory"].outcomes, behavioural)
     assert {t.split("::")[0] for t in reference} == behavioural, sorted(reference)[:5]
-    differences = store_differences({b: bake.outcomes for b, bake in bakes.items()},
-                                    behavioural)
+    for store, by in INSTANCES_RUN_BY.items():  # `by`'s project puts its instances on `store`
+        project = bakes[by].project
+        assert project is not None and instances_store_of(project) == store, (by, store)
+    differences = store_differences(store_outcomes(bakes), behavioural)
     assert not differences, f"{framework}: behavioural tests that differ from memory: " \
                             f"{differences}"
     skipped = {test for test, outcome in bakes["memory"].outcomes.items()
@@ -344,6 +389,17 @@ def test_the_parity_comparisons_name_what_differs() -> None:
               "tests/test_web_flow.py::a": "failed"}
     assert store_differences({"memory": memory, "sql": broken}, modules) == {
         "sql": {"missing": ["tests/test_web_flow.py::a"], "extra": ["tests/test_web_flow.py::c"]}}
+    # The filesystem store's instances tests are the memory bake's (INSTANCES_RUN_BY).
+    memory_bake = Bake("memory", PARITY_EXAMPLE, outcomes=memory)
+    filesystem = Bake("filesystem", PARITY_EXAMPLE,
+                      outcomes={"tests/test_web_flow.py::a": "passed"})
+    outcomes = store_outcomes({"memory": memory_bake, "filesystem": filesystem})
+    assert outcomes["filesystem"] == {"tests/test_web_flow.py::a": "passed",
+                                      "tests/test_instances.py::outage": "skipped"}
+    assert store_differences(outcomes, modules) == {}
+    filesystem.outcomes["tests/test_instances.py::outage"] = "skipped"  # ran there too
+    with pytest.raises(AssertionError):
+        store_outcomes({"memory": memory_bake, "filesystem": filesystem})
 
 
 def test_a_module_that_may_depend_on_the_framework_is_named(tmp_path: Path) -> None:
@@ -435,3 +491,15 @@ def test_the_documented_cookiecutter_command(tmp_path: Path) -> None:
     assert "ERROR: entra_tenant" in refused.stdout + refused.stderr
     assert not (tmp_path / "second").exists()
 
+
+
+def test_a_graph_sdk_bake_must_run_its_sdk_tests() -> None:
+    """The check alone, on made-up outcomes: a spec with downstream_apis.graph.sdk whose SDK
+    tests all skipped is a problem; without the option, or when the module was not to run,
+    nothing is."""
+    sdk_test = f"{GRAPH_SDK_MODULE}::test_profile"
+    assert graph_sdk_problems({"graph_sdk": True}, {sdk_test: "passed"}) == []
+    (problem,) = graph_sdk_problems({"graph_sdk": True}, {sdk_test: "skipped"})
+    assert "no test of tests/test_graph_sdk.py passed" in problem
+    assert graph_sdk_problems({"graph_sdk": False}, {sdk_test: "skipped"}) == []
+    assert graph_sdk_problems({"graph_sdk": True}, {}, modules=BEHAVIOURAL_MODULES) == []

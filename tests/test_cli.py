@@ -458,8 +458,8 @@ def test_keyboard_interrupt_leaves_nothing(tmp_path: Path, spec: dict[str, Any],
     use_template(mini_template)
     real = render.arrange
 
-    def interrupted(project: Path, *args: Any) -> list[str]:
-        assert real(project, *args) == [] and project.is_dir()
+    def interrupted(project: Path, *args: Any, **kwargs: Any) -> list[str]:
+        assert real(project, *args, **kwargs) == [] and project.is_dir()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(render, "arrange", interrupted)

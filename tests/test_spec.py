@@ -83,7 +83,8 @@ def test_example_context(spec: dict[str, Any]) -> None:
         "credential_kind": "secret",
         "assertion_source": "token_file", "assertion_callable": "", "credential_defaults": {},
         "cache_backend": "memory", "call_graph": True, "graph_scopes": "User.Read",
-        "graph_base_url": "", "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
+        "graph_base_url": "", "graph_sdk": False,
+        "downstream_apis": {"todo": {"base_url": "https://api.contoso.com/",
                                      "scopes": [f"{API}/Todo.Read"]}},
         "sign_in_api": "graph", "redirect_path": "/getAToken", "authorization": {},
     }
@@ -99,6 +100,26 @@ def test_defaults_and_normalisation(spec: dict[str, Any]) -> None:
     spec["downstream_apis"] = {}
     ctx = gspec.spec_to_context(spec)
     assert ctx["call_graph"] is False and ctx["sign_in_api"] == "" and ctx["downstream_apis"] == {}
+
+
+def test_graph_sdk_option(spec: dict[str, Any]) -> None:
+    """downstream_apis.graph.sdk: a boolean of the 'graph' API only; the context's graph_sdk,
+    and back from a cookiecutter context."""
+    spec["downstream_apis"]["graph"]["sdk"] = True
+    assert gspec.validate_spec(spec) == []
+    ctx = gspec.spec_to_context(spec)
+    assert ctx["graph_sdk"] is True
+    assert R.context_to_spec(ctx)["downstream_apis"]["graph"]["sdk"] is True
+    spec["downstream_apis"]["graph"]["sdk"] = "yes"
+    assert gspec.validate_spec(spec) == [
+        "downstream_apis.graph.sdk: expected true or false, got string 'yes'; sdk: true calls "
+        "Graph through msgraph-sdk"]
+    spec["downstream_apis"]["graph"]["sdk"] = False
+    spec["downstream_apis"]["todo"]["sdk"] = True
+    (problem,) = gspec.validate_spec(spec)
+    assert problem.startswith("downstream_apis.todo.sdk: only the 'graph' API has an SDK page")
+    assert R.context_problems({**ctx, "call_graph": False, "sign_in_api": ""}) == [
+        "graph_sdk: only used when call_graph is true; set it to no"]
 
 
 def test_oidc_context() -> None:

@@ -14,6 +14,7 @@ TEMPLATE_DIR_JSON = r'''{{ msal_webapp_template_dir() | tojson }}'''
 FRAMEWORK = "{{ cookiecutter.framework }}"
 BACKEND = "{{ cookiecutter.cache_backend }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
+GRAPH_SDK = "{{ cookiecutter.graph_sdk }}"
 
 
 def template_dir() -> str:
@@ -39,7 +40,7 @@ from msal_webapp_rules.layout import (  # noqa: E402
 __all__ = ["BACKEND_FILES", "FRAMEWORKS", "SHARED_BY", "select_backend", "select_framework"]
 
 if __name__ == "__main__":
-    problems = arrange(Path.cwd(), FRAMEWORK, BACKEND, PACKAGE)
+    problems = arrange(Path.cwd(), FRAMEWORK, BACKEND, PACKAGE, graph_sdk=GRAPH_SDK == "True")
     for message in problems:
         print(f"ERROR: {message}")
     sys.exit(1 if problems else 0)

@@ -80,6 +80,7 @@ def spec_to_context(spec: dict[str, Any]) -> dict[str, Any]:
         "graph_scopes": " ".join(graph_scopes),
         # "" for the default of the instance's cloud, which config.py renders (graph_base_url).
         "graph_base_url": str((graph or {}).get("base_url") or "").rstrip("/"),
+        "graph_sdk": bool((graph or {}).get("sdk", False)),
         "downstream_apis": others,
         "sign_in_api": sign_in_api,
         "redirect_path": spec.get("redirect_path") or DEFAULT_REDIRECT_PATH,

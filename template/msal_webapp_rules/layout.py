@@ -28,6 +28,10 @@ BACKEND_FILES: dict[str, tuple[str, ...]] = {
             "tests/test_sql_store.py", "compose.sql.yaml"),
 }
 
+# The files of the Microsoft Graph SDK option (downstream_apis.graph.sdk): they import
+# azure-core and msgraph-sdk, which only such a project depends on.
+GRAPH_SDK_FILES: tuple[str, ...] = ("{package}/core/sdk.py",)
+
 # Files of the shared template that only some frameworks use (a framework not listed may bring
 # its own file of that name in _frameworks/).
 SHARED_BY: dict[str, tuple[str, ...]] = {
@@ -81,19 +85,25 @@ def select_backend(project: Path, backend: str, package: str) -> None:
                 path.unlink(missing_ok=True)
 
 
-def arrange(project: Path, framework: str, backend: str, package: str) -> list[str]:
-    """Both steps on a rendered project; the problems, if any (then nothing was moved)."""
+def arrange(project: Path, framework: str, backend: str, package: str, *,
+            graph_sdk: bool = False) -> list[str]:
+    """Both steps on a rendered project, and the Graph SDK's files out unless `graph_sdk`;
+    the problems, if any (then nothing was moved)."""
     problems = select_framework(project, framework)
     if not problems:
         select_backend(project, backend, package)
+        if not graph_sdk:
+            for name in GRAPH_SDK_FILES:
+                (project / name.format(package=package)).unlink(missing_ok=True)
     return problems
 
 
-def discarded(framework: str, backend: str) -> list[str]:
+def discarded(framework: str, backend: str, graph_sdk: bool = False) -> list[str]:
     """The paths (in the project, `{package}` for the package's folder; folders without a
     trailing '/') that `arrange` removes for this framework and store: they need no rendering."""
     paths = [f"_frameworks/{other}" for other in FRAMEWORKS if other != framework]
     paths += [name for name, users in SHARED_BY.items() if framework not in users]
     paths += [name.rstrip("/") for other, names in BACKEND_FILES.items() if other != backend
               for name in names]
+    paths += [] if graph_sdk else list(GRAPH_SDK_FILES)
     return paths

@@ -138,12 +138,18 @@ def context_to_spec(ctx: dict[str, Any]) -> dict[str, Any]:
         problems.append("downstream_apis.graph: configure Microsoft Graph with call_graph and "
                         "graph_scopes, not inside downstream_apis; remove the 'graph' entry")
     graph_base_url = ctx.get("graph_base_url", "")
+    graph_sdk = _to_bool("graph_sdk", ctx.get("graph_sdk", False), problems)
     if call_graph:
         apis[GRAPH] = {"scopes": _scopes_from_context(ctx.get("graph_scopes", "User.Read"))}
         if graph_base_url not in ("", None):
             apis[GRAPH]["base_url"] = graph_base_url
-    elif graph_base_url not in ("", None):
-        problems.append("graph_base_url: only used when call_graph is true; remove it")
+        if graph_sdk:
+            apis[GRAPH]["sdk"] = True
+    else:
+        if graph_base_url not in ("", None):
+            problems.append("graph_base_url: only used when call_graph is true; remove it")
+        if graph_sdk:
+            problems.append("graph_sdk: only used when call_graph is true; set it to no")
     for name, api in apis_raw.items():
         if name == GRAPH:
             continue

@@ -179,7 +179,9 @@ API_KEYS: tuple[str, ...] = ("base_url", "scopes", "path", "method", "headers", 
                              "timeout", "app_only")
 # The graph API's: the rest would not reach it (the context carries Graph's on its own keys, and
 # /profile makes its own call).
-GRAPH_API_KEYS: tuple[str, ...] = ("base_url", "scopes")
+GRAPH_API_KEYS: tuple[str, ...] = ("base_url", "scopes", "sdk")
+# `sdk` (graph only): its /profile page through the Microsoft Graph SDK (msgraph-sdk) instead of
+# a plain REST call.
 # An API's default method: the /api/<name> page calls it on every visit of a link, so only safe
 # methods (RFC 9110 section 9.2.1); the generated core/settings.py has the same list.
 API_METHODS: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
@@ -239,7 +241,7 @@ CONTEXT_KEYS: tuple[str, ...] = (
     "entra_instance", "entra_tenant", "oidc_issuer", "authority_options", "client_id",
     "credential_kind",
     "assertion_source", "assertion_callable", "credential_defaults", "cache_backend",
-    "call_graph", "graph_scopes", "graph_base_url", "downstream_apis", "sign_in_api",
+    "call_graph", "graph_scopes", "graph_base_url", "graph_sdk", "downstream_apis", "sign_in_api",
     "redirect_path", "authorization",
 )
 # Spec field path -> cookiecutter variable, to word messages for people running cookiecutter.
@@ -257,6 +259,7 @@ SPEC_TO_CONTEXT_PATH: tuple[tuple[str, str], ...] = (
     ("cache.backend", "cache_backend"),
     ("downstream_apis.graph.scopes", "graph_scopes"),
     ("downstream_apis.graph.base_url", "graph_base_url"),
+    ("downstream_apis.graph.sdk", "graph_sdk"),
 )
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")

@@ -513,6 +513,13 @@ def _check_apis(spec: dict[str, Any], errors: list[str]) -> list[str]:
                           "B2C tenant); remove downstream_apis.graph (manage users with an "
                           "app-only token from a separate app, outside this sign-in)")
             continue
+        if name != GRAPH and "sdk" in api:
+            errors.append(f"{path}.sdk: only the 'graph' API has an SDK page; remove it (any "
+                          "Azure SDK client can use the user's credential: see the README)")
+            api = {k: v for k, v in api.items() if k != "sdk"}
+        if name == GRAPH and "sdk" in api and not isinstance(api["sdk"], bool):
+            errors.append(f"{path}.sdk: expected true or false, got {type_name(api['sdk'])} "
+                          f"{show(api['sdk'])}; sdk: true calls Graph through msgraph-sdk")
         if name == GRAPH and api.get("app_only") is True:
             errors.append(f"{path}.app_only: the graph API is the signed-in user's (/profile "
                           "reads /me, which Microsoft Graph answers for a delegated token only); "

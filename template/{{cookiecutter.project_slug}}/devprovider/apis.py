@@ -5,7 +5,8 @@ They check bearer tokens the way the real APIs do (signature, lifetime, audience
 and answer like them: 401 ``invalid_token`` or 403 ``insufficient_scope`` with a
 ``WWW-Authenticate`` header, and a claims challenge (401 ``insufficient_claims``) when a test has
 made the API demand claims (``StandIn.demand_claims``). Accepted calls are recorded in
-``StandIn.api_calls``, claims challenges in ``StandIn.api_challenges``.
+``StandIn.api_calls`` (with the caller's User-Agent, which tells a call of the Graph SDK from
+a plain one), claims challenges in ``StandIn.api_challenges``.
 
 Graph's membership functions answer from the test users' ``groups`` (their transitive
 membership): ``POST /me/checkMemberGroups`` and ``/me/getMemberObjects`` (delegated tokens),
@@ -90,7 +91,7 @@ class _ApiStandIns(_Tenant):
 
     def _validate_bearer(self, req: _Request, *, graph: bool, audiences: Iterable[str]) -> dict[
             str, Any]:
-        auth = req.headers.get("Authorization") or ""
+        auth = req.header("Authorization") or ""
         if auth[:7].lower() != "bearer " or not auth[7:].strip():
             raise _TokenRejected(401, "invalid_token", "No bearer token in the request.")
         # Any tenant's tokens: a multi-tenant app's users come from several.
@@ -136,7 +137,7 @@ class _ApiStandIns(_Tenant):
         return {"date": datetime.fromtimestamp(self.now(), UTC).strftime(
                     "%Y-%m-%dT%H:%M:%S"),
                 "request-id": str(uuid.uuid4()),
-                "client-request-id": req.headers.get("client-request-id") or str(uuid.uuid4())}
+                "client-request-id": req.header("client-request-id") or str(uuid.uuid4())}
 
     def _demanded(self, api_name: str, resource_id: str, token: Mapping[str, Any],
                   req: _Request) -> _Response | None:
@@ -207,7 +208,9 @@ class _ApiStandIns(_Tenant):
                                    "roles": list(claims.get("roles") or []),
                                    "method": req.method, "path": path,
                                    # which access token it was (its unique id)
-                                   "token": claims.get("uti")})
+                                   "token": claims.get("uti"),
+                                   # who called: an SDK names itself (kiota-python/...)
+                                   "user_agent": req.header("User-Agent")})
 
     def _graph(self, req: _Request, segs: list[str]) -> _Response:
         if segs == ["oidc", "userinfo"]:

@@ -94,6 +94,9 @@ class _Site(Protocol):
 
 
 class _Server(ThreadingHTTPServer):
+    # Many clients connect at once (an app's pool opening a connection per concurrent page):
+    # socketserver's default backlog of 5 would drop connections a real service accepts.
+    request_queue_size = 128
     daemon_threads = True
     # Do not let a second stand-in steal a port in TIME_WAIT on some platforms.
     allow_reuse_address = False

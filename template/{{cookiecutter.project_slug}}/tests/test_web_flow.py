@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import json
 import logging
 import re
@@ -670,6 +671,10 @@ def test_claims_challenge_is_answered_once(app_under_test: AppUnderTest, encodin
     app = app_under_test
     path = sign_in_api_page(app)
     name = next(n for n in app.services.settings.apis if page_of(n) == path)
+    if encoding == "json" and name == "graph" and importlib.util.find_spec(
+            "{{ cookiecutter.package_name }}.core.sdk"):
+        pytest.skip("Graph sends its claims in base64, the only form its SDK reads (kiota's "
+                    "HttpxRequestAdapter base64-decodes them): raw JSON is other APIs'")
     browser = app.browser()
     visit(app, browser, path, ALICE)
     claims = {"access_token": {"acrs": {"essential": True, "value": "c1"}}}

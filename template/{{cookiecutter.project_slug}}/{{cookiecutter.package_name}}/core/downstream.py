@@ -172,11 +172,11 @@ def claims_challenge(response: ApiResponse) -> str | None:
     for scheme, params in challenges(response.headers.get("www-authenticate", "")):
         if (scheme == "bearer" and params.get("error", "").lower() == "insufficient_claims"
                 and params.get("claims")):
-            return _claims_json(params["claims"])
+            return claims_json(params["claims"])
     return None
 
 
-def _claims_json(value: str) -> str | None:
+def claims_json(value: str) -> str | None:
     """The claims JSON object of a challenge: base64 (what Entra and Graph send) or raw JSON
     (what some APIs send); None if it is neither."""
     candidates = [value] if value.lstrip().startswith("{") else []

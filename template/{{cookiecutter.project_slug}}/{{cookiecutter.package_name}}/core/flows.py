@@ -560,6 +560,7 @@ def access_page(user: CurrentUser, requirement: Requirement) -> Page:
     return Page("access.html", {"needs": requirement.describe(), "current": user})
 
 
-def profile_page(response: ApiResponse) -> Page:
-    """The page showing the user's Microsoft Graph profile (/profile, Graph's /me)."""
-    return Page("profile.html", {"me": api_data(response)})
+def profile_page(me: ApiResponse | Mapping[str, Any]) -> Page:
+    """The page showing the user's Microsoft Graph profile (/profile, Graph's /me): its
+    answer, or (through the Graph SDK, core/sdk.py) its fields by Graph's JSON names."""
+    return Page("profile.html", {"me": api_data(me) if isinstance(me, ApiResponse) else me})

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+{% if cookiecutter.graph_sdk %}
+from anyio.to_thread import run_sync
+{% endif %}
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -19,6 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .aio import AsyncApis
 from .config import DEFAULTS
 from .core import flows
+{% if cookiecutter.graph_sdk %}
+from .core.sdk import GraphSdk
+{% endif %}
 from .core.services import Services, app_settings, build_services
 from .core.web import forwarded
 from .dependencies import Interrupt
@@ -92,11 +98,18 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.apis.aclose()
+{% if cookiecutter.graph_sdk %}
+        await app.state.graph_sdk.aclose()
+{% endif %}
 
     # No /docs, /redoc or /openapi.json: this is a signed-in web app, not a public API.
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.apis = AsyncApis(services)  # one shared httpx client (per proxy) for the app
+{% if cookiecutter.graph_sdk %}
+    # The Graph SDK (/profile): its token work in anyio's worker threads, as the API calls'.
+    app.state.graph_sdk = GraphSdk(services, run_blocking=run_sync)
+{% endif %}
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     _handle_errors(app)

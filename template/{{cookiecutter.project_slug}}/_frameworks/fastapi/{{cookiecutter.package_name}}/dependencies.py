@@ -25,18 +25,34 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+{% if cookiecutter.graph_sdk %}
+from functools import partial
+from typing import Annotated, Any, TypeVar, cast
+{% else %}
 from typing import Annotated, Any
+{% endif %}
 
 from anyio.to_thread import run_sync
 from fastapi import Depends, Request
+{% if cookiecutter.graph_sdk %}
+from msgraph import GraphServiceClient
+{% endif %}
 
 from . import aio
-from .core import flows
+from .core import flows{% if cookiecutter.graph_sdk %}, sdk{% endif %}
+
 from .core.auth import User
 from .core.authorization import NO_REQUIREMENT, CurrentUser, Requirement, requirement
 from .core.downstream import ApiResponse
 from .core.services import Services
+{% if cookiecutter.graph_sdk %}
+from .core.web import api_succeeded
+{% endif %}
 from .responses import ADAPTER, web_request
+{% if cookiecutter.graph_sdk %}
+
+T = TypeVar("T")
+{% endif %}
 
 
 class Interrupt(Exception):
@@ -130,6 +146,28 @@ def api_client(name: str) -> Callable[[Request], Awaitable[ApiClient]]:
     return client
 
 
+{% if cookiecutter.graph_sdk %}
+async def graph_call(request: Request, user: CurrentUser,
+                     call: Callable[[GraphServiceClient], Awaitable[T]]) -> T:
+    """`call` made with the signed-in user's Microsoft Graph SDK client (core/sdk.py);
+    raises Interrupt with the consent round trip or the error page that takes its place, the
+    same as for an API call (`flows.api_failure`).
+
+        me = await graph_call(request, user, lambda graph: graph.me.get())
+    """
+    services, req = get_services(request), web_request(request)
+    try:
+        result = await request.app.state.graph_sdk.call(user.account, call, known=req.known)
+    except Exception as exc:
+        # A consent round trip starts a sign-in (MSAL, maybe discovery): in a worker thread.
+        raise Interrupt(await run_sync(partial(
+            flows.api_failure, services, req, user.account, sdk.GRAPH, exc,
+            (*aio.UNREACHABLE, *sdk.UNREACHABLE)))) from None
+    api_succeeded(req.session)
+    return cast(T, result)
+
+
+{% endif %}
 async def path_api_client(name: str, request: Request) -> ApiClient:
     """`api_client` for the API named by the route's `{name}` path parameter."""
     return await api_client(name)(request)

@@ -18,11 +18,25 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from .config import DEFAULTS
-from .core import flows, health
+from .core import flows, health{% if cookiecutter.graph_sdk %}, sdk{% endif %}
+
 {% if (cookiecutter.get("authorization") or {}).get("roles") %}
 from .core.authorization import CurrentUser, requirement
+{% elif cookiecutter.graph_sdk %}
+from .core.authorization import CurrentUser
 {% endif %}
+{% if cookiecutter.graph_sdk %}
+from .dependencies import (
+    ApiClient,
+    Interrupt,
+    graph_call,
+    path_api_client,
+    require,
+    signed_in,
+)
+{% else %}
 from .dependencies import ApiClient, Interrupt, api_client, path_api_client, require
+{% endif %}
 from .responses import ADAPTER, respond
 
 router = APIRouter()
@@ -81,10 +95,19 @@ async def front_channel_logout(request: Request, sid: str | None = None,
     return await flow(request, flows.front_channel_sign_out, sid, iss)
 
 
+{% if cookiecutter.graph_sdk %}
+@router.get("/profile")
+async def profile(request: Request,
+                  user: Annotated[CurrentUser, Depends(signed_in("graph"))]) -> Response:
+    # Graph's /me through the Microsoft Graph SDK, with the user's token (core/sdk.py).
+    me = await graph_call(request, user, lambda graph: graph.me.get())
+    return respond(request, flows.profile_page(sdk.profile_of(me)))
+{% else %}
 @router.get("/profile")
 async def profile(request: Request,
                   graph: Annotated[ApiClient, Depends(api_client("graph"))]) -> Response:
     return respond(request, flows.profile_page(await graph.call("me")))
+{% endif %}
 
 
 @router.get("/api/{name}")

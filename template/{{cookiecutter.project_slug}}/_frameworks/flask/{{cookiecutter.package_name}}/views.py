@@ -27,7 +27,8 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from .config import DEFAULTS
-from .core import adapter, flows, health
+from .core import adapter, flows, health{% if cookiecutter.graph_sdk %}, sdk{% endif %}
+
 from .core.authorization import CurrentUser, requirement
 from .core.downstream import ApiResponse
 from .core.services import Services
@@ -221,10 +222,19 @@ bp.add_url_rule(DEFAULTS.front_channel_logout_path, "front_channel_logout",
 @bp.get("/profile")
 @login_required(api="graph")  # no page (404) when the app does not call Graph
 def profile() -> Any:
+{% if cookiecutter.graph_sdk %}
+    # Graph's /me through the Microsoft Graph SDK, with the user's token (core/sdk.py).
+    me = sdk.call_graph(services(), web_request(), g.user.account,
+                        lambda graph: graph.me.get())
+    if isinstance(me, flows.Redirect | flows.Page):
+        return respond(me)
+    return respond(flows.profile_page(sdk.profile_of(me)))
+{% else %}
     me = call_api("graph", "me")
     if isinstance(me, Response):
         return me
     return respond(flows.profile_page(me))
+{% endif %}
 
 
 @bp.get("/api/<name>")

@@ -18,7 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from ..core import flows, health
+from ..core import flows, health{% if cookiecutter.graph_sdk %}, sdk{% endif %}
+
 {% if (cookiecutter.get("authorization") or {}).get("roles") %}
 from ..core.authorization import requirement
 {% endif %}
@@ -102,10 +103,19 @@ def front_channel_logout(request: HttpRequest) -> HttpResponse:
 @allow("GET", "HEAD")
 @login_required(api="graph")  # no page (404) when the app does not call Graph
 def profile(request: HttpRequest) -> HttpResponse:
+{% if cookiecutter.graph_sdk %}
+    # Graph's /me through the Microsoft Graph SDK, with the user's token (core/sdk.py).
+    me = sdk.call_graph(services_for(request), web_request(request),
+                        request.signed_in.account, lambda graph: graph.me.get())
+    if isinstance(me, flows.Redirect | flows.Page):
+        return respond(request, me)
+    return respond(request, flows.profile_page(sdk.profile_of(me)))
+{% else %}
     me = call_api(request, "graph", "me")
     if isinstance(me, HttpResponse):
         return me
     return respond(request, flows.profile_page(me))
+{% endif %}
 
 
 @allow("GET", "HEAD")
