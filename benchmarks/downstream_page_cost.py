@@ -1,5 +1,6 @@
 """What a page's downstream call costs: /profile through plain REST against /profile through the
-Microsoft Graph SDK (downstream_apis.graph.sdk), against the stand-in's Graph. Prints a table.
+Microsoft Graph SDK (downstream_apis.graph.sdk), against the stand-in's Graph, and a cached
+app-only call (/api/reports, the app's own token) beside them. Prints a table.
 
     .venv/bin/python benchmarks/downstream_page_cost.py [--framework flask] [--rounds 5]
         [--requests 300] [--clients 4] [--page NAME=VARIANT:/path ...]
@@ -7,8 +8,10 @@ Microsoft Graph SDK (downstream_apis.graph.sdk), against the stand-in's Graph. P
 Run it with the generator's virtual environment (`pip install -e '.[test]'`: the generated
 apps' dependencies, msgraph-sdk and gunicorn included). What it does:
 
-1. bakes examples/app.yaml twice with `framework:` set (Flask by default): as it is ("rest":
-   /profile calls Graph's /me with the app's own requests transport) and with
+1. bakes examples/app.yaml twice with `framework:` set (Flask by default), at one tenant (not
+   `organizations`: the app's own token comes from one tenant) and with an app-only API
+   `reports` added: as it is ("rest": /profile calls Graph's /me with the app's own requests
+   transport, /api/reports the app-only API with the app's token) and with
    `downstream_apis.graph.sdk: true` ("sdk": /profile through GraphServiceClient and the user's
    credential; Flask and Django on the process's event loop thread, FastAPI awaiting it);
 2. starts the devprovider stand-in in this process (its Graph answers /me), and each app as
@@ -19,7 +22,8 @@ apps' dependencies, msgraph-sdk and gunicorn included). What it does:
 4. runs rounds, the order of the pages alternating: each round sends --requests requests to
    each page from --clients threads (keep-alive) and reads the server processes' CPU (user +
    system, from /proc) before and after. A round is invalid (the script fails) unless every
-   answer was a 200 page that called Graph once, with the cached token (no token request);
+   answer was a 200 page that called its API once (Graph, or the app-only API), with the
+   cached token (no token request: the user's, or the app's from the shared app cache);
 5. prints the medians over rounds: requests per second, server CPU ms per request, and the
    sdk page's CPU over the rest page's, per round (median and range);
 6. times, in this process, the bridge that synchronous pages use for the async SDK: one GET
@@ -28,8 +32,7 @@ apps' dependencies, msgraph-sdk and gunicorn included). What it does:
    so a new connection and TLS handshake).
 
 More pages: `--page NAME=VARIANT:/path` adds a page of one of the two apps to every round, e.g.
-an app-only page once the spec's API has `app_only: true`: `--page app-only=rest:/api/<name>`
-(its check needs only a 200 page).
+`--page home=rest:/` (its check needs only a 200 page).
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "examples" / "app.yaml"
 VARIANTS = ("rest", "sdk")
+TENANT = "7d3c5b1e-4f2a-4c8b-9e6d-1a2b3c4d5e6f"  # any one tenant: AUTHORITY names the stand-in's
+REPORTS = {"base_url": "https://reports.contoso.com/",
+           "scopes": ["api://22222222-3333-4444-5555-666666666666/.default"], "app_only": True}
+APP_ONLY_API = (f"  reports:\n    base_url: {REPORTS['base_url']}\n"
+                f"    scopes: [\"{REPORTS['scopes'][0]}\"]\n    app_only: true\n")
 
 
 class BenchmarkError(Exception):
@@ -84,7 +92,7 @@ class Page:
     name: str
     app: App
     path: str
-    graph: bool  # the page calls Graph's /me once (the /profile pages)
+    api: str | None  # the stand-in API the page calls once ("graph": the /profile pages)
     cpu_ms: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
 
@@ -97,6 +105,10 @@ def bake(work: Path, framework: str, variant: str) -> App:
 
     text = re.sub(r"(?m)^framework:.*$", f"framework: {framework}", SPEC.read_text())
     text = re.sub(r"(?m)^project_name:.*$", f"project_name: Page Cost {variant}", text)
+    text, tenants = re.subn(r"(?m)^  tenant: organizations$", f"  tenant: {TENANT}", text)
+    text, apis = re.subn(r"(?m)^(downstream_apis:\n)", r"\1" + APP_ONLY_API, text)
+    if (tenants, apis) != (1, 1):
+        raise BenchmarkError(f"{SPEC}: no 'tenant: organizations' or no downstream_apis")
     if variant == "sdk":
         text, found = re.subn(r"(?m)^(  graph:\n    scopes: .*\n)", r"\1    sdk: true\n", text)
         if found != 1:
@@ -170,13 +182,16 @@ class Bench:
             self.standin.stop()
 
     def start(self, app: App) -> None:
-        from devprovider.__main__ import register_apis
+        from devprovider.__main__ import grant_app_only_apis, register_apis
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         app.port = sock.getsockname()[1]
         sock.close()
         client_id, secret = f"bench-{app.variant}", secrets.token_urlsafe(24)
+        apis = {"todo": {"base_url": "https://api.contoso.com/",
+                         "scopes": ["api://11111111-2222-3333-4444-555555555555/Todo.Read"]},
+                "reports": REPORTS}
         self.standin.register_client(client_id, secret, [f"{app.url}/getAToken", app.url + "/"])
         env = {key: value for key, value in os.environ.items()
                if key not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
@@ -186,10 +201,9 @@ class Bench:
             "REDIRECT_URI": f"{app.url}/getAToken", "SECRET_KEY": secrets.token_urlsafe(48),
             "CA_BUNDLE": self.ca_path, "TOKEN_CACHE_BACKEND": "memory", "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(app.project),
-            **register_apis(self.standin, {"todo": {
-                "base_url": "https://api.contoso.com/",
-                "scopes": ["api://11111111-2222-3333-4444-555555555555/Todo.Read"]}}),
+            **register_apis(self.standin, apis),
         })
+        grant_app_only_apis(self.standin, client_id, apis)
         bindir = Path(sys.executable).parent
         if self.args.framework == "fastapi":
             argv = [str(bindir / "uvicorn"), "--factory", f"{app.package}.app:create_app",
@@ -240,8 +254,11 @@ class Bench:
         if answer.status_code != 200:
             raise BenchmarkError(f"{page.name}: {page.path} answered {answer.status_code}:\n"
                                  f"{answer.text[:2000]}")
-        if page.graph:
-            (call,) = [c for c in self.standin.api_calls if c["api"] == "graph"]
+        calls = [c for c in self.standin.api_calls if c["api"] == page.api]
+        if page.api and len(calls) != 1:
+            raise BenchmarkError(f"{page.name}: {len(calls)} calls of {page.api}, not one")
+        if page.api == "graph":
+            (call,) = calls
             sdk = "kiota-python/" in str(call.get("user_agent"))
             if sdk != (page.app.variant == "sdk"):
                 raise BenchmarkError(f"{page.name}: Graph was called by {call.get('user_agent')}")
@@ -271,12 +288,12 @@ class Bench:
             seconds = time.perf_counter() - began
             cpu = cpu_seconds(page.app.proc.pid) - cpu
         bad = [s for s in statuses if s != 200]
-        graph = [c for c in self.standin.api_calls if c["api"] == "graph"]
+        calls = [c for c in self.standin.api_calls if c["api"] == page.api]
         tokens = sum(self.standin.token_calls.values())
-        if bad or tokens or (page.graph and len(graph) != self.args.requests):
+        if bad or tokens or (page.api and len(calls) != self.args.requests):
             raise BenchmarkError(f"{page.name}: invalid round: {len(bad)} non-200 answers, "
-                                 f"{len(graph)} Graph calls for {self.args.requests} pages, "
-                                 f"{tokens} token requests")
+                                 f"{len(calls)} calls of {page.api} for {self.args.requests} "
+                                 f"pages, {tokens} token requests")
         page.cpu_ms.append(cpu * 1000 / self.args.requests)
         page.rates.append(self.args.requests / seconds)
 
@@ -333,14 +350,15 @@ def main() -> None:
     with bench.running():
         for app in bench.apps.values():
             bench.sign_in(app)
-        pages = [Page("rest /profile", bench.apps["rest"], "/profile", True),
-                 Page("sdk /profile", bench.apps["sdk"], "/profile", True)]
+        pages = [Page("rest /profile", bench.apps["rest"], "/profile", "graph"),
+                 Page("sdk /profile", bench.apps["sdk"], "/profile", "graph"),
+                 Page("app-only /api/reports", bench.apps["rest"], "/api/reports", "reports")]
         for extra in args.page:
             name, _, where = extra.partition("=")
             variant, _, path = where.partition(":")
             if variant not in bench.apps or not path.startswith("/"):
                 parser.error(f"--page {extra!r}: expected NAME=rest:/path or NAME=sdk:/path")
-            pages.append(Page(name, bench.apps[variant], path, False))
+            pages.append(Page(name, bench.apps[variant], path, None))
         for page in pages:
             bench.check(page)
         for number in range(args.rounds):
@@ -356,9 +374,10 @@ def main() -> None:
     for page in pages:
         print(f"{page.name:<24}{statistics.median(page.rates):>10.0f}"
               f"{statistics.median(page.cpu_ms):>20.2f}")
-    ratios = [sdk / rest for rest, sdk in zip(pages[0].cpu_ms, pages[1].cpu_ms, strict=True)]
-    print(f"sdk / rest server CPU per request: median {statistics.median(ratios):.2f} "
-          f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
+    for page in pages[1:3]:
+        ratios = [cost / rest for rest, cost in zip(pages[0].cpu_ms, page.cpu_ms, strict=True)]
+        print(f"{page.name} / rest /profile server CPU per request: median "
+              f"{statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f})")
     print(f"sync bridge, one GET of Graph: loop thread + pooled client {loop_ms:.2f} ms, "
           f"asyncio.run + new client {run_ms:.2f} ms per call")
 
