@@ -52,6 +52,18 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _output_dir_problem(output_dir: Path) -> str | None:
+    """Why `-o DIR` cannot hold a project (a file, or a file on its path), before rendering:
+    else the render would end in a bare "[Errno 17] File exists"."""
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return None
+            return (f"-o {output_dir}: {folder} is a file, not a directory; give the directory "
+                    "to create the project in (it is created if missing)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -65,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         print(f"{args.spec}: valid (project {context['project_slug']!r})")
         return EXIT_OK
+    problem = _output_dir_problem(args.output_dir)
+    if problem:
+        _error(problem)
+        return EXIT_SPEC
     try:
         target = render(context, args.output_dir, template_dir(), force=args.force)
     except TargetExistsError as exc:

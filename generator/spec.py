@@ -79,6 +79,9 @@ def parse_spec(text: str, source: str = "<spec>") -> dict[str, Any]:
 
 def load_spec(path: Path) -> dict[str, Any]:
     """Read and parse a spec file, refusing one over MAX_SPEC_BYTES before parsing any of it."""
+    if path.is_dir():
+        raise SpecError([f"{path}: SPEC.yaml is a directory, not a spec file; give the YAML file "
+                         f"itself (e.g. {path / 'app.yaml'})"])
     try:
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size

@@ -315,6 +315,7 @@ SHAPE_INDEPENDENT_MODULES = (
     "tests/test_tcp_proxy.py", "tests/test_instances.py", "tests/test_processes.py",
     "tests/test_bad_input.py", "tests/test_downstream.py", "tests/test_tenants.py",
     "tests/test_store_faults.py", "tests/test_health.py",
+    "tests/test_slow_clients.py",
 )
 # What a page does with each store, in every framework: the web flow, store faults, two app
 # instances under their production servers sharing a store, and bad input (a view of the

@@ -286,6 +286,27 @@ def test_missing_spec_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "cannot read the spec" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["new", "validate"])
+def test_a_directory_as_the_spec_is_named(tmp_path: Path, command: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([command, str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: SPEC.yaml is a directory, not a spec file" in err
+    assert "Errno" not in err
+
+
+@pytest.mark.parametrize("output", ["a-file", "a-file/below"])
+def test_a_file_as_the_output_dir_is_named(tmp_path: Path, spec: dict[str, Any], output: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("kept")
+    target = tmp_path / output
+    assert cli.main(["new", str(write_spec(tmp_path, spec)), "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"-o {target}: {tmp_path / 'a-file'} is a file, not a directory" in err
+    assert "Errno" not in err
+    assert (tmp_path / "a-file").read_text() == "kept"
+
+
 def test_validate_only(tmp_path: Path, spec: dict[str, Any],
                        capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["validate", str(write_spec(tmp_path, spec))]) == 0

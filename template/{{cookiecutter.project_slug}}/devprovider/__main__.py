@@ -2,6 +2,8 @@
 
     python -m devprovider              # then open http://localhost:5000 and sign in
     python -m devprovider --port 8000  # the app on another port
+    python -m devprovider --provider-only --port 8000   # only the stand-in: start the app
+                                       # yourself with the settings in devprovider.env
 
 No app registration is needed. The stand-in serves discovery and /token over https with a CA
 made for this run (the app is told to trust it through CA_BUNDLE). The pages your browser visits
@@ -22,8 +24,10 @@ import dataclasses
 import datetime
 import os
 import secrets
+import shlex
 import signal
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -220,8 +224,9 @@ def dev_store(folder: Path) -> tuple[dict[str, str], str]:
     """The store sessions and token caches live in for this run, and a line saying which.
 
     A redis project uses the Redis at TOKEN_CACHE_REDIS_URL (default localhost, as compose.yaml
-    starts it) under a prefix of this run, or memory if none answers; a sql project a SQLite
-    file of this run, its tables made by the documented upgrade."""
+    starts it) under a prefix of this run, or memory if none answers; a sql project the
+    database of TOKEN_CACHE_SQL_URL if set, else a SQLite file of this run, its tables made by
+    the documented upgrade."""
 {% if cookiecutter.cache_backend == "redis" %}
     import redis
 
@@ -237,11 +242,26 @@ def dev_store(folder: Path) -> tuple[dict[str, str], str]:
     return ({"TOKEN_CACHE_REDIS_URL": url, "TOKEN_CACHE_PREFIX": prefix},
             f"Redis at {where}, keys {prefix}:* (they expire by themselves)")
 {% elif cookiecutter.cache_backend == "sql" %}
+    from {{ cookiecutter.package_name }}.core.stores import StoreError
     from {{ cookiecutter.package_name }}.core.stores.sql import upgrade
 
-    url = f"sqlite:///{folder / 'token_cache.sqlite3'}"
-    upgrade(url)  # what `python -m {{ cookiecutter.package_name }}.core.stores.sql upgrade` runs
-    return {"TOKEN_CACHE_SQL_URL": url}, f"SQLite, {folder / 'token_cache.sqlite3'} (this run)"
+    # TOKEN_CACHE_SQL_URL set in the environment: that database (its tables made or brought up
+    # to date as the documented upgrade does); else a SQLite file of this run.
+    given = os.environ.get("TOKEN_CACHE_SQL_URL", "").strip()
+    url = given or f"sqlite:///{folder / 'token_cache.sqlite3'}"
+    try:
+        upgrade(url)  # what `python -m {{ cookiecutter.package_name }}.core.stores.sql upgrade` runs
+    except StoreError as exc:
+        raise SystemExit(f"python -m devprovider: {exc}") from None
+    if given:
+        import sqlalchemy as sa
+
+        # Never the password.
+        return ({"TOKEN_CACHE_SQL_URL": url},
+                f"TOKEN_CACHE_SQL_URL ({sa.make_url(url).render_as_string(hide_password=True)})")
+    return ({"TOKEN_CACHE_SQL_URL": url},
+            f"SQLite, {folder / 'token_cache.sqlite3'} (this run; TOKEN_CACHE_SQL_URL picks "
+            "another database)")
 {% else %}
     del folder  # the project's backend needs no server
     backend = app_defaults().token_cache_backend
@@ -285,18 +305,20 @@ def other_loopback_site(app_url: str) -> str:
 
 
 def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
+                          provider_port: int = 0,
                           optional_claims: tuple[str, ...] = ("login_hint",),
                           ) -> tuple[StandIn, dict[str, str]]:
     """Start the stand-in and return it with the environment the app at ``app_url`` should run
     with. Its browser pages go on the other loopback site (``browser_port``: 0 picks a free
     port); discovery and /token stay on https. An app generated for a generic OpenID Connect
     provider gets the stand-in's strict ``/oidc`` provider, an Entra app its Entra endpoints
-    (whose ID tokens carry ``optional_claims``). Its credential is of the project's kind (see
+    (whose ID tokens carry ``optional_claims``), on ``provider_port`` (0: a free one). Its
+    credential is of the project's kind (see
     `dev_credential`); its test users have the app's roles and groups (`set_up_authorization`)."""
     defaults = app_defaults()
     ca_path, cert_path, key_path = write_tls_files(folder)
     pages = f"http://{other_loopback_site(app_url)}:{browser_port}"
-    standin = StandIn(cert_path, key_path, browser_base_url=pages).start()
+    standin = StandIn(cert_path, key_path, browser_base_url=pages, port=provider_port).start()
     secret = secrets.token_urlsafe(24)
     redirect_uri = app_url + defaults.redirect_path
     # The sign-out target (the app's home page) must be a redirect URI too: providers check
@@ -333,28 +355,100 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535)")
+    return port
+
+
+def _env_port(name: str) -> int:
+    """A port from the environment variable `name` (0, a free port, when unset)."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return _port(value) if value else 0
+    except (ValueError, argparse.ArgumentTypeError):
+        raise SystemExit(f"python -m devprovider: {name}={value!r} is not a port (0-65535)"
+                         ) from None
+
+
+def write_env_file(path: Path, env: Mapping[str, str]) -> None:
+    """The app's settings as `NAME='value'` lines, for `set -a; . FILE; set +a` (readable by
+    this user only: it holds the run's client secret and SECRET_KEY)."""
+    lines = [f"{name}={shlex.quote(value)}" for name, value in sorted(env.items())
+             if name != "DEV_STORE"]
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("# Written by python -m devprovider --provider-only; valid while it runs.\n"
+                   + "\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devprovider", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=5000,
+    parser.add_argument("--port", type=_port, default=5000,
                         help="port of the app (default 5000); open http://localhost:PORT")
     parser.add_argument("--host", choices=["localhost", "127.0.0.1"], default="localhost",
                         help="host name of the app (default localhost); the sign-in pages "
                              "are served on the other one, another site")
+    parser.add_argument("--provider-port", type=_port,
+                        default=_env_port("DEVPROVIDER_PROVIDER_PORT"),
+                        help="port of the provider's https endpoints: discovery, tokens, APIs "
+                             "(default $DEVPROVIDER_PROVIDER_PORT, else a free port)")
+    parser.add_argument("--pages-port", type=_port, default=_env_port("DEVPROVIDER_PAGES_PORT"),
+                        help="port of the sign-in pages (default $DEVPROVIDER_PAGES_PORT, else "
+                             "a free port)")
+    parser.add_argument("--provider-only", action="store_true",
+                        help="run only the stand-in and write the app's settings to --env-file; "
+                             "start the app yourself (e.g. under the production server) on "
+                             "http://HOST:PORT")
+    parser.add_argument("--env-file", type=Path, default=Path("devprovider.env"),
+                        help="with --provider-only: where to write the app's settings "
+                             "(default devprovider.env)")
     args = parser.parse_args(argv)
     app_url = f"http://{args.host}:{args.port}"
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="devprovider-") as folder:
-        standin, env = start_dev_environment(Path(folder), app_url)
+        try:
+            standin, env = start_dev_environment(Path(folder), app_url,
+                                                 browser_port=args.pages_port,
+                                                 provider_port=args.provider_port)
+        except OSError as exc:  # a fixed port in use
+            raise SystemExit(f"python -m devprovider: cannot listen: {exc.strerror}; choose "
+                             "other ports (--provider-port, --pages-port)") from None
+        if os.environ.get("LOG_LEVEL"):
+            env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]  # e.g. DEBUG, as in production
         users = ", ".join(user.username for user in standin.users.values())
         issuer = env["OIDC_AUTHORITY"] or env["AUTHORITY"]
-        print(f"\n  Open the app:   {app_url}   (sign in as a test user: {users})"
+        if args.provider_only:
+            # A managed identity credential: MSAL finds the endpoint in the process environment
+            # (`dev_credential` sets it in this one), so the app's process needs it too.
+            write_env_file(args.env_file, {
+                **env, **{name: os.environ[name] for name in ("IDENTITY_ENDPOINT",
+                                                               "IDENTITY_HEADER")
+                          if env.get("CLIENT_ASSERTION_MANAGED_IDENTITY") and name in os.environ}})
+        print(f"\n  {'The app, once started' if args.provider_only else 'Open the app'}:"
+              f"   {app_url}   (sign in as a test user: {users})"
               f"\n  Sign-in pages:  {standin.browser_base_url}   (the local identity provider,"
               " on another site like a real one)"
               f"\n  Provider:       {issuer}   (discovery and tokens, https)"
               f"\n  App credential: {describe_credential(env)}"
-              f"\n  Sessions, tokens: {env['DEV_STORE']}"
-              "\n  Ctrl+C stops both.\n", flush=True)
+              f"\n  Sessions, tokens: {env['DEV_STORE']}", flush=True)
+        if args.provider_only:
+            print(f"  App settings:   {args.env_file}   (start the app with them: set -a; "
+                  f". {shlex.quote(str(args.env_file))}; set +a; then the server)"
+                  "\n  Ctrl+C stops the provider.\n", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)  # the stand-in serves from its own threads
+            except KeyboardInterrupt:
+                pass
+            finally:
+                standin.stop()
+                args.env_file.unlink(missing_ok=True)
+            return
+        print("  Ctrl+C stops both.\n", flush=True)
         try:
 {% if cookiecutter.framework == "flask" %}
             from {{ cookiecutter.package_name }}.app import create_app
@@ -378,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
             # No proxy in front in local development: X-Forwarded-* headers are not trusted.
             uvicorn.run(create_app(env), host=args.host, port=args.port, proxy_headers=False)
 {% endif %}
+        except KeyboardInterrupt:
+            pass  # Ctrl+C: a stop, not an error (Django's server lets it through)
         finally:
             standin.stop()
 

@@ -216,10 +216,12 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         tenant_domain: str = "contoso.test",
         verbose: bool = False,
         reuse_keys: bool = False,
+        port: int = 0,
     ) -> None:
         """``reuse_keys``: sign with keys shared by every stand-in of this process (fast test
         set-up) instead of keys made for this one; ``external_issuer`` keys too (one per
-        issuer URL)."""
+        issuer URL). ``port``: of the https endpoints (discovery, tokens, APIs); 0 picks a free
+        one."""
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._tls.load_cert_chain(tls_cert_file, tls_key_file)
         super().__init__(tenant_id, users, access_token_lifetime, tenant_domain=tenant_domain,
@@ -227,6 +229,7 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
         self.verbose = verbose
         self.errors: list[str] = []  # tracebacks of stand-in bugs (tests assert it stays empty)
         self._requested_browser_url = browser_base_url
+        self._port = port
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._slow: dict[str, Slowness] = {}  # path prefix -> how slowly to answer
@@ -246,10 +249,10 @@ class StandIn(_CustomerEndpoints, _ApiStandIns, _ManagedIdentityEndpoint):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Self:
-        """Bind 127.0.0.1 on ephemeral ports and serve from daemon threads."""
+        """Bind 127.0.0.1 (on ephemeral ports unless given) and serve from daemon threads."""
         if self._servers:
             return self
-        main = _Server(("127.0.0.1", 0), self, self._tls)
+        main = _Server(("127.0.0.1", self._port), self, self._tls)
         self._servers.append(main)
         self._base_url = f"https://127.0.0.1:{main.server_address[1]}"
         if self._requested_browser_url:

@@ -29,6 +29,13 @@ def listening_socket() -> socket.socket:
     return listener
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for a program that binds it itself)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def base_url_of(listener: socket.socket, cert_files: tuple[str, str] | None, host: str) -> str:
     return f"{'https' if cert_files else 'http'}://{host}:{listener.getsockname()[1]}"
 
@@ -77,13 +84,15 @@ def serve_wsgi(build: Callable[[str], Any], cert_files: tuple[str, str] | None,
         listener.close()
 
 
-def gunicorn_server(app: str, fd: int, cert_files: tuple[str, str]
+def gunicorn_server(app: str, fd: int, cert_files: tuple[str, str] | None
                     ) -> tuple[list[str], dict[str, str]]:
     """The documented production server (gunicorn with the shipped gunicorn.conf.py, its
-    workers and threads) for `app`, serving the listening socket `fd` over https: its command
-    line and the environment variables it needs beyond the app's settings. The caller passes
-    `fd` on (`pass_fds`) and stops the server with SIGINT (a quick shutdown)."""
+    workers and threads) for `app`, serving the listening socket `fd` over https (plain http
+    without `cert_files`: behind a proxy): its command line and the environment variables it
+    needs beyond the app's settings. The caller passes `fd` on (`pass_fds`) and stops the
+    server with SIGINT (a quick shutdown)."""
     project = Path(__file__).parents[1]
+    tls = ["--certfile", cert_files[0], "--keyfile", cert_files[1]] if cert_files else []
     command = [sys.executable, "-m", "gunicorn", "-c", str(project / "gunicorn.conf.py"),
-               "--certfile", cert_files[0], "--keyfile", cert_files[1], app]
+               *tls, app]
     return command, {"BIND": f"fd://{fd}"}

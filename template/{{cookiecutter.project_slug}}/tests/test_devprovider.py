@@ -59,6 +59,7 @@ from tests.devprovider_fixtures import (
     pkce_pair,
 )
 from tests.processes import start, stop
+from tests.servers import free_port
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
@@ -1256,15 +1257,9 @@ def test_dev_environment_puts_the_sign_in_pages_on_another_site(
         standin.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
 def test_dev_mode_removes_its_key_folder_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     project = Path(__file__).resolve().parents[1]
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = start([sys.executable, "-m", "devprovider", "--port", str(port)],

@@ -441,6 +441,55 @@ def test_the_app_does_not_start_on_tables_that_are_missing(tmp_path: Path) -> No
         build_app(env)  # now it starts
 
 
+def test_dev_mode_follows_token_cache_sql_url(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m devprovider`: the database of TOKEN_CACHE_SQL_URL when set (its tables made),
+    else a SQLite file of the run."""
+    from devprovider.__main__ import dev_store
+
+    with SqlDatabase("sqlite", tmp_path, migrate=False) as url:
+        monkeypatch.setenv("TOKEN_CACHE_SQL_URL", url)
+        env, described = dev_store(tmp_path / "run")
+        assert env == {"TOKEN_CACHE_SQL_URL": url}
+        assert described.startswith("TOKEN_CACHE_SQL_URL")
+        store = SqlStore(url, Expiry(60, 60))
+        try:
+            assert store.schema_problem() is None
+        finally:
+            store.close()
+    monkeypatch.delenv("TOKEN_CACHE_SQL_URL")
+    env, described = dev_store(tmp_path / "run")
+    assert env["TOKEN_CACHE_SQL_URL"] == f"sqlite:///{tmp_path / 'run' / 'token_cache.sqlite3'}"
+    assert "this run" in described
+
+
+@pytest.mark.parametrize(("url", "module", "extra"), [
+    ("postgresql+psycopg://app@127.0.0.1:5432/app", "psycopg", "postgresql"),
+    ("postgresql://app@127.0.0.1:5432/app", "psycopg", "postgresql"),
+    ("mariadb+pymysql://app@127.0.0.1:3306/app", "pymysql", "mysql"),
+])
+def test_a_missing_driver_stops_the_real_entry_point_with_the_install_command(
+        url: str, module: str, extra: str, tmp_path: Path) -> None:
+    """`pip install .` without the driver's extra, then the production server: one line naming
+    the setting and the command, no traceback."""
+    from {{ cookiecutter.package_name }}.core.settings import EXIT_BAD_SETTINGS
+
+    from tests.app_server import ENTRY_POINT_CODE
+    from tests.conftest import environment_for_settings_tests
+
+    env = environment_for_settings_tests({"TOKEN_CACHE_BACKEND": "sql",
+                                          "TOKEN_CACHE_SQL_URL": url})
+    # As if the driver were not installed: importing it fails.
+    code = f"import sys; sys.modules[{module!r}] = None; {ENTRY_POINT_CODE}"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                            env={**env, "PYTHONPATH": str(Path(__file__).parents[1])},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_BAD_SETTINGS, result.stderr
+    assert "TOKEN_CACHE_SQL_URL" in result.stderr
+    assert f"pip install '.[{extra}]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("l1", ["true", "false"])
 def test_a_signed_in_page_reads_the_database_once_with_the_first_level_cache(
         make_app: Callable[..., AppUnderTest], l1: str) -> None:

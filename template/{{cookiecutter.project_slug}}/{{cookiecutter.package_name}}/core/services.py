@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from dotenv import find_dotenv, load_dotenv
 
+from . import log_redaction
 from .auth import AuthService
 from .authorization import Authorization, Tenants
 from .downstream import DownstreamApis
@@ -102,6 +103,7 @@ def app_settings(environ: Mapping[str, str] | None, defaults: AppDefaults) -> Se
     else:
         settings = load_settings(environ, defaults)
     logging.basicConfig(level=settings.log_level)
+    log_redaction.install()  # no code, verifier or token in any log, at any level
     problem = startup_problem(settings)
     if problem is not None:
         error = SettingsError([problem])
@@ -156,14 +158,18 @@ def build_store(settings: Settings, purpose: Purpose,
 
 def startup_problem(settings: Settings) -> str | None:
     """What keeps the configured store from ever working (a SQL database whose tables are
-    missing or out of date), as a message naming the fix; None otherwise. A server that does
-    not answer now is not such a problem: it may come back, and pages say so meanwhile."""
+    missing or out of date, or whose driver is not installed), as a message naming the fix;
+    None otherwise. A server that does not answer now is not such a problem: it may come back,
+    and pages say so meanwhile."""
 {% if cookiecutter.cache_backend == "sql" %}
     if settings.token_cache_backend == "sql":
         from .stores import StoreError
-        from .stores.sql import SqlStore
+        from .stores.sql import MissingDriverError, SqlStore
 
-        store = SqlStore(settings.token_cache_url, Expiry(60, 60))
+        try:
+            store = SqlStore(settings.token_cache_url, Expiry(60, 60))
+        except MissingDriverError as exc:
+            return str(exc)
         try:
             return store.schema_problem()
         except StoreError as exc:

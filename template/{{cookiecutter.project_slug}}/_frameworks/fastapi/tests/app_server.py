@@ -119,11 +119,13 @@ def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] 
         listener.close()
 
 
-def production_server(fd: int, cert_files: tuple[str, str]) -> tuple[list[str], dict[str, str]]:
+def production_server(fd: int, cert_files: tuple[str, str] | None
+                      ) -> tuple[list[str], dict[str, str]]:
     """The documented production server (uvicorn, README.md: one process, one event loop),
-    serving the listening socket `fd` over https: its command line and the environment
-    variables it needs beyond the app's settings. The caller passes `fd` on (`pass_fds`) and
-    stops the server with SIGINT."""
+    serving the listening socket `fd` over https (plain http without `cert_files`: behind a
+    proxy): its command line and the environment variables it needs beyond the app's
+    settings. The caller passes `fd` on (`pass_fds`) and stops the server with SIGINT."""
+    tls = ["--ssl-certfile", cert_files[0], "--ssl-keyfile", cert_files[1]] if cert_files else []
     command = [sys.executable, "-m", "uvicorn", "--factory", UVICORN_APP, "--no-proxy-headers",
-               "--fd", str(fd), "--ssl-certfile", cert_files[0], "--ssl-keyfile", cert_files[1]]
+               "--fd", str(fd), *tls]
     return command, {}

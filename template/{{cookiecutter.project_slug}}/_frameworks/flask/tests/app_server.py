@@ -91,7 +91,8 @@ def serve(env_for: Callable[[str], dict[str, str]], cert_files: tuple[str, str] 
         yield base_url, app.extensions["msal_webapp"]
 
 
-def production_server(fd: int, cert_files: tuple[str, str]) -> tuple[list[str], dict[str, str]]:
+def production_server(fd: int, cert_files: tuple[str, str] | None
+                      ) -> tuple[list[str], dict[str, str]]:
     """The documented production server serving the listening socket `fd` (see
     tests/servers.py `gunicorn_server`)."""
     return gunicorn_server(GUNICORN_APP, fd, cert_files)

@@ -128,6 +128,23 @@ UPSERTS: dict[str, Callable[[sa.Table], Any]] = {
 POSTGRES_RETRY_STATES = frozenset({"40P01", "40001"})
 
 
+# The extra of pyproject.toml that installs each driver the app supports out of the box.
+DRIVER_EXTRAS = {"postgresql+psycopg": "postgresql", "mysql+pymysql": "mysql",
+                 "mariadb+pymysql": "mysql"}
+
+
+class MissingDriverError(StoreError):
+    """The database driver of the URL is not installed: a fix to name at start-up, not an
+    outage to wait out."""
+
+    def __init__(self, drivername: str) -> None:
+        extra = DRIVER_EXTRAS.get(drivername)
+        fix = (f"pip install '.[{extra}]' in the project (the `{extra}` extra)" if extra else
+               f"install the Python package of SQLAlchemy's {drivername} dialect")
+        super().__init__(f"TOKEN_CACHE_SQL_URL: the database driver of {drivername} is not "
+                         f"installed; {fix}")
+
+
 def _url(url: str) -> sa.URL:
     try:
         parsed = sa.make_url(url)
@@ -215,7 +232,7 @@ def create_engine(url: str, *, migrations: bool = False) -> sa.Engine:
                                   # Errors would otherwise quote the values: tokens.
                                   hide_parameters=True, **pool)
     except ImportError as exc:
-        raise StoreError(f"the driver of {parsed.drivername} is not installed: {exc}") from exc
+        raise MissingDriverError(parsed.drivername) from exc
     except sa_exc.SQLAlchemyError as exc:  # an unknown dialect, a bad argument
         raise StoreError(_message(parsed, "connect", exc)) from exc
     # gunicorn builds the app before it forks its workers (preload_app): a worker must open its
