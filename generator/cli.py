@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from generator import __version__
+from generator import __version__, registration
 from generator.render import RenderError, TargetExistsError, render
 from generator.spec import SpecError, context_for_file, template_dir
 
@@ -31,7 +31,29 @@ def _parser() -> argparse.ArgumentParser:
                      help="replace an existing project directory (only after a successful render)")
     check = sub.add_parser("validate", help="only validate SPEC")
     check.add_argument("spec", type=Path, metavar="SPEC.yaml")
+    register = sub.add_parser(
+        "register", help="print the Azure CLI script that creates the project's app registration "
+        "(from its registration.json)")
+    register.add_argument("project", type=Path, nargs="?", default=Path("."), metavar="PROJECT",
+                          help="the generated project's directory (default: .)")
+    register.add_argument("--apply", action="store_true",
+                          help="run the script with az (must be on PATH and signed in)")
+    register.add_argument("--admin-consent", action="store_true",
+                          help="also grant admin consent (needs a tenant administrator)")
     return parser
+
+
+def _register(args: argparse.Namespace) -> int:
+    try:
+        text = registration.script(registration.load(args.project),
+                                   admin_consent=args.admin_consent)
+        if not args.apply:
+            print(text, end="")
+            return EXIT_OK
+        return EXIT_OK if registration.apply(text) == 0 else EXIT_RENDER
+    except registration.RegistrationError as exc:
+        _error(str(exc))
+        return EXIT_SPEC
 
 
 def next_steps(target: Path) -> str:
@@ -66,6 +88,8 @@ def _output_dir_problem(output_dir: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "register":
+        return _register(args)
     try:
         context = context_for_file(args.spec)
     except SpecError as exc:

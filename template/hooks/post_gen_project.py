@@ -15,6 +15,7 @@ FRAMEWORK = "{{ cookiecutter.framework }}"
 BACKEND = "{{ cookiecutter.cache_backend }}"
 PACKAGE = "{{ cookiecutter.package_name }}"
 GRAPH_SDK = "{{ cookiecutter.graph_sdk }}"
+CONTEXT_JSON = r'''{{ cookiecutter | tojson }}'''
 
 
 def template_dir() -> str:
@@ -41,6 +42,10 @@ __all__ = ["BACKEND_FILES", "FRAMEWORKS", "SHARED_BY", "select_backend", "select
 
 if __name__ == "__main__":
     problems = arrange(Path.cwd(), FRAMEWORK, BACKEND, PACKAGE, graph_sdk=GRAPH_SDK == "True")
+    if not problems:
+        from msal_webapp_rules.hook import write_registration
+
+        write_registration(Path.cwd(), json.loads(CONTEXT_JSON))
     for message in problems:
         print(f"ERROR: {message}")
     sys.exit(1 if problems else 0)

@@ -8,8 +8,11 @@ pytest-cookies all check a project with the rules that `msal-webapp` uses.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
-from msal_webapp_rules.mapping import context_problems
+from msal_webapp_rules import registration
+from msal_webapp_rules.mapping import context_problems, context_to_spec
 
 
 def main(context_json: str) -> int:
@@ -26,3 +29,12 @@ def main(context_json: str) -> int:
     for message in problems:
         print(f"ERROR: {message}")
     return 1 if problems else 0
+
+
+def write_registration(project: Path, context: dict[str, Any]) -> None:
+    """Write the project's registration.json from a valid cookiecutter context (none for a
+    generic OpenID Connect provider)."""
+    description = registration.describe(context_to_spec(context))
+    if description is not None:
+        (project / registration.FILE_NAME).write_text(
+            json.dumps(description, indent=2) + "\n", encoding="utf-8")
