@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from devprovider import GRAPH_RESOURCE, StandIn, TestUser
+from devprovider import GRAPH_RESOURCE, StandIn, TestUser, registration
 from devprovider.b2c import PASSWORD_RESET, PROFILE_EDIT, SIGN_UP_SIGN_IN
 
 if TYPE_CHECKING:
@@ -306,14 +306,15 @@ def other_loopback_site(app_url: str) -> str:
 
 def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
                           provider_port: int = 0,
-                          optional_claims: tuple[str, ...] = ("login_hint",),
+                          optional_claims: tuple[str, ...] | None = None,
                           ) -> tuple[StandIn, dict[str, str]]:
     """Start the stand-in and return it with the environment the app at ``app_url`` should run
     with. Its browser pages go on the other loopback site (``browser_port``: 0 picks a free
     port); discovery and /token stay on https. An app generated for a generic OpenID Connect
-    provider gets the stand-in's strict ``/oidc`` provider, an Entra app its Entra endpoints
-    (whose ID tokens carry ``optional_claims``), on ``provider_port`` (0: a free one). Its
-    credential is of the project's kind (see
+    provider gets the stand-in's strict ``/oidc`` provider, an Entra app its Entra endpoints,
+    on ``provider_port`` (0: a free one). Its client is registered from the project's
+    registration.json when it has one (its ID tokens carry the optional claims the file names,
+    unless ``optional_claims`` says otherwise). Its credential is of the project's kind (see
     `dev_credential`); its test users have the app's roles and groups (`set_up_authorization`)."""
     defaults = app_defaults()
     ca_path, cert_path, key_path = write_tls_files(folder)
@@ -321,13 +322,27 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     standin = StandIn(cert_path, key_path, browser_base_url=pages, port=provider_port).start()
     secret = secrets.token_urlsafe(24)
     redirect_uri = app_url + defaults.redirect_path
-    # The sign-out target (the app's home page) must be a redirect URI too: providers check
-    # post_logout_redirect_uri against the redirect URIs.
-    standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri, app_url + "/"],
-                            display_name=defaults.app_name, optional_claims=optional_claims,
-                            # An app generated before single sign-out has no such path.
-                            front_channel_logout_url=app_url + getattr(
-                                defaults, "front_channel_logout_path", "/logout/frontchannel"))
+    description = registration.load()
+    if description is not None:
+        # The project's registration.json, the one `msal-webapp register` registers in Entra:
+        # a redirect URI missing there is refused here too (AADSTS50011).
+        reg = registration.client_registration(description, app_url)
+        standin.register_client(DEV_CLIENT_ID, secret, reg.redirect_uris,
+                                display_name=reg.display_name or defaults.app_name,
+                                optional_claims=(reg.optional_claims if optional_claims is None
+                                                 else optional_claims),
+                                group_membership_claims=reg.group_membership_claims,
+                                front_channel_logout_url=reg.front_channel_logout_url)
+    else:
+        # The sign-out target (the app's home page) must be a redirect URI too: providers check
+        # post_logout_redirect_uri against the redirect URIs.
+        standin.register_client(DEV_CLIENT_ID, secret, [redirect_uri, app_url + "/"],
+                                display_name=defaults.app_name,
+                                optional_claims=(("login_hint",) if optional_claims is None
+                                                 else optional_claims),
+                                # An app generated before single sign-out has no such path.
+                                front_channel_logout_url=app_url + getattr(
+                                    defaults, "front_channel_logout_path", "/logout/frontchannel"))
     credential = dev_credential(standin, folder, defaults, secret)
     # An app generated before authorization existed has no such field.
     set_up_authorization(standin, getattr(defaults, "authorization", None) or {})
