@@ -10,6 +10,13 @@ reset --id [--cert @file --append]`, `az ad app federated-credential create --id
 `az ad sp create --id`, `az ad app permission admin-consent --id`. The front-channel logout URL
 and groupMembershipClaims have no `az ad app` argument: they are set with `az rest` PATCHing
 the Microsoft Graph application object (the documented way to change any of its properties).
+
+UNCONFIRMED (not run against a real tenant here): that `az ad sp show --id api://<...>` finds
+an API's service principal by its application ID URI (the parameter help says "service
+principal name", and an app's identifier URIs are among its servicePrincipalNames); that Entra
+accepts an http://localhost front-channel logout URL (the portal may ask for https: set your
+production URL in registration.json first); that `az ad app create --app-roles` takes the
+Graph appRole shape with our own ids.
 """
 
 from __future__ import annotations

@@ -21,14 +21,14 @@ LOCAL_BASE = "http://localhost"
 
 # Delegated Microsoft Graph permissions that only an administrator can consent to (Graph
 # permissions reference, "Admin consent required: Yes"). A small list of the ones web apps ask
-# for; a scope not listed here is reported as "no" only when it is in USER_CONSENT_GRAPH_SCOPES,
-# and as unknown otherwise.
+# for; a scope not listed here is "not required" only when USER_CONSENT_GRAPH_SCOPES lists it.
 ADMIN_CONSENT_GRAPH_SCOPES: frozenset[str] = frozenset({
     "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All",
     "Group.Read.All", "Group.ReadWrite.All", "GroupMember.Read.All", "GroupMember.ReadWrite.All",
     "User.Read.All", "User.ReadWrite.All", "AuditLog.Read.All", "Application.Read.All",
-    "Sites.Read.All",  # UNCONFIRMED: listed as admin-consent for delegated use in some tenants
 })
+# UNCONFIRMED beyond these two lists: a tenant's consent policy can require admin consent for
+# any permission; Graph scopes in neither list are reported as "UNCONFIRMED: check ...".
 USER_CONSENT_GRAPH_SCOPES: frozenset[str] = frozenset({
     "openid", "profile", "email", "offline_access", "User.Read", "User.ReadBasic.All",
     "Calendars.Read", "Calendars.ReadWrite", "Mail.Read", "Mail.Send", "Files.Read",
@@ -48,9 +48,11 @@ def sign_in_audience(kind: str, tenant: str) -> str:
         return AUDIENCES.get(tenant, "AzureADMyOrg")
     if kind == "b2c":
         # B2C apps are registered for "accounts in any identity provider or organizational
-        # directory (for authenticating users with user flows)".
+        # directory (for authenticating users with user flows)". UNCONFIRMED: that this portal
+        # choice is signInAudience AzureADandPersonalMicrosoftAccount.
         return "AzureADandPersonalMicrosoftAccount"
-    return "AzureADMyOrg"  # External ID: the app is registered in the external tenant
+    # External ID: the app is registered in the external tenant, for its accounts only.
+    return "AzureADMyOrg"
 
 
 def _graph_consent(scope: str) -> str:
