@@ -346,6 +346,11 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     credential = dev_credential(standin, folder, defaults, secret)
     # An app generated before authorization existed has no such field.
     set_up_authorization(standin, getattr(defaults, "authorization", None) or {})
+    if description is not None:
+        # Entra's `roles` claim carries only app roles the registration defines.
+        defined = set(registration.client_registration(description, app_url).app_roles)
+        for name, user in list(standin.users.items()):
+            standin.update_user(name, roles=[r for r in user.roles if r in defined])
     env = {
         **provider_environment(standin, defaults),
         "INSTANCE_DISCOVERY": "false",

@@ -101,3 +101,14 @@ def test_optional_claims_follow_the_file(
     standin, _ = dev_with(description)
     client = standin._clients[DEV_CLIENT_ID]
     assert client.optional_claims == frozenset() and client.group_membership_claims == "None"
+
+
+def test_only_the_file_s_app_roles_reach_the_users(
+        dev_with: Callable[[dict[str, Any]], tuple[StandIn, dict[str, str]]]) -> None:
+    description = _copy()
+    roles = [r["value"] for r in description["app_roles"]]
+    standin, _ = dev_with(description)
+    assert list(standin.users["alice@contoso.test"].roles) == roles  # alice has every role
+    description["app_roles"] = []
+    standin, _ = dev_with(description)
+    assert standin.users["alice@contoso.test"].roles == ()
