@@ -29,9 +29,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from msal_webapp_rules import registration as rules
 from msal_webapp_rules.registration import FILE_NAME
 
 GRAPH_APPLICATIONS = "https://graph.microsoft.com/v1.0/applications"
+
+
+__all__ = ["RegistrationError", "apply", "load", "rules", "script"]
 
 
 class RegistrationError(Exception):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from msal_webapp_rules import registration as rreg
-from msal_webapp_rules.schema import GRAPH_APP_ID
 
 from generator import cli
 from generator import registration as greg
+
+rreg = greg.rules  # the template's msal_webapp_rules.registration (importable via generator)
 
 APP_ID, OBJECT_ID = "aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002"
 
@@ -91,7 +91,7 @@ def test_registration_json_follows_the_spec(tmp_path_factory: pytest.TempPathFac
     assert reg["group_membership_claims"] == "SecurityGroup"
     assert [r["value"] for r in reg["app_roles"]] == ["Admin"]
     graph, todo = reg["api_permissions"]
-    assert (graph["resource"], graph["type"]) == (GRAPH_APP_ID, "delegated")
+    assert (graph["resource"], graph["type"]) == (rreg.GRAPH_APP_ID, "delegated")
     assert graph["permissions"] == [{"value": "User.Read", "admin_consent": "not required"}]
     assert todo["resource"] == "api://11111111-2222-3333-4444-555555555555"
     assert todo["permissions"][0]["admin_consent"] == "depends on the API's registration"
