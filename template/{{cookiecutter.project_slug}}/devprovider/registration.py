@@ -3,7 +3,8 @@
 ``msal-webapp register`` turns the same file into the Azure CLI script that registers the app
 in Entra ID, so local development and the tests run against the registration that production
 gets: its redirect URIs, front-channel logout URL, ID token optional claims,
-groupMembershipClaims and app roles (devprovider/__main__.py's ``start_dev_environment``). A project for a generic OpenID Connect provider has no such file.
+groupMembershipClaims and app roles (devprovider/__main__.py's ``start_dev_environment``). A
+project for a generic OpenID Connect provider has no such file.
 
 Local development entries are written ``http://localhost/<path>``, without a port: Entra
 ignores the port of http loopback redirect URIs when matching ("Redirect URI (reply URL)
