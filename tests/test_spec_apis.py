@@ -98,7 +98,7 @@ def test_graph_is_never_app_only_and_takes_no_description(spec: dict[str, Any]) 
     del spec["downstream_apis"]["graph"]["app_only"]
     spec["downstream_apis"]["graph"]["path"] = "me"
     assert R.validate_spec(spec) == ["downstream_apis.graph.path: unknown key 'path'; allowed "
-                                     "keys: 'base_url', 'scopes'"]
+                                     "keys: 'base_url', 'scopes', 'sdk'"]
 
 
 def test_app_only_graph_is_another_api(spec: dict[str, Any]) -> None:

@@ -499,4 +499,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl+C while starting (before "Ctrl+C stops"): no traceback
+        raise SystemExit(130) from None

@@ -206,6 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(resp.stream_length))
         for name, value in resp.headers:
             self.send_header(name, value)
+        if self.close_connection or resp.stream is not None:
+            # Said, so that a client never sends its next request on a connection closing
+            # under it (a race a keep-alive pool loses on a busy machine).
+            self.send_header("Connection", "close")
         self.end_headers()
         if resp.stream is not None:
             self._send_stream(resp.stream, chunked=resp.stream_length is None)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -92,12 +93,25 @@ def test_ctrl_c_stops_dev_mode_without_a_traceback(tmp_path: Path) -> None:
     process = start([sys.executable, "-m", "devprovider", "--port", str(port)], cwd=PROJECT,
                     env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"},
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    out = process.stdout
+    assert out is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(out.readline, "")), daemon=True)
+    reader.start()
     try:
+        # Ready when it says so (after which Ctrl+C is a stop, not an error) and serving:
+        # a reloader's child may still be starting when the port is already open.
+        deadline = time.monotonic() + 60
+        while not any("Ctrl+C stops" in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.1)
         wait_for_port(port, process)
         os.killpg(process.pid, signal.SIGINT)
-        output = process.communicate(timeout=30)[0]
+        process.wait(timeout=30)
+        reader.join(timeout=10)
     finally:
         stop(process)  # and nothing it started is left
+    output = "".join(lines)
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     assert process.returncode == 0, output
     assert not list(tmp_path.glob("devprovider-*")), "the run's key folder is left"
