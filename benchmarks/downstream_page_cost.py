@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from throughput import cpu_seconds  # this script's folder: benchmarks/
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "examples" / "app.yaml"
 VARIANTS = ("rest", "sdk")
@@ -120,33 +122,6 @@ def bake(work: Path, framework: str, variant: str) -> App:
             raise BenchmarkError(f"baking {spec} failed")
     context = context_for_file(spec)
     return App(variant, work / variant / context["project_slug"], context["package_name"])
-
-
-def _proc_stats() -> dict[int, tuple[int, float]]:
-    """Every process: its parent and its user + system CPU seconds, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    return stats
-
-
-def cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process and its live descendants (gunicorn's workers)."""
-    stats = _proc_stats()
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += stats.get(pid, (0, 0.0))[1]
-        todo += [child for child, (parent, _) in stats.items() if parent == pid]
-    return total
 
 
 class Bench:

@@ -664,11 +664,7 @@ class AuthService:
             result = kept.client.acquire_token_for_client(list(scopes))
         except NetworkNeeded:
             return None
-        if self._offline_http.refused() or not result or "access_token" not in result:
-            return None
-        token = str(result["access_token"])
-        kept.served[wanted] = (token, _served_until(result, now))
-        return token
+        return self._served_offline(kept, wanted, result, now)
 
     def cached_token(self, user: User, scopes: Sequence[str], *,
                      known: KnownVersion | None = None) -> str | None:
@@ -715,6 +711,13 @@ class AuthService:
             result = self._acquire_silent(kept.client, cache, user, scopes, None, kept.account)
         except (NetworkNeeded, InteractionRequired):
             return None
+        return self._served_offline(kept, wanted, result, now)
+
+    def _served_offline(self, kept: _Offline, wanted: tuple[str, ...],
+                        result: Mapping[str, Any] | None, now: float) -> str | None:
+        """The token of an offline pass's `result`, kept to be served again until its
+        `_served_until`; None if MSAL tried the network (refused: go the locked way) or gave
+        no token."""
         if self._offline_http.refused() or not result or "access_token" not in result:
             return None
         token = str(result["access_token"])
