@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import random
 import socket
 import socketserver
 import ssl
@@ -30,10 +31,31 @@ def listening_socket() -> socket.socket:
 
 
 def free_port() -> int:
-    """A port free on 127.0.0.1 now (for a program that binds it itself)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free on 127.0.0.1 now, for a program that binds it itself.
+
+    Chosen below the system's ephemeral range: a port the system picked (bind to port 0) and
+    released could be picked again by the next bind to port 0, such as the stand-in's own
+    listeners in the program started, which then finds its port taken.
+    """
+    low, _ = _ephemeral_range()
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another try
+            return port
+    raise RuntimeError("no free port below the ephemeral range after 100 tries")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the system hands out for a bind to port 0 (Linux's default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def base_url_of(listener: socket.socket, cert_files: tuple[str, str] | None, host: str) -> str:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -73,17 +73,22 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], pr
 
 
 # ------------------------------------------------------------------ the command itself
-def wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[str],
+                  said: Callable[[], str] | None = None) -> None:
+    """Wait for `process` to listen on `port`; `said` reads its output so far when a reader
+    thread of the caller's holds it (else the output is read here once it has exited)."""
     deadline = time.monotonic() + 60
     while True:
-        assert process.poll() is None, process.communicate()[0]
+        if process.poll() is not None:
+            output = said() if said is not None else process.communicate()[0]
+            raise AssertionError(f"exited with {process.returncode} before listening on "
+                                 f"{port}:\n{output}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             assert time.monotonic() < deadline, f"nothing listens on {port} after 60 s"
             time.sleep(0.2)
-
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a process group's SIGINT is POSIX")
@@ -105,7 +110,7 @@ def test_ctrl_c_stops_dev_mode_without_a_traceback(tmp_path: Path) -> None:
         while not any("Ctrl+C stops" in line for line in lines):
             assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
             time.sleep(0.1)
-        wait_for_port(port, process)
+        wait_for_port(port, process, lambda: "".join(lines))
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
         reader.join(timeout=10)
@@ -113,7 +118,7 @@ def test_ctrl_c_stops_dev_mode_without_a_traceback(tmp_path: Path) -> None:
         stop(process)  # and nothing it started is left
     output = "".join(lines)
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
-    assert process.returncode == 0, output
+    assert process.returncode == 0, f"exit {process.returncode}: {output}"
     assert not list(tmp_path.glob("devprovider-*")), "the run's key folder is left"
 
 
@@ -189,7 +194,7 @@ def test_no_code_verifier_or_token_in_the_logs_of_a_sign_in_at_debug(tmp_path: P
                         env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
                              "LOG_LEVEL": "DEBUG"})
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, process, log.read_text)
         app_url = f"http://localhost:{port}"
         browser = Browser()
         page = browser.sign_in(browser.get(app_url + "/login", timeout=60), ALICE.username)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from {{ cookiecutter.package_name }}.core.stores import RENEW_AFTER_SECONDS, Ent
 from {{ cookiecutter.package_name }}.core.stores.sql import SqlStore, entries, leases
 
 from tests.conftest import AppUnderTest
+from tests.servers import free_port
 from tests.services import SQL_DIALECTS, SqlDatabase
 from tests.tcp_proxy import TcpProxy
 from tests.test_web_flow import ALICE, sign_in_api_page, visit
@@ -353,12 +353,6 @@ def test_lease_rules(make_store: StoreFactory) -> None:
             pass
     with hasty.lock(key):
         pass  # released by its holder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def assert_fails_fast(operation: Callable[[], object], password: str) -> StoreError:
