@@ -40,6 +40,37 @@ def _parser() -> argparse.ArgumentParser:
                           help="run the script with az (must be on PATH and signed in)")
     register.add_argument("--admin-consent", action="store_true",
                           help="also grant admin consent (needs a tenant administrator)")
+    check_command = sub.add_parser(
+        "check", help="render SPEC(s), or combinations of their option values, then lint, "
+        "type-check and run the own test suite of each project",
+        description="Render each SPEC (or, with --matrix, combinations of its framework, "
+        "cache store and credential kind), then run ruff, mypy and the project's own test "
+        "suite on each, with this interpreter's environment (or --venv). Exit 0 if every "
+        "project passed, 1 if one failed or a spec was refused.")
+    check_command.add_argument("specs", type=Path, nargs="+", metavar="SPEC.yaml")
+    check_command.add_argument(
+        "--matrix", choices=("none", "pairwise", "full"), default="none",
+        help="none: the specs as given (default); pairwise: also other values of the --vary "
+        "options, every pair of values in at least one project; full: every combination")
+    check_command.add_argument(
+        "--vary", default="framework,cache,credential", metavar="OPTIONS",
+        help="the options --matrix varies (comma-separated; default: framework,cache,"
+        "credential)")
+    check_command.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                               help="projects checked at the same time (default: 1)")
+    check_command.add_argument("--junit", type=Path, metavar="FILE",
+                               help="also write a JUnit XML report (a test case per project)")
+    check_command.add_argument(
+        "--pytest-args", default="", metavar="ARGS",
+        help='more arguments for each project\'s pytest, e.g. --pytest-args="-k web_flow"')
+    check_command.add_argument(
+        "--venv", action="store_true",
+        help="install each project into a virtual environment of its own (slow; needs the "
+        "package index) instead of using this interpreter's environment")
+    check_command.add_argument(
+        "--work-dir", type=Path, metavar="DIR",
+        help="render the projects into DIR and keep them (default: a temporary directory, "
+        "removed when every project passed)")
     return parser
 
 
@@ -90,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "register":
         return _register(args)
+    if args.command == "check":
+        from generator import check  # imports the runner's modules only when it runs
+
+        return check.command(args)
     try:
         context = context_for_file(args.spec)
     except SpecError as exc:

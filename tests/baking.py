@@ -1,35 +1,26 @@
 """Bake one spec the way a user does (`msal-webapp new`) and run every check on the result.
 
-The project is rendered by the CLI's own entry point in this process (the command a user types,
-without a process start of its own); ruff, mypy and the generated suite run in subprocesses with
-this interpreter: one shared virtual environment holds every generated app's dependencies, so no
-bake installs anything, and a generated project's conftest, rootdir and package never mix with
-the root suite.
+The render, ruff, the generated suite and mypy are `msal-webapp check`'s own (generator/check.py:
+`check_spec`): the project is rendered by the CLI's entry point in this process; ruff, mypy and
+the generated suite run in subprocesses with this interpreter: one shared virtual environment
+holds every generated app's dependencies, so no bake installs anything, and a generated
+project's conftest, rootdir and package never mix with the root suite. Here: the checks of the
+rendered files that only this repository makes (every file rendered, nothing of another
+framework or store), and the lists of generated modules that each kind of bake runs.
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import io
 import json
-import os
 import re
-import resource
-import shutil
-import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
 
-from generator import cli
+from generator import check
 from generator import spec as gspec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +32,6 @@ FRAMEWORK_IMPORT = re.compile(r"^\s*(?:from|import)\s+(flask|django|fastapi|star
 FRAMEWORK_OF_IMPORT = {"flask": "flask", "django": "django", "fastapi": "fastapi",
                        "starlette": "fastapi", "uvicorn": "fastapi"}
 UNRENDERED = re.compile(r"\{\{\s*cookiecutter\.|\{%[^%]*cookiecutter\.")
-SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) ", re.MULTILINE)
-TIMEOUT = 900
 # The pytest plugin that keeps the generated suites' rewritten asserts for a run (by content).
 BAKE_PLUGINS = Path(__file__).resolve().parent / "bake_plugins"
 
@@ -53,90 +42,8 @@ def cli_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
 
 
-@dataclass
-class Bake:
-    """What happened to one spec: the project (if rendered) and one text per failed check."""
-
-    name: str
-    spec_file: Path
-    project: Path | None = None
-    problems: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per check
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of each check's processes
-    generated_summary: str = ""
-    # Test ids (module::name[param]) of the generated suite, by outcome, from its JUnit report.
-    outcomes: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "spec_file": str(self.spec_file),
-                           "project": str(self.project) if self.project else None})
-
-    @classmethod
-    def from_json(cls, text: str) -> Bake:
-        data = json.loads(text)
-        return cls(**{**data, "spec_file": Path(data["spec_file"]),
-                      "project": Path(data["project"]) if data["project"] else None})
-
-    def report(self, about: str = "") -> str:
-        head = f"spec shape {self.name}" + (f" ({about})" if about else "")
-        spec_text = self.spec_file.read_text(encoding="utf-8")
-        return "\n".join([f"{head}: {len(self.problems)} check(s) failed",
-                          f"--- spec ({self.spec_file}):", spec_text.rstrip(),
-                          *(f"--- {p}" for p in self.problems)])
-
-
-def _run(name: str, command: list[str], cwd: Path, bake: Bake,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str] | None:
-    started, cpu = time.perf_counter(), _children_cpu()
-    try:
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        bake.problems.append(f"{name}: no result after {TIMEOUT}s\n{exc.stdout!r:.3000}")
-        return None
-    finally:
-        bake.timings[name] = time.perf_counter() - started
-        # Exact while this process runs one check at a time (each xdist worker does).
-        bake.cpu[name] = _children_cpu() - cpu
-    return done
-
-
-def _children_cpu() -> float:
-    """CPU seconds of this process's finished child processes (and theirs) so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _render(spec_file: Path, out: Path, bake: Bake) -> int:
-    """`msal-webapp new SPEC -o OUT` through the CLI's entry point, in this process (its
-    output kept for the report)."""
-    started, cpu = time.perf_counter(), time.process_time() + _children_cpu()
-    output = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            code = cli.main(["new", str(spec_file), "-o", str(out)])
-    finally:
-        bake.timings["msal-webapp new"] = time.perf_counter() - started
-        bake.cpu["msal-webapp new"] = time.process_time() + _children_cpu() - cpu
-    if code != 0:
-        bake.problems.append(f"msal-webapp new: exit {code}\n{output.getvalue()[-3000:]}")
-    return code
-
-
-def subprocess_environment(project: Path) -> dict[str, str]:
-    """The environment of a bake's checks: this one, with the project importable, and
-    - no pytest plugins loaded from the environment (the root suite's xdist, hypothesis,
-      cookiecutter's plugin, ...): a generated suite needs none, and importing them (and
-      rewriting their assertions) cost about 1.5 s of CPU per run;
-    - bytecode caches written: each generated suite starts the app in several processes of its
-      own (production servers, start-up checks), which compile the same project modules."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "MSAL_WEBAPP_SPEC_SHAPES"))
-           and k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    env["PYTHONPATH"] = str(project)
-    env["COLUMNS"] = "240"  # long enough for the reasons in the "FAILED ..." summary lines
-    return env
+# One bake's result: `msal-webapp check`'s record of a check (results JSON, report, CPU times).
+Bake = check.Check
 
 
 # PEM blocks of keys and certificates (the text "-----BEGIN " followed by what it begins).
@@ -272,22 +179,6 @@ def foreign_backend_files(project: Path, backend: str, package: str) -> list[str
     return problems
 
 
-def junit_outcomes(report: Path) -> dict[str, str]:
-    """{test id: passed | failed | error | skipped} from a pytest JUnit XML report."""
-    import xml.etree.ElementTree as ET
-
-    outcomes: dict[str, str] = {}
-    if not report.is_file():
-        return outcomes
-    for case in ET.parse(report).getroot().iter("testcase"):
-        module = case.get("classname", "").replace(".", "/") + ".py"
-        kinds = {child.tag for child in case}
-        outcome = ("failed" if "failure" in kinds else "error" if "error" in kinds
-                   else "skipped" if "skipped" in kinds else "passed")
-        outcomes[f"{module}::{case.get('name')}"] = outcome
-    return outcomes
-
-
 # Generated test modules that test core code and test tools whose text is the same for every spec
 # (only the package name differs): the HTTP client and its deadlines, the stores, sessions and
 # token caches, the test browser, the local provider's own conformance tests; and the slow
@@ -386,62 +277,6 @@ def framework_independent_problems(projects: dict[str, Path],
     return problems
 
 
-# Top-level names of imports that are not third-party libraries: the project's own packages
-# (the package's name is a template expression, read as `_package_`), and typeshed's own.
-_NOT_LIBRARIES = {"devprovider", "tests", "_package_", "__future__", "_typeshed",
-                  # analysed by no mypy run: a Graph SDK project skips it (its pyproject)
-                  "msgraph"}
-
-
-def library_imports() -> list[str]:
-    """One import statement (aliased, so that no two names clash) for every third-party module
-    or name that the template's Python files import anywhere, in any framework or store: a
-    module that makes mypy analyse every library any bake type-checks."""
-    statements: set[str] = set()
-    for path in PROJECT_TEMPLATE.rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        # Template code out: control lines removed, expressions made a name.
-        text = re.sub(r"^[ \t]*\{%.*?%\}[ \t]*$", "", text, flags=re.MULTILINE)
-        text = re.sub(r"\{%.*?%\}", "", re.sub(r"\{\{.*?\}\}", "_package_", text))
-        for node in ast.walk(ast.parse(text, str(path))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                statements.update(f"from {node.module} import {alias.name}"
-                                  for alias in node.names if alias.name != "*")
-            elif isinstance(node, ast.Import):
-                statements.update(f"import {alias.name}" for alias in node.names)
-    return [f"{statement} as _{number}" for number, statement in enumerate(sorted(
-        s for s in statements
-        if s.split()[1].split(".")[0] not in (*_NOT_LIBRARIES, *sys.stdlib_module_names)))]
-
-
-@contextlib.contextmanager
-def seeded_mypy_cache(cache: Path, seed: Path | None, project: Path,
-                      bake: Bake) -> Iterator[None]:
-    """Around a mypy run with ``cache``: an empty cache starts as a copy of ``seed`` (shared by
-    the workers of a run), which the first run that needs it makes while the others wait.
-    Analysing the libraries (flask, django, msal, sqlalchemy, ...) is most of a first mypy run
-    (4-7 s of CPU for each framework and store): the seed analyses those of every framework and
-    store at once (`library_imports`, about 11 s), with ``project``'s mypy settings, which are
-    every project's but for its own package, so that no bake analyses a library again."""
-    if seed is None or any(cache.iterdir()):
-        yield
-        return
-    with FileLock(f"{seed}.lock"):
-        if not seed.is_dir():
-            staging = seed.with_name(f"{seed.name}.{os.getpid()}")
-            module = staging.with_name(f"{staging.name}.src") / "msal_webapp_mypy_seed.py"
-            module.parent.mkdir(parents=True)
-            module.write_text("\n".join(library_imports()) + "\n", encoding="utf-8")
-            # Its own findings do not matter (exit 1); libraries' cache files are written.
-            _run("mypy (every library, once per run)",
-                 [sys.executable, "-m", "mypy", "--cache-dir", str(staging), str(module)],
-                 project, bake, subprocess_environment(project))
-            staging.mkdir(exist_ok=True)
-            staging.rename(seed)
-        shutil.copytree(seed, cache, dirs_exist_ok=True)
-    yield
-
-
 def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                    mypy_cache: Path, *, mypy_seed: Path | None = None, whole_suite: bool = True,
                    framework: str | None = None, backend: str | None = None,
@@ -466,68 +301,38 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
         spec_file = workdir / "spec.yaml"
         spec_file.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True),
                              encoding="utf-8")
-    bake = Bake(name, spec_file)
-    out = workdir / "out"
-    if _render(spec_file, out, bake) != 0:
-        return bake
-    projects = [p for p in out.iterdir() if p.is_dir()]
-    if len(projects) != 1:
-        bake.problems.append(f"msal-webapp new left {[p.name for p in projects]} in {out}")
-        return bake
-    project = bake.project = projects[0]
-
-    bake.problems += [f"files: {p}" for p in check_files(project)]
     context = gspec.spec_to_context(gspec.load_spec(spec_file))
-    bake.problems += [f"files: {p}" for p in foreign_framework_files(
-        project, context["framework"], context["package_name"])]
-    bake.problems += [f"files: {p}" for p in foreign_backend_files(
-        project, context["cache_backend"], context["package_name"])]
+    options = check.Options(
+        pytest_args=(*(["-p", "kept_rewrites"] if kept_rewrites is not None else []),
+                     *([] if whole_suite or modules
+                       else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]),
+                     *[f"--ignore={m}" for m in skip], *modules),
+        typecheck=typecheck, mypy_cache=mypy_cache, mypy_seed=mypy_seed,
+        suite_pythonpath=(str(BAKE_PLUGINS),) if kept_rewrites is not None else (),
+        suite_env=(("KEPT_REWRITES_DIR", str(kept_rewrites)),)
+        if kept_rewrites is not None else ())
+
+    def check_files_of(bake: Bake, project: Path) -> None:
+        for problem in rendered_file_problems(project, context):
+            bake.fail("files", f"files: {problem}")
+
+    bake = check.check_spec(name, spec_file, workdir, options, after_render=check_files_of)
+    if "generated suite" in bake.timings and not any(
+            p.startswith("generated suite: no result") for p in bake.problems):
+        for problem in graph_sdk_problems(context, bake.outcomes, modules, skip):
+            bake.fail("suite", problem)
+    return bake
+
+
+def rendered_file_problems(project: Path, context: dict[str, Any]) -> list[str]:
+    """What is wrong with a rendered project's files (`check_files`), the files of another
+    framework or store it holds, and the SHAPE_INDEPENDENT_MODULES it misses."""
+    problems = check_files(project)
+    problems += foreign_framework_files(project, context["framework"], context["package_name"])
+    problems += foreign_backend_files(project, context["cache_backend"], context["package_name"])
     other_stores = {name for store, files in post_gen_hook().BACKEND_FILES.items()
                     if store != context["cache_backend"] for name in files}
-    bake.problems += [f"files: {m} is listed in SHAPE_INDEPENDENT_MODULES but not generated"
-                      for m in SHAPE_INDEPENDENT_MODULES
-                      if m not in other_stores and not (project / m).is_file()]
-    env = subprocess_environment(project)
-    ruff = _run("ruff", [sys.executable, "-m", "ruff", "check", "--no-cache", "."], project, bake,
-                env)
-    if ruff is not None and ruff.returncode != 0:
-        bake.problems.append(f"ruff check:\n{(ruff.stdout + ruff.stderr)[-4000:]}")
-    report = workdir / "junit.xml"
-    suite_env = env
-    if kept_rewrites is not None:
-        suite_env = {**env, "PYTHONPATH": os.pathsep.join([str(project), str(BAKE_PLUGINS)]),
-                     "KEPT_REWRITES_DIR": str(kept_rewrites)}
-    suite = _run("generated suite",
-                 [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
-                  *(["-p", "kept_rewrites"] if kept_rewrites is not None else []),
-                  f"--junitxml={report}",
-                  *([] if whole_suite or modules
-                    else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]),
-                  *[f"--ignore={m}" for m in skip], *modules],
-                 project, bake, suite_env)
-    bake.outcomes = junit_outcomes(report)
-    if suite is not None:
-        lines = suite.stdout.strip().splitlines()
-        bake.generated_summary = lines[-1] if lines else ""
-        if suite.returncode != 0 or not re.search(r"\d+ passed", bake.generated_summary):
-            failing = [line for line in suite.stdout.splitlines() if SUMMARY_LINE.match(line)]
-            detail = "\n".join(failing) if failing else (suite.stdout[-4000:]
-                                                         + suite.stderr[-2000:])
-            bake.problems.append(f"generated suite (exit {suite.returncode}, "
-                                 f"{bake.generated_summary}); failing tests:\n{detail}")
-        bake.problems += graph_sdk_problems(context, bake.outcomes, modules, skip)
-    # After the suite: the run's first mypy makes the shared library analysis (the seed) while
-    # the other workers' suites keep the cores busy, instead of every worker waiting for it
-    # at the start.
-    if typecheck:
-        # A cache per package name in ``mypy_cache``, used by one bake at a time: mypy takes a
-        # module of another bake's project from it when its text is the same (most of a project
-        # of the same name, whatever the framework), about 2.5 s of a bake's 3.5 s of CPU.
-        cache = mypy_cache / context["package_name"]
-        cache.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{cache}.lock"), seeded_mypy_cache(cache, mypy_seed, project, bake):
-            mypy = _run("mypy", [sys.executable, "-m", "mypy", "--cache-dir", str(cache)],
-                        project, bake, env)
-        if mypy is not None and mypy.returncode != 0:
-            bake.problems.append(f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")
-    return bake
+    problems += [f"{m} is listed in SHAPE_INDEPENDENT_MODULES but not generated"
+                 for m in SHAPE_INDEPENDENT_MODULES
+                 if m not in other_stores and not (project / m).is_file()]
+    return problems

@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import itertools
 import keyword
-import math
-import random
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from generator import pairwise
 from generator import spec as gspec
 
 R = gspec.rules()
@@ -46,8 +45,8 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "authorization": ("none", "roles", "groups", "both"),
 }
 
-Row = tuple[str, ...]  # one value per factor, in FACTORS order
-Pair = tuple[tuple[str, str], tuple[str, str]]  # ((factor, value), (factor, value))
+Row = pairwise.Row  # one value per factor, in FACTORS order
+Pair = pairwise.Pair  # ((factor, value), (factor, value))
 
 
 def row_is_valid(row: Row) -> bool:
@@ -67,21 +66,17 @@ def row_is_valid(row: Row) -> bool:
 
 
 def all_valid_rows() -> list[Row]:
-    return [row for row in itertools.product(*FACTORS.values()) if row_is_valid(row)]
+    return pairwise.all_valid_rows(FACTORS, row_is_valid)
 
 
 def pairs_of(row: Row) -> set[Pair]:
-    named = list(zip(FACTORS, row, strict=True))
-    return {(a, b) for a, b in itertools.combinations(named, 2)}
+    return pairwise.pairs_of(FACTORS, row)
 
 
 @functools.cache
 def valid_pairs() -> set[Pair]:
     """Every pair of values that at least one valid row holds."""
-    rows = all_valid_rows()
-    return {((f1, v1), (f2, v2))
-            for (i, f1), (j, f2) in itertools.combinations(enumerate(FACTORS), 2)
-            for v1, v2 in {(row[i], row[j]) for row in rows}}
+    return pairwise.valid_pairs(FACTORS, row_is_valid)
 
 
 def row_of_spec(spec: dict[str, Any]) -> Row | None:
@@ -157,74 +152,18 @@ def uncovered_pairs(already: list[Row]) -> set[Pair]:
     return valid_pairs() - set().union(set(), *(pairs_of(row) for row in already))
 
 
-def lower_bound(uncovered: set[Pair]) -> int:
-    """No fewer rows can cover ``uncovered``: one row holds one pair of any two factors."""
-    by_factors: dict[tuple[str, str], int] = {}
-    for (f1, _), (f2, _) in uncovered:
-        by_factors[f1, f2] = by_factors.get((f1, f2), 0) + 1
-    return max(by_factors.values(), default=0)
+lower_bound = pairwise.lower_bound
 
 
 def search(size: int, uncovered: set[Pair], seed: int, steps: int = 20_000) -> list[Row] | None:
-    """``size`` rows that cover ``uncovered``, or None if ``steps`` steps do not find them.
-
-    From random valid rows, each step puts an uncovered pair into the row where that loses the
-    fewest other pairs (changing a third factor at random now and then), and keeps the change
-    if it covers at least as many pairs as it loses or, less and less often, if it does not
-    (simulated annealing).
-    """
-    rng = random.Random(seed)
-    candidates = all_valid_rows()
-    index = {factor: i for i, factor in enumerate(FACTORS)}
-    rows = [list(rng.choice(candidates)) for _ in range(size)]
-    count: dict[Pair, int] = dict.fromkeys(uncovered, 0)
-    for row in rows:
-        for pair in pairs_of(tuple(row)) & uncovered:
-            count[pair] += 1
-    for step in range(steps):
-        left = sorted(pair for pair, n in count.items() if n == 0)
-        if not left:
-            return [tuple(row) for row in rows]
-        (f1, v1), (f2, v2) = rng.choice(left)
-        best: tuple[int, int, list[str]] | None = None
-        for i in rng.sample(range(size), size):
-            new = list(rows[i])
-            if rng.random() < 0.3:
-                other = rng.choice(list(FACTORS))
-                new[index[other]] = rng.choice(FACTORS[other])
-            new[index[f1]], new[index[f2]] = v1, v2
-            if not row_is_valid(tuple(new)):
-                continue
-            old_pairs = pairs_of(tuple(rows[i])) & uncovered
-            new_pairs = pairs_of(tuple(new)) & uncovered
-            delta = (sum(1 for pair in new_pairs - old_pairs if count[pair] == 0)
-                     - sum(1 for pair in old_pairs - new_pairs if count[pair] == 1))
-            if best is None or delta > best[0]:
-                best = (delta, i, new)
-        if best is None:
-            continue
-        delta, i, new = best
-        temperature = max(0.02, 0.6 * (1 - step / steps))
-        if delta >= 0 or rng.random() < math.exp(delta / temperature):
-            for pair in pairs_of(tuple(rows[i])) & uncovered:
-                count[pair] -= 1
-            for pair in pairs_of(tuple(new)) & uncovered:
-                count[pair] += 1
-            rows[i] = new
-    return None
+    """``size`` rows that cover ``uncovered``, or None (`generator.pairwise.search`)."""
+    return pairwise.search(FACTORS, row_is_valid, size, uncovered, seed, steps)
 
 
 def covering_rows(already: list[Row], seeds: int = 1000) -> list[Row]:
     """The fewest rows `search` finds (from the lower bound up) that, with ``already``, cover
     every valid pair. Seconds to minutes: run it to make a new COVERING_ROWS."""
-    uncovered = uncovered_pairs(already)
-    size = lower_bound(uncovered)
-    while True:
-        for seed in range(seeds):
-            rows = search(size, uncovered, seed)
-            if rows is not None:
-                return rows
-        size += 1
+    return pairwise.covering_rows(FACTORS, row_is_valid, already, seeds)
 
 
 # ----------------------------------------------------------------------- rows -> specs
