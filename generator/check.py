@@ -417,7 +417,7 @@ def combinations(source: Path, spec: dict[str, Any], matrix: str,
         return verdicts[row]
 
     own = tuple(value_of(spec, axis) for axis in axes)
-    if matrix == "full":
+    if matrix == "full" or len(axes) == 1:  # one option: no pairs, every value
         rows = [own, *(row for row in pairwise.all_valid_rows(factors, is_valid) if row != own)]
     else:
         # Few seeds and steps: these matrices are small (a covering set at the lower bound is
