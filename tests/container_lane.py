@@ -67,32 +67,52 @@ def ensure_base_image() -> tuple[str, bool]:
     """The base image's name, made now if podman does not have it (then True)."""
     if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0:
         return BASE_IMAGE, False
-    with tempfile.TemporaryDirectory(prefix="msal-webapp-base-") as work:
-        root = Path(work) / "root"
+    work = Path(tempfile.mkdtemp(prefix="msal-webapp-base-"))
+    root = work / "root"
+    try:
         run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
              BASE_SUITE, str(root), BASE_MIRROR])
-        local_cas = sorted(LOCAL_CAS.glob("*.crt")) if LOCAL_CAS.is_dir() else []
-        for ca in local_cas:
-            shutil.copy(ca, root / "usr/local/share/ca-certificates" / ca.name)
-        if local_cas:
-            run(["chroot", str(root), "update-ca-certificates"])
-        (root / "etc/pip.conf").write_text(PIP_CONF)
-        # What an image needs no copy of: package lists and downloads, documentation.
-        for folder in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
-                       "usr/share/man", "usr/share/locale", "usr/share/info"):
-            for child in (root / folder).glob("*"):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                elif child.name != "lock":
-                    child.unlink()
-        archive = Path(work) / "root.tar"
-        run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(archive), "."])
-        podman("import",
-               "--change", "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "--change", "ENV=LANG=C.UTF-8",
-               "--change", 'CMD=["python3"]',
-               str(archive), BASE_IMAGE)
+        import_base(root, work / "root.tar")
+    finally:
+        remove_tree(work)
     return BASE_IMAGE, True
+
+
+def import_base(root: Path, archive: Path) -> None:
+    """`root` (a Debian made by debootstrap) trimmed and imported as BASE_IMAGE."""
+    local_cas = sorted(LOCAL_CAS.glob("*.crt")) if LOCAL_CAS.is_dir() else []
+    for ca in local_cas:
+        shutil.copy(ca, root / "usr/local/share/ca-certificates" / ca.name)
+    if local_cas:
+        run(["chroot", str(root), "update-ca-certificates"])
+    (root / "etc/pip.conf").write_text(PIP_CONF)
+    # What an image needs no copy of: package lists and downloads, documentation.
+    for folder in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
+                   "usr/share/man", "usr/share/locale", "usr/share/info"):
+        run(["find", str(root / folder), "-mindepth", "1", "-xdev", "-not", "-name", "lock",
+             "-delete"], check=False)
+    run(["tar", "--numeric-owner", "--one-file-system", "-C", str(root), "-cf", str(archive),
+         "."])
+    podman("import",
+           "--change", "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "--change", "ENV=LANG=C.UTF-8",
+           "--change", 'CMD=["python3"]',
+           str(archive), BASE_IMAGE)
+
+
+def remove_tree(folder: Path) -> None:
+    """rm -r `folder`, refusing when anything is mounted below it (debootstrap mounts the
+    machine's /proc, and may bind /dev, while it runs: removing through those would remove
+    the machine's own files)."""
+    prefix = str(folder.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    below = [m for m in mounts if m.startswith(prefix)]
+    for mount in sorted(below, reverse=True):
+        run(["umount", "--lazy", mount], check=False)
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    if any(m.startswith(prefix) for m in mounts):
+        raise PodmanError(f"{folder} is left: something is still mounted below it")
+    run(["rm", "-rf", "--one-file-system", str(folder)])
 
 
 @dataclass(frozen=True)
@@ -112,7 +132,7 @@ class ImageConfig:
         (data,) = json.loads(podman("image", "inspect", image).stdout)
         config = data.get("Config") or {}
         env = dict(item.split("=", 1) for item in config.get("Env") or [])
-        health = data.get("HealthCheck") or config.get("Healthcheck") or {}
+        health = data.get("Healthcheck") or config.get("Healthcheck") or {}
         return cls(user=config.get("User") or "", env=env,
                    workdir=config.get("WorkingDir") or "/",
                    cmd=list(config.get("Cmd") or []),

@@ -141,8 +141,10 @@ def built(request: pytest.FixtureRequest, base_image: str,
     secret = leave_secrets(project, package)
     image = f"{IMAGE_PREFIX}/{framework}-{store}:latest"
     started = time.monotonic()
+    # --format docker: an OCI image (podman's default) has no HEALTHCHECK.
     podman_run("build", "--isolation=chroot", "--network", "host", "--layers",
-               "--build-arg", f"BASE_IMAGE={base_image}", "-t", image, str(project))
+               "--format", "docker", "--build-arg", f"BASE_IMAGE={base_image}", "-t", image,
+               str(project))
     return Built(framework, store, project, image, ImageConfig.of(image), secret,
                  time.monotonic() - started)
 
