@@ -73,6 +73,7 @@ class Built:
     image: str
     config: ImageConfig
     secret: str  # the SECRET_KEY of the .env left in the project folder before the build
+    stamp: str  # written into the package's __init__.py before the build: this build's code
     build_seconds: float
 
 
@@ -139,13 +140,16 @@ def built(request: pytest.FixtureRequest, base_image: str,
     package = project.name.replace("-", "_")
     stopgap_lock(project, framework, store)
     secret = leave_secrets(project, package)
+    stamp = f"# build {secrets.token_hex(8)}\n"
+    with (project / package / "__init__.py").open("a") as init:
+        init.write(stamp)
     image = f"{IMAGE_PREFIX}/{framework}-{store}:latest"
     started = time.monotonic()
     # --format docker: an OCI image (podman's default) has no HEALTHCHECK.
     podman_run("build", "--isolation=chroot", "--network", "host", "--layers",
                "--format", "docker", "--build-arg", f"BASE_IMAGE={base_image}", "-t", image,
                str(project))
-    return Built(framework, store, project, image, ImageConfig.of(image), secret,
+    return Built(framework, store, project, image, ImageConfig.of(image), secret, stamp,
                  time.monotonic() - started)
 
 
@@ -327,6 +331,10 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
                 page.url, page.status_code, log.read_text(errors="replace")[-3000:])
             health = in_image(mount, mount.config.health_command(), env, timeout=30)
             assert health.returncode == 0, health.stdout + health.stderr
+            if built.framework == "django":
+                # The command migrated the container's database of user rows (request.user).
+                done = in_image(mount, ["python", "manage.py", "migrate", "--check"], env)
+                assert done.returncode == 0, done.stdout + done.stderr
             server_uid = process_uid(server.pid, log)
             assert server_uid not in (None, 0), server_uid
             stop(server)
@@ -400,14 +408,17 @@ def test_no_layer_holds_a_secret_or_a_settings_file(built: Built, tmp_path: Path
 
 
 def test_the_image_holds_the_app_and_no_build_leftovers(built: Built) -> None:
-    """The last stage has the virtual environment and the server's settings, not the build's
-    sources, wheels or caches; and stays within a size that a bloated layer would exceed."""
+    """The last stage has the virtual environment with this build's app and the server's
+    settings, not the build's sources, wheels or caches; and stays within a size that a
+    bloated layer would exceed."""
     package = built.project.name.replace("-", "_")
     with mounted(built.image) as mount:
         root = mount.root
         for gone in ("src", "wheels", "tmp/requirements.lock", "root/.cache/pip"):
             assert not (root / gone).exists(), f"/{gone} is in the image"
-        assert list(root.glob(f"opt/venv/lib/python3*/site-packages/{package}/__init__.py"))
+        (init,) = root.glob(f"opt/venv/lib/python3*/site-packages/{package}/__init__.py")
+        # This build's code, not a cached layer of an earlier build's.
+        assert init.read_text().endswith(built.stamp), "the image holds an earlier build's app"
         if built.framework != "fastapi":
             assert (root / "app/gunicorn.conf.py").is_file()
     megabytes = built.config.size / 1e6
