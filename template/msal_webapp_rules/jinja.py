@@ -13,12 +13,15 @@ name it, absolutely, at the moment the hook is rendered.
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
-from jinja2 import Environment
+from jinja2 import Environment, Template
 from jinja2.ext import Extension
 
 from msal_webapp_rules.authorities import context_urls
+from msal_webapp_rules.mapping import context_problems
 from msal_webapp_rules.schema import GRAPH_ROOTS, default_graph_base_url, env_file_problem
 
 GLOBAL_NAME = "msal_webapp_template_dir"
@@ -43,6 +46,46 @@ class TemplateDirectory(Extension):
         environment.filters["authority_urls"] = context_urls
         # Graph's roots by sign-in host, for core/settings.py (one table for rules and app).
         environment.globals["graph_roots_by_host"] = GRAPH_ROOTS
+        environment.template_class = CheckedTemplate
+
+
+CHECKED = "_msal_webapp_answers_checked"
+
+
+class CheckedTemplate(Template):
+    """Checks cookiecutter's answers with the rules before the project folder is made.
+
+    Cookiecutter makes the project's folder (and a missing -o folder) before it runs the
+    pre-generation hook, and on a refusal it logs its own traceback and leaves that -o folder
+    behind. The first thing it renders once every answer is in (the context then has
+    `_output_dir`) is the project folder's name, in this process: the answers are checked
+    there, and a refusal prints the hook's messages and stops cookiecutter with the exception
+    it reports as one line (FailedHookException) before anything is made. The hook checks
+    again for whatever renders without this extension.
+    """
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        answers = dict(*args, **kwargs).get("cookiecutter")
+        if (isinstance(answers, dict) and "_output_dir" in answers
+                and not self.environment.globals.get(CHECKED)):
+            self.environment.globals[CHECKED] = True
+            refuse(answers)
+        return super().render(*args, **kwargs)
+
+
+def refuse(answers: dict[str, Any]) -> None:
+    """Print the rules' problems with cookiecutter's answers as the hook does, and raise
+    cookiecutter's FailedHookException if there are any."""
+    # As the hook reads them: through JSON, keys sorted (the same messages, in the same order).
+    context = json.loads(json.dumps(answers, sort_keys=True, default=str))
+    problems = context_problems(context)
+    if not problems:
+        return
+    from cookiecutter.exceptions import FailedHookException
+
+    for message in problems:
+        print(f"ERROR: {message}", flush=True)
+    raise FailedHookException(f"{len(problems)} answer(s) refused; nothing was generated")
 
 
 def env_quoted(value: object) -> str:
