@@ -146,7 +146,7 @@ def _authority() -> dict[str, Any]:
                          pattern=_anycase(authorities.USER_FLOW_RE))
            for flow, example in authorities.USER_FLOW_EXAMPLES.items()},
     }
-    tenants = {
+    tenants: dict[str, dict[str, Any]] = {
         "entra": {"anyOf": [{"pattern": _GUID}, {"enum": list(R.TENANT_KEYWORDS)}, domain],
                   "type": "string", "default": R.DEFAULT_TENANT,
                   "description": "A tenant id (GUID), a domain, organizations, common or "
@@ -233,6 +233,11 @@ def _scopes(graph: bool) -> dict[str, Any]:
                             "['api://<app-id>/Scope']")}
 
 
+# A header's value: no space or tab at either end, no control character but tab.
+_HEADER_VALUE = (r"^[^ \t\u0000-\u001f\u007f]"
+                 r"(?:[^\u0000-\u0008\u000a-\u001f\u007f]*[^ \t\u0000-\u001f\u007f])?$")
+
+
 def _api(graph: bool) -> dict[str, Any]:
     base_url = _string("The API's base URL", pattern=r"^https?://[^\s#]+$",
                        allOf=[_ENV_FILE_SAFE, _NO_JINJA])
@@ -264,9 +269,7 @@ def _api(graph: bool) -> dict[str, Any]:
             "headers": {"type": "object", "description": "Headers of the default call",
                         "propertyNames": {"pattern": R.HEADER_NAME_RE.pattern,
                                           "not": {"pattern": header_names}},
-                        "additionalProperties": {
-                            **strings, "pattern": r"^[^ \t\u0000-\u001f\u007f]"
-                            r"(?:[^\u0000-\u0008\u000a-\u001f\u007f]*[^ \t\u0000-\u001f\u007f])?$"}},
+                        "additionalProperties": {**strings, "pattern": _HEADER_VALUE}},
             "query": {"type": "object", "description": "Query parameters of the default call",
                       "propertyNames": {"minLength": 1}, "additionalProperties": strings},
             "timeout": {"type": "number", "exclusiveMinimum": 0,

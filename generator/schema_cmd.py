@@ -71,13 +71,14 @@ def option_rows() -> Iterator[tuple[str, str, str]]:
             for api, sub in (("graph", node["properties"]["graph"]),
                              ("<name>", node["additionalProperties"])):
                 for key, field in sub["properties"].items():
-                    needed = key in sub.get("required", ())
-                    default = ("required" if needed else f"default: {_show(field['default'])}"
+                    is_required = key in sub.get("required", ())
+                    default = ("required" if is_required else f"default: {_show(field['default'])}"
                                if "default" in field else "optional")
                     yield f"downstream_apis.{api}.{key}", _values(field), default
         elif name == "authorization":
             for key, field in node["properties"].items():
-                default = f"default: {_show(field['default'])}" if "default" in field else "optional"
+                default = (f"default: {_show(field['default'])}" if "default" in field
+                           else "optional")
                 yield f"authorization.{key}", _values(field), default
         else:
             default = ("required" if name in required else

@@ -17,7 +17,7 @@ import json
 import os
 from typing import Any
 
-from jinja2 import Environment, Template
+from jinja2 import Environment
 from jinja2.ext import Extension
 
 from msal_webapp_rules.authorities import context_urls
@@ -46,31 +46,32 @@ class TemplateDirectory(Extension):
         environment.filters["authority_urls"] = context_urls
         # Graph's roots by sign-in host, for core/settings.py (one table for rules and app).
         environment.globals["graph_roots_by_host"] = GRAPH_ROOTS
-        environment.template_class = CheckedTemplate
+        environment.globals[CHECK_NAME] = check_answers
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        """The project folder's name (the first thing cookiecutter renders once every answer
+        is in, before it makes any folder) checks the answers first."""
+        if source == PROJECT_FOLDER:
+            return OPEN + f" {CHECK_NAME}(cookiecutter) " + CLOSE + source
+        return source
 
 
-CHECKED = "_msal_webapp_answers_checked"
+# Cookiecutter makes the project's folder (and a missing -o folder) before it runs the
+# pre-generation hook; on a refusal it logs its own traceback and leaves that -o folder behind.
+# So the answers are checked while the folder's name is rendered, in cookiecutter's process:
+# a refusal prints the hook's messages and stops cookiecutter, before anything is made, with
+# the exception it reports in one line. The hook checks again, with the same rules. Jinja
+# delimiters are spelled out: this package's files hold none.
+OPEN, CLOSE = "{" + "{", "}" + "}"
+PROJECT_FOLDER = OPEN + "cookiecutter.project_slug" + CLOSE
+CHECK_NAME = "msal_webapp_check_answers"
 
 
-class CheckedTemplate(Template):
-    """Checks cookiecutter's answers with the rules before the project folder is made.
-
-    Cookiecutter makes the project's folder (and a missing -o folder) before it runs the
-    pre-generation hook, and on a refusal it logs its own traceback and leaves that -o folder
-    behind. The first thing it renders once every answer is in (the context then has
-    `_output_dir`) is the project folder's name, in this process: the answers are checked
-    there, and a refusal prints the hook's messages and stops cookiecutter with the exception
-    it reports as one line (FailedHookException) before anything is made. The hook checks
-    again for whatever renders without this extension.
-    """
-
-    def render(self, *args: Any, **kwargs: Any) -> str:
-        answers = dict(*args, **kwargs).get("cookiecutter")
-        if (isinstance(answers, dict) and "_output_dir" in answers
-                and not self.environment.globals.get(CHECKED)):
-            self.environment.globals[CHECKED] = True
-            refuse(answers)
-        return super().render(*args, **kwargs)
+def check_answers(answers: Any) -> str:
+    """Return "" for answers the rules accept; else print the problems and raise."""
+    if isinstance(answers, dict):
+        refuse(answers)
+    return ""
 
 
 def refuse(answers: dict[str, Any]) -> None:
