@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "new" and (args.spec is None) == (not args.interactive):
         parser.error("new: give either SPEC.yaml or --interactive")
     if args.command == "new" and args.interactive:
+        problem = _output_dir_problem(args.output_dir)  # before the questions, not after
+        if problem:
+            _error(problem)
+            return EXIT_SPEC
         found = _interactive_context()
         if isinstance(found, int):
             return found

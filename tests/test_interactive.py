@@ -163,6 +163,10 @@ def test_input_ending_early_writes_nothing(tmp_path: Path) -> None:
 def test_new_needs_a_spec_or_interactive(tmp_path: Path) -> None:
     made = _run(["-m", "generator.cli", "new"], "", tmp_path)
     assert made.returncode == 2 and "give either SPEC.yaml or --interactive" in made.stderr
+    (tmp_path / "file").write_text("")
+    made = _run(["-m", "generator.cli", "new", "-i", "-o", str(tmp_path / "file")], "", tmp_path)
+    assert made.returncode == 2 and "is a file, not a directory" in made.stderr
+    assert made.stdout == ""  # refused before the first question
 
 
 def _tree(root: Path) -> dict[str, bytes]:

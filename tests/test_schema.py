@@ -5,6 +5,7 @@ wherever a JSON Schema can say it."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -24,11 +25,16 @@ GUID = "3f0c2b1a-7d4e-4c2b-9a1e-2b3c4d5e6f70"
 API = "api://11111111-2222-3333-4444-555555555555"
 
 
-@pytest.fixture(scope="module")
-def validator() -> jsonschema.Draft202012Validator:
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
     schema = json_schema.spec_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.fixture
+def validator() -> jsonschema.Draft202012Validator:
+    return _validator()
 
 
 def _errors(validator: jsonschema.Draft202012Validator, spec: Any) -> list[str]:
@@ -98,8 +104,7 @@ def test_pairwise_shapes_validate(validator: jsonschema.Draft202012Validator) ->
           suppress_health_check=list(HealthCheck))
 @given(shapes.specs())
 def test_drawn_specs_validate(spec: dict[str, Any]) -> None:
-    schema = jsonschema.Draft202012Validator(json_schema.spec_schema())
-    assert _errors(schema, spec) == []
+    assert _errors(_validator(), spec) == []
 
 
 def _changed(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
