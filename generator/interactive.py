@@ -88,6 +88,14 @@ def _variable_of(message: str) -> str:
     return re.split(r"[.\[ ]", path, maxsplit=1)[0]
 
 
+def _mentions(message: str, key: str) -> bool:
+    """Whether a rules message names the variable `key` or a spec field it holds."""
+    names = {key} | {spec for spec, variable in R.SPEC_TO_CONTEXT_PATH
+                     if variable.split(".")[0] == key}
+    text = message.split(":", 1)[1] if ":" in message else message
+    return any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) for name in names)
+
+
 class _Asker:
     def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
         self.stdin, self.stdout = stdin, stdout
@@ -164,10 +172,14 @@ class _Asker:
         """The rules' messages about `key`, with the answers so far and the defaults of the
         questions still to come."""
         context = dict(answers)
-        for later in questions():
-            if later not in context:
-                context[later] = _render_default(self.data[later], context, self.env)
-        return [m for m in R.context_problems(context) if _variable_of(m) == key]
+        for name in questions():
+            if name not in context:
+                context[name] = _render_default(self.data[name], context, self.env)
+        to_come = [k for k in questions()[questions().index(key) + 1:] if applies(k, context)]
+        # A problem that a later answer can still cure (a B2C tenant id needs a domain, asked
+        # next) waits for the end.
+        return [m for m in R.context_problems(context) if _variable_of(m) == key
+                and not any(_mentions(m, k) for k in to_come)]
 
     def ask(self, key: str, answers: Answers) -> Any:
         default = _render_default(self.data[key], answers, self.env)
@@ -202,7 +214,7 @@ def ask(stdin: TextIO, stdout: TextIO) -> dict[str, Any]:
         for message in problems:
             asker.say(f"  refused: {message}")
         keys = [k for k in questions() if applies(k, answers)
-                and any(_variable_of(m) == k for m in problems)]
+                and any(_variable_of(m) == k or _mentions(m, k) for m in problems)]
         if not keys:
             raise R.SpecError(problems)
         for key in keys:

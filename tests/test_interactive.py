@@ -207,3 +207,21 @@ def test_plain_cookiecutter_refusal_leaves_nothing(tmp_path: Path, output: str) 
     assert "answer(s) refused; nothing was generated" in made.stdout
     assert "Traceback" not in made.stdout + made.stderr
     assert list(work.iterdir()) == []
+
+
+def test_a_refusal_a_later_answer_cures_waits_for_it() -> None:
+    """A B2C tenant given by its id needs a custom domain, asked next: the tenant is not
+    refused before the domain had its turn; without one, the end names both questions."""
+    tenant = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
+    flows = {"sign_up_sign_in": "B2C_1_signupsignin"}
+    head = ["Woodgrove", "", "", "1", "3", tenant]
+    tail = ["", "1", "{}", "1", "{}", "", ""]
+    answers, transcript = _ask([*head, json.dumps({**flows, "domain": "login.woodgrove.com"}),
+                                *tail])
+    assert "refused" not in transcript
+    assert R.context_to_spec(answers)["authority"]["domain"] == "login.woodgrove.com"
+    answers, transcript = _ask([*head, json.dumps(flows), *tail,
+                                "woodgrove.onmicrosoft.com", json.dumps(flows)])
+    assert f"refused: entra_tenant: '{tenant}' is a tenant id" in transcript
+    assert transcript.count(_prompt("authority_options")) == 2
+    assert answers["entra_tenant"] == "woodgrove.onmicrosoft.com"
