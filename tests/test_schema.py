@@ -8,6 +8,8 @@ import copy
 import functools
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,7 @@ def test_pairwise_shapes_validate(validator: jsonschema.Draft202012Validator) ->
         assert _errors(validator, shape.spec) == [], shape
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(shapes.specs())
 def test_drawn_specs_validate(spec: dict[str, Any]) -> None:
@@ -259,3 +261,22 @@ def test_options_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["authorization.groups_overage"] == (" | ".join(R.GROUPS_OVERAGE_CHOICES),
                                                     f"default: {R.DEFAULT_GROUPS_OVERAGE}")
     assert rows["downstream_apis.graph.scopes"][1] == 'default: ["User.Read"]'
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js (ECMAScript patterns)")
+def test_patterns_compile_as_ecmascript_unicode_patterns(tmp_path: Path) -> None:
+    """Editors run the patterns as ECMAScript regular expressions, in Unicode mode (the YAML
+    language server's `new RegExp(pattern, "u")`): every one must compile there too."""
+    script = (
+        "const s = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));"
+        "const bad = []; let n = 0;"
+        "(function walk(x) { if (Array.isArray(x)) return x.forEach(walk);"
+        " if (x && typeof x === 'object') for (const [k, v] of Object.entries(x)) {"
+        "  if (k === 'pattern' && typeof v === 'string') { n++;"
+        "   try { new RegExp(v, 'u'); } catch (e) { bad.push(v); } }"
+        "  walk(v); } })(s);"
+        "console.log(JSON.stringify({n, bad}));")
+    made = subprocess.run(["node", "-e", script, str(ROOT / json_schema.SCHEMA_FILE)],
+                          capture_output=True, text=True, check=True, timeout=60)
+    result = json.loads(made.stdout)
+    assert result["n"] > 20 and result["bad"] == []
