@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -106,6 +107,12 @@ class _Asker:
         self.env = StrictEnvironment(context={"cookiecutter": self.data})
 
     def line(self, prompt: str) -> str:
+        if self.stdin is sys.stdin and self.stdout is sys.stdout and sys.stdin.isatty():
+            try:
+                return input(prompt)  # a terminal: line editing (readline) where Python has it
+            except EOFError:
+                self.stdout.write("\n")
+                raise NoAnswer("the input ended before every question was answered") from None
         self.stdout.write(prompt)
         self.stdout.flush()
         text = self.stdin.readline()
