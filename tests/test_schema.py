@@ -265,8 +265,8 @@ def test_options_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js (ECMAScript patterns)")
 def test_patterns_compile_as_ecmascript_unicode_patterns(tmp_path: Path) -> None:
-    """Editors run the patterns as ECMAScript regular expressions, in Unicode mode (the YAML
-    language server's `new RegExp(pattern, "u")`): every one must compile there too."""
+    """Editors run the patterns as ECMAScript regular expressions; in Unicode mode (the
+    strictest: needless escapes are errors) every one must compile too."""
     script = (
         "const s = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));"
         "const bad = []; let n = 0;"
