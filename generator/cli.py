@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from generator import __version__, registration
+from generator import __version__, doctor, registration, update
 from generator.render import RenderError, TargetExistsError, render
 from generator.spec import SpecError, context_for_file, template_dir
 
@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="run the script with az (must be on PATH and signed in)")
     register.add_argument("--admin-consent", action="store_true",
                           help="also grant admin consent (needs a tenant administrator)")
+    update.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 
@@ -90,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "register":
         return _register(args)
+    if args.command == "update":
+        return update.command(args)
+    if args.command == "doctor":
+        return doctor.command(args)
     try:
         context = context_for_file(args.spec)
     except SpecError as exc:
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
+    update.remember(target)  # the merge base of its first update
     print(f"Created {context['project_name']!r} in {target}\n" + next_steps(target))
     return EXIT_OK
 
