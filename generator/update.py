@@ -65,6 +65,7 @@ class Change:
     detail: str = ""
     content: bytes | None = None  # what to write (add, update, merge)
     mode: int | None = None
+    before: str | None = None  # the digest of the file when planned (None: absent)
 
     @property
     def writes(self) -> bool:
@@ -237,8 +238,10 @@ def merge(current: bytes, base: bytes, new: bytes, work: Path) -> tuple[bytes, i
     if any(b"\0" in data for data in (current, base, new)):
         return current, 1  # binary: no line merge
     paths = []
+    folder = work / "merge"
+    folder.mkdir(exist_ok=True)
     for name, data in (("yours", current), ("old", base), ("new", new)):
-        path = work / name
+        path = folder / name
         path.write_bytes(data)
         paths.append(str(path))
     done = subprocess.run(["git", "merge-file", "-p", "--diff3", "-L", "yours", "-L",
@@ -269,9 +272,12 @@ def plan(project: Path, spec: dict[str, Any] | None = None, *, template: Path | 
         modes = {rel: (rendered / rel).stat().st_mode & 0o777 for rel in new_files}
         old_files: dict[str, str] = old["files"]
         current: dict[str, bytes | None] = {}
+        odd: list[str] = []  # a folder or a link where a managed file is
         for rel in sorted(set(old_files) | set(new_files)):
             path = project / rel
-            current[rel] = path.read_bytes() if path.is_file() else None
+            if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+                odd.append(rel)
+            current[rel] = path.read_bytes() if rel not in odd and path.is_file() else None
         # Edited files that the template changed need the old render.
         def edited(rel: str) -> bool:
             data = current[rel]
@@ -284,9 +290,15 @@ def plan(project: Path, spec: dict[str, Any] | None = None, *, template: Path | 
         if needed:
             base, result.base_source = find_base(old, template, base_dir, needed, work)
         for rel in sorted(set(old_files) | set(new_files)):
+            if rel in odd:
+                result.changes.append(Change(rel, "conflict", "not a regular file (a folder or "
+                                             "a link); move it aside, then update again"))
+                continue
             change = _classify(rel, old_files.get(rel), current[rel], new_files.get(rel),
                                base.get(rel), result.base_source, work)
             if change is not None:
+                data = current[rel]
+                change.before = None if data is None else record.digest(data)
                 if change.content is not None:
                     mode = (project / rel).stat().st_mode & 0o777 if change.action == "merge" \
                         else modes.get(rel)
@@ -363,6 +375,8 @@ def apply(plan: Plan) -> None:
                     os.chmod(staged, change.mode)
         for number, change in enumerate(changes):
             target = project / change.path
+            if change.path != record.FILE_NAME and _digest_now(target) != change.before:
+                raise UpdateError(f"{change.path} changed while updating; run the update again")
             kept = stage / f"old{number}" if target.exists() else None
             for parent in reversed(target.relative_to(project).parents):
                 folder = project / parent
@@ -395,6 +409,13 @@ def apply(plan: Plan) -> None:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     remember(project)
+
+
+def _digest_now(path: Path) -> str | None:
+    """The digest of a regular file, None if absent; a folder or link is neither."""
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        return "not a regular file"
+    return record.digest(path.read_bytes()) if path.is_file() else None
 
 
 # ---------------------------------------------------------------------------------- reporting
