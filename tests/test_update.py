@@ -230,8 +230,11 @@ def test_merge_base_sources_are_trusted_only_when_they_match_the_record(
 
     tampered = tmp_path / "tampered"
     shutil.copytree(repo.project_v1, tampered)
-    (tampered / "README.md").write_text("not the old render\n")
-    assert run(repo, project, capsys, "--base", str(tampered))[0] == 1
+    # Not the old render: with the new README as the base, a merge would silently drop the
+    # template's change; its digest differs from the record's, so it is not used.
+    shutil.copy(repo.render_v2 / "README.md", tampered / "README.md")
+    status, out = run(repo, project, capsys, "--base", str(tampered))
+    assert status == 1 and "CONFLICT README.md" in out and tree(project) == before
 
     update.remember(repo.project_v1)  # what `new` does
     status, out = run(repo, project, capsys)
