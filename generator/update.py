@@ -172,7 +172,10 @@ def _render_at_commit(commit: str, template: Path, spec: dict[str, Any],
         return None, f"git failed: {exc}"
     source = work / "source"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(source, filter="data")
+        try:
+            tar.extractall(source, filter="data")
+        except TypeError:  # Python < 3.11.4: no filters; the archive is git's own output
+            tar.extractall(source)
     spec_file = work / "spec.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(source), CACHE_ENV: str(work / "no-cache")}
