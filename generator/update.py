@@ -496,8 +496,9 @@ def command(args: Any) -> int:
     except SpecError as exc:
         for message in exc.messages:
             error(message)
-        print(f"{args.spec}: {len(exc.messages)} problem(s); nothing was written.",
-              file=sys.stderr)
+        source = args.spec or args.project / record.FILE_NAME  # the recorded spec, if no --spec
+        print(f"{source}: {len(exc.messages)} problem(s); nothing was written (give a corrected "
+              "spec with --spec)", file=sys.stderr)
         return 2
     except record.RecordError as exc:
         error(str(exc))

@@ -299,3 +299,16 @@ def test_cruft_create_and_update_keep_working(repo: Repo, tmp_path: Path) -> Non
     status = cli.main(["update", str(project), "--template", str(repo.template), "--check"])
     assert status == 0
     assert json.loads((project / ".cruft.json").read_text())["commit"] == repo.v2
+
+
+def test_a_recorded_spec_the_rules_refuse_is_reported_with_the_fix(
+        repo: Repo, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = record.load(project)
+    saved["spec"]["framework"] = "rails"  # e.g. a choice a newer template no longer offers
+    (project / record.FILE_NAME).write_text(record.dumps(saved))
+    before = tree(project)
+    status, out = run(repo, project, capsys)
+    assert status == 2 and tree(project) == before
+    assert "framework: 'rails'" in out
+    assert f"{project / record.FILE_NAME}: 1 problem(s); nothing was written (give a corrected " \
+           "spec with --spec)" in out
