@@ -170,6 +170,7 @@ def _render_at_commit(commit: str, template: Path, spec: dict[str, Any],
             return None, f"git archive {commit[:12]} failed: {archive.stderr.decode()[:200]}"
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         return None, f"git failed: {exc}"
+    work.mkdir(parents=True, exist_ok=True)
     source = work / "source"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         try:
@@ -203,7 +204,8 @@ def find_base(old: dict[str, Any], template: Path, base_dir: Path | None,
     why: list[str] = []
     sources: list[tuple[str, Callable[[], dict[str, bytes] | None]]] = []
     if base_dir is not None:
-        sources.append((f"--base {base_dir}", lambda: _tree(base_dir)))
+        sources.append((f"--base {base_dir}", lambda: {
+            rel: (base_dir / rel).read_bytes() for rel in needed if (base_dir / rel).is_file()}))
     sources.append(("the cache of renders", lambda: _from_cache(files)))
     commit = old["generator"].get("template_commit")
     if isinstance(commit, str) and commit:
@@ -229,9 +231,15 @@ def find_base(old: dict[str, Any], template: Path, base_dir: Path | None,
     return best[0], best[1] or "; ".join(why) or "no source of the old render"
 
 
-def _render_tree(spec: dict[str, Any], template: Path, work: Path) -> dict[str, bytes]:
+def _render_tree(spec: dict[str, Any], template: Path, work: Path) -> dict[str, bytes] | None:
+    from generator.render import RenderError
+    from generator.spec import SpecError
+
     work.mkdir(parents=True, exist_ok=True)
-    return _tree(render(spec_to_context(spec), work, template))
+    try:
+        return _tree(render(spec_to_context(spec), work, template))
+    except (RenderError, SpecError):
+        return None  # not a base, then; the new render reports its own problems
 
 
 # ------------------------------------------------------------------------------------ merging
@@ -262,6 +270,9 @@ def plan(project: Path, spec: dict[str, Any] | None = None, *, template: Path | 
     RenderError, UpdateError."""
     project = project.resolve()
     template = template or template_dir()
+    if base_dir is not None and not base_dir.is_dir():
+        raise UpdateError(f"--base {base_dir}: not a directory; give the folder of the old "
+                          "render (the project as the old generator rendered it)")
     old = record.load(project)
     new_spec = spec if spec is not None else old["spec"]
     context = spec_to_context(new_spec)
