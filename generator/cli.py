@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from generator import __version__, interactive, registration, schema_cmd
+from generator import __version__, doctor, interactive, registration, schema_cmd, update
 from generator.render import RenderError, TargetExistsError, render
 from generator.spec import SpecError, context_for_file, rules, spec_to_context, template_dir
 
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="run the script with az (must be on PATH and signed in)")
     register.add_argument("--admin-consent", action="store_true",
                           help="also grant admin consent (needs a tenant administrator)")
+    update.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 
@@ -116,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "register":
         return _register(args)
+    if args.command == "update":
+        return update.command(args)
+    if args.command == "doctor":
+        return doctor.command(args)
     if args.command in ("schema", "options"):
         text = schema_cmd.schema_text() if args.command == "schema" else schema_cmd.options_text()
         print(text, end="")
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
+    update.remember(target)  # the merge base of its first update
     print(f"Created {context['project_name']!r} in {target}\n" + next_steps(target))
     return EXIT_OK
 
