@@ -77,6 +77,19 @@ BASE_SPEC: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _render_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """`msal-webapp new` keeps each render in a cache of merge bases (generator/update.py): in a
+    temporary directory during the tests, not the user's ~/.cache."""
+    saved = os.environ.get("MSAL_WEBAPP_CACHE_DIR")
+    os.environ["MSAL_WEBAPP_CACHE_DIR"] = str(tmp_path_factory.mktemp("render-cache"))
+    yield
+    if saved is None:
+        del os.environ["MSAL_WEBAPP_CACHE_DIR"]
+    else:
+        os.environ["MSAL_WEBAPP_CACHE_DIR"] = saved
+
+
 @pytest.fixture
 def spec() -> dict[str, Any]:
     """A fresh copy of a valid spec (examples/app.yaml without its `authorization`)."""
