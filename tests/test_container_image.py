@@ -1,9 +1,14 @@
 """The generated projects' production image (their Dockerfile), built with podman and run.
 
-The container lane, outside the default run (marker `container`, minutes per image): `.ci/run`
+The container lane, outside the default run (marker `container`; a minute or more per image): `.ci/run`
 runs it after the default suite, as root (podman, debootstrap, chroot and mount need it):
 
     python -m pytest -m container -p no:randomly tests/test_container_image.py
+
+The base image and the layers of the locked dependencies stay in podman's store between runs
+(a warm run rebuilds only the app's layers); `podman rmi localhost/msal-webapp-base:bookworm`
+makes the next run build the base afresh with Debian's updates, and `podman image prune`
+drops earlier runs' untagged images (a few MB each).
 
 For each framework with the memory store, and Flask with the sql store on PostgreSQL, a
 project is rendered and its image built from a Debian base made on this machine
@@ -335,7 +340,7 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
                 # The command migrated the container's database of user rows (request.user).
                 done = in_image(mount, ["python", "manage.py", "migrate", "--check"], env)
                 assert done.returncode == 0, done.stdout + done.stderr
-            server_uid = process_uid(server.pid, log)
+            server_uid = process_uid(server.pid)
             assert server_uid not in (None, 0), server_uid
             stop(server)
             output = log.read_text(errors="replace")
@@ -347,7 +352,7 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
     assert "Traceback" not in standin_output, standin_output[-4000:]
 
 
-def process_uid(pid: int, log: Path) -> int | None:
+def process_uid(pid: int) -> int | None:
     """The real uid of the server: the process chroot became (it execs the image's command)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
