@@ -1,7 +1,8 @@
 """The generated projects' production image (their Dockerfile), built with podman and run.
 
-The container lane, outside the default run (marker `container`; a minute or more per image): `.ci/run`
-runs it after the default suite, as root (podman, debootstrap, chroot and mount need it):
+The container lane, outside the default run (marker `container`; a minute or more per image):
+`.ci/run` runs it after the default suite, as root (podman, debootstrap, chroot and mount need
+it):
 
     python -m pytest -m container -p no:randomly tests/test_container_image.py
 
