@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from msal_webapp_rules import lock
+
 from generator import __version__, registration
 from generator.render import RenderError, TargetExistsError, render
 from generator.spec import SpecError, context_for_file, template_dir
@@ -29,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="directory to create the project in (default: .)")
     new.add_argument("--force", action="store_true",
                      help="replace an existing project directory (only after a successful render)")
+    new.add_argument("--no-lock", action="store_true",
+                     help="do not write the locked requirements (requirements.txt and "
+                          f"requirements-dev.txt, compiled by uv from the package index; also "
+                          f"{lock.NO_LOCK_ENV}=1); README.md says how to write them later")
     check = sub.add_parser("validate", help="only validate SPEC")
     check.add_argument("spec", type=Path, metavar="SPEC.yaml")
     register = sub.add_parser(
@@ -120,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
-    print(f"Created {context['project_name']!r} in {target}\n" + next_steps(target))
+    print(f"Created {context['project_name']!r} in {target}")
+    if not (args.no_lock or lock.disabled()):
+        # After the project is complete: a lock that cannot be made (no network, no index)
+        # leaves the project as it is and says how to make it later.
+        problem = lock.write_locks(target, context["cache_backend"])
+        if problem is None:
+            print(f"Locked the dependencies: {lock.RUNTIME}, {lock.DEV}")
+        else:
+            print(f"warning: {problem}", file=sys.stderr)
+    print(next_steps(target))
     return EXIT_OK
 
 
