@@ -88,13 +88,15 @@ def _environment() -> dict[str, str]:
 
 
 def _why(stderr: str) -> str:
-    """uv's error in one line: its first line and the innermost cause."""
+    """uv's error in one line: its first line, the outermost cause (e.g. the URL it could not
+    fetch) and the innermost (e.g. the connection refused)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if not lines:
         return "uv failed without a message"
     first = lines[0].removeprefix("error: ")
     causes = [line.removeprefix("cause: ") for line in lines[1:] if line.startswith("cause:")]
-    text = first + (f" ({causes[-1]})" if causes and causes[-1] not in first else "")
+    shown = list(dict.fromkeys(c for c in causes[:1] + causes[-1:] if c not in first))
+    text = first + (f" ({'; '.join(shown)})" if shown else "")
     return text if len(text) <= 300 else text[:297] + "..."
 
 
