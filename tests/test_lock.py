@@ -95,6 +95,7 @@ def test_the_cookiecutter_hook_says_the_same_without_an_index(
     assert not [p for p in project.iterdir() if "requirements" in p.name]
     (line,) = [x for x in made.stdout.splitlines() if x.startswith("warning:")]
     assert f"127.0.0.1:{port}" in line and line.endswith(lock.command("redis"))
+    assert lock.command("redis") in (project / "README.md").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------ with the package index
