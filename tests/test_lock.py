@@ -167,3 +167,19 @@ def test_the_cookiecutter_hook_writes_the_locks(tmp_path: Path,
     assert {"flask", "gunicorn", "redis", "hiredis", "hatchling"} <= runtime.keys()
     assert {"psycopg", "pymysql"}.isdisjoint(runtime)
     assert {"pytest", "selenium"} <= requirements(project / lock.DEV).keys()
+
+
+@pytest.mark.lock
+def test_one_file_that_cannot_be_compiled_leaves_neither(
+        tmp_path: Path, locking: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """requirements.txt compiles, requirements-dev.txt cannot (a constraint no pytest meets):
+    neither file is written, nor any temporary one, and the line says uv's reason."""
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("pytest<0.1\n", encoding="utf-8")
+    locking.setenv("UV_CONSTRAINT", str(constraints))
+    assert cli.main(["new", str(SQL_SPEC), "-o", str(tmp_path / "out")]) == 0
+    project = tmp_path / "out" / "acme-portal"
+    assert not [p for p in project.iterdir() if "requirements" in p.name]
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: {lock.RUNTIME} and {lock.DEV} not written (")
+    assert "pytest" in line and line.endswith(lock.command("sql"))
