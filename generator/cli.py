@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from msal_webapp_rules import lock
+
 from generator import __version__, doctor, interactive, registration, schema_cmd, update
 from generator.render import RenderError, TargetExistsError, render
 from generator.spec import SpecError, context_for_file, rules, spec_to_context, template_dir
@@ -33,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="directory to create the project in (default: .)")
     new.add_argument("--force", action="store_true",
                      help="replace an existing project directory (only after a successful render)")
+    new.add_argument("--no-lock", action="store_true",
+                     help="do not write the locked requirements (requirements.txt and "
+                          f"requirements-dev.txt, compiled by uv from the package index; also "
+                          f"{lock.NO_LOCK_ENV}=1); README.md says how to write them later")
     check = sub.add_parser("validate", help="only validate SPEC")
     check.add_argument("spec", type=Path, metavar="SPEC.yaml")
     sub.add_parser("schema", help="print the spec's JSON Schema (for editors: complete and "
@@ -169,7 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
     update.remember(target)  # the merge base of its first update
-    print(f"Created {context['project_name']!r} in {target}\n" + next_steps(target))
+    print(f"Created {context['project_name']!r} in {target}")
+    if not (args.no_lock or lock.disabled()):
+        # After the project is complete: a lock that cannot be made (no network, no index)
+        # leaves the project as it is and says how to make it later.
+        problem = lock.write_locks(target, context["cache_backend"])
+        if problem is None:
+            print(f"Locked the dependencies: {lock.RUNTIME}, {lock.DEV}")
+        else:
+            print(f"warning: {problem}", file=sys.stderr)
+    print(next_steps(target))
     return EXIT_OK
 
 

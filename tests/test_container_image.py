@@ -53,6 +53,7 @@ from baking import FRAMEWORKS
 from conftest import BASE_SPEC
 from container_lane import ImageConfig, MountedImage, ensure_base_image, missing_tools, mounted
 from container_lane import podman as podman_run
+from msal_webapp_rules import lock
 
 from generator import cli
 
@@ -81,26 +82,6 @@ class Built:
     secret: str  # the SECRET_KEY of the .env left in the project folder before the build
     stamp: str  # written into the package's __init__.py before the build: this build's code
     build_seconds: float
-
-
-# ------------------------------------------------------------------------------ stopgap
-# STOPGAP until generated projects ship their own hashed requirements.lock: make one as they
-# will (uv pip compile --universal --generate-hashes), with the production server and the build
-# backend the Dockerfile installs from it. Drop this function (and its call) once they do.
-def stopgap_lock(project: Path, framework: str, store: str) -> None:
-    if (project / "requirements.lock").exists():
-        return
-    uv = Path(sys.executable).parent / "uv"
-    extra = project / "stopgap-requirements.in"
-    extra.write_text("hatchling\n" + ("gunicorn>=22\n" if framework != "fastapi" else ""))
-    extras = ["--extra", "postgresql", "--extra", "mysql"] if store == "sql" else []
-    done = subprocess.run(
-        [str(uv if uv.exists() else "uv"), "pip", "compile", "--quiet", "--universal",
-         "--generate-hashes", "--python-version", "3.11", *extras, "-o", "requirements.lock",
-         "pyproject.toml", extra.name],
-        cwd=project, capture_output=True, text=True, timeout=600, check=False)
-    extra.unlink()
-    assert done.returncode == 0, done.stderr
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -144,7 +125,10 @@ def built(request: pytest.FixtureRequest, base_image: str,
     framework, store = request.param
     project = render(framework, store, tmp_path_factory.mktemp(f"{framework}-{store}"))
     package = project.name.replace("-", "_")
-    stopgap_lock(project, framework, store)
+    # The hashed lock the Dockerfile installs from, as `msal-webapp new` writes it (the tests'
+    # renders skip it: tests/conftest.py).
+    problem = lock.write_locks(project, store)
+    assert problem is None, problem
     secret = leave_secrets(project, package)
     stamp = f"# build {secrets.token_hex(8)}\n"
     with (project / package / "__init__.py").open("a") as init:
@@ -420,7 +404,7 @@ def test_the_image_holds_the_app_and_no_build_leftovers(built: Built) -> None:
     package = built.project.name.replace("-", "_")
     with mounted(built.image) as mount:
         root = mount.root
-        for gone in ("src", "wheels", "tmp/requirements.lock", "root/.cache/pip"):
+        for gone in ("src", "wheels", "tmp/requirements.txt", "root/.cache/pip"):
             assert not (root / gone).exists(), f"/{gone} is in the image"
         (init,) = root.glob(f"opt/venv/lib/python3*/site-packages/{package}/__init__.py")
         # This build's code, not a cached layer of an earlier build's.

@@ -71,7 +71,7 @@ def test_the_image_is_built_and_started_as_documented(rendered: dict[str, Path],
     runs = [args for kind, args in steps if kind == "RUN"]
     # The dependencies from the hashed lock only, before any of the app's code is copied.
     lock_install = next(i for i, (kind, args) in enumerate(steps)
-                        if kind == "RUN" and "-r /tmp/requirements.lock" in args)
+                        if kind == "RUN" and "-r /tmp/requirements.txt" in args)
     assert "--require-hashes" in steps[lock_install][1]
     first_code = next(i for i, (kind, args) in enumerate(steps)
                       if kind == "COPY" and "pyproject.toml" in args)
@@ -102,7 +102,7 @@ def test_the_build_context_leaves_secrets_and_local_files_out(rendered: dict[str
                     if line.strip() and not line.startswith("#")]
         assert patterns[0] == "*", "everything is left out, then what the build needs let in"
         allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-        assert allowed >= {"requirements.lock", "pyproject.toml", "contoso_portal"}, framework
+        assert allowed >= {"requirements.txt", "pyproject.toml", "contoso_portal"}, framework
         assert not allowed & {".env", "devprovider.env", ".venv", ".git", "tests", "instance"}
         for secret in ("**/.env", "**/*.env", "**/*.pem", "**/*.key", "**/*.pfx", "**/*.p12"):
             assert secret in patterns, (framework, secret)

@@ -174,7 +174,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     and the dependency locks."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and p.name != ".msal-webapp.json"
-            and not (p.name.startswith("requirements") and p.name.endswith(".lock"))}
+            and p.name not in ("requirements.txt", "requirements-dev.txt")}
 
 
 def test_same_answers_same_project_as_cookiecutter(tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def test_new_records_the_spec_version_commit_and_every_file(tmp_path: Path) -> N
 
 
 def test_lock_files_and_the_record_are_not_template_managed(tmp_path: Path) -> None:
-    (tmp_path / "requirements.lock").write_text("x==1 --hash=sha256:00\n")
+    (tmp_path / "requirements.txt").write_text("x==1 --hash=sha256:00\n")
     (tmp_path / record.FILE_NAME).write_text("{}")
     (tmp_path / "app.py").write_text("print()\n")
     assert list(record.managed_files(tmp_path)) == ["app.py"]

@@ -34,7 +34,7 @@ from msal_webapp_rules.mapping import context_to_spec
 FILE_NAME = ".msal-webapp.json"
 FORMAT = 1
 # Written into a project after rendering (hashed dependency locks), never by the template.
-UNMANAGED = frozenset({FILE_NAME, "requirements.lock", "requirements-dev.lock"})
+UNMANAGED = frozenset({FILE_NAME, "requirements.txt", "requirements-dev.txt"})
 _VERSION_RE = re.compile(r'^__version__\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
 
 
