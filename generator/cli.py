@@ -7,10 +7,13 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
-from generator import __version__, registration
+from msal_webapp_rules import lock
+
+from generator import __version__, doctor, interactive, registration, schema_cmd, update
 from generator.render import RenderError, TargetExistsError, render
-from generator.spec import SpecError, context_for_file, template_dir
+from generator.spec import SpecError, context_for_file, rules, spec_to_context, template_dir
 
 EXIT_OK, EXIT_RENDER, EXIT_SPEC, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,13 +27,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"msal-webapp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     new = sub.add_parser("new", help="validate SPEC and generate the project")
-    new.add_argument("spec", type=Path, metavar="SPEC.yaml")
+    new.add_argument("spec", type=Path, nargs="?", metavar="SPEC.yaml")
+    new.add_argument("-i", "--interactive", action="store_true",
+                     help="instead of SPEC, answer the template's questions (only those that "
+                          "apply; each answer is checked at once)")
     new.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                      help="directory to create the project in (default: .)")
     new.add_argument("--force", action="store_true",
                      help="replace an existing project directory (only after a successful render)")
+    new.add_argument("--no-lock", action="store_true",
+                     help="do not write the locked requirements (requirements.txt and "
+                          f"requirements-dev.txt, compiled by uv from the package index; also "
+                          f"{lock.NO_LOCK_ENV}=1); README.md says how to write them later")
     check = sub.add_parser("validate", help="only validate SPEC")
     check.add_argument("spec", type=Path, metavar="SPEC.yaml")
+    sub.add_parser("schema", help="print the spec's JSON Schema (for editors: complete and "
+                   "check a spec as you type it; docs/spec.schema.json)")
+    sub.add_parser("options", help="list every option of a spec, its values and its default")
     register = sub.add_parser(
         "register", help="print the Azure CLI script that creates the project's app registration "
         "(from its registration.json)")
@@ -71,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         "--work-dir", type=Path, metavar="DIR",
         help="render the projects into DIR and keep them (default: a temporary directory, "
         "removed when every project passed)")
+    update.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 
@@ -117,22 +132,61 @@ def _output_dir_problem(output_dir: Path) -> str | None:
     return None
 
 
+def _interactive_context() -> dict[str, Any] | int:
+    """The context of `new --interactive`'s answers, or the exit code when there is none."""
+    try:
+        answers = interactive.ask(sys.stdin, sys.stdout)
+        return spec_to_context(rules().context_to_spec(answers))
+    except interactive.NoAnswer as exc:
+        _error(f"{exc}; nothing was written")
+    except SpecError as exc:
+        for message in exc.messages:
+            _error(message)
+        print(f"{len(exc.messages)} problem(s); nothing was written.", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        _error("interrupted; nothing was written")
+        return EXIT_INTERRUPTED
+    return EXIT_SPEC
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "register":
         return _register(args)
+    if args.command == "update":
+        return update.command(args)
+    if args.command == "doctor":
+        return doctor.command(args)
     if args.command == "check":
         from generator import check  # imports the runner's modules only when it runs
 
         return check.command(args)
-    try:
-        context = context_for_file(args.spec)
-    except SpecError as exc:
-        for message in exc.messages:
-            _error(message)
-        print(f"{args.spec}: {len(exc.messages)} problem(s); nothing was written.",
-              file=sys.stderr)
-        return EXIT_SPEC
+    if args.command in ("schema", "options"):
+        text = schema_cmd.schema_text() if args.command == "schema" else schema_cmd.options_text()
+        print(text, end="")
+        return EXIT_OK
+    if args.command == "new" and (args.spec is None) == (not args.interactive):
+        parser.error("new: give either SPEC.yaml or --interactive")
+    if args.command == "new" and args.interactive:
+        problem = _output_dir_problem(args.output_dir)  # before the questions, not after
+        if problem:
+            _error(problem)
+            return EXIT_SPEC
+        found = _interactive_context()
+        if isinstance(found, int):
+            return found
+        context = found
+    else:
+        try:
+            context = context_for_file(args.spec)
+        except SpecError as exc:
+            for message in exc.messages:
+                _error(message)
+            print(f"{args.spec}: {len(exc.messages)} problem(s); nothing was written.",
+                  file=sys.stderr)
+            return EXIT_SPEC
     if args.command == "validate":
         print(f"{args.spec}: valid (project {context['project_slug']!r})")
         return EXIT_OK
@@ -155,7 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
-    print(f"Created {context['project_name']!r} in {target}\n" + next_steps(target))
+    update.remember(target)  # the merge base of its first update
+    print(f"Created {context['project_name']!r} in {target}")
+    if not (args.no_lock or lock.disabled()):
+        # After the project is complete: a lock that cannot be made (no network, no index)
+        # leaves the project as it is and says how to make it later.
+        problem = lock.write_locks(target, context["cache_backend"])
+        if problem is None:
+            print(f"Locked the dependencies: {lock.RUNTIME}, {lock.DEV}")
+        else:
+            print(f"warning: {problem}", file=sys.stderr)
+    print(next_steps(target))
     return EXIT_OK
 
 

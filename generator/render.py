@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from msal_webapp_rules import record
 from msal_webapp_rules.hook import write_registration
 from msal_webapp_rules.layout import arrange, discarded
 from msal_webapp_rules.schema import JINJA_MARKERS
@@ -167,6 +168,7 @@ def _generate(context: dict[str, Any], template: Path, out: Path, skip: Unrender
     if problems:
         raise RenderError("arranging the project failed: " + "; ".join(problems))
     write_registration(project, {k: v for k, v in context.items() if not k.startswith("_")})
+    record.write(project, context, template)  # last: it hashes every file above
     return project
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,12 @@ def test_the_workflow_is_least_privilege_pinned_and_has_the_stores_services(
             if action == "actions/checkout":
                 assert step["with"]["persist-credentials"] is False
         commands = [step["run"] for step in job["steps"] if "run" in step]
-        assert commands == ["python -m pip install -e '.[dev]'", "ruff check .", "mypy",
-                            "python -m pytest"]
+        assert commands[1:] == ["ruff check .", "mypy", "python -m pytest"]
+        install = commands[0].splitlines()
+        # The locked requirements only, hash-checked, then the project without dependencies.
+        assert "python -m pip install --require-hashes -r requirements-dev.txt" in install
+        assert "python -m pip install --no-deps --no-build-isolation -e ." in install
+        assert "python -m pip check" in install
 
 
 def test_dependabot_and_pre_commit_cover_what_they_should(
@@ -159,6 +164,24 @@ def venv_over_this_one(folder: Path) -> Path:
     return folder / "bin"
 
 
+def stand_in_lock(project: Path) -> str:
+    """A requirements-dev.txt for this environment: the project's requirements (dependencies,
+    the server and dev extras, the build group) pinned to the versions installed here. pip
+    checks hashes only of what it downloads, and installs nothing here: each hash is a stand-in
+    (the real lock's install from the index is tests/test_lock.py's, in the `lock` lane)."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = data["project"]["optional-dependencies"]
+    texts = [*data["project"]["dependencies"], *extras["server"], *extras["dev"],
+             *data["dependency-groups"]["build"]]
+    names = sorted({Requirement(text).name for text in texts})
+    return "".join(f"{name}=={version(name)} \\\n    --hash=sha256:{'0' * 64}\n"
+                   for name in names)
+
+
 def test_the_workflows_test_job_runs_here_step_by_step(tmp_path: Path) -> None:
     """One project (Flask, memory store): every `run:` step of its test job, as written and in
     the workflow's order, with the job's environment, in a fresh virtual environment (the
@@ -179,6 +202,14 @@ def test_the_workflows_test_job_runs_here_step_by_step(tmp_path: Path) -> None:
     if os.environ.get(REQUIRE_SERVICES):
         env[REQUIRE_SERVICES] = os.environ[REQUIRE_SERVICES]
     env.pop("VIRTUAL_ENV", None)
+    install = next(step for step in job["steps"] if step.get("name") == "Install")
+    missing = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                              install["run"]], cwd=project, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert missing.stdout.startswith("::error file=requirements-dev.txt::"), missing.stdout
+    assert "README.md's command" in missing.stdout
+    (project / "requirements-dev.txt").write_text(stand_in_lock(project), encoding="utf-8")
     ran, skipped = [], []
     for step in job["steps"]:
         name = step.get("name") or step.get("uses") or step["run"]

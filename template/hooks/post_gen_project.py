@@ -46,6 +46,18 @@ if __name__ == "__main__":
         from msal_webapp_rules.hook import write_registration
 
         write_registration(Path.cwd(), json.loads(CONTEXT_JSON))
+        from msal_webapp_rules import lock
+
+        if not lock.disabled():
+            # The project is complete either way: without the index, one line says how to
+            # write the locked requirements later.
+            problem = lock.write_locks(Path.cwd(), BACKEND)
+            print(f"warning: {problem}" if problem else
+                  f"Locked the dependencies: {lock.RUNTIME}, {lock.DEV}")
+
+        from msal_webapp_rules import record  # last: it hashes every file of the project
+
+        record.write(Path.cwd(), json.loads(CONTEXT_JSON), Path(template_dir()))
     for message in problems:
         print(f"ERROR: {message}")
     sys.exit(1 if problems else 0)

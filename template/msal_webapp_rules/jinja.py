@@ -13,12 +13,15 @@ name it, absolutely, at the moment the hook is rendered.
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from jinja2 import Environment
 from jinja2.ext import Extension
 
 from msal_webapp_rules.authorities import context_urls
+from msal_webapp_rules.mapping import context_problems
 from msal_webapp_rules.schema import GRAPH_ROOTS, default_graph_base_url, env_file_problem
 
 GLOBAL_NAME = "msal_webapp_template_dir"
@@ -43,6 +46,47 @@ class TemplateDirectory(Extension):
         environment.filters["authority_urls"] = context_urls
         # Graph's roots by sign-in host, for core/settings.py (one table for rules and app).
         environment.globals["graph_roots_by_host"] = GRAPH_ROOTS
+        environment.globals[CHECK_NAME] = check_answers
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        """The project folder's name (the first thing cookiecutter renders once every answer
+        is in, before it makes any folder) checks the answers first."""
+        if source == PROJECT_FOLDER:
+            return OPEN + f" {CHECK_NAME}(cookiecutter) " + CLOSE + source
+        return source
+
+
+# Cookiecutter makes the project's folder (and a missing -o folder) before it runs the
+# pre-generation hook; on a refusal it logs its own traceback and leaves that -o folder behind.
+# So the answers are checked while the folder's name is rendered, in cookiecutter's process:
+# a refusal prints the hook's messages and stops cookiecutter, before anything is made, with
+# the exception it reports in one line. The hook checks again, with the same rules. Jinja
+# delimiters are spelled out: this package's files hold none.
+OPEN, CLOSE = "{" + "{", "}" + "}"
+PROJECT_FOLDER = OPEN + "cookiecutter.project_slug" + CLOSE
+CHECK_NAME = "msal_webapp_check_answers"
+
+
+def check_answers(answers: Any) -> str:
+    """Return "" for answers the rules accept; else print the problems and raise."""
+    if isinstance(answers, dict):
+        refuse(answers)
+    return ""
+
+
+def refuse(answers: dict[str, Any]) -> None:
+    """Print the rules' problems with cookiecutter's answers as the hook does, and raise
+    cookiecutter's FailedHookException if there are any."""
+    # As the hook reads them: through JSON, keys sorted (the same messages, in the same order).
+    context = json.loads(json.dumps(answers, sort_keys=True, default=str))
+    problems = context_problems(context)
+    if not problems:
+        return
+    from cookiecutter.exceptions import FailedHookException
+
+    for message in problems:
+        print(f"ERROR: {message}", flush=True)
+    raise FailedHookException(f"{len(problems)} answer(s) refused; nothing was generated")
 
 
 def env_quoted(value: object) -> str:

@@ -43,6 +43,7 @@ from cryptography.x509.oid import NameOID
 
 from devprovider import GRAPH_RESOURCE, StandIn, TestUser, registration
 from devprovider.b2c import PASSWORD_RESET, PROFILE_EDIT, SIGN_UP_SIGN_IN
+from devprovider.model import SIGN_IN_AUDIENCES as MODELLED_AUDIENCES
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.core.settings import AppDefaults
@@ -332,7 +333,14 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
                                 optional_claims=(reg.optional_claims if optional_claims is None
                                                  else optional_claims),
                                 group_membership_claims=reg.group_membership_claims,
-                                front_channel_logout_url=reg.front_channel_logout_url)
+                                front_channel_logout_url=reg.front_channel_logout_url,
+                                # Who may sign in: a single-tenant registration refuses other
+                                # tenants' accounts and the organizations/common authorities.
+                                # Personal Microsoft accounts are not modelled: such a
+                                # registration is taken as multi-tenant here.
+                                sign_in_audience=(reg.sign_in_audience
+                                                  if reg.sign_in_audience in MODELLED_AUDIENCES
+                                                  else "AzureADMultipleOrgs"))
     else:
         # The sign-out target (the app's home page) must be a redirect URI too: providers check
         # post_logout_redirect_uri against the redirect URIs.
@@ -348,9 +356,16 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     set_up_authorization(standin, getattr(defaults, "authorization", None) or {})
     if description is not None:
         # Entra's `roles` claim carries only app roles the registration defines.
-        defined = set(registration.client_registration(description, app_url).app_roles)
+        reg = registration.client_registration(description, app_url)
+        defined = set(reg.app_roles)
         for name, user in list(standin.users.items()):
             standin.update_user(name, roles=[r for r in user.roles if r in defined])
+            # Tenant-wide admin consent (`msal-webapp register --admin-consent`) to the
+            # permissions only an administrator may grant: no user is asked for them. Any other
+            # scope the app asks for is consented to by the user on the sign-in page (Entra's
+            # dynamic consent), as before.
+            if reg.admin_consented_scopes:
+                standin.grant_consent(name, DEV_CLIENT_ID, list(reg.admin_consented_scopes))
     env = {
         **provider_environment(standin, defaults),
         "INSTANCE_DISCOVERY": "false",

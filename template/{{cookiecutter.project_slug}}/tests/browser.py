@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import http.client
 import http.cookiejar
 import ipaddress
 import itertools
@@ -51,6 +52,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 PROFILES = ("chromium", "firefox", "safari")
 MAX_REDIRECTS = 20  # Chromium and Firefox give up after 20
@@ -579,6 +581,16 @@ class _OneTlsContext(requests.adapters.HTTPAdapter):
         super().close()
 
 
+def _closed_before_answering(exc: requests.ConnectionError) -> bool:
+    """The connection was closed or reset before any answer came (not refused, not a
+    timeout): what a server's closing of an idle kept-alive connection looks like."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, urllib3.exceptions.ProtocolError) and len(cause.args) > 1:
+        cause = cause.args[1]
+    return isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError,
+                              BrokenPipeError))
+
+
 def _adapters(session: requests.Session) -> Iterator[requests.adapters.BaseAdapter]:
     for adapter in session.adapters.values():
         yield adapter
@@ -674,8 +686,17 @@ class Browser:
                 crossed = any(_origin(u) != _origin(ctx.url) for u in ctx.chain)
                 origin = ctx.initiator if ctx.initiator is not None else ctx.url
                 hop_headers["Origin"] = "null" if crossed else _origin(origin)
-            resp = self.session.request(ctx.method, ctx.url, headers=hop_headers,
-                                        allow_redirects=False, **kwargs)
+            try:
+                resp = self.session.request(ctx.method, ctx.url, headers=hop_headers,
+                                            allow_redirects=False, **kwargs)
+            except requests.ConnectionError as exc:
+                if not _closed_before_answering(exc):
+                    raise
+                # As browsers do (Chromium's HttpNetworkTransaction::ShouldResendRequest): a
+                # kept-alive connection that the server closed when its keep-alive ran out,
+                # as this request went out, is tried once more on a new connection.
+                resp = self.session.request(ctx.method, ctx.url, headers=hop_headers,
+                                            allow_redirects=False, **kwargs)
             self.session.cookies.clear()
             for header in resp.raw.headers.getlist("Set-Cookie"):
                 self.cookies.store(header, ctx)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterable, Iterator
@@ -418,3 +419,52 @@ def test_form_action_is_enforced_on_the_target_and_on_redirects(origins: Origins
 def test_profiles_are_checked() -> None:
     with pytest.raises(ValueError):
         Browser(profile="netscape")
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one() -> None:
+    """The server answers the first request with keep-alive, then closes that connection as
+    the second request arrives on it (its keep-alive ran out): the browser sends the request
+    again on a new connection, once, as browsers do. A server that closes every connection
+    without answering still fails."""
+    for answers_again in (True, False):
+        connections = 0
+        done = threading.Event()
+
+        def serve(listener: socket.socket, done: threading.Event = done,
+                  answers_again: bool = answers_again) -> None:
+            nonlocal connections
+            listener.settimeout(0.1)
+            while not done.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    connections += 1
+                    conn.recv(65536)
+                    if connections > 1 and not answers_again:
+                        continue  # closed without an answer
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                 b"Connection: keep-alive\r\n\r\nok")
+                    if connections == 1:
+                        conn.recv(65536)  # the next request, on this connection: closed
+
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+            thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+            thread.start()
+            browser = Browser()
+            try:
+                assert browser.get(url + "/", timeout=10).text == "ok"
+                if answers_again:
+                    assert browser.get(url + "/again", timeout=10).text == "ok"
+                else:
+                    with pytest.raises(requests.ConnectionError):
+                        browser.get(url + "/again", timeout=10)
+            finally:
+                browser.close()
+                done.set()
+                thread.join(timeout=10)
+        assert connections == 2, "the first connection, then one new one for the retry"

@@ -182,6 +182,12 @@ class Pair:
             # graceful_timeout: "Worker (pid:...) was sent SIGKILL!".
             assert "was sent SIGKILL" not in output, f"instance {name}:\n{output}"
 
+    def shown(self, page: requests.Response) -> str:
+        """An unexpected page, for a failure message: its status and text, and what the
+        servers wrote."""
+        return (f"HTTP {page.status_code} at {page.url}:\n{page.text[:3000]}\n"
+                f"instance a:\n{self.a.output()[-3000:]}\ninstance b:\n{self.b.output()[-3000:]}")
+
     def account(self, user: TestUser) -> str:
         return account_id(self.standin, self.settings, user)
 
@@ -302,12 +308,12 @@ def test_a_sign_in_through_one_instance_serves_the_other_until_signed_out_throug
     path = pair.api_page()
     browser = pair.browser()
     page = visit(a, browser, path, ALICE)  # signed in through A, at the API page
-    assert page.status_code == 200 and ALICE.oid in page.text
+    assert page.status_code == 200 and ALICE.oid in page.text, pair.shown(page)
 
     # B serves it: no sign-in, and the access token A got, from the shared store (the only
     # grant is the code redeemed through A).
     page = browser.get(b.url(path))
-    assert page.status_code == 200 and ALICE.oid in page.text
+    assert page.status_code == 200 and ALICE.oid in page.text, pair.shown(page)
     assert page.url == b.url(path) and pair.standin.authorize_calls == 1
     assert dict(pair.standin.token_grants) == {"authorization_code": 1}
     through_a, through_b = pair.standin.api_calls

@@ -7,15 +7,20 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
-from devprovider import StandIn, registration
+from devprovider import GRAPH_RESOURCE, StandIn, TestUser, registration
 from devprovider.__main__ import DEV_CLIENT_ID, start_dev_environment
 from tests.devprovider_fixtures import authorize_url, make_http_session, pkce_pair
 
 APP_URL = "http://localhost:5999"
 ORIGINAL = registration.load()
+# An account of another tenant (not a guest of the stand-in's).
+NORTHWIND = "a0e7b000-0000-4000-8000-0000000a0e7b"
+NINA = TestUser("nina@northwind.test", "Nina North", "a1aa0000-0000-4000-8000-00000000a1aa")
 
 pytestmark = pytest.mark.skipif(
     ORIGINAL is None, reason="a generic OpenID Connect provider: no registration.json")
@@ -117,3 +122,82 @@ def test_only_the_file_s_app_roles_reach_the_users(
     description["app_roles"] = []
     standin, _ = dev_with(description)
     assert standin.users["alice@contoso.test"].roles == ()
+
+
+def _authorize(standin: StandIn, env: dict[str, str], authority: str,
+               username: str | None = None) -> requests.Response:
+    """GET the sign-in page at ``authority`` (the answer comes back in the query), or, with
+    ``username``, sign in there as that account (the page's form)."""
+    _, challenge = pkce_pair()
+    url = authorize_url(standin, client_id=DEV_CLIENT_ID, redirect_uri=env["REDIRECT_URI"],
+                        challenge=challenge, authority=authority, response_mode="query")
+    with make_http_session(env["CA_BUNDLE"]) as session:
+        if username is None:
+            return session.get(url, allow_redirects=False)
+        return session.post(url, data={"username": username, "action": "accept"},
+                            allow_redirects=False)
+
+
+def _answer(response: requests.Response) -> dict[str, str]:
+    """The authorization answer the provider redirects the browser to the app with."""
+    assert response.status_code == 302, (response.status_code, response.text[:500])
+    return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+
+
+def test_the_sign_in_audience_follows_the_file(
+        dev_with: Callable[[dict[str, Any]], tuple[StandIn, dict[str, str]]]) -> None:
+    """Entra's answers from the file's sign_in_audience. Multi-tenant: another tenant's account
+    signs in at `organizations`. Single-tenant (AzureADMyOrg): `organizations` is refused
+    with AADSTS50194, sent back to the app, and at the app's own tenant the other tenant's
+    account is stopped on the provider's page with AADSTS50020."""
+    for audience in ("AzureADMultipleOrgs", "AzureADMyOrg"):
+        description = _copy()
+        description["sign_in_audience"] = audience
+        standin, env = dev_with(description)
+        if "/b2c_" in env["AUTHORITY"].lower():
+            pytest.skip("Azure AD B2C: user flows decide who signs in, not signInAudience")
+        assert standin._clients[DEV_CLIENT_ID].sign_in_audience == audience
+        standin.add_tenant(NORTHWIND, "northwind.test", [NINA])
+        generic = f"{standin.base_url}/organizations"
+        own = f"{standin.base_url}/{standin.tenant_id}"
+        if audience == "AzureADMultipleOrgs":
+            assert _authorize(standin, env, generic).status_code == 200  # the sign-in page
+            assert "code" in _answer(_authorize(standin, env, generic, NINA.username))
+        else:
+            refused = _answer(_authorize(standin, env, generic))
+            assert refused["error"] == "invalid_request"
+            assert refused["error_description"].startswith("AADSTS50194:"), refused
+            assert _authorize(standin, env, own).status_code == 200
+            stopped = _authorize(standin, env, own, NINA.username)
+            assert stopped.status_code == 400 and "AADSTS50020" in stopped.text
+
+
+def test_an_unknown_sign_in_audience_is_named(
+        dev_with: Callable[[dict[str, Any]], tuple[StandIn, dict[str, str]]]) -> None:
+    description = _copy()
+    description["sign_in_audience"] = "AzureADMyOrgs"
+    with pytest.raises(ValueError, match="sign_in_audience 'AzureADMyOrgs' is not one of"):
+        dev_with(description)
+
+
+def test_admin_consent_follows_the_file(
+        dev_with: Callable[[dict[str, Any]], tuple[StandIn, dict[str, str]]]) -> None:
+    """The delegated permissions the file marks "admin_consent": "required" are consented for
+    every user of the tenant (what `msal-webapp register --admin-consent` grants); the others
+    wait for each user's consent on the sign-in page."""
+    description = _copy()
+    description["api_permissions"] = [
+        a for a in description.get("api_permissions", []) if a.get("api") != "graph"]
+    description["api_permissions"].append({
+        "api": "graph", "resource": registration.GRAPH_APP_ID, "type": "delegated",
+        "permissions": [{"value": "User.Read.All", "admin_consent": "required"},
+                        {"value": "User.Read", "admin_consent": "not required"}]})
+    standin, _ = dev_with(description)
+    assert standin.users  # every test user, whatever the app's roles
+    for username in standin.users:
+        assert standin._consented(username, DEV_CLIENT_ID, GRAPH_RESOURCE) == {"User.Read.All"}
+
+    description["api_permissions"][-1]["permissions"][0]["admin_consent"] = "not required"
+    standin, _ = dev_with(description)
+    for username in standin.users:
+        assert standin._consented(username, DEV_CLIENT_ID, GRAPH_RESOURCE) == set()
