@@ -11,7 +11,8 @@ The base image and the layers of the locked dependencies stay in podman's store 
 makes the next run build the base afresh with Debian's updates, and `podman image prune`
 drops earlier runs' untagged images (a few MB each).
 
-For each framework with the memory store, and Flask with the sql store on PostgreSQL, a
+For each framework with the memory store, Flask with the sql store on PostgreSQL, Django with
+Redis and FastAPI with the filesystem store (every framework and store at least once), a
 project is rendered and its image built from a Debian base made on this machine
 (tests/container_lane.py; kept by podman, made again when missing). The sql store is the second
 one because it is the store whose image needs the most beyond the app: a compiled database
@@ -59,7 +60,12 @@ from generator import cli
 
 pytestmark = pytest.mark.container
 
-CASES = [*((framework, "memory") for framework in FRAMEWORKS), ("flask", "sql")]
+# Every framework and every store at least once: each framework with the memory store, and each
+# other store with one framework (the image differs by store only in its locked drivers and the
+# settings it is given).
+CASES = [*((framework, "memory") for framework in FRAMEWORKS), ("flask", "sql"),
+         ("django", "redis"), ("fastapi", "filesystem")]
+REDIS_URL = os.environ.get("MSAL_WEBAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("MSAL_WEBAPP_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 USERNAME, USER_NAME = "alice@contoso.test", "Alice Smith"  # devprovider's first test user
@@ -290,6 +296,7 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
     server = None
     schema = PostgresSchema()
     database = schema if built.store == "sql" else contextlib.nullcontext()
+    redis_prefix = f"container-lane-{secrets.token_hex(4)}"
     try:
         with mounted(built.image) as mount, database:
             settings = standin.settings()
@@ -304,6 +311,10 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
                 done = in_image(mount, ["python", "-m", f"{package}.core.stores.sql", "upgrade"],
                                 env)
                 assert done.returncode == 0, done.stdout + done.stderr
+            if built.store == "redis":
+                # Keys of this run only, removed below.
+                env["TOKEN_CACHE_REDIS_URL"] = REDIS_URL
+                env["TOKEN_CACHE_PREFIX"] = redis_prefix
             health = in_image(mount, mount.config.health_command(), env, timeout=30)
             assert health.returncode != 0, "the health check passes with no server running"
             log = tmp_path / "server.log"
@@ -334,7 +345,21 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
         if server is not None:
             stop(server, signal.SIGKILL)
         standin_output = standin.stop()
+        if built.store == "redis":
+            drop_redis_keys(redis_prefix)
     assert "Traceback" not in standin_output, standin_output[-4000:]
+
+
+def drop_redis_keys(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def process_uid(pid: int) -> int | None:
