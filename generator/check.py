@@ -154,7 +154,7 @@ def render_spec(spec_file: Path, out: Path, check: Check) -> int:
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            code = cli.main(["new", str(spec_file), "-o", str(out)])
+            code = cli.main(["new", str(spec_file), "-o", str(out), "--throwaway"])
     finally:
         check.timings["msal-webapp new"] = time.perf_counter() - started
         check.cpu["msal-webapp new"] = time.process_time() + children_cpu() - cpu

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="do not write the locked requirements (requirements.txt and "
                           f"requirements-dev.txt, compiled by uv from the package index; also "
                           f"{lock.NO_LOCK_ENV}=1); README.md says how to write them later")
+    # `msal-webapp check`'s renders: throwaway projects, neither locked nor kept as the merge
+    # base of a later `update` (they would push real projects' bases out of its cache).
+    new.add_argument("--throwaway", action="store_true", help=argparse.SUPPRESS)
     check = sub.add_parser("validate", help="only validate SPEC")
     check.add_argument("spec", type=Path, metavar="SPEC.yaml")
     sub.add_parser("schema", help="print the spec's JSON Schema (for editors: complete and "
@@ -209,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"cannot write the project: {exc}")
         return EXIT_RENDER
-    update.remember(target)  # the merge base of its first update
+    throwaway = args.command == "new" and args.throwaway
+    if not throwaway:
+        update.remember(target)  # the merge base of its first update
     print(f"Created {context['project_name']!r} in {target}")
-    if not (args.no_lock or lock.disabled()):
+    if not (throwaway or args.no_lock or lock.disabled()):
         # After the project is complete: a lock that cannot be made (no network, no index)
         # leaves the project as it is and says how to make it later.
         problem = lock.write_locks(target, context["cache_backend"])

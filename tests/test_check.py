@@ -61,8 +61,11 @@ def junit_cases(path: Path) -> tuple[ET.Element, list[ET.Element]]:
 
 
 def test_a_spec_is_rendered_linted_type_checked_and_tested(
-        tmp_path: Path, work_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, work_dir: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     spec = write_spec(tmp_path, "small", SMALL)
+    renders = tmp_path / "render-cache"
+    monkeypatch.setenv("MSAL_WEBAPP_CACHE_DIR", str(renders))
     junit = tmp_path / "report" / "check.xml"
     code = cli.main(["check", str(spec), f"--pytest-args={SUITE_PART}", "--junit", str(junit),
                      "--work-dir", str(work_dir)])
@@ -87,6 +90,9 @@ def test_a_spec_is_rendered_linted_type_checked_and_tested(
     assert suite.get("failures") == "0" and case.get("name") == "small"
     assert case.find("failure") is None
     assert "mypy: " in (case.findtext("system-out") or "")
+    # A throwaway render: not kept as a merge base for `update` (the cache keeps the newest
+    # 50, which would then be check's renders rather than the user's projects).
+    assert not list(renders.rglob("*.tar.gz"))
 
 
 def test_a_failing_test_fails_the_check_naming_it(
