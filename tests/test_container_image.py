@@ -11,15 +11,12 @@ The base image and the layers of the locked dependencies stay in podman's store 
 makes the next run build the base afresh with Debian's updates, and `podman image prune`
 drops earlier runs' untagged images (a few MB each).
 
-For each framework with the memory store, Flask with the sql store on PostgreSQL, Django with
-Redis and FastAPI with the filesystem store (every framework and store at least once), a
-project is rendered and its image built from a Debian base made on this machine
-(tests/container_lane.py; kept by podman, made again when missing). The sql store is the second
-one because it is the store whose image needs the most beyond the app: a compiled database
-driver from the lock file's extras, the store's `upgrade` command run from the image before
-the app starts, and gunicorn's several worker processes (the memory store runs one). Redis's
-client is pure Python with an optional compiled parser, and the filesystem store runs the
-memory store's code path in the image plus a folder the image already makes writable.
+For every framework with every store (memory, filesystem, Redis, SQL on PostgreSQL), a project
+is rendered, its hashed lock written as `msal-webapp new` writes it, and its image built from a
+Debian base made on this machine (tests/container_lane.py; kept by podman, made again when
+missing). The stores' images differ in their locked drivers (psycopg's compiled wheel, redis),
+the settings they are given, the SQL store's `upgrade` run from the image before the app starts,
+and gunicorn's worker count (one process for memory, several otherwise).
 
 Each image then serves a sign-in: the project's local stand-in (`python -m devprovider
 --provider-only`) runs on this machine, the image's command runs inside the image's file system
@@ -55,16 +52,14 @@ from conftest import BASE_SPEC
 from container_lane import ImageConfig, MountedImage, ensure_base_image, missing_tools, mounted
 from container_lane import podman as podman_run
 from msal_webapp_rules import lock
+from test_ci_files import STORES
 
 from generator import cli
 
 pytestmark = pytest.mark.container
 
-# Every framework and every store at least once: each framework with the memory store, and each
-# other store with one framework (the image differs by store only in its locked drivers and the
-# settings it is given).
-CASES = [*((framework, "memory") for framework in FRAMEWORKS), ("flask", "sql"),
-         ("django", "redis"), ("fastapi", "filesystem")]
+# Every framework with every store.
+CASES = [(framework, store) for framework in FRAMEWORKS for store in STORES]
 REDIS_URL = os.environ.get("MSAL_WEBAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("MSAL_WEBAPP_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")

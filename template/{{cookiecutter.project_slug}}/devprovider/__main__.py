@@ -22,10 +22,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+{% if cookiecutter.framework == "django" %}
+import errno
+{% endif %}
 import os
 import secrets
 import shlex
 import signal
+{% if cookiecutter.framework == "django" %}
+import sys
+{% endif %}
 import tempfile
 import time
 import uuid
@@ -491,14 +497,25 @@ def main(argv: list[str] | None = None) -> None:
             create_app(env).run(host=args.host, port=args.port)
 {% elif cookiecutter.framework == "django" %}
             from django.core.management import call_command
-            from django.core.servers.basehttp import run
+            from django.core.servers.basehttp import WSGIServer, run
+
+            class DevServer(WSGIServer):
+                """Django's development server, quiet about the connection Ctrl+C closed: a
+                SIGINT that lands while a new connection is handed to its thread makes
+                socketserver close it (the bare `except:` around process_request) under that
+                thread, whose read then fails with EBADF."""
+
+                def handle_error(self, request: Any, client_address: Any) -> None:
+                    error = sys.exc_info()[1]
+                    if not (isinstance(error, OSError) and error.errno == errno.EBADF):
+                        super().handle_error(request, client_address)
 
             from {{ cookiecutter.package_name }}.web.services import create_app
 
             # The first app of the process gives Django its settings (SECRET_KEY, the hosts).
             app = create_app({**env, "ALLOWED_HOSTS": args.host})
             call_command("migrate", interactive=False, verbosity=0)  # db.sqlite3: user rows
-            run(args.host, args.port, app, ipv6=False, threading=True)
+            run(args.host, args.port, app, ipv6=False, threading=True, server_cls=DevServer)
 {% elif cookiecutter.framework == "fastapi" %}
             import uvicorn
 
