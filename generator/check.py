@@ -46,6 +46,7 @@ from typing import Any, TextIO
 
 import yaml
 from filelock import FileLock
+from msal_webapp_rules import record
 
 from generator import pairwise
 from generator import spec as gspec
@@ -618,22 +619,44 @@ def _missing_tools() -> list[str]:
     return [tool for tool in ("ruff", "mypy", "pytest") if find_spec(tool) is None]
 
 
+def recorded_source(given: Path) -> tuple[Path, Path | None]:
+    """``given`` as a spec file, and the generated project whose recorded spec it is (a
+    project's directory or its record, `.msal-webapp.json`), else None: a generated project's
+    CI checks the current template with its own spec."""
+    if given.is_dir() and (given / record.FILE_NAME).is_file():
+        return given / record.FILE_NAME, given
+    if given.name == record.FILE_NAME:
+        return given, given.parent
+    return given, None
+
+
 def plan(specs: Sequence[Path], matrix: str, axes: Sequence[str]
          ) -> tuple[list[Combination], list[Check]]:
     """The combinations of every spec, and a failed Check per spec the rules refuse."""
     todo: list[Combination] = []
     refused: list[Check] = []
-    for source in specs:
+    for given in specs:
+        source, project = recorded_source(given)
         try:
-            spec = gspec.load_spec(source)
+            if project is None:
+                spec = gspec.load_spec(source)
+            else:
+                spec = record.load(project)["spec"]
             gspec.spec_to_context(spec)
-        except gspec.SpecError as exc:
-            check = Check(source.stem, source)
-            for message in exc.messages:
+        except (gspec.SpecError, record.RecordError) as exc:
+            check = Check(project.name if project else source.stem, source)
+            for message in getattr(exc, "messages", None) or [str(exc)]:
                 check.fail("spec", f"spec: {message}")
             refused.append(check)
             continue
-        todo += combinations(source, spec, matrix, axes)
+        found = combinations(source, spec, matrix, axes)
+        if project is not None:
+            # The spec is the record's, not the file's text: each is written out to render,
+            # named after the project.
+            found = [dataclasses.replace(
+                c, name=project.name + c.name.removeprefix(source.stem),
+                spec=c.spec if c.spec is not None else spec) for c in found]
+        todo += found
     # Names unique in the run (two specs may share a file name).
     seen: dict[str, int] = {}
     for i, combination in enumerate(todo):

@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         "cache store and credential kind), then run ruff, mypy and the project's own test "
         "suite on each, with this interpreter's environment (or --venv). Exit 0 if every "
         "project passed, 1 if one failed or a spec was refused.")
-    check_command.add_argument("specs", type=Path, nargs="+", metavar="SPEC.yaml")
+    check_command.add_argument(
+        "specs", type=Path, nargs="+", metavar="SPEC.yaml",
+        help="spec files, or generated projects (their recorded spec, .msal-webapp.json)")
     check_command.add_argument(
         "--matrix", choices=("none", "pairwise", "full"), default="none",
         help="none: the specs as given (default); pairwise: also other values of the --vary "

@@ -4,6 +4,7 @@ spec; a failing suite and a refused spec; the JUnit report; the matrices, withou
 from __future__ import annotations
 
 import io
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,22 @@ def test_the_progress_display_rewrites_one_line_on_a_terminal() -> None:
     display.step("b", "ruff")
     display.done(check.Check("b", Path("b.yaml"), problems=["ruff: E501"], failed=["ruff"]))
     assert plain.getvalue() == "[0/1] b: ruff\n[1/1] b: FAILED (ruff) in 0.0 s\n"
+
+
+def test_a_generated_project_is_checked_with_its_recorded_spec(tmp_path: Path) -> None:
+    """A project's directory or its `.msal-webapp.json` as SPEC: the record's spec, under the
+    project's name (a generated project's CI checks the current template with it); a record
+    that cannot be read refuses the run naming it."""
+    assert cli.main(["new", str(write_spec(tmp_path, "small", SMALL)),
+                     "-o", str(tmp_path / "out")]) == 0
+    (project,) = (tmp_path / "out").iterdir()
+    recorded = json.loads((project / ".msal-webapp.json").read_text(encoding="utf-8"))["spec"]
+    for given in (project, project / ".msal-webapp.json"):
+        (only,), refused = check.plan([given], "none", check.AXES)
+        assert not refused and only.name == project.name and only.spec == recorded
+    todo, refused = check.plan([project], "pairwise", check.AXES)
+    assert not refused and len(todo) > 1
+    assert todo[0].spec == recorded and all(c.name.startswith(project.name) for c in todo)
+    (project / ".msal-webapp.json").write_text("{}", encoding="utf-8")
+    todo, (bad,) = check.plan([project], "none", check.AXES)
+    assert not todo and bad.failed == ["spec"] and ".msal-webapp.json" in bad.problems[0]
