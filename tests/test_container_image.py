@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import os
 import re
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -145,32 +145,8 @@ def built(request: pytest.FixtureRequest, base_image: str,
 
 
 # ------------------------------------------------------------------------------ helpers
-def free_port() -> int:
-    """A port free now, below the ephemeral range (the stand-in's port-0 listeners)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in secrets.SystemRandom().sample(range(max(1024, low - 12000), low), 100):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port")
-
-
-def wait_for_port(port: int, process: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"exited with {process.returncode} before listening on "
-                                 f"{port}:\n{log.read_text(errors='replace')[-4000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            assert time.monotonic() < deadline, (f"nothing on {port} after {START_SECONDS} s:\n"
-                                                 + log.read_text(errors="replace")[-4000:])
-            time.sleep(0.3)
+def tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]
 
 
 def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
@@ -201,10 +177,12 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def load_browser(project: Path) -> ModuleType:
-    """The project's scripted browser (tests/browser.py: requests and the standard library)."""
-    spec = importlib.util.spec_from_file_location(f"browser_{project.parent.parent.name}",
-                                                  project / "tests" / "browser.py")
+@functools.cache
+def project_module(project: Path, name: str) -> ModuleType:
+    """A helper module of the project's own tests (tests/NAME.py, standard library and the
+    generator's environment only: browser, servers): the same code as its suite uses."""
+    spec = importlib.util.spec_from_file_location(f"{name}_{project.parent.parent.name}",
+                                                  project / "tests" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -218,7 +196,8 @@ class StandIn:
     def __init__(self, project: Path, folder: Path, app_port: int) -> None:
         self.env_file = folder / "devprovider.env"
         self.log = folder / "devprovider.log"
-        provider_port, pages_port = free_port(), free_port()
+        servers = project_module(project, "servers")
+        provider_port, pages_port = servers.free_port(), servers.free_port()
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "devprovider", "--provider-only", "--port", str(app_port),
@@ -228,8 +207,8 @@ class StandIn:
                 start_new_session=True,
                 env={**os.environ, "PYTHONPATH": str(project), "TMPDIR": str(folder),
                      "PYTHONUNBUFFERED": "1"})
-        wait_for_port(provider_port, self.process, self.log)
-        wait_for_port(pages_port, self.process, self.log)
+        for port in (provider_port, pages_port):
+            servers.wait_for_port(port, self.process, lambda: tail(self.log), START_SECONDS)
         deadline = time.monotonic() + START_SECONDS
         while not self.env_file.exists():
             assert time.monotonic() < deadline, "the stand-in wrote no settings file"
@@ -286,7 +265,8 @@ def in_image(mount: MountedImage, argv: list[str], env: dict[str, str],
 def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path) -> None:
     """The image's command (podman inspect) as the image's user, against the stand-in: a
     sign-in through it, and its health check red before it listens, green after."""
-    app_port = free_port()
+    servers = project_module(built.project, "servers")
+    app_port = servers.free_port()
     standin = StandIn(built.project, tmp_path, app_port)
     server = None
     schema = PostgresSchema()
@@ -317,8 +297,8 @@ def test_a_user_signs_in_through_the_images_server(built: Built, tmp_path: Path)
                 server = subprocess.Popen(
                     mount.command([*mount.config.entrypoint, *mount.config.cmd], env),
                     stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            wait_for_port(app_port, server, log)
-            browser = load_browser(built.project).Browser(verify=ca_file)
+            servers.wait_for_port(app_port, server, lambda: tail(log), START_SECONDS)
+            browser = project_module(built.project, "browser").Browser(verify=ca_file)
             app_url = f"http://localhost:{app_port}"
             page = browser.get(app_url + "/login", timeout=60)
             assert "/authorize" in page.url or page.url.startswith("http://127.0.0.1"), page.url

@@ -12,8 +12,10 @@ import random
 import socket
 import socketserver
 import ssl
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,27 @@ def free_port() -> int:
                 continue  # in use: another try
             return port
     raise RuntimeError("no free port below the ephemeral range after 100 tries")
+
+
+def wait_for_port(port: int, process: subprocess.Popen[Any],
+                  said: Callable[[], str] | None = None, within: float = 60.0) -> None:
+    """Wait up to `within` seconds for `process` to listen on 127.0.0.1:`port`. `said` reads
+    its output so far (a log file, or what a reader thread of the caller's holds); without
+    it, the output is read here once the process has exited."""
+    deadline = time.monotonic() + within
+    while True:
+        if process.poll() is not None:
+            output = said() if said is not None else process.communicate()[0]
+            raise AssertionError(f"exited with {process.returncode} before listening on "
+                                 f"{port}:\n{output}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, (
+                f"nothing listens on {port} after {within:g} s"
+                + (f":\n{said()}" if said is not None else ""))
+            time.sleep(0.2)
 
 
 def _ephemeral_range() -> tuple[int, int]:

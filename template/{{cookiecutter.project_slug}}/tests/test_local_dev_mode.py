@@ -7,12 +7,11 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -28,7 +27,7 @@ from tests.app_server import PROJECT, production_server, serve
 from tests.browser import Browser
 from tests.conftest import page_of, server_process_environment, user_apis
 from tests.processes import start, stop
-from tests.servers import free_port, listening_socket
+from tests.servers import free_port, listening_socket, wait_for_port
 
 ALICE = DEFAULT_USERS[0]
 
@@ -73,24 +72,6 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], pr
 
 
 # ------------------------------------------------------------------ the command itself
-def wait_for_port(port: int, process: subprocess.Popen[str],
-                  said: Callable[[], str] | None = None) -> None:
-    """Wait for `process` to listen on `port`; `said` reads its output so far when a reader
-    thread of the caller's holds it (else the output is read here once it has exited)."""
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            output = said() if said is not None else process.communicate()[0]
-            raise AssertionError(f"exited with {process.returncode} before listening on "
-                                 f"{port}:\n{output}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            assert time.monotonic() < deadline, f"nothing listens on {port} after 60 s"
-            time.sleep(0.2)
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="a process group's SIGINT is POSIX")
 def test_ctrl_c_stops_dev_mode_without_a_traceback(tmp_path: Path) -> None:
     """Ctrl-C in a terminal: SIGINT to every process of the group."""
