@@ -281,10 +281,12 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
                    mypy_cache: Path, *, mypy_seed: Path | None = None, whole_suite: bool = True,
                    framework: str | None = None, backend: str | None = None,
                    modules: tuple[str, ...] = (), skip: tuple[str, ...] = (),
-                   typecheck: bool = True, kept_rewrites: Path | None = None) -> Bake:
+                   typecheck: bool = True, kept_rewrites: Path | None = None,
+                   keyword: str = "") -> Bake:
     """Render ``spec`` with the CLI into ``workdir`` and run files, ruff, its suite (without
     SHAPE_INDEPENDENT_MODULES unless ``whole_suite``; only ``modules`` if given; never
-    ``skip``) and mypy (if ``typecheck``; its cache in ``mypy_cache``, by package name, seeded
+    ``skip``; only the tests that the pytest ``-k`` expression ``keyword`` selects, if given)
+    and mypy (if ``typecheck``; its cache in ``mypy_cache``, by package name, seeded
     from ``mypy_seed``); ``framework`` and ``backend`` override the spec's. ``kept_rewrites``: a
     folder that keeps the suite's rewritten asserts for the bakes of a run
     (bake_plugins/kept_rewrites.py)."""
@@ -306,7 +308,8 @@ def bake_and_check(name: str, spec: dict[str, Any] | Path, workdir: Path,
         pytest_args=(*(["-p", "kept_rewrites"] if kept_rewrites is not None else []),
                      *([] if whole_suite or modules
                        else [f"--ignore={m}" for m in SHAPE_INDEPENDENT_MODULES]),
-                     *[f"--ignore={m}" for m in skip], *modules),
+                     *[f"--ignore={m}" for m in skip], *(["-k", keyword] if keyword else []),
+                     *modules),
         typecheck=typecheck, mypy_cache=mypy_cache, mypy_seed=mypy_seed,
         suite_pythonpath=(str(BAKE_PLUGINS),) if kept_rewrites is not None else (),
         suite_env=(("KEPT_REWRITES_DIR", str(kept_rewrites)),)

@@ -24,6 +24,19 @@ SPEC_SHAPES_ENV = "MSAL_WEBAPP_SPEC_SHAPES"
 os.environ["MSAL_WEBAPP_NO_LOCK"] = "1"
 
 
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by the xdist workers of this run: the bakes' results and the run's one
+    mypy analysis of every library (`generator.check.seeded_mypy_cache`). In the run's base
+    temporary folder (each worker's is inside it), so pytest removes it with the rest."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "bake-results"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     default = os.environ.get(SPEC_SHAPES_ENV, "0").strip() or "0"
     parser.addoption(

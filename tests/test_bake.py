@@ -56,6 +56,14 @@ PARITY_FRAMEWORK: str = gspec.load_spec(PARITY_EXAMPLE)["framework"]
 # and settings; four production server starts, about 10 s of CPU per framework).
 INSTANCES_MODULE = "tests/test_instances.py"
 INSTANCES_RUN_BY = {"filesystem": "memory"}
+# The instances run twice, with the first-level cache (TOKEN_CACHE_L1) on and off. What "off"
+# changes is the core's reads of the store (every page reads the session and token cache from
+# the store, not an in-process copy), which no adapter touches: the parity framework's bakes
+# run it with every store, the examples' whole suites in their own frameworks and stores, and
+# the other frameworks' parity bakes leave it out (two production servers fewer each; about
+# 4 s of CPU a bake). Their first-level-cache-on pair, where an adapter's requests meet an
+# in-process copy another instance may have outdated, runs everywhere.
+L1_OFF = "l1-off"
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class Plan:
     modules: tuple[str, ...] = ()  # only these generated modules
     skip: tuple[str, ...] = ()  # never these
     typecheck: bool = True
+    keyword: str = ""  # a pytest -k expression: only the tests it selects
     cost: float = 1.0  # expected time, relative: the longest bakes start first
 
 
@@ -107,6 +116,8 @@ def bake_plans() -> dict[str, Plan]:
                 # The stores' own code is type-checked in the examples and shapes that have
                 # it; the rest is the memory bake's.
                 typecheck=memory,
+                keyword=(f"not {L1_OFF}" if framework != PARITY_FRAMEWORK
+                         and backend not in INSTANCES_RUN_BY else ""),
                 # SQL: a migrated database per test process and app, about 1.4x the CPU.
                 cost=((3.0 if framework == PARITY_FRAMEWORK else 2.7) if memory
                       else 1.96 if backend == "sql" else 0.9 if backend in INSTANCES_RUN_BY
@@ -150,18 +161,6 @@ def mypy_cache(run_folder: Path) -> Path:
     return run_folder / "mypy-by-package"
 
 
-@pytest.fixture(scope="session")
-def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder shared by the xdist workers of this run: the bakes' results. In the run's base
-    temporary folder (each worker's is inside it), so pytest removes it with the rest."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder = base / "bake-results"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Bake:
     """The bake of ``plan`` in this run: baked here, or by whichever test of this run needed it
     first (waiting while another worker bakes it). A comparison that starts before the bake
@@ -175,7 +174,7 @@ def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Ba
                               mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
                               framework=plan.framework, backend=plan.backend,
                               modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck,
-                              kept_rewrites=folder / "kept-rewrites")
+                              kept_rewrites=folder / "kept-rewrites", keyword=plan.keyword)
         result.write_text(bake.to_json(), encoding="utf-8")
         return bake
 
@@ -221,10 +220,13 @@ def passed_in(outcomes: dict[str, str], modules: set[str]) -> set[str]:
             if outcome == "passed" and test.split("::")[0] in modules}
 
 
-# Shared tests that one framework alone can run, by framework: the async transport's half of
-# the downstream-call tests (httpx, which only a FastAPI project depends on; skipped elsewhere).
+# Shared tests that one framework alone runs, by framework: the async transport's half of
+# the downstream-call tests (httpx, which only a FastAPI project depends on; skipped elsewhere),
+# and the instances with the first-level cache off, which the other frameworks' parity bakes
+# leave out (L1_OFF).
 ONLY_IN: dict[str, re.Pattern[str]] = {
     "fastapi": re.compile(r"^tests/test_downstream\.py::[^\[]+\[httpx\b"),
+    PARITY_FRAMEWORK: re.compile(rf"^{re.escape(INSTANCES_MODULE)}::[^\[]+\[{L1_OFF}\]"),
 }
 
 
@@ -372,14 +374,18 @@ def test_framework_parity(frameworks: tuple[str, ...], request: pytest.FixtureRe
 def test_the_parity_comparisons_name_what_differs() -> None:
     """The comparison logic alone, on made-up outcomes."""
     same = {"tests/test_web_flow.py::a", "tests/test_web_flow.py::b"}
-    assert framework_differences({"flask": same, "django": set(same)}) == {}
-    assert framework_differences({"flask": same, "django": {"tests/test_web_flow.py::a"}}) \
+    l1_off = f"{INSTANCES_MODULE}::test_pair[{L1_OFF}]"  # the parity framework's alone
+    flask = {*same, l1_off}
+    assert framework_differences({"flask": flask, "django": set(same)}) == {}
+    assert framework_differences({"flask": flask, "django": {"tests/test_web_flow.py::a"}}) \
         == {"flask": ["tests/test_web_flow.py::b"]}
+    assert framework_differences({"flask": same, "django": same}) == {
+        "flask": [f"no test matching {ONLY_IN['flask'].pattern} passed"]}
     httpx = "tests/test_downstream.py::test_retry[httpx-0]"
-    assert framework_differences({"flask": same, "fastapi": {*same, httpx}}) == {}
-    assert framework_differences({"flask": same, "fastapi": same}) == {
+    assert framework_differences({"flask": flask, "fastapi": {*same, httpx}}) == {}
+    assert framework_differences({"flask": flask, "fastapi": same}) == {
         "fastapi": [f"no test matching {ONLY_IN['fastapi'].pattern} passed"]}
-    assert framework_differences({"flask": {*same, httpx}, "fastapi": {*same, httpx}}) == {}
+    assert framework_differences({"flask": {*flask, httpx}, "fastapi": {*same, httpx}}) == {}
     modules = {"tests/test_web_flow.py", "tests/test_instances.py"}
     memory = {"tests/test_web_flow.py::a": "passed", "tests/test_instances.py::outage": "skipped",
               "tests/test_other.py::x": "passed"}
@@ -421,6 +427,11 @@ def test_a_module_that_may_depend_on_the_framework_is_named(tmp_path: Path) -> N
     for plan in PLANS.values():
         left_out = plan.framework not in (None, PARITY_FRAMEWORK) and plan.backend == "memory"
         assert plan.skip == (FRAMEWORK_INDEPENDENT_MODULES if left_out else ()), plan.id
+        # The first-level-cache-off instances: left out by the other frameworks' parity bakes
+        # that run the instances, and by nothing else (the examples' suites stay whole).
+        no_l1_off = plan.framework not in (None, PARITY_FRAMEWORK) and (
+            plan.backend not in INSTANCES_RUN_BY)
+        assert plan.keyword == (f"not {L1_OFF}" if no_l1_off else ""), plan.id
 
 
 def test_the_longest_bakes_start_first_on_every_worker() -> None:

@@ -26,7 +26,7 @@ import yaml
 from baking import FRAMEWORKS
 from conftest import BASE_SPEC, PROJECT_DIR, TEMPLATE
 
-from generator import render
+from generator import check, render
 from generator import spec as gspec
 
 WORKFLOW = ".github/workflows/ci.yml"
@@ -182,7 +182,7 @@ def stand_in_lock(project: Path) -> str:
                    for name in names)
 
 
-def test_the_workflows_test_job_runs_here_step_by_step(tmp_path: Path) -> None:
+def test_the_workflows_test_job_runs_here_step_by_step(tmp_path: Path, run_folder: Path) -> None:
     """One project (Flask, memory store): every `run:` step of its test job, as written and in
     the workflow's order, with the job's environment, in a fresh virtual environment (the
     install step installs the project into it); the `uses:` steps need GitHub and are skipped.
@@ -197,7 +197,14 @@ def test_the_workflows_test_job_runs_here_step_by_step(tmp_path: Path) -> None:
            # (the project's dev tools) from this one, where they are installed already.
            "PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent),
                                     os.environ.get("PATH", "")]),
-           "PYTEST_ADDOPTS": f"-p no:randomly {LOCAL_PYTEST_MODULES}"}
+           "PYTEST_ADDOPTS": f"-p no:randomly {LOCAL_PYTEST_MODULES}",
+           # The Type-check step's cache starts with the libraries analysed, as CI's cache
+           # would: the run's one analysis (the bakes' seed), not a first analysis of its own.
+           "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")}
+    (tmp_path / "mypy-cache").mkdir()
+    with check.seeded_mypy_cache(tmp_path / "mypy-cache", run_folder / "mypy-cache", project,
+                                 check.Check("workflow", project)):
+        pass
     env.pop(REQUIRE_SERVICES, None)
     if os.environ.get(REQUIRE_SERVICES):
         env[REQUIRE_SERVICES] = os.environ[REQUIRE_SERVICES]

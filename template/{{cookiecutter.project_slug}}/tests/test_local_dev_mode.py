@@ -9,7 +9,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -72,37 +71,6 @@ def test_sign_in_on_localhost_in_every_browser(dev_app: tuple[str, Services], pr
 
 
 # ------------------------------------------------------------------ the command itself
-@pytest.mark.skipif(sys.platform == "win32", reason="a process group's SIGINT is POSIX")
-def test_ctrl_c_stops_dev_mode_without_a_traceback(tmp_path: Path) -> None:
-    """Ctrl-C in a terminal: SIGINT to every process of the group."""
-    port = free_port()
-    process = start([sys.executable, "-m", "devprovider", "--port", str(port)], cwd=PROJECT,
-                    env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"},
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    out = process.stdout
-    assert out is not None
-    reader = threading.Thread(target=lambda: lines.extend(iter(out.readline, "")), daemon=True)
-    reader.start()
-    try:
-        # Ready when it says so (after which Ctrl+C is a stop, not an error) and serving:
-        # a reloader's child may still be starting when the port is already open.
-        deadline = time.monotonic() + 60
-        while not any("Ctrl+C stops" in line for line in lines):
-            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.1)
-        wait_for_port(port, process, lambda: "".join(lines))
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-        reader.join(timeout=10)
-    finally:
-        stop(process)  # and nothing it started is left
-    output = "".join(lines)
-    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
-    assert process.returncode == 0, f"exit {process.returncode}: {output}"
-    assert not list(tmp_path.glob("devprovider-*")), "the run's key folder is left"
-
-
 def read_env_file(path: Path) -> dict[str, str]:
     env = {}
     for line in path.read_text().splitlines():
@@ -164,32 +132,43 @@ UNREDACTED_FIELD = re.compile(
     r"""["']?\s*[=:]\s*["']?(?!\[redacted\]|\*{8}|["'\s,}&])""")
 
 
-def test_no_code_verifier_or_token_in_the_logs_of_a_sign_in_at_debug(tmp_path: Path) -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="a process group's SIGINT is POSIX")
+def test_dev_mode_at_debug_logs_no_secret_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """`python -m devprovider` with LOG_LEVEL=DEBUG (the app's logging, MSAL's, the development
-    server's access log): a sign-in and an API call leave none of them in what it wrote."""
+    server's access log): a sign-in and an API call leave no code, code verifier or token in
+    what it wrote; then Ctrl-C in its terminal (SIGINT to every process of the group) stops it
+    without a traceback and removes the run's keys. One start for both: the command is the
+    same, and a start is most of such a test's time."""
     port = free_port()
     log = tmp_path / "dev.log"
-    with log.open("w") as out:
+    with log.open("w") as out:  # a file, not a pipe: a full pipe would block the server
         process = start([sys.executable, "-m", "devprovider", "--port", str(port)],
                         cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT, text=True,
                         env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1",
                              "LOG_LEVEL": "DEBUG"})
     try:
+        # Ready when it says so (after which Ctrl+C is a stop, not an error) and serving:
+        # a reloader's child may still be starting when the port is already open.
+        deadline = time.monotonic() + 60
+        while "Ctrl+C stops" not in log.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         wait_for_port(port, process, log.read_text)
         app_url = f"http://localhost:{port}"
-        browser = Browser()
-        page = browser.sign_in(browser.get(app_url + "/login", timeout=60), ALICE.username)
-        assert page.url.startswith(app_url) and ALICE.name in page.text, page.url
-        codes = [parse_qs(urlsplit(url).query).get("code", [""])[0]
-                 for url in [*(hop.url for hop in page.history), page.url]]
-        codes = [code for code in codes if code]
-        assert codes, "no authorization code in the redirects (response_mode=query)"
-        api = next(iter(user_apis(DEFAULTS.downstream_apis)), None)
-        if api is not None:
-            assert browser.get(app_url + page_of(api), timeout=60).status_code == 200
-    finally:
+        with Browser() as browser:  # closed before Ctrl-C: no connection is left open
+            page = browser.sign_in(browser.get(app_url + "/login", timeout=60), ALICE.username)
+            assert page.url.startswith(app_url) and ALICE.name in page.text, page.url
+            codes = [parse_qs(urlsplit(url).query).get("code", [""])[0]
+                     for url in [*(hop.url for hop in page.history), page.url]]
+            codes = [code for code in codes if code]
+            assert codes, "no authorization code in the redirects (response_mode=query)"
+            api = next(iter(user_apis(DEFAULTS.downstream_apis)), None)
+            if api is not None:
+                assert browser.get(app_url + page_of(api), timeout=60).status_code == 200
         os.killpg(process.pid, signal.SIGINT)
-        stop(process)
+        process.wait(timeout=30)
+    finally:
+        stop(process)  # and nothing it started is left
     text = log.read_text(errors="replace")
     # DEBUG was on and the sign-in was logged: MSAL's token_cache event, the access log.
     assert "event=" in text and DEFAULTS.redirect_path in text, text
@@ -197,3 +176,6 @@ def test_no_code_verifier_or_token_in_the_logs_of_a_sign_in_at_debug(tmp_path: P
         assert code not in text, "the authorization code is in the log"
     for found in (JWT.search(text), UNREDACTED_FIELD.search(text)):
         assert found is None, text[max(0, found.start() - 200):found.end() + 200]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert process.returncode == 0, f"exit {process.returncode}: {text}"
+    assert not list(tmp_path.glob("devprovider-*")), "the run's key folder is left"
