@@ -434,6 +434,17 @@ def test_a_module_that_may_depend_on_the_framework_is_named(tmp_path: Path) -> N
         assert plan.keyword == (f"not {L1_OFF}" if no_l1_off else ""), plan.id
 
 
+def test_the_first_level_cache_is_the_cores_alone() -> None:
+    """Why the other frameworks' parity bakes may leave the first-level-cache-off instances
+    out (L1_OFF): no framework's own file reads the setting or the in-process copies."""
+    frameworks = ROOT / "template" / "{{cookiecutter.project_slug}}" / "_frameworks"
+    files = [path for path in frameworks.rglob("*.py") if "tests" not in path.parts]
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(?i)token_cache_l1|\bl1\b", text), path
+
+
 def test_the_longest_bakes_start_first_on_every_worker() -> None:
     """`scheduled`, on made-up costs: with two workers, each starts one of the two longest,
     and what waits behind it is the shortest of the four that are handed out first."""
