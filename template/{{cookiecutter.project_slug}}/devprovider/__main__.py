@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-{% if cookiecutter.framework == "django" %}
+{% if cookiecutter.framework in ("django", "flask") %}
 import errno
 {% endif %}
 import os
 import secrets
 import shlex
 import signal
-{% if cookiecutter.framework == "django" %}
+{% if cookiecutter.framework in ("django", "flask") %}
 import sys
 {% endif %}
 import tempfile
@@ -492,9 +492,23 @@ def main(argv: list[str] | None = None) -> None:
         print("  Ctrl+C stops both.\n", flush=True)
         try:
 {% if cookiecutter.framework == "flask" %}
+            from werkzeug.serving import ThreadedWSGIServer
+
             from {{ cookiecutter.package_name }}.app import create_app
 
-            create_app(env).run(host=args.host, port=args.port)
+            class DevServer(ThreadedWSGIServer):
+                """Werkzeug's development server (what `app.run` starts), quiet about the
+                connection Ctrl+C closed: a SIGINT that lands while a new connection is handed
+                to its thread makes socketserver close it (the bare `except:` around
+                process_request) under that thread, whose read then fails with EBADF."""
+
+                def handle_error(self, request: Any, client_address: Any) -> None:
+                    error = sys.exc_info()[1]
+                    if not (isinstance(error, OSError) and error.errno == errno.EBADF):
+                        super().handle_error(request, client_address)
+
+            # serve_forever ends on Ctrl+C (KeyboardInterrupt) and closes the socket.
+            DevServer(args.host, args.port, create_app(env)).serve_forever()
 {% elif cookiecutter.framework == "django" %}
             from django.core.management import call_command
             from django.core.servers.basehttp import WSGIServer, run
