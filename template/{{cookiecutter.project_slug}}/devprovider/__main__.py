@@ -30,6 +30,7 @@ import secrets
 import shlex
 import signal
 {% if cookiecutter.framework in ("django", "flask") %}
+import socketserver
 import sys
 {% endif %}
 import tempfile
@@ -390,6 +391,20 @@ def start_dev_environment(folder: Path, app_url: str, *, browser_port: int = 0,
     return standin, env
 
 
+{% if cookiecutter.framework in ("django", "flask") %}
+class QuietOnCtrlC(socketserver.BaseServer):
+    """The development server's first base, before the framework's server class: quiet about
+    the connection Ctrl+C closed. A SIGINT that lands while a new connection is handed to its
+    thread makes socketserver close it (the bare `except:` around process_request) under that
+    thread, whose read then fails with EBADF; any other error is the framework's to report."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if not (isinstance(error, OSError) and error.errno == errno.EBADF):
+            super().handle_error(request, client_address)
+
+
+{% endif %}
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # SIGTERM (docker stop, a process manager, kill) ends the process like Ctrl+C does, so
     # the `with` blocks below run and the temporary key folder is removed.
@@ -496,16 +511,8 @@ def main(argv: list[str] | None = None) -> None:
 
             from {{ cookiecutter.package_name }}.app import create_app
 
-            class DevServer(ThreadedWSGIServer):
-                """Werkzeug's development server (what `app.run` starts), quiet about the
-                connection Ctrl+C closed: a SIGINT that lands while a new connection is handed
-                to its thread makes socketserver close it (the bare `except:` around
-                process_request) under that thread, whose read then fails with EBADF."""
-
-                def handle_error(self, request: Any, client_address: Any) -> None:
-                    error = sys.exc_info()[1]
-                    if not (isinstance(error, OSError) and error.errno == errno.EBADF):
-                        super().handle_error(request, client_address)
+            class DevServer(QuietOnCtrlC, ThreadedWSGIServer):
+                """Werkzeug's development server (what `app.run` starts)."""
 
             # serve_forever ends on Ctrl+C (KeyboardInterrupt) and closes the socket.
             DevServer(args.host, args.port, create_app(env)).serve_forever()
@@ -513,16 +520,8 @@ def main(argv: list[str] | None = None) -> None:
             from django.core.management import call_command
             from django.core.servers.basehttp import WSGIServer, run
 
-            class DevServer(WSGIServer):
-                """Django's development server, quiet about the connection Ctrl+C closed: a
-                SIGINT that lands while a new connection is handed to its thread makes
-                socketserver close it (the bare `except:` around process_request) under that
-                thread, whose read then fails with EBADF."""
-
-                def handle_error(self, request: Any, client_address: Any) -> None:
-                    error = sys.exc_info()[1]
-                    if not (isinstance(error, OSError) and error.errno == errno.EBADF):
-                        super().handle_error(request, client_address)
+            class DevServer(QuietOnCtrlC, WSGIServer):
+                """Django's development server (what `runserver` starts)."""
 
             from {{ cookiecutter.package_name }}.web.services import create_app
 
