@@ -37,7 +37,7 @@ import threading
 import time
 import traceback
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib.util import find_spec
@@ -115,7 +115,7 @@ class Options:
     pytest_args: tuple[str, ...] = ()  # after the suite's own arguments
     typecheck: bool = True
     mypy_cache: Path | None = None  # a cache per package name inside (else mypy's default)
-    mypy_seed: Path | None = None  # see seeded_mypy_cache
+    mypy_seed: Path | None = None  # see seed_mypy_cache
     suite_pythonpath: tuple[str, ...] = ()  # more import paths for the suite (plugins)
     suite_env: tuple[tuple[str, str], ...] = ()  # more environment variables for the suite
     venv: bool = False  # a virtual environment per project, the project installed in it
@@ -222,17 +222,15 @@ def library_imports() -> list[str]:
         if s.split()[1].split(".")[0] not in (*_NOT_LIBRARIES, *sys.stdlib_module_names)))]
 
 
-@contextlib.contextmanager
-def seeded_mypy_cache(cache: Path, seed: Path | None, project: Path,
-                      check: Check) -> Iterator[None]:
-    """Around a mypy run with ``cache``: an empty cache starts as a copy of ``seed`` (shared by
-    the processes of a run), which the first run that needs it makes while the others wait.
+def seed_mypy_cache(cache: Path, seed: Path | None, project: Path, check: Check) -> None:
+    """Before a mypy run with ``cache`` (under the cache's lock, if it has one): an empty cache
+    starts as a copy of ``seed`` (shared by the processes of a run), which the first run that
+    needs it makes while the others wait.
     Analysing the libraries (flask, django, msal, sqlalchemy, ...) is most of a first mypy run
     (4-7 s of CPU for each framework and store): the seed analyses those of every framework and
     store at once (`library_imports`, about 11 s), with ``project``'s mypy settings, which are
     every project's but for its own package, so that no check analyses a library again."""
     if seed is None or any(cache.iterdir()):
-        yield
         return
     with FileLock(f"{seed}.lock"):
         if not seed.is_dir():
@@ -247,7 +245,6 @@ def seeded_mypy_cache(cache: Path, seed: Path | None, project: Path,
             staging.mkdir(exist_ok=True)
             staging.rename(seed)
         shutil.copytree(seed, cache, dirs_exist_ok=True)
-    yield
 
 
 def _venv_python(check: Check, project: Path, workdir: Path, options: Options) -> str | None:
@@ -328,7 +325,7 @@ def check_spec(name: str, spec_file: Path, workdir: Path, options: Options = Opt
         notify(name, "mypy")
         command = [python, "-m", "mypy"]
         lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        seeded: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        cache: Path | None = None
         if options.mypy_cache is not None:
             # A cache per package name, used by one check at a time: mypy takes a module of
             # another project from it when its text is the same (most of a project of the same
@@ -337,8 +334,9 @@ def check_spec(name: str, spec_file: Path, workdir: Path, options: Options = Opt
             cache.mkdir(parents=True, exist_ok=True)
             command += ["--cache-dir", str(cache)]
             lock = FileLock(f"{cache}.lock")
-            seeded = seeded_mypy_cache(cache, options.mypy_seed, project, check)
-        with lock, seeded:
+        with lock:
+            if cache is not None:
+                seed_mypy_cache(cache, options.mypy_seed, project, check)
             mypy = run_step(check, "mypy", command, project, env, options.timeout)
         if mypy is not None and mypy.returncode != 0:
             check.fail("mypy", f"mypy:\n{(mypy.stdout + mypy.stderr)[-4000:]}")

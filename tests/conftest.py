@@ -27,7 +27,7 @@ os.environ["MSAL_WEBAPP_NO_LOCK"] = "1"
 @pytest.fixture(scope="session")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder shared by the xdist workers of this run: the bakes' results and the run's one
-    mypy analysis of every library (`generator.check.seeded_mypy_cache`). In the run's base
+    mypy analysis of every library (`generator.check.seed_mypy_cache`). In the run's base
     temporary folder (each worker's is inside it), so pytest removes it with the rest."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -35,6 +35,11 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = base / "bake-results"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+def mypy_seed(run_folder: Path) -> Path:
+    """Where the run keeps its one mypy analysis of every library (`seed_mypy_cache`)."""
+    return run_folder / "mypy-cache"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -36,6 +36,7 @@ from baking import (
     graph_sdk_problems,
     post_gen_hook,
 )
+from conftest import mypy_seed
 from filelock import FileLock
 from hypothesis import HealthCheck, Phase, given, settings
 from shapes import R, describe, pairwise_shapes, specs
@@ -156,7 +157,7 @@ PLANS = bake_plans()
 def mypy_cache(run_folder: Path) -> Path:
     """The mypy caches of this run's bakes, one per package name (shared by the workers, used
     by one bake at a time), each seeded from the run's one analysis of every library that any
-    bake imports (`seeded_mypy_cache`): libraries are analysed once, not per bake, and a
+    bake imports (`seed_mypy_cache`): libraries are analysed once, not per bake, and a
     project's modules once per text."""
     return run_folder / "mypy-by-package"
 
@@ -171,7 +172,7 @@ def shared_bake(plan: Plan, folder: Path, workdir: Path, mypy_cache: Path) -> Ba
         if result.is_file():
             return Bake.from_json(result.read_text(encoding="utf-8"))
         bake = bake_and_check(plan.id, plan.spec, workdir, mypy_cache,
-                              mypy_seed=folder / "mypy-cache", whole_suite=plan.whole_suite,
+                              mypy_seed=mypy_seed(folder), whole_suite=plan.whole_suite,
                               framework=plan.framework, backend=plan.backend,
                               modules=plan.modules, skip=plan.skip, typecheck=plan.typecheck,
                               kept_rewrites=folder / "kept-rewrites", keyword=plan.keyword)
