@@ -4,8 +4,9 @@
 ignores ``SameSite`` and never sends a ``Secure`` cookie to ``http://localhost``. A test that
 drives the app with it would pass where a real browser fails (a ``Lax`` cookie does not come
 along with a cross-site POST). So this browser keeps its own cookie store, sends an explicit
-``Cookie`` header, keeps ``requests``' own jar empty, and follows redirects itself so that the
-rules apply to every hop. What it models (RFC 6265bis, as Chromium, Firefox and Safari do it):
+``Cookie`` header, and follows redirects itself so that the rules apply to every hop; its
+requests go out through ``http.client`` (``_Transport``), with no cookie jar of their own.
+What it models (RFC 6265bis, as Chromium, Firefox and Safari do it):
 
 * where a request comes from: the user typing a URL (``get(url)``), a form on a page
   (``submit_form``, ``post(url, initiator=page_url)``), a redirect (the chain keeps its initiator,
@@ -40,19 +41,19 @@ import http.client
 import http.cookiejar
 import ipaddress
 import itertools
-import os
+import json
 import ssl
+import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from html.parser import HTMLParser
 from http.cookiejar import http2time  # type: ignore[attr-defined]  # not in typeshed
 from typing import Any, Self
-from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
-import requests.adapters
-import urllib3.exceptions
+import urllib3
 
 PROFILES = ("chromium", "firefox", "safari")
 MAX_REDIRECTS = 20  # Chromium and Firefox give up after 20
@@ -453,16 +454,6 @@ class _Rejected(Exception):
     """A Set-Cookie header the browser ignores."""
 
 
-class _EmptyJar(http.cookiejar.DefaultCookiePolicy):
-    """Keeps ``requests``' own cookie jar empty: this browser manages cookies itself."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
 # ------------------------------------------------------------------------------ forms
 @dataclasses.dataclass
 class Form:
@@ -538,71 +529,200 @@ def parse_forms(response: requests.Response) -> list[Form]:
     return parser.forms
 
 
-# ------------------------------------------------------------------------------ TLS
+# ------------------------------------------------------------------------------ HTTP
 @functools.cache
-def _tls_context(ca_file: str) -> ssl.SSLContext:
-    """A client TLS context that trusts ``ca_file`` alone (and checks host names)."""
-    return ssl.create_default_context(cafile=ca_file)
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The client TLS context for a ``verify=`` value: trust that CA file alone (checking host
+    names), the system's CAs (``True``), or nothing (``False``). One per value for the whole
+    test process: the tests open hundreds of connections."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=None if verify is True else verify)
 
 
-class _OneTlsContext(requests.adapters.HTTPAdapter):
-    """HTTPS verified with one TLS context per CA file for the whole test process.
+_Connection = http.client.HTTPConnection | http.client.HTTPSConnection
+_Key = tuple[str, str, int, bool | str, str | None]  # scheme, host, port, verify=, proxy
+_BODY_KWARGS = frozenset({"data", "json", "params", "headers", "timeout", "verify"})
 
-    For each new connection urllib3 makes a TLS context and reads the CA file that requests
-    passes it; the tests open hundreds (a browser per user, new servers in every test). A
-    request that asks for anything else (another ``verify=``, a client certificate, a proxy)
-    goes through a plain adapter."""
 
-    def __init__(self, ca_file: str) -> None:
-        self.ca_file = ca_file
-        self.plain = requests.adapters.HTTPAdapter()
-        super().__init__()
+def _timeouts(timeout: float | tuple[float, float]) -> tuple[float, float]:
+    return timeout if isinstance(timeout, tuple) else (timeout, timeout)
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
-                         **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block,
-                                 ssl_context=_tls_context(self.ca_file), **pool_kwargs)
 
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        super().cert_verify(conn, url, verify, cert)
-        conn.ca_certs = None  # in the context already: the pool's new connections read no file
+class _Raw:
+    """What ``response.raw`` offers here: the headers as sent, repeated ones apart
+    (``raw.headers.getlist("Set-Cookie")``), as urllib3's response has them."""
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False,
-             timeout: Any = None, verify: Any = True, cert: Any = None,
-             proxies: Mapping[str, str] | None = None) -> requests.Response:
-        if verify == self.ca_file and not cert and not proxies:
-            return super().send(request, stream=stream, timeout=timeout, verify=verify,
-                                cert=cert, proxies=proxies)
-        return self.plain.send(request, stream=stream, timeout=timeout, verify=verify,
-                               cert=cert, proxies=proxies)
+    def __init__(self, headers: urllib3.HTTPHeaderDict) -> None:
+        self.headers = headers
+
+
+class _Transport:
+    """One browser's HTTP/1.1 connections, kept alive by origin (and ``verify=`` and proxy):
+    ``http.client`` with ``requests``' types on the outside.
+
+    ``requests.Session`` costs about three times the request itself in the client's CPU
+    (URL re-encoding, environment and settings merging, hooks, its cookie jar's parsing of
+    every ``Set-Cookie``: about 1.3 ms against 0.4 ms per request on a kept-alive
+    connection), and a test suite is mostly such requests. The browser
+    needs none of that: it keeps its own cookies and follows redirects itself. What it returns
+    is still a ``requests.Response``, and failures are ``requests``' exceptions, so tests read
+    a browser's answers as they read any other. Never reads the environment (no
+    ``HTTPS_PROXY``, no ``REQUESTS_CA_BUNDLE``): ``proxies`` are the only proxies.
+    """
+
+    def __init__(self, verify: bool | str) -> None:
+        self.verify = verify
+        # {"https://host" or "https": "http://proxy:port"}, as requests' ``proxies``; only
+        # https targets go through a proxy here (a CONNECT tunnel).
+        self.proxies: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._idle: dict[_Key, list[_Connection]] = {}
+        self._closed = False
+
+    def _connection(self, key: _Key, timeout: float) -> tuple[_Connection, bool]:
+        """An idle connection to the origin, kept alive (True), or a new one (False). A
+        browser may be used from several threads at once, as a browser's tabs: each request
+        has a connection to itself until its answer is read."""
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop(), True
+        scheme, host, port, verify, proxy = key
+        conn: _Connection
+        if scheme == "http":
+            if proxy:
+                raise ValueError("the browser tunnels https through proxies, not http")
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        elif proxy:
+            where = urlsplit(proxy)
+            conn = http.client.HTTPSConnection(where.hostname or "", where.port or 80,
+                                               timeout=timeout, context=_tls_context(verify))
+            conn.set_tunnel(host, port)
+        else:
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout,
+                                               context=_tls_context(verify))
+        return conn, False
+
+    def _release(self, key: _Key, conn: _Connection) -> None:
+        if conn.sock is None:  # closed (the answer said so): nothing to keep
+            return
+        with self._lock:
+            if self._closed:
+                conn.close()
+            else:
+                self._idle.setdefault(key, []).append(conn)
+
+    def send(self, method: str, url: str, headers: Mapping[str, str], **kwargs: Any
+             ) -> requests.Response:
+        unknown = set(kwargs) - _BODY_KWARGS
+        if unknown:
+            raise TypeError(f"the test browser does not take {sorted(unknown)}")
+        params = kwargs.get("params")
+        if params:
+            parts = urlsplit(url)
+            query = "&".join(filter(None, [parts.query, urlencode(params, doseq=True)]))
+            url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+        sent = {"Accept": "*/*", **headers}
+        body: bytes | Iterable[bytes] | None = None
+        if kwargs.get("json") is not None:
+            body = json.dumps(kwargs["json"]).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif kwargs.get("data") is not None:
+            data = kwargs["data"]
+            if isinstance(data, bytes | str):
+                body = data.encode() if isinstance(data, str) else data
+            elif isinstance(data, Mapping | list | tuple):  # form fields
+                body = urlencode(data, doseq=True).encode()
+                sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
+            else:  # an iterable of byte chunks: sent chunked, with no length
+                body = data
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""  # a Content-Length: 0, as browsers send
+        connect_timeout, read_timeout = _timeouts(kwargs.get("timeout", 30))
+        verify = kwargs.get("verify", self.verify)
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+        if scheme not in ("http", "https"):
+            raise requests.exceptions.InvalidSchema(f"no connection for {url!r}")
+        port = parts.port or _DEFAULT_PORTS[scheme]
+        target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        proxy = requests.utils.select_proxy(url, self.proxies) if self.proxies else None
+        key = (scheme, host, port, verify, proxy)
+        for attempt in (1, 2):
+            conn, reused = self._connection(key, connect_timeout)
+            connecting = not reused
+            try:
+                if connecting:
+                    conn.timeout = connect_timeout
+                    conn.connect()
+                    connecting = False
+                conn.sock.settimeout(read_timeout)
+                try:
+                    conn.request(method, target, body=body, headers=sent)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The server may close its side once it has answered (a body it will
+                    # not take): the answer is still there to read, as urllib3 reads it.
+                    pass
+                answer = conn.getresponse()
+                content = answer.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                if reused and attempt == 1 and isinstance(body, bytes | None):
+                    # As browsers do (Chromium's HttpNetworkTransaction::ShouldResendRequest):
+                    # a kept-alive connection that the server closed when its keep-alive ran
+                    # out, as this request went out, is tried once more on a new connection.
+                    continue
+                raise requests.ConnectionError(exc, request=None) from exc
+            except TimeoutError as exc:
+                conn.close()
+                raise (requests.exceptions.ConnectTimeout if connecting
+                       else requests.exceptions.ReadTimeout)(exc) from exc
+            except ssl.SSLError as exc:
+                conn.close()
+                raise requests.exceptions.SSLError(exc) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise requests.ConnectionError(exc) from exc
+            break
+        if answer.will_close:
+            conn.close()
+        self._release(key, conn)
+        response = requests.Response()
+        response.status_code = answer.status
+        response.reason = answer.reason
+        raw_headers = urllib3.HTTPHeaderDict(answer.getheaders())
+        response.raw = _Raw(raw_headers)
+        response.headers = requests.structures.CaseInsensitiveDict(raw_headers)
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response._content = content  # read whole: nothing streams here
+        response.url = url
+        request = requests.PreparedRequest()
+        request.method, request.url = method, url
+        request.body = body if isinstance(body, bytes | None) else None  # a stream is spent
+        request.headers = requests.structures.CaseInsensitiveDict(sent)
+        response.request = request
+        return response
 
     def close(self) -> None:
-        self.plain.close()
-        super().close()
-
-
-def _closed_before_answering(exc: requests.ConnectionError) -> bool:
-    """The connection was closed or reset before any answer came (not refused, not a
-    timeout): what a server's closing of an idle kept-alive connection looks like."""
-    cause = exc.args[0] if exc.args else None
-    if isinstance(cause, urllib3.exceptions.ProtocolError) and len(cause.args) > 1:
-        cause = cause.args[1]
-    return isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError,
-                              BrokenPipeError))
-
-
-def _adapters(session: requests.Session) -> Iterator[requests.adapters.BaseAdapter]:
-    for adapter in session.adapters.values():
-        yield adapter
-        if isinstance(adapter, _OneTlsContext):
-            yield adapter.plain
+        # Closed now, not when collected: a server stopped after the test would wait for
+        # them (uvicorn's graceful shutdown, the TLS close).
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
 
 # ------------------------------------------------------------------------------ browser
 class Browser:
-    """A browser for tests: ``requests`` for HTTP (trusting ``ca_path`` or ``verify`` only and
-    ignoring the environment: ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` would override
-    ``verify=``, and proxies too), with cookies and redirects handled by browser rules.
+    """A browser for tests: HTTP/1.1 through ``_Transport`` (trusting ``ca_path`` or ``verify``
+    only and ignoring the environment: no ``REQUESTS_CA_BUNDLE``, no ``HTTPS_PROXY``), with
+    cookies and redirects handled by browser rules; answers are ``requests.Response`` objects.
 
     ``profile`` is "chromium", "firefox" or "safari": they differ on ``Secure`` cookies over
     http://localhost and on cookies without a ``SameSite`` attribute.
@@ -613,12 +733,7 @@ class Browser:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
         self.profile = profile
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.verify = verify if verify is not None else (ca_path or True)
-        if isinstance(self.session.verify, str) and os.path.isfile(self.session.verify):
-            self.session.mount("https://", _OneTlsContext(self.session.verify))
-        self.session.cookies = requests.cookies.RequestsCookieJar(policy=_EmptyJar())
+        self.transport = _Transport(verify if verify is not None else (ca_path or True))
         self.cookies = CookieStore(profile)
         self.history: list[requests.Response] = []
         # How each returned response was reached, so a redirect left unfollowed
@@ -686,18 +801,7 @@ class Browser:
                 crossed = any(_origin(u) != _origin(ctx.url) for u in ctx.chain)
                 origin = ctx.initiator if ctx.initiator is not None else ctx.url
                 hop_headers["Origin"] = "null" if crossed else _origin(origin)
-            try:
-                resp = self.session.request(ctx.method, ctx.url, headers=hop_headers,
-                                            allow_redirects=False, **kwargs)
-            except requests.ConnectionError as exc:
-                if not _closed_before_answering(exc):
-                    raise
-                # As browsers do (Chromium's HttpNetworkTransaction::ShouldResendRequest): a
-                # kept-alive connection that the server closed when its keep-alive ran out,
-                # as this request went out, is tried once more on a new connection.
-                resp = self.session.request(ctx.method, ctx.url, headers=hop_headers,
-                                            allow_redirects=False, **kwargs)
-            self.session.cookies.clear()
+            resp = self.transport.send(ctx.method, ctx.url, hop_headers, **kwargs)
             for header in resp.raw.headers.getlist("Set-Cookie"):
                 self.cookies.store(header, ctx)
             self._contexts[resp] = ctx
@@ -731,16 +835,18 @@ class Browser:
         return RequestContext(location, method, ctx.initiator, (*ctx.chain, ctx.url),
                               ctx.navigation, ctx.form_action)
 
+    @property
+    def proxies(self) -> dict[str, str]:
+        """Proxies by target, as ``requests``' ``proxies`` (``{"https://host": proxy_url}``):
+        an https request to a listed host goes through a CONNECT tunnel of that proxy."""
+        return self.transport.proxies
+
+    @proxies.setter
+    def proxies(self, proxies: Mapping[str, str]) -> None:
+        self.transport.proxies = dict(proxies)
+
     def close(self) -> None:
-        # urllib3 2.8's PoolManager.clear() drops its pools without closing their connections
-        # (they close when collected): close them now, or a server stopped after the test
-        # waits for them (uvicorn's graceful shutdown, the TLS close).
-        for adapter in _adapters(self.session):
-            pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
-            if pools is not None:
-                for key in list(pools.keys()):
-                    pools[key].close()
-        self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> Self:
         return self

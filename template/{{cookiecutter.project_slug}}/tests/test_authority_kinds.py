@@ -453,7 +453,7 @@ def test_external_id_sign_in_with_the_path_less_authority(
         make_app: Callable[..., AppUnderTest], ciam_proxy: ConnectProxy) -> None:
     app = make_app(AUTHORITY=f"https://{CIAM_HOST}", INSTANCE_DISCOVERY="true")
     browser = app.browser()
-    browser.session.proxies = {f"https://{CIAM_HOST}": ciam_proxy.url}
+    browser.proxies = {f"https://{CIAM_HOST}": ciam_proxy.url}
     page = browser.get(app.url("/login"))
     # MSAL derived the tenant from the host: contoso.onmicrosoft.com.
     assert page.url.startswith(f"https://{CIAM_HOST}/contoso.onmicrosoft.com/oauth2/v2.0/")
@@ -469,7 +469,7 @@ def test_external_id_behind_a_custom_url_domain(
     standin.ciam_custom_domains.add(CUSTOM_DOMAIN)
     app = make_app(AUTHORITY="", OIDC_AUTHORITY=f"https://{CUSTOM_DOMAIN}/{standin.tenant_id}/v2.0")
     browser = app.browser()
-    browser.session.proxies = {f"https://{CUSTOM_DOMAIN}": ciam_proxy.url}
+    browser.proxies = {f"https://{CUSTOM_DOMAIN}": ciam_proxy.url}
     page = browser.get(app.url("/login"))
     assert page.url.startswith(f"https://{CUSTOM_DOMAIN}/{standin.tenant_id}/oauth2/v2.0/")
     signs_in_through_external_id(app, browser, page, ciam_proxy, CUSTOM_DOMAIN)

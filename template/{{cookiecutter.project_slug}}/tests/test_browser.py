@@ -10,11 +10,13 @@ asks for (`/set?c=<Set-Cookie value>`), redirects (`/redirect?to=...`), serves f
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import socket
 import ssl
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -361,7 +363,6 @@ def test_redirect_hops_keep_their_set_cookie_headers(origins: Origins) -> None:
     assert hop.raw.headers.getlist("Set-Cookie") == ["hop=1; Path=/", "two=2; Path=/"]
     assert sent(resp) == {"hop", "two"}  # set on one hop, sent on the next
     assert resp.request.headers["Cookie"] == "hop=1; two=2"
-    assert len(browser.session.cookies) == 0  # requests' own jar is never used
 
 
 def test_redirects_change_post_to_get_except_307(origins: Origins) -> None:
@@ -468,3 +469,69 @@ def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_o
                 done.set()
                 thread.join(timeout=10)
         assert connections == 2, "the first connection, then one new one for the retry"
+
+
+class _KeptAlive(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with its body, keeping the connection open (HTTP/1.1), as a
+    production server does; the cookie lab's server closes every connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_one_browser_in_several_threads_gives_each_request_its_own_answer() -> None:
+    """A browser used from several threads at once (as tabs are) against a server that keeps
+    connections alive: each request has a connection to itself until its answer is read, and
+    the connections are kept for the next requests."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeptAlive)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    browser = Browser()
+    barrier = threading.Barrier(4)
+
+    def one(number: int) -> tuple[int, str]:
+        barrier.wait(timeout=30)
+        return number, browser.post(url, data=f"n={number}").text
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for _ in range(3):
+                assert sorted(pool.map(one, range(4))) == [(n, f"n={n}") for n in range(4)]
+        kept = sum(len(idle) for idle in browser.transport._idle.values())
+        assert 1 <= kept <= 4, f"{kept} connections kept alive: one per request at most"
+    finally:
+        browser.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_failures_are_requests_exceptions(origins: Origins) -> None:
+    """What a browser raises is what `requests` would: tests catch `requests`' exceptions."""
+    untrusting = Browser(verify=True)  # the system's CAs: not the test CA
+    with pytest.raises(requests.exceptions.SSLError, match="verify failed"):
+        untrusting.get(origins.https_localhost + "/echo")
+    with socket.socket() as listener:  # accepts, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            Browser().get(url, timeout=0.2)
+    with socket.socket() as closed:  # nothing listens: refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    with pytest.raises(requests.ConnectionError):
+        Browser().get(url)
+    with pytest.raises(TypeError, match="stream"):
+        Browser().get(origins.http_localhost + "/echo", stream=True)
