@@ -8,9 +8,11 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 # uv (a dependency of the generator already: it compiles generated projects' lock files)
-# installs the test extras in a few seconds where pip takes about 40 s of CPU.
+# installs the test extras, their bytecode compiled as pip does, with less CPU and wall time
+# than pip (measured side by side: 29 CPU-s in 27 s against 42 CPU-s in 47 s).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'uv>=0.8'
-.venv/bin/uv pip install --quiet --python .venv/bin/python --upgrade-package pip pip -e '.[test]'
+.venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode \
+    --upgrade-package pip pip -e '.[test]'
 # Three xdist workers per core: a bake (a generated project's own suite in a process of its own)
 # waits on loopback servers, deadlines, process starts and a browser for about two thirds of its
 # time (measured: 26 s of CPU in 72 s), so fewer workers leave the cores idle. --dist load
