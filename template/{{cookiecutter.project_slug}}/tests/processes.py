@@ -32,6 +32,18 @@ def start(command: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen(command, start_new_session=True, **popen)
 
 
+def require_ctrl_c() -> None:
+    """Fail at once, naming the cause, when this process ignores SIGINT: what it starts
+    inherits that (a non-interactive shell's `command &` sets it), so a Python program's
+    Ctrl-C (KeyboardInterrupt) cannot be tried; without this check the test would wait for a
+    stop that cannot come."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        raise AssertionError(
+            "SIGINT is ignored in the test process, and so in the processes it starts (a "
+            "background job of a shell without job control): run the suite in the "
+            "foreground, or with `set -m` in a script")
+
+
 def group_members(group: int) -> list[str]:
     """The live (not zombie) processes of process group `group`, as "pid command line"."""
     if not _PROC.is_dir():  # no /proc (macOS): ask the kernel whether the group has anyone

@@ -25,7 +25,7 @@ from devprovider.__main__ import start_dev_environment
 from tests.app_server import PROJECT, production_server, serve
 from tests.browser import Browser
 from tests.conftest import page_of, server_process_environment, user_apis
-from tests.processes import start, stop
+from tests.processes import require_ctrl_c, start, stop
 from tests.servers import free_port, listening_socket, wait_for_port
 
 ALICE = DEFAULT_USERS[0]
@@ -83,6 +83,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 def test_provider_only_on_fixed_ports_with_the_production_server(tmp_path: Path) -> None:
     """The README's steps: the stand-in alone on the ports given, then the production server
     with the settings it wrote, and a sign-in through both."""
+    require_ctrl_c()  # the stand-in stops on SIGINT, as in a terminal
     listener = listening_socket()  # the app's, bound first: its port is in REDIRECT_URI
     app_port = listener.getsockname()[1]
     provider_port, pages_port = free_port(), free_port()
@@ -140,6 +141,8 @@ def test_dev_mode_at_debug_logs_no_secret_and_stops_on_ctrl_c(tmp_path: Path) ->
     same, and a start is most of such a test's time. (Ctrl-C is not checked on Windows: a
     process group's SIGINT is POSIX.)"""
     ctrl_c = sys.platform != "win32"
+    if ctrl_c:
+        require_ctrl_c()
     port = free_port()
     log = tmp_path / "dev.log"
     with log.open("w") as out:  # a file, not a pipe: a full pipe would block the server
