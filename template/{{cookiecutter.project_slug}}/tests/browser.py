@@ -656,8 +656,7 @@ class _Transport:
             conn, reused = self._connection(key, connect_timeout)
             connecting = not reused
             try:
-                if connecting:
-                    conn.timeout = connect_timeout
+                if connecting:  # made with the connect timeout (`_connection`)
                     conn.connect()
                     connecting = False
                 conn.sock.settimeout(read_timeout)
@@ -676,7 +675,7 @@ class _Transport:
                     # a kept-alive connection that the server closed when its keep-alive ran
                     # out, as this request went out, is tried once more on a new connection.
                     continue
-                raise requests.ConnectionError(exc, request=None) from exc
+                raise requests.ConnectionError(exc) from exc
             except TimeoutError as exc:
                 conn.close()
                 raise (requests.exceptions.ConnectTimeout if connecting
